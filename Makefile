@@ -1,0 +1,72 @@
+# mod_wsgi_rs: build, install, run and test against the installed Apache.
+#   make                 release build of the module
+#   make run             private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#   make test            unit tests + integration tests against real Apache
+#   make install         apxs-style install (honours DESTDIR and APXS)
+#   make -s module-path  absolute path of the built module
+
+PYTHON ?= /usr/bin/python3
+APXS ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+PORT ?= 8000
+APP ?= $(CURDIR)/conf-examples/hello.wsgi
+CARGO ?= cargo
+CARGO_TARGET_DIR ?= $(CURDIR)/target
+MODULE := $(CARGO_TARGET_DIR)/release/libmod_wsgi_rs.so
+
+export PYO3_PYTHON := $(PYTHON)
+export APXS
+export CARGO_TARGET_DIR
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl
+
+.PHONY: all build deps module-path install run test unit-test integration-test clean
+
+all: build
+
+# Installs what is missing, and only that.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+
+build: deps
+	$(CARGO) build --release
+
+$(MODULE): build
+
+module-path:
+	@echo $(MODULE)
+
+install: build
+	@libexec=$$($(APXS) -q LIBEXECDIR); sysconf=$$($(APXS) -q SYSCONFDIR); \
+	install -d "$(DESTDIR)$$libexec" && \
+	install -m 0644 $(MODULE) "$(DESTDIR)$$libexec/mod_wsgi_rs.so" && \
+	echo "installed $(DESTDIR)$$libexec/mod_wsgi_rs.so"; \
+	if [ -d "$$sysconf/mods-available" ]; then \
+	  install -d "$(DESTDIR)$$sysconf/mods-available" && \
+	  echo "LoadModule wsgi_module $$libexec/mod_wsgi_rs.so" > "$(DESTDIR)$$sysconf/mods-available/wsgi_rs.load" && \
+	  echo "installed $(DESTDIR)$$sysconf/mods-available/wsgi_rs.load (enable with: a2enmod wsgi_rs)"; \
+	fi
+
+run: build
+	@scripts/run.sh "$(MODULE)" "$(PORT)" "$(APP)" "$(CARGO_TARGET_DIR)/run"
+
+unit-test: deps
+	$(CARGO) test --release --lib
+
+integration-test: build
+	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release --tests
+
+test: build
+	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,139 @@
+//! Generates the httpd/APR bindings from the headers of the Apache we will be
+//! loaded into. Everything is asked of the installed server (`apxs`,
+//! `apr-1-config`); nothing is hard-coded. `APXS=/path/to/apxs` points the build
+//! at another httpd (e.g. the Docker image's /usr/local/apache2/bin/apxs).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Stops the build with one line that says what to install.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    println!("cargo::error={message}");
+    std::process::exit(1);
+}
+
+fn run(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn find_apr_config(apxs: &str) -> String {
+    if let Ok(p) = env::var("APR_CONFIG") {
+        return p;
+    }
+    // apxs knows the APR it was built with; fall back to the one on PATH.
+    if let Some(bindir) = run(apxs, &["-q", "APR_BINDIR"]) {
+        for name in ["apr-1-config", "apr-config"] {
+            let p = Path::new(&bindir).join(name);
+            if p.exists() {
+                return p.to_string_lossy().into_owned();
+            }
+        }
+    }
+    "apr-1-config".to_string()
+}
+
+/// Splits a compiler flag string into the -I/-D flags clang needs.
+fn clang_flags(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .filter(|f| f.starts_with("-I") || f.starts_with("-D"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn check_python() -> String {
+    let python = env::var("PYO3_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let probe = "import sys,sysconfig;print('%d.%d' % sys.version_info[:2]);print(sysconfig.get_paths()['include'])";
+    let Some(out) = run(&python, &["-c", probe]) else {
+        fail(&format!(
+            "cannot run the Python interpreter {python}: install python3 (apt-get install python3-dev) or set PYTHON="
+        ));
+    };
+    let mut lines = out.lines();
+    let version = lines.next().unwrap_or("").to_string();
+    let include = lines.next().unwrap_or("");
+    if !Path::new(include).join("Python.h").exists() {
+        fail(&format!(
+            "Python.h not found in {include}: apt-get install python3-dev"
+        ));
+    }
+    version
+}
+
+fn main() {
+    println!("cargo::rerun-if-changed=apache-headers/wrapper.h");
+    println!("cargo::rerun-if-env-changed=APXS");
+    println!("cargo::rerun-if-env-changed=APR_CONFIG");
+    println!("cargo::rerun-if-env-changed=PYO3_PYTHON");
+
+    let python_version = check_python();
+    println!("cargo::rustc-env=MWRS_PYTHON_VERSION={python_version}");
+
+    let apxs = env::var("APXS").unwrap_or_else(|_| "apxs".into());
+    // `apxs -q A B C` joins the values with ";;".
+    let Some(apxs_out) = run(&apxs, &["-q", "INCLUDEDIR", "CFLAGS", "EXTRA_CPPFLAGS"]) else {
+        fail(&format!(
+            "`{apxs} -q INCLUDEDIR` failed: apt-get install apache2-dev (or set APXS=/path/to/apxs)"
+        ));
+    };
+    let mut parts = apxs_out.split(";;");
+    let includedir = parts.next().unwrap_or("").trim().to_string();
+    if !Path::new(&includedir).join("httpd.h").exists() {
+        fail(&format!(
+            "httpd.h not found in {includedir}: apt-get install apache2-dev"
+        ));
+    }
+    let mut flags = vec![format!("-I{includedir}")];
+    for rest in parts {
+        flags.extend(clang_flags(rest));
+    }
+    let apr_config = find_apr_config(&apxs);
+    let Some(apr_out) = run(&apr_config, &["--includes", "--cppflags"]) else {
+        fail(&format!(
+            "`{apr_config} --includes` failed: apt-get install libapr1-dev (comes with apache2-dev)"
+        ));
+    };
+    flags.extend(clang_flags(&apr_out));
+
+    let builder = bindgen::Builder::default()
+        .header("apache-headers/wrapper.h")
+        .clang_args(&flags)
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .allowlist_var("MWRS_.*")
+        .allowlist_var("AP_SERVER_BASEVERSION")
+        .allowlist_type("request_rec|server_rec|conn_rec|cmd_parms|command_rec|module|process_rec")
+        .allowlist_type("apr_table_entry_t|apr_array_header_t|ap_directive_t|apr_finfo_t")
+        .allowlist_function("ap_hook_(post_config|child_init|translate_name|handler|check_config|pre_config|open_logs)")
+        .allowlist_function("ap_log_error_|ap_log_rerror_|ap_add_version_component|ap_mpm_query")
+        .allowlist_function("ap_add_common_vars|ap_add_cgi_vars|ap_rwrite|ap_rflush|ap_set_content_type")
+        .allowlist_function("ap_setup_client_block|ap_should_client_block|ap_get_client_block")
+        .allowlist_function("ap_check_cmd_context|ap_get_server_description|ap_server_root_relative")
+        .allowlist_function("ap_get_server_port|ap_get_server_name")
+        .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
+        .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
+        .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_add|apr_table_unset")
+        .derive_debug(false)
+        .derive_default(false)
+        .layout_tests(false)
+        .generate_comments(false);
+
+    // bindgen panics when it cannot load libclang; turn that into the one-line fix.
+    let generated =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
+    let bindings = match generated {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => fail(&format!(
+            "bindgen could not read the Apache headers ({e}): apt-get install apache2-dev"
+        )),
+        Err(_) => fail("bindgen could not load libclang: apt-get install libclang-dev"),
+    };
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("apache_bindings.rs");
+    bindings
+        .write_to_file(&out)
+        .unwrap_or_else(|e| fail(&format!("cannot write {}: {e}", out.display())));
+}

@@ -1,0 +1,87 @@
+//! The one FFI edge to httpd and APR. Everything outside this module (and
+//! `python`) is safe Rust; the wrappers here keep the raw pointers and say why
+//! each dereference is sound.
+
+pub mod ffi;
+pub mod hooks;
+pub mod log;
+#[cfg(not(test))]
+pub mod module;
+pub mod pool;
+pub mod request;
+pub mod table;
+
+use std::ffi::{CStr, c_char};
+
+/// Borrows a C string that Apache owns for at least as long as `'a`.
+///
+/// # Safety
+/// `p` must be null or point to a NUL-terminated string alive for `'a`.
+pub(crate) unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(p) }.to_str().ok()
+}
+
+/// Apache hook return codes and HTTP statuses, from the server's own headers.
+pub mod status {
+    use super::ffi;
+    pub const OK: i32 = ffi::MWRS_OK;
+    pub const DECLINED: i32 = ffi::MWRS_DECLINED;
+    pub const DONE: i32 = ffi::MWRS_DONE;
+    pub const HTTP_OK: i32 = ffi::MWRS_HTTP_OK;
+    pub const HTTP_BAD_REQUEST: i32 = ffi::MWRS_HTTP_BAD_REQUEST;
+    pub const HTTP_FORBIDDEN: i32 = ffi::MWRS_HTTP_FORBIDDEN;
+    pub const HTTP_NOT_FOUND: i32 = ffi::MWRS_HTTP_NOT_FOUND;
+    pub const HTTP_LENGTH_REQUIRED: i32 = ffi::MWRS_HTTP_LENGTH_REQUIRED;
+    pub const HTTP_REQUEST_ENTITY_TOO_LARGE: i32 = ffi::MWRS_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    pub const HTTP_INTERNAL_SERVER_ERROR: i32 = ffi::MWRS_HTTP_INTERNAL_SERVER_ERROR;
+    pub const HTTP_BAD_GATEWAY: i32 = ffi::MWRS_HTTP_BAD_GATEWAY;
+    pub const HTTP_SERVICE_UNAVAILABLE: i32 = ffi::MWRS_HTTP_SERVICE_UNAVAILABLE;
+    pub const HTTP_GATEWAY_TIME_OUT: i32 = ffi::MWRS_HTTP_GATEWAY_TIME_OUT;
+}
+
+/// Runs `f`, turning a Rust panic into `fallback` so that no panic ever
+/// unwinds into Apache (which would abort the child).
+pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::server(
+                None,
+                log::Level::Crit,
+                &format!(
+                    "mod_wsgi_rs: internal error in {what}: {msg} (pid {})",
+                    std::process::id()
+                ),
+            );
+            fallback
+        }
+    }
+}
+
+/// What the MPM of this Apache reports.
+pub struct MpmInfo {
+    pub threaded: bool,
+    pub forked: bool,
+}
+
+pub fn mpm_info() -> MpmInfo {
+    let query = |code: i32| {
+        let mut v: i32 = 0;
+        // SAFETY: ap_mpm_query writes one int through the pointer we own.
+        unsafe { ffi::ap_mpm_query(code, &mut v) };
+        v
+    };
+    MpmInfo {
+        threaded: query(ffi::MWRS_AP_MPMQ_IS_THREADED) != ffi::MWRS_AP_MPMQ_NOT_SUPPORTED,
+        forked: query(ffi::MWRS_AP_MPMQ_IS_FORKED) != ffi::MWRS_AP_MPMQ_NOT_SUPPORTED,
+    }
+}

@@ -1,0 +1,328 @@
+//! The module record Apache loads (`LoadModule wsgi_module ...`) and the
+//! `extern "C"` trampolines behind it. Each trampoline turns raw pointers
+//! into the safe wrappers, runs the safe code in `crate::dispatch` under
+//! `guard` (no panic crosses into Apache), and maps the result back.
+
+use super::hooks::{self, CmdParms, CmdScope, ModuleCallbacks, ModuleCell, ModuleList, Order};
+use super::pool::Pool;
+use super::request::Request;
+use super::{ffi, guard, log, status};
+use crate::config::{self, DIRECTIVES, DirConfig, DirectiveKind, Origin, Scope, ServerConfig};
+use crate::dispatch;
+use std::ffi::{c_char, c_int, c_void};
+
+const N: usize = DIRECTIVES.len();
+const NAME_LEN: usize = 40;
+const HELP_LEN: usize = 200;
+
+/// Directive names and help texts as C strings, built at compile time from
+/// the pure directive table.
+static NAMES: [[u8; NAME_LEN]; N] = {
+    let mut out = [[0u8; NAME_LEN]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = hooks::c_buffer::<NAME_LEN>(DIRECTIVES[i].name);
+        i += 1;
+    }
+    out
+};
+static HELPS: [[u8; HELP_LEN]; N] = {
+    let mut out = [[0u8; HELP_LEN]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = hooks::c_buffer::<HELP_LEN>(DIRECTIVES[i].help);
+        i += 1;
+    }
+    out
+};
+
+const fn req_override(context: config::Context) -> c_int {
+    use config::Context::*;
+    match context {
+        ServerOnly | ServerVhost => ffi::MWRS_RSRC_CONF,
+        ServerVhostDir => ffi::MWRS_RSRC_CONF | ffi::MWRS_ACCESS_CONF,
+        ServerVhostDirHtaccess => {
+            ffi::MWRS_RSRC_CONF | ffi::MWRS_ACCESS_CONF | ffi::MWRS_OR_FILEINFO
+        }
+        DirHtaccessAuth => ffi::MWRS_ACCESS_CONF | ffi::MWRS_OR_AUTHCFG,
+    }
+}
+
+static COMMANDS: hooks::CommandTable<{ N + 1 }> = {
+    let mut table = [hooks::END_OF_COMMANDS; N + 1];
+    let mut i = 0;
+    while i < N {
+        let spec = &DIRECTIVES[i];
+        let name = NAMES[i].as_ptr().cast::<c_char>();
+        let help = HELPS[i].as_ptr().cast::<c_char>();
+        let how = req_override(spec.context);
+        table[i] = match spec.kind {
+            DirectiveKind::Args => hooks::command_argv(name, directive_argv, i, how, help),
+            DirectiveKind::Section => hooks::command_raw(name, directive_section, i, how, help),
+        };
+        i += 1;
+    }
+    hooks::CommandTable(table)
+};
+
+/// The exported record. Named as mod_wsgi's so existing LoadModule lines
+/// work; "mod_wsgi.c" makes `LogLevel wsgi:debug` select our lines.
+#[unsafe(no_mangle)]
+pub static wsgi_module: ModuleCell = ModuleCell::new(
+    c"mod_wsgi.c",
+    COMMANDS.0.as_ptr(),
+    ModuleCallbacks {
+        create_dir_config,
+        merge_dir_config,
+        create_server_config,
+        merge_server_config,
+        register_hooks,
+    },
+);
+
+fn scope_of(s: CmdScope) -> Scope {
+    match s {
+        CmdScope::Server => Scope::Server,
+        CmdScope::VirtualHost => Scope::VirtualHost,
+        CmdScope::Directory => Scope::Directory,
+        CmdScope::Htaccess => Scope::Htaccess,
+    }
+}
+
+/// The config of a server (main or virtual host).
+fn server_config<'a>(s: *mut ffi::server_rec) -> Option<&'a mut ServerConfig> {
+    // SAFETY: our create/merge_server_config put a ServerConfig in every
+    // server's vector; Apache keeps it alive in pconf.
+    unsafe { wsgi_module.config::<ServerConfig>(hooks::server_module_config(s)) }
+}
+
+fn apply_directive(
+    parms: &CmdParms<'_>,
+    mconfig: *mut c_void,
+    args: &[&str],
+) -> Result<(), String> {
+    let index = parms.data();
+    let scope = scope_of(parms.scope());
+    let (file, line) = parms.origin();
+    let origin = Origin { file, line };
+    // SAFETY: Apache passes our own per-dir config (from create_dir_config).
+    let dir =
+        unsafe { (mconfig as *mut DirConfig).as_mut() }.ok_or("no per-directory configuration")?;
+    // .htaccess is read per request, possibly by many threads: it never
+    // writes to the shared server config.
+    let mut scratch = ServerConfig::default();
+    let server = match scope {
+        Scope::Htaccess => &mut scratch,
+        _ => server_config(parms.server()).ok_or("no server configuration")?,
+    };
+    config::apply(index, args, scope, &origin, server, dir).map_err(|e| e.to_string())
+}
+
+unsafe extern "C" fn directive_argv(
+    cmd: *mut ffi::cmd_parms,
+    mconfig: *mut c_void,
+    argc: c_int,
+    argv: *const *mut c_char,
+) -> *const c_char {
+    // SAFETY: Apache calls us with live cmd_parms and argc C strings.
+    let parms = unsafe { CmdParms::from_raw(cmd) };
+    let result = guard("directive", Err("internal error".to_string()), || {
+        // SAFETY: as above.
+        let args = unsafe { hooks::argv_strings(argc, argv) }?;
+        apply_directive(&parms, mconfig, &args)
+    });
+    match result {
+        Ok(()) => std::ptr::null(),
+        Err(message) => parms.error(&message),
+    }
+}
+
+unsafe extern "C" fn directive_section(
+    cmd: *mut ffi::cmd_parms,
+    mconfig: *mut c_void,
+    raw: *const c_char,
+) -> *const c_char {
+    // SAFETY: Apache calls us with live cmd_parms and the rest of the line.
+    let parms = unsafe { CmdParms::from_raw(cmd) };
+    let line = unsafe { super::cstr(raw) }.unwrap_or("").to_string();
+    let result = guard("directive", Err("internal error".to_string()), || {
+        let inner = line.trim().trim_end_matches('>');
+        let args: Vec<&str> = inner.split_whitespace().collect();
+        apply_directive(&parms, mconfig, &args)
+    });
+    match result {
+        Ok(()) => std::ptr::null(),
+        Err(message) => parms.error(&message),
+    }
+}
+
+unsafe extern "C" fn create_dir_config(p: *mut ffi::apr_pool_t, _dir: *mut c_char) -> *mut c_void {
+    // SAFETY: Apache's configuration pool, live for the generation.
+    let pool = unsafe { Pool::from_raw(p) };
+    pool.adopt(DirConfig::default()).cast()
+}
+
+unsafe extern "C" fn merge_dir_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    // SAFETY: both come from our create/merge_dir_config.
+    let (base, add) = unsafe { (&*(base as *const DirConfig), &*(add as *const DirConfig)) };
+    let merged = guard("merge_dir_config", add.clone(), || {
+        DirConfig::merge(base, add)
+    });
+    // SAFETY: as in create_dir_config.
+    unsafe { Pool::from_raw(p) }.adopt(merged).cast()
+}
+
+unsafe extern "C" fn create_server_config(
+    p: *mut ffi::apr_pool_t,
+    _s: *mut ffi::server_rec,
+) -> *mut c_void {
+    // SAFETY: Apache's configuration pool.
+    unsafe { Pool::from_raw(p) }
+        .adopt(ServerConfig::default())
+        .cast()
+}
+
+unsafe extern "C" fn merge_server_config(
+    p: *mut ffi::apr_pool_t,
+    base: *mut c_void,
+    add: *mut c_void,
+) -> *mut c_void {
+    // SAFETY: both come from our create/merge_server_config.
+    let (base, add) = unsafe {
+        (
+            &*(base as *const ServerConfig),
+            &*(add as *const ServerConfig),
+        )
+    };
+    let merged = guard("merge_server_config", add.clone(), || {
+        ServerConfig::merge(base, add)
+    });
+    // SAFETY: Apache's configuration pool.
+    unsafe { Pool::from_raw(p) }.adopt(merged).cast()
+}
+
+/// Main server config plus every virtual host's.
+fn all_server_configs<'a>(
+    s: *mut ffi::server_rec,
+) -> (Option<&'a ServerConfig>, Vec<&'a ServerConfig>) {
+    let mut main = None;
+    let mut vhosts = Vec::new();
+    for server in hooks::servers(s) {
+        if let Some(cfg) = server_config(server) {
+            if hooks::server_is_virtual(server) {
+                vhosts.push(&*cfg);
+            } else {
+                main = Some(&*cfg);
+            }
+        }
+    }
+    (main, vhosts)
+}
+
+unsafe extern "C" fn check_config(
+    _pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> c_int {
+    guard("check_config", status::HTTP_INTERNAL_SERVER_ERROR, || {
+        let (main, vhosts) = all_server_configs(s);
+        let Some(main) = main else { return status::OK };
+        match dispatch::check_config(main, &vhosts) {
+            Ok(()) => status::OK,
+            Err(message) => {
+                log::startup(log::Level::Emerg, &message);
+                status::HTTP_INTERNAL_SERVER_ERROR
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn post_config(
+    pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> c_int {
+    guard("post_config", status::OK, || {
+        // SAFETY: the configuration pool of this generation.
+        let pconf = unsafe { Pool::from_raw(pconf) };
+        hooks::add_version_component(pconf, &dispatch::banner());
+        // Apache runs post_config once to check, then again for real; act
+        // (warn, later: start daemons) only on the real pass. The marker lives
+        // in the process pool because this module's statics do not survive
+        // the unload/reload of each generation.
+        if hooks::first_time_in_pool(hooks::process_pool(s), c"mod_wsgi_rs.post_config") {
+            return status::OK;
+        }
+        let (main, vhosts) = all_server_configs(s);
+        if let Some(main) = main {
+            for line in dispatch::startup_lines(main, &vhosts) {
+                log::server(Some(s), line.0, &line.1);
+            }
+        }
+        status::OK
+    })
+}
+
+unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    guard("child_init", (), || {
+        if let Some(main) = server_config(s) {
+            if let Err(message) = dispatch::child_init(main) {
+                log::server(Some(s), log::Level::Crit, &message);
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
+    guard("translate_name", status::DECLINED, || {
+        // SAFETY: Apache passes the live request to this hook.
+        let request = unsafe { Request::from_raw(r) };
+        match server_config(request.server()) {
+            Some(cfg) => dispatch::translate_name(request, cfg),
+            None => status::DECLINED,
+        }
+    })
+}
+
+unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
+    guard("handler", status::HTTP_INTERNAL_SERVER_ERROR, || {
+        // SAFETY: Apache passes the live request to this hook.
+        let request = unsafe { Request::from_raw(r) };
+        if !dispatch::is_our_handler(request.handler()) {
+            return status::DECLINED;
+        }
+        let server = server_config(request.server());
+        // SAFETY: per_dir_config holds our merged DirConfig for this request.
+        let dir = unsafe { wsgi_module.config::<DirConfig>(hooks::request_dir_config(r)) };
+        match (server, dir) {
+            (Some(server), Some(dir)) => dispatch::handler(request, server, dir),
+            _ => status::DECLINED,
+        }
+    })
+}
+
+/// mod_alias must see requests first so that `Alias /static` next to
+/// `WSGIScriptAlias /` keeps serving files, as with mod_wsgi.
+static RUN_AFTER: ModuleList<2> = ModuleList([c"mod_alias.c".as_ptr(), std::ptr::null()]);
+static RUN_BEFORE: ModuleList<3> = ModuleList([
+    c"mod_userdir.c".as_ptr(),
+    c"mod_vhost_alias.c".as_ptr(),
+    std::ptr::null(),
+]);
+
+unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
+    guard("register_hooks", (), || {
+        log::set_module_index(wsgi_module.index());
+        hooks::check_config(check_config, Order::Middle);
+        hooks::post_config(post_config, Order::Middle);
+        hooks::child_init(child_init, Order::Middle);
+        hooks::translate_name(translate_name, &RUN_AFTER, &RUN_BEFORE, Order::Middle);
+        hooks::handler(handler, Order::Middle);
+    })
+}

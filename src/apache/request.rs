@@ -1,0 +1,248 @@
+//! request_rec as a Rust type: `&mut Request` is what hooks get to work with.
+
+use super::{cstr, ffi, log, pool::Pool, table::Table};
+use std::ffi::{c_char, c_int};
+
+/// One HTTP request being served by Apache.
+#[repr(transparent)]
+pub struct Request(ffi::request_rec);
+
+/// A request pointer that may cross into a closure run without the GIL.
+/// Apache serves a request on one thread at a time; the pointer is only
+/// dereferenced on the thread that owns the request.
+#[derive(Clone, Copy)]
+pub struct RequestPtr(*mut ffi::request_rec);
+// SAFETY: see the type's doc: used only by the thread serving the request.
+unsafe impl Send for RequestPtr {}
+
+impl RequestPtr {
+    /// # Safety
+    /// The request must still be live and used only by the current thread.
+    pub unsafe fn get<'a>(self) -> &'a mut Request {
+        // SAFETY: caller guarantees liveness and exclusivity.
+        unsafe { Request::from_raw(self.0) }
+    }
+}
+
+impl Request {
+    /// # Safety
+    /// `r` must be the live request Apache passed to a hook, used only on
+    /// this thread for the duration of the hook.
+    pub unsafe fn from_raw<'a>(r: *mut ffi::request_rec) -> &'a mut Request {
+        // SAFETY: repr(transparent) over request_rec; liveness from caller.
+        unsafe { &mut *(r as *mut Request) }
+    }
+
+    pub fn as_ptr(&self) -> *mut ffi::request_rec {
+        &self.0 as *const _ as *mut _
+    }
+
+    pub fn as_send(&self) -> RequestPtr {
+        RequestPtr(self.as_ptr())
+    }
+
+    pub fn pool(&self) -> Pool {
+        // SAFETY: the request pool lives as long as the request.
+        unsafe { Pool::from_raw(self.0.pool) }
+    }
+
+    pub fn server(&self) -> *mut ffi::server_rec {
+        self.0.server
+    }
+
+    fn text(&self, p: *const c_char) -> Option<&str> {
+        // SAFETY: request strings are pool-allocated for the request's life.
+        unsafe { cstr(p) }
+    }
+
+    pub fn uri(&self) -> &str {
+        self.text(self.0.uri).unwrap_or("")
+    }
+    pub fn filename(&self) -> Option<&str> {
+        self.text(self.0.filename)
+    }
+    pub fn handler(&self) -> Option<&str> {
+        self.text(self.0.handler)
+    }
+    pub fn method(&self) -> &str {
+        self.text(self.0.method).unwrap_or("")
+    }
+    pub fn path_info(&self) -> &str {
+        self.text(self.0.path_info).unwrap_or("")
+    }
+    pub fn is_head(&self) -> bool {
+        self.0.header_only != 0
+    }
+    pub fn is_main(&self) -> bool {
+        self.0.main.is_null()
+    }
+
+    /// True when the directory walk found a regular file at `filename`.
+    pub fn is_regular_file(&self) -> bool {
+        self.0.finfo.filetype as i32 == ffi::MWRS_APR_REG
+    }
+
+    pub fn set_filename(&mut self, value: &str) {
+        self.0.filename = self.pool().strdup(value) as *mut c_char;
+    }
+    pub fn set_handler(&mut self, value: &str) {
+        self.0.handler = self.pool().strdup(value);
+    }
+
+    pub fn notes(&self) -> Table {
+        // SAFETY: the request's tables live as long as the request.
+        unsafe { Table::from_raw(self.0.notes) }
+    }
+    pub fn headers_in(&self) -> Table {
+        // SAFETY: as for notes.
+        unsafe { Table::from_raw(self.0.headers_in) }
+    }
+    pub fn headers_out(&self) -> Table {
+        // SAFETY: as for notes.
+        unsafe { Table::from_raw(self.0.headers_out) }
+    }
+    pub fn err_headers_out(&self) -> Table {
+        // SAFETY: as for notes.
+        unsafe { Table::from_raw(self.0.err_headers_out) }
+    }
+    pub fn subprocess_env(&self) -> Table {
+        // SAFETY: as for notes.
+        unsafe { Table::from_raw(self.0.subprocess_env) }
+    }
+
+    /// Fills subprocess_env with the CGI variables, as mod_cgi would.
+    pub fn add_cgi_vars(&mut self) {
+        // SAFETY: both functions only read and extend the live request.
+        unsafe {
+            ffi::ap_add_common_vars(self.as_ptr());
+            ffi::ap_add_cgi_vars(self.as_ptr());
+        }
+    }
+
+    /// The status line the application chose, e.g. "200 OK".
+    pub fn set_status(&mut self, code: i32, line: &str) {
+        self.0.status = code;
+        self.0.status_line = self.pool().strdup(line);
+    }
+
+    pub fn set_content_type(&mut self, value: &str) {
+        let v = self.pool().strdup(value);
+        // SAFETY: the value is a pool string that outlives the request.
+        unsafe { ffi::ap_set_content_type(self.as_ptr(), v) };
+    }
+
+    /// Writes body bytes through the output filters. Err means the client is
+    /// gone (or a filter failed).
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ()> {
+        for chunk in data.chunks(c_int::MAX as usize) {
+            // SAFETY: the buffer is valid for chunk.len() bytes during the call.
+            let n = unsafe {
+                ffi::ap_rwrite(chunk.as_ptr().cast(), chunk.len() as c_int, self.as_ptr())
+            };
+            if n < 0 {
+                return Err(());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), ()> {
+        // SAFETY: live request.
+        if unsafe { ffi::ap_rflush(self.as_ptr()) } < 0 {
+            Err(())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Prepares to read the request body. Returns Apache's status on error
+    /// (e.g. 411 for a chunked body when not allowed, 413 over LimitRequestBody).
+    pub fn setup_body(&mut self, allow_chunked: bool) -> Result<(), i32> {
+        let policy = if allow_chunked {
+            ffi::MWRS_REQUEST_CHUNKED_DECHUNK
+        } else {
+            ffi::MWRS_REQUEST_CHUNKED_ERROR
+        };
+        // SAFETY: live request; sets up body reading state.
+        let rc = unsafe { ffi::ap_setup_client_block(self.as_ptr(), policy) };
+        if rc != ffi::MWRS_OK {
+            return Err(rc);
+        }
+        // SAFETY: live request; may send "100 Continue".
+        unsafe { ffi::ap_should_client_block(self.as_ptr()) };
+        Ok(())
+    }
+
+    /// Reads body bytes into `buf`: Ok(0) at the end, Err when the client
+    /// went away or sent a bad body.
+    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
+        // SAFETY: buf is valid for its length; Apache writes at most that many bytes.
+        let n =
+            unsafe { ffi::ap_get_client_block(self.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 { Err(()) } else { Ok(n as usize) }
+    }
+
+    pub fn log(&self, level: log::Level, text: &str) {
+        log::request(self.as_ptr(), level, text);
+    }
+}
+
+impl RequestPtr {
+    pub fn as_raw(self) -> *mut ffi::request_rec {
+        self.0
+    }
+}
+
+/// A handle to the request being served that Python objects (wsgi.input,
+/// wsgi.errors, start_response) may keep. It goes dead when the handler
+/// returns, so an object the application keeps cannot reach a freed request;
+/// the mutex keeps a Python thread and the request thread from using the
+/// request_rec at the same time.
+#[derive(Clone)]
+pub struct SharedRequest(std::sync::Arc<parking_lot::Mutex<Option<RequestPtr>>>);
+
+impl SharedRequest {
+    /// Runs `f` on the request, or returns None when the request is over.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Request) -> R) -> Option<R> {
+        let guard = self.0.lock();
+        // SAFETY: the pointer is present only while the handler that created
+        // the scope is running (RequestScope clears it on drop), and the lock
+        // gives exclusive use.
+        guard.map(|p| f(unsafe { p.get() }))
+    }
+
+    /// The raw pointer for logging, while the request lives.
+    pub fn log(&self, level: log::Level, text: &str) {
+        match *self.0.lock() {
+            Some(p) => log::request(p.as_raw(), level, text),
+            None => log::server(None, level, text),
+        }
+    }
+}
+
+/// Owns the lifetime of every SharedRequest made from it.
+pub struct RequestScope(SharedRequest);
+
+impl RequestScope {
+    pub fn new(r: &mut Request) -> RequestScope {
+        RequestScope(SharedRequest(std::sync::Arc::new(parking_lot::Mutex::new(
+            Some(r.as_send()),
+        ))))
+    }
+    pub fn handle(&self) -> SharedRequest {
+        self.0.clone()
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        *self.0.0.lock() = None;
+    }
+}
+
+impl Request {
+    /// Modification time of the file the directory walk found (APR usec).
+    pub fn mtime(&self) -> i64 {
+        self.0.finfo.mtime
+    }
+}

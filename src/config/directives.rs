@@ -1,0 +1,449 @@
+//! The table of all mod_wsgi directives, in the order the Apache edge
+//! registers them. `apply` is called with an index into [`DIRECTIVES`].
+//!
+//! Every directive mod_wsgi 6.0.5 knows is listed, even when the feature
+//! behind it is not built yet: an existing configuration must still load
+//! (and be validated), and [`Status::NotYet`] says what the directive will
+//! not do so the edge can warn once at startup.
+
+/// Where Apache allows a directive (mapped by the edge to `req_override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Main server config only (RSRC_CONF, and refused in `<VirtualHost>`).
+    ServerOnly,
+    /// Server config and `<VirtualHost>` (RSRC_CONF).
+    ServerVhost,
+    /// Server, vhost and `<Directory>`/`<Location>` (RSRC_CONF | ACCESS_CONF).
+    ServerVhostDir,
+    /// Everywhere, including .htaccess with AllowOverride FileInfo (OR_FILEINFO).
+    ServerVhostDirHtaccess,
+    /// `<Directory>`/`<Location>` and .htaccess with AllowOverride AuthConfig (OR_AUTHCFG).
+    DirHtaccessAuth,
+}
+
+/// How Apache hands over the arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectiveKind {
+    /// Ordinary directive: words split by Apache, quotes removed.
+    Args,
+    /// A `<Section ...>` opener (only `<WSGIInterpreterOptions`).
+    Section,
+}
+
+/// Whether mod_wsgi_rs does what the directive asks for yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Implemented,
+    /// Accepted and validated, but the feature is missing: one short phrase.
+    NotYet(&'static str),
+}
+
+/// One row of [`DIRECTIVES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectiveSpec {
+    pub name: &'static str,
+    pub context: Context,
+    pub kind: DirectiveKind,
+    pub status: Status,
+    /// Syntax line shown by Apache (e.g. in `httpd -L`).
+    pub help: &'static str,
+}
+
+// What is missing, shared by the directives that wait for the same feature.
+// Flip a directive to `Implemented` in the table below when it works; these
+// phrases and the table are the only place status lives.
+const DAEMON: Status = Status::NotYet("daemon mode is not built yet; requests run embedded");
+const SUBINTERP: Status = Status::NotYet(
+    "sub-interpreters are not built yet; every application runs in the main interpreter",
+);
+const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
+const PY_INIT: Status = Status::NotYet("this Python start-up setting is not applied yet");
+const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
+const AUTH: Status = Status::NotYet("authentication and access-control hooks are not built yet");
+
+use Context::*;
+use DirectiveKind::*;
+use Status::Implemented;
+
+const fn d(
+    name: &'static str,
+    context: Context,
+    status: Status,
+    help: &'static str,
+) -> DirectiveSpec {
+    DirectiveSpec {
+        name,
+        context,
+        kind: Args,
+        status,
+        help,
+    }
+}
+
+/// All 49 directives, in mod_wsgi-compat.md order. The order is part of the
+/// contract: the edge passes the index to `apply`.
+pub static DIRECTIVES: &[DirectiveSpec] = &[
+    // Mapping requests and choosing where they run.
+    d(
+        "WSGIScriptAlias",
+        ServerVhost,
+        Implemented,
+        "WSGIScriptAlias url-path file-or-dir [process-group=G] [application-group=A] [callable-object=C] [pass-authorization=On|Off]",
+    ),
+    d(
+        "WSGIScriptAliasMatch",
+        ServerVhost,
+        Implemented,
+        "WSGIScriptAliasMatch regex file-path-with-$N [process-group=G] [application-group=A] [callable-object=C] [pass-authorization=On|Off]",
+    ),
+    d(
+        "WSGIDaemonProcess",
+        ServerVhost,
+        DAEMON,
+        "WSGIDaemonProcess name [option=value ...]",
+    ),
+    d(
+        "WSGIProcessGroup",
+        ServerVhostDir,
+        DAEMON,
+        "WSGIProcessGroup name|%{GLOBAL}|%{ENV:var}",
+    ),
+    d(
+        "WSGIApplicationGroup",
+        ServerVhostDir,
+        SUBINTERP,
+        "WSGIApplicationGroup name|%{GLOBAL}|%{RESOURCE}|%{SERVER}|%{HOST}|%{ENV:var}",
+    ),
+    d(
+        "WSGICallableObject",
+        ServerVhostDirHtaccess,
+        Implemented,
+        "WSGICallableObject name (default: application)",
+    ),
+    d(
+        "WSGIRestrictProcess",
+        ServerVhostDir,
+        DAEMON,
+        "WSGIRestrictProcess group [group ...]",
+    ),
+    d(
+        "WSGIRestrictEmbedded",
+        ServerOnly,
+        Status::NotYet("refusing embedded mode is not built yet"),
+        "WSGIRestrictEmbedded On|Off",
+    ),
+    d(
+        "WSGIImportScript",
+        ServerOnly,
+        Status::NotYet("preloading scripts at process start is not built yet"),
+        "WSGIImportScript path process-group=G application-group=A",
+    ),
+    d(
+        "WSGIDispatchScript",
+        ServerVhostDirHtaccess,
+        Status::NotYet("dispatch scripts are not built yet"),
+        "WSGIDispatchScript path [process-group=G] [application-group=A]",
+    ),
+    d(
+        "WSGIHandlerScript",
+        ServerVhostDirHtaccess,
+        Status::NotYet("handler scripts are not built yet"),
+        "WSGIHandlerScript name path [process-group=G] [application-group=A] [pass-authorization=On|Off]",
+    ),
+    // Python.
+    d(
+        "WSGIPythonHome",
+        ServerOnly,
+        Implemented,
+        "WSGIPythonHome prefix-or-venv-root",
+    ),
+    d(
+        "WSGIPythonPath",
+        ServerOnly,
+        Implemented,
+        "WSGIPythonPath dir[:dir ...]",
+    ),
+    d(
+        "WSGIPythonOptimize",
+        ServerOnly,
+        PY_INIT,
+        "WSGIPythonOptimize 0|1|2",
+    ),
+    d(
+        "WSGIPythonHashSeed",
+        ServerOnly,
+        PY_INIT,
+        "WSGIPythonHashSeed random|0..4294967295",
+    ),
+    d(
+        "WSGIPythonWarnings",
+        ServerOnly,
+        PY_INIT,
+        "WSGIPythonWarnings filter",
+    ),
+    d("WSGIPythonEggs", ServerOnly, PY_INIT, "WSGIPythonEggs dir"),
+    d(
+        "WSGIDontWriteBytecode",
+        ServerOnly,
+        PY_INIT,
+        "WSGIDontWriteBytecode On|Off",
+    ),
+    d(
+        "WSGIDestroyInterpreter",
+        ServerOnly,
+        PY_INIT,
+        "WSGIDestroyInterpreter On|Off",
+    ),
+    d(
+        "WSGISwitchInterval",
+        ServerOnly,
+        PY_INIT,
+        "WSGISwitchInterval seconds",
+    ),
+    d(
+        "WSGIPerInterpreterGIL",
+        ServerOnly,
+        SUBINTERP,
+        "WSGIPerInterpreterGIL On|Off",
+    ),
+    d(
+        "WSGIFreeThreading",
+        ServerOnly,
+        Status::NotYet("free-threaded Python builds are not supported yet"),
+        "WSGIFreeThreading On|Off",
+    ),
+    DirectiveSpec {
+        name: "<WSGIInterpreterOptions",
+        context: ServerOnly,
+        kind: Section,
+        status: SUBINTERP,
+        help: "<WSGIInterpreterOptions [process-group=G] [application-group=A]> ... </WSGIInterpreterOptions>",
+    },
+    d(
+        "WSGIRestrictStdin",
+        ServerOnly,
+        PY_INIT,
+        "WSGIRestrictStdin On|Off",
+    ),
+    d(
+        "WSGIRestrictStdout",
+        ServerOnly,
+        PY_INIT,
+        "WSGIRestrictStdout On|Off",
+    ),
+    d(
+        "WSGIRestrictSignal",
+        ServerOnly,
+        PY_INIT,
+        "WSGIRestrictSignal On|Off",
+    ),
+    d(
+        "WSGICaseSensitivity",
+        ServerOnly,
+        SUBINTERP,
+        "WSGICaseSensitivity On|Off",
+    ),
+    // Request handling.
+    d(
+        "WSGIPassAuthorization",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGIPassAuthorization On|Off",
+    ),
+    d(
+        "WSGIScriptReloading",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGIScriptReloading On|Off",
+    ),
+    d(
+        "WSGIErrorOverride",
+        ServerVhostDirHtaccess,
+        DAEMON,
+        "WSGIErrorOverride On|Off",
+    ),
+    d(
+        "WSGIChunkedRequest",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGIChunkedRequest On|Off",
+    ),
+    d(
+        "WSGIMapHEADToGET",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGIMapHEADToGET On|Off|Auto",
+    ),
+    d(
+        "WSGIIgnoreActivity",
+        ServerVhostDirHtaccess,
+        DAEMON,
+        "WSGIIgnoreActivity On|Off",
+    ),
+    d(
+        "WSGIEnableSendfile",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGIEnableSendfile On|Off",
+    ),
+    d(
+        "WSGITrustedProxyHeaders",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGITrustedProxyHeaders header [header ...]",
+    ),
+    d(
+        "WSGITrustedProxies",
+        ServerVhostDirHtaccess,
+        REQUEST,
+        "WSGITrustedProxies address-or-cidr [address-or-cidr ...]",
+    ),
+    d(
+        "WSGIPassApacheRequest",
+        ServerVhostDir,
+        REQUEST,
+        "WSGIPassApacheRequest On|Off",
+    ),
+    // Apache authentication and authorisation hooks.
+    d(
+        "WSGIAccessScript",
+        DirHtaccessAuth,
+        AUTH,
+        "WSGIAccessScript path [application-group=A] [process-group=G]",
+    ),
+    d(
+        "WSGIAuthUserScript",
+        DirHtaccessAuth,
+        AUTH,
+        "WSGIAuthUserScript path [application-group=A] [process-group=G]",
+    ),
+    d(
+        "WSGIAuthGroupScript",
+        DirHtaccessAuth,
+        AUTH,
+        "WSGIAuthGroupScript path [application-group=A] [process-group=G]",
+    ),
+    d(
+        "WSGIGroupAuthoritative",
+        DirHtaccessAuth,
+        AUTH,
+        "WSGIGroupAuthoritative On|Off",
+    ),
+    // Daemon plumbing, metrics, misc.
+    d(
+        "WSGISocketPrefix",
+        ServerOnly,
+        DAEMON,
+        "WSGISocketPrefix path",
+    ),
+    d(
+        "WSGISocketRotation",
+        ServerOnly,
+        DAEMON,
+        "WSGISocketRotation On|Off",
+    ),
+    d(
+        "WSGIAcceptMutex",
+        ServerOnly,
+        DAEMON,
+        "WSGIAcceptMutex default|flock|fcntl|sysvsem|posixsem|pthread",
+    ),
+    d(
+        "WSGIServerMetrics",
+        ServerOnly,
+        Status::NotYet("server metrics are not built yet"),
+        "WSGIServerMetrics On|Off",
+    ),
+    d(
+        "WSGISlowRequests",
+        ServerOnly,
+        TELEMETRY,
+        "WSGISlowRequests seconds",
+    ),
+    d(
+        "WSGITelemetryService",
+        ServerOnly,
+        TELEMETRY,
+        "WSGITelemetryService unix:/path [interval=seconds]",
+    ),
+    d(
+        "WSGITelemetryOptions",
+        ServerOnly,
+        TELEMETRY,
+        "WSGITelemetryOptions [+|-]Flag ... | None | All",
+    ),
+    d(
+        "WSGIVerboseDebugging",
+        ServerOnly,
+        Implemented,
+        "WSGIVerboseDebugging On|Off (no effect; use LogLevel wsgi:debug)",
+    ),
+];
+
+/// Position of `name` in [`DIRECTIVES`] (exact, case-sensitive).
+pub fn index_of(name: &str) -> Option<usize> {
+    DIRECTIVES.iter().position(|d| d.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forty_nine_unique_directives() {
+        assert_eq!(DIRECTIVES.len(), 49);
+        for (i, d) in DIRECTIVES.iter().enumerate() {
+            assert_eq!(index_of(d.name), Some(i), "duplicate {}", d.name);
+            assert!(
+                d.help.contains(d.name.trim_start_matches('<')),
+                "{}",
+                d.name
+            );
+            if let Status::NotYet(why) = d.status {
+                assert!(!why.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_interpreter_options_section_is_a_section() {
+        let sections: Vec<_> = DIRECTIVES
+            .iter()
+            .filter(|d| d.kind == DirectiveKind::Section)
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(sections, ["<WSGIInterpreterOptions"]);
+    }
+
+    #[test]
+    fn implemented_set() {
+        let implemented: Vec<_> = DIRECTIVES
+            .iter()
+            .filter(|d| d.status == Status::Implemented)
+            .map(|d| d.name)
+            .collect();
+        assert_eq!(
+            implemented,
+            [
+                "WSGIScriptAlias",
+                "WSGIScriptAliasMatch",
+                "WSGICallableObject",
+                "WSGIPythonHome",
+                "WSGIPythonPath",
+                "WSGIVerboseDebugging"
+            ]
+        );
+    }
+
+    #[test]
+    fn contexts_follow_the_reference() {
+        let ctx = |n| DIRECTIVES[index_of(n).unwrap()].context;
+        assert_eq!(ctx("WSGIDaemonProcess"), Context::ServerVhost);
+        assert_eq!(ctx("WSGIProcessGroup"), Context::ServerVhostDir);
+        assert_eq!(ctx("WSGICallableObject"), Context::ServerVhostDirHtaccess);
+        assert_eq!(ctx("WSGIImportScript"), Context::ServerOnly);
+        assert_eq!(ctx("WSGIAccessScript"), Context::DirHtaccessAuth);
+        assert_eq!(ctx("WSGIPassApacheRequest"), Context::ServerVhostDir);
+        assert_eq!(ctx("<WSGIInterpreterOptions"), Context::ServerOnly);
+    }
+}

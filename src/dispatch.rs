@@ -1,0 +1,173 @@
+//! What mod_wsgi_rs does at each Apache phase, in safe Rust: the
+//! `apache::module` trampolines call these with typed arguments.
+
+use crate::apache::log::Level;
+use crate::apache::request::Request;
+use crate::apache::{mpm_info, status};
+use crate::config::{self, DirConfig, ServerConfig};
+use crate::embedded::{self, RequestOptions};
+
+/// Handler names we serve: WSGIScriptAlias sets the first; AddHandler /
+/// SetHandler users may use either, as with mod_wsgi.
+const HANDLERS: &[&str] = &["wsgi-script", "application/x-httpd-wsgi"];
+/// Note on the request naming the WSGIScriptAlias that matched.
+const ALIAS_NOTE: &str = "mod_wsgi_rs.alias";
+
+pub fn banner() -> String {
+    format!(
+        "mod_wsgi_rs/{} Python/{}",
+        crate::VERSION,
+        crate::PYTHON_VERSION
+    )
+}
+
+pub fn is_our_handler(handler: Option<&str>) -> bool {
+    handler.is_some_and(|h| HANDLERS.contains(&h))
+}
+
+/// The cross-reference checks that need the whole configuration.
+pub fn check_config(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Result<(), String> {
+    config::check(main, vhosts).map_err(|e| e.to_string())
+}
+
+/// Lines logged once per generation when Apache starts serving.
+pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Level, String)> {
+    let mut lines = Vec::new();
+    let mode = if main.restrict_embedded() {
+        "embedded mode disabled by WSGIRestrictEmbedded"
+    } else {
+        "embedded mode"
+    };
+    lines.push((
+        Level::Notice,
+        format!(
+            "{} configured: {mode} (pid {})",
+            banner(),
+            std::process::id()
+        ),
+    ));
+    for (directive, missing) in config::not_yet_used(main, vhosts) {
+        lines.push((
+            Level::Warning,
+            format!("{directive} is accepted but not implemented yet: {missing}"),
+        ));
+    }
+    lines
+}
+
+/// Brings Python up in a new Apache child, unless embedded mode is off.
+pub fn child_init(main: &ServerConfig) -> Result<(), String> {
+    if main.restrict_embedded() {
+        return Ok(());
+    }
+    let settings = crate::python::InitSettings {
+        home: main.python.home.clone(),
+        path: main.python.path.clone(),
+    };
+    crate::python::initialize(&settings).map_err(|e| {
+        format!(
+            "cannot start Python in Apache child (pid {}): {e}",
+            std::process::id()
+        )
+    })
+}
+
+/// Joins a script alias target and the rest of the URI into the file name
+/// Apache's directory walk then splits into script and PATH_INFO.
+fn alias_filename(target: &str, matched: &str, uri: &str) -> String {
+    let rest = &uri[matched.len()..];
+    if !rest.is_empty() && !rest.starts_with('/') && !target.ends_with('/') {
+        format!("{target}/{rest}")
+    } else {
+        format!("{target}{rest}")
+    }
+}
+
+/// WSGIScriptAlias / WSGIScriptAliasMatch: map the URL to the script.
+pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
+    let uri = r.uri().to_string();
+    if !uri.starts_with('/') {
+        return status::DECLINED;
+    }
+    for (index, alias) in cfg.script_aliases.iter().enumerate() {
+        if let Some((matched, target)) = alias.map(&uri) {
+            let filename = alias_filename(&target, &matched, &uri);
+            r.set_filename(&filename);
+            r.set_handler(HANDLERS[0]);
+            r.notes().set(r.pool(), ALIAS_NOTE, &index.to_string());
+            return status::OK;
+        }
+    }
+    status::DECLINED
+}
+
+/// The content handler: runs the WSGI application for this request.
+pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
+    let Some(script) = r.filename().map(str::to_string) else {
+        return status::DECLINED;
+    };
+    if !r.is_regular_file() {
+        r.log(
+            Level::Error,
+            &format!("Target WSGI script not found or unable to stat: {script}"),
+        );
+        return status::HTTP_NOT_FOUND;
+    }
+    let alias = r
+        .notes()
+        .get(ALIAS_NOTE)
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| server.script_aliases.get(i));
+    let opts = alias.map(|a| &a.options);
+    let pick = |from_alias: Option<&String>, default: &str| {
+        from_alias.cloned().unwrap_or_else(|| default.to_string())
+    };
+    let request = RequestOptions {
+        script,
+        callable_object: pick(
+            opts.and_then(|o| o.callable_object.as_ref()),
+            dir.callable_object(),
+        ),
+        application_group: pick(
+            opts.and_then(|o| o.application_group.as_ref()),
+            dir.application_group(),
+        ),
+        process_group: pick(
+            opts.and_then(|o| o.process_group.as_ref()),
+            dir.process_group(),
+        ),
+        pass_authorization: opts
+            .and_then(|o| o.pass_authorization)
+            .unwrap_or(dir.pass_authorization()),
+        script_reloading: dir.script_reloading(),
+        chunked_request: dir.chunked_request(),
+        multithread: mpm_info().threaded,
+    };
+    embedded::handle(r, &request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::alias_filename;
+
+    #[test]
+    fn alias_filename_keeps_path_info_separate() {
+        assert_eq!(alias_filename("/srv/app.wsgi", "/", "/"), "/srv/app.wsgi");
+        assert_eq!(
+            alias_filename("/srv/app.wsgi", "/", "/foo"),
+            "/srv/app.wsgi/foo"
+        );
+        assert_eq!(
+            alias_filename("/srv/app.wsgi", "", "/foo"),
+            "/srv/app.wsgi/foo"
+        );
+        assert_eq!(
+            alias_filename("/srv/app.wsgi", "/app", "/app/x"),
+            "/srv/app.wsgi/x"
+        );
+        assert_eq!(
+            alias_filename("/srv/dir/", "/d/", "/d/a.wsgi"),
+            "/srv/dir/a.wsgi"
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! Loading WSGI script files as Python modules, once per process, again when
+//! the file changes and WSGIScriptReloading is On.
+
+use crate::wsgi::WsgiError;
+use crate::wsgi::response::format_exception;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyModule};
+
+/// path -> (mtime, module). Lives in a Python dict so that the GIL, not a
+/// Rust lock, guards it: executing a script can release the GIL, and a Rust
+/// mutex held across that would deadlock against another request thread.
+static LOADED: GILOnceCell<Py<PyDict>> = GILOnceCell::new();
+
+/// The module name mod_wsgi gives a script: stable per path, never clashing
+/// with a real package.
+fn module_name(py: Python<'_>, path: &str) -> PyResult<String> {
+    let digest = py
+        .import("hashlib")?
+        .call_method1("md5", (path.as_bytes(),))?
+        .call_method0("hexdigest")?;
+    Ok(format!("_mod_wsgi_{}", digest.extract::<String>()?))
+}
+
+fn exec_script<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
+    let source = std::fs::read(path)?;
+    let name = module_name(py, path)?;
+    let module = PyModule::new(py, &name)?;
+    module.setattr("__file__", path)?;
+    let builtins = py.import("builtins")?;
+    let code = builtins.getattr("compile")?.call1((source, path, "exec"))?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item(&name, &module)?;
+    if let Err(e) = builtins.getattr("exec")?.call1((code, module.dict())) {
+        let _ = py.import("sys")?.getattr("modules")?.del_item(&name);
+        return Err(e);
+    }
+    Ok(module)
+}
+
+/// Returns the script's module, (re)loading it when needed.
+pub fn load<'py>(
+    py: Python<'py>,
+    path: &str,
+    mtime: i64,
+    reloading: bool,
+) -> Result<Bound<'py, PyModule>, WsgiError> {
+    let cache = LOADED.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+    if let Ok(Some(entry)) = cache.get_item(path) {
+        if let Ok((loaded_mtime, module)) = entry.extract::<(i64, Bound<'py, PyModule>)>() {
+            if !reloading || loaded_mtime == mtime {
+                return Ok(module);
+            }
+        }
+    }
+    let module = exec_script(py, path).map_err(|e| {
+        WsgiError::Script(format!(
+            "Failed to exec Python script file '{path}': {}",
+            format_exception(py, &e)
+        ))
+    })?;
+    let _ = cache.set_item(path, (mtime, &module));
+    Ok(module)
+}

@@ -1,0 +1,266 @@
+//! The first request path: a .wsgi script served in embedded mode by a real
+//! Apache, under each MPM.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const ENV_APP: &str = r#"
+import os, json
+def application(environ, start_response):
+    keys = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_PROTOCOL",
+            "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess", "mod_wsgi.application_group",
+            "HTTP_X_TEST", "CONTENT_LENGTH"]
+    data = {k: environ.get(k) for k in keys}
+    data["wsgi.version"] = list(environ["wsgi.version"])
+    data["pid"] = os.getpid()
+    data["body"] = environ["wsgi.input"].read().decode("latin-1")
+    body = json.dumps(data).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("X-App", "yes")])
+    return [body]
+"#;
+
+fn env_server(mpm: Mpm) -> Apache {
+    Apache::builder()
+        .mpm(mpm)
+        .file("app/env.wsgi", ENV_APP)
+        .directives("WSGIScriptAlias /env {dir}/app/env.wsgi\n")
+        .start()
+}
+
+fn json_field(body: &str, key: &str) -> String {
+    // The app writes compact JSON with known keys; pull one value as text.
+    let needle = format!("\"{key}\": ");
+    let start = body
+        .find(&needle)
+        .unwrap_or_else(|| panic!("{key} missing in {body}"))
+        + needle.len();
+    let rest = &body[start..];
+    let end = rest.find([',', '}']).unwrap();
+    rest[..end].trim().trim_matches('"').to_string()
+}
+
+#[test]
+fn serves_hello_under_every_mpm() {
+    for mpm in Mpm::ALL {
+        let apache = Apache::builder()
+            .mpm(mpm)
+            .file(
+                "app/hello.wsgi",
+                include_str!("../conf-examples/hello.wsgi"),
+            )
+            .directives("WSGIScriptAlias / {dir}/app/hello.wsgi\n")
+            .start();
+        let r = apache.get("/");
+        assert_eq!(r.status, 200, "{mpm:?}: {}", apache.error_log());
+        assert_eq!(r.text(), "Hello, World!");
+        assert_eq!(r.header("Content-Type"), Some("text/plain"));
+        let server = r.header("Server").unwrap_or("");
+        assert!(
+            server.contains("mod_wsgi_rs/") && server.contains("Python/3."),
+            "banner: {server}"
+        );
+        // Everything under / is the script, the rest of the URL its PATH_INFO.
+        assert_eq!(apache.get("/some/page").text(), "Hello, World!");
+        apache.stop();
+    }
+}
+
+#[test]
+fn environ_has_cgi_and_wsgi_keys() {
+    for mpm in Mpm::ALL {
+        let apache = env_server(mpm);
+        let r = apache.request("POST", "/env/a/b?x=1&y=2", &[("X-Test", "hi")], b"payload");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        let body = r.text();
+        assert_eq!(json_field(&body, "REQUEST_METHOD"), "POST");
+        assert_eq!(json_field(&body, "SCRIPT_NAME"), "/env");
+        assert_eq!(json_field(&body, "PATH_INFO"), "/a/b");
+        assert_eq!(json_field(&body, "QUERY_STRING"), "x=1&y=2");
+        assert_eq!(json_field(&body, "HTTP_X_TEST"), "hi");
+        assert_eq!(json_field(&body, "CONTENT_LENGTH"), "7");
+        assert_eq!(json_field(&body, "body"), "payload");
+        assert_eq!(json_field(&body, "wsgi.url_scheme"), "http");
+        assert_eq!(json_field(&body, "wsgi.multiprocess"), "true");
+        let threaded = if mpm == Mpm::Prefork { "false" } else { "true" };
+        assert_eq!(json_field(&body, "wsgi.multithread"), threaded, "{mpm:?}");
+        assert!(body.contains("\"wsgi.version\": [1, 0]"), "{body}");
+        assert_eq!(r.header("X-App"), Some("yes"));
+        // The app runs inside an Apache child, not the parent.
+        let pid: u32 = json_field(&body, "pid").parse().unwrap();
+        assert_ne!(pid, apache.parent_pid());
+        assert!(
+            apache.pids().contains(&pid),
+            "pid {pid} is not one of Apache's"
+        );
+    }
+}
+
+#[test]
+fn root_mount_gives_empty_script_name() {
+    let apache = Apache::builder()
+        .file("app/env.wsgi", ENV_APP)
+        .directives("WSGIScriptAlias / {dir}/app/env.wsgi\n")
+        .start();
+    let r = apache.get("/");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(json_field(&r.text(), "SCRIPT_NAME"), "");
+    assert_eq!(json_field(&r.text(), "PATH_INFO"), "/");
+    let r = apache.get("/deep/path");
+    assert_eq!(json_field(&r.text(), "SCRIPT_NAME"), "");
+    assert_eq!(json_field(&r.text(), "PATH_INFO"), "/deep/path");
+}
+
+#[test]
+fn alias_for_static_files_wins_over_root_script_alias() {
+    let apache = Apache::builder()
+        .file(
+            "app/hello.wsgi",
+            include_str!("../conf-examples/hello.wsgi"),
+        )
+        .file("static/style.css", "body{}")
+        .directives("Alias /static {dir}/static\nWSGIScriptAlias / {dir}/app/hello.wsgi\n")
+        .start();
+    assert_eq!(apache.get("/static/style.css").text(), "body{}");
+    assert_eq!(apache.get("/anything").text(), "Hello, World!");
+}
+
+#[test]
+fn script_alias_match_substitutes_groups() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [__file__.encode()]\n";
+    let apache = Apache::builder()
+        .file("apps/one.wsgi", app)
+        .file("apps/two.wsgi", app)
+        .directives("WSGIScriptAliasMatch ^/site/([^/]+) {dir}/apps/$1.wsgi\n")
+        .start();
+    let one = apache.get("/site/one/page");
+    assert_eq!(one.status, 200, "{}", apache.error_log());
+    assert!(one.text().ends_with("/apps/one.wsgi"), "{}", one.text());
+    assert!(apache.get("/site/two").text().ends_with("/apps/two.wsgi"));
+    assert_eq!(apache.get("/site/three").status, 404);
+}
+
+#[test]
+fn callable_object_option_and_directive() {
+    let app = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'custom']\n\ndef other(environ, start_response):\n    start_response('200 OK', [])\n    return [b'other']\n";
+    let apache = Apache::builder()
+        .file("app/c.wsgi", app)
+        .directives(
+            "WSGIScriptAlias /a {dir}/app/c.wsgi callable-object=app\n\
+             WSGIScriptAlias /b {dir}/app/c.wsgi\n\
+             <Location /b>\n  WSGICallableObject other\n</Location>\n\
+             WSGIScriptAlias /c {dir}/app/c.wsgi\n",
+        )
+        .start();
+    assert_eq!(apache.get("/a").text(), "custom");
+    assert_eq!(apache.get("/b").text(), "other");
+    let c = apache.get("/c");
+    assert_eq!(c.status, 500);
+    assert!(apache.wait_for_log(
+        "does not contain WSGI application 'application'",
+        Duration::from_secs(5)
+    ));
+}
+
+#[test]
+fn exception_is_500_with_traceback_in_log() {
+    let app =
+        "def application(environ, start_response):\n    raise ValueError('boom from the app')\n";
+    let apache = Apache::builder()
+        .file("app/bad.wsgi", app)
+        .directives("WSGIScriptAlias /bad {dir}/app/bad.wsgi\n")
+        .start();
+    let r = apache.get("/bad");
+    assert_eq!(r.status, 500);
+    assert!(
+        !r.text().contains("boom"),
+        "the traceback must not reach the client"
+    );
+    assert!(
+        apache.wait_for_log("ValueError: boom from the app", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        apache
+            .error_log()
+            .contains("Exception occurred processing WSGI script")
+    );
+    // The child survived: the next request is served normally.
+    assert_eq!(apache.get("/bad").status, 500);
+}
+
+#[test]
+fn invalid_status_and_header_are_500_and_never_reach_client() {
+    let app = r#"
+def application(environ, start_response):
+    kind = environ["PATH_INFO"]
+    if kind == "/status":
+        start_response("OK", [])
+    elif kind == "/crlf":
+        start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: x=1")])
+    elif kind == "/hop":
+        start_response("200 OK", [("Connection", "close")])
+    elif kind == "/str":
+        start_response("200 OK", [])
+        return ["not bytes"]
+    return [b"x"]
+"#;
+    let apache = Apache::builder()
+        .file("app/v.wsgi", app)
+        .directives("WSGIScriptAlias /v {dir}/app/v.wsgi\n")
+        .start();
+    for path in ["/v/status", "/v/crlf", "/v/hop", "/v/str"] {
+        let r = apache.get(path);
+        assert_eq!(r.status, 500, "{path}");
+        assert!(r.header("X-Evil").is_none() && r.header("Set-Cookie").is_none());
+    }
+    let log = apache.error_log();
+    assert!(log.contains("status must be"), "{log}");
+    assert!(log.contains("control character"), "{log}");
+    assert!(log.contains("hop-by-hop"), "{log}");
+    assert!(log.contains("must return bytes"), "{log}");
+}
+
+#[test]
+fn missing_script_is_404_with_log_line() {
+    let apache = Apache::builder()
+        .directives("WSGIScriptAlias /gone {dir}/app/gone.wsgi\n")
+        .start();
+    assert_eq!(apache.get("/gone").status, 404);
+    assert!(apache.wait_for_log("Target WSGI script not found", Duration::from_secs(5)));
+}
+
+#[test]
+fn not_yet_directives_warn_at_startup() {
+    let apache = Apache::builder()
+        .file("app/hello.wsgi", include_str!("../conf-examples/hello.wsgi"))
+        .directives(
+            "WSGIDaemonProcess site processes=2 threads=3\nWSGIProcessGroup site\nWSGIScriptAlias / {dir}/app/hello.wsgi\n",
+        )
+        .start();
+    assert_eq!(apache.get("/").text(), "Hello, World!");
+    let log = apache.error_log();
+    assert!(
+        log.contains("WSGIDaemonProcess is accepted but not implemented yet"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("WSGIDaemonProcess is accepted but not implemented yet")
+            .count(),
+        1,
+        "{log}"
+    );
+}
+
+#[test]
+fn python_path_directive_extends_sys_path() {
+    let app = "import helper_mod\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [helper_mod.VALUE]\n";
+    let apache = Apache::builder()
+        .file("app/p.wsgi", app)
+        .file("lib/helper_mod.py", "VALUE = b'from helper'\n")
+        .directives("WSGIPythonPath {dir}/lib\nWSGIScriptAlias /p {dir}/app/p.wsgi\n")
+        .start();
+    let r = apache.get("/p");
+    assert_eq!(r.text(), "from helper", "{}", apache.error_log());
+}
