@@ -18,6 +18,12 @@ pub fn check(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Result<(), Config
     for server in std::iter::once(main).chain(vhosts.iter().copied()) {
         for group in &server.daemon_groups {
             if let Some(first) = seen.insert(&group.name, &group.origin) {
+                // Apache hands check_config the merged vhost configs, which
+                // repeat the main server's groups: the same definition, not a
+                // second one.
+                if *first == group.origin {
+                    continue;
+                }
                 return Err(ConfigError::new(
                     "WSGIDaemonProcess",
                     format!(
