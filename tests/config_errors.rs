@@ -11,9 +11,17 @@ fn rejects(directives: &str, needles: &[&str]) {
         .file("app/app.wsgi", include_str!("../conf-examples/hello.wsgi"))
         .directives(directives)
         .config_test();
-    assert!(!t.ok, "expected `apache2 -t` to fail for:\n{directives}\noutput:\n{}", t.output);
+    assert!(
+        !t.ok,
+        "expected `apache2 -t` to fail for:\n{directives}\noutput:\n{}",
+        t.output
+    );
     for n in needles {
-        assert!(t.output.contains(n), "output lacks {n:?} for:\n{directives}\noutput:\n{}", t.output);
+        assert!(
+            t.output.contains(n),
+            "output lacks {n:?} for:\n{directives}\noutput:\n{}",
+            t.output
+        );
     }
 }
 
@@ -22,73 +30,116 @@ fn accepts(directives: &str) {
         .file("app/app.wsgi", include_str!("../conf-examples/hello.wsgi"))
         .directives(directives)
         .config_test();
-    assert!(t.ok, "expected `apache2 -t` to pass for:\n{directives}\noutput:\n{}", t.output);
+    assert!(
+        t.ok,
+        "expected `apache2 -t` to pass for:\n{directives}\noutput:\n{}",
+        t.output
+    );
     assert!(t.output.contains("Syntax OK"), "{}", t.output);
 }
 
 #[test]
 fn unknown_daemon_option() {
-    rejects("WSGIDaemonProcess g thread=2\n", &["WSGIDaemonProcess", "unknown option 'thread'", "threads"]);
+    rejects(
+        "WSGIDaemonProcess g thread=2\n",
+        &["WSGIDaemonProcess", "unknown option 'thread'", "threads"],
+    );
 }
 
 #[test]
 fn non_numeric_threads() {
-    rejects("WSGIDaemonProcess g threads=abc\n", &["WSGIDaemonProcess", "'threads'", "abc"]);
+    rejects(
+        "WSGIDaemonProcess g threads=abc\n",
+        &["WSGIDaemonProcess", "'threads'", "abc"],
+    );
 }
 
 #[test]
 fn negative_processes() {
-    rejects("WSGIDaemonProcess g processes=-1\n", &["WSGIDaemonProcess", "'processes'", "-1"]);
+    rejects(
+        "WSGIDaemonProcess g processes=-1\n",
+        &["WSGIDaemonProcess", "'processes'", "-1"],
+    );
 }
 
 #[test]
 fn zero_processes() {
-    rejects("WSGIDaemonProcess g processes=0\n", &["WSGIDaemonProcess", "'processes'"]);
+    rejects(
+        "WSGIDaemonProcess g processes=0\n",
+        &["WSGIDaemonProcess", "'processes'"],
+    );
 }
 
 #[test]
 fn negative_timeout() {
-    rejects("WSGIDaemonProcess g request-timeout=-5\n", &["WSGIDaemonProcess", "'request-timeout'", "-5"]);
+    rejects(
+        "WSGIDaemonProcess g request-timeout=-5\n",
+        &["WSGIDaemonProcess", "'request-timeout'", "-5"],
+    );
 }
 
 #[test]
 fn non_numeric_timeout() {
-    rejects("WSGIDaemonProcess g inactivity-timeout=soon\n", &["WSGIDaemonProcess", "'inactivity-timeout'", "soon"]);
+    rejects(
+        "WSGIDaemonProcess g inactivity-timeout=soon\n",
+        &["WSGIDaemonProcess", "'inactivity-timeout'", "soon"],
+    );
 }
 
 #[test]
 fn option_without_value() {
-    rejects("WSGIDaemonProcess g threads\n", &["WSGIDaemonProcess", "threads"]);
+    rejects(
+        "WSGIDaemonProcess g threads\n",
+        &["WSGIDaemonProcess", "threads"],
+    );
 }
 
 #[test]
 fn bad_umask() {
-    rejects("WSGIDaemonProcess g umask=0999\n", &["WSGIDaemonProcess", "'umask'", "0999"]);
+    rejects(
+        "WSGIDaemonProcess g umask=0999\n",
+        &["WSGIDaemonProcess", "'umask'", "0999"],
+    );
 }
 
 #[test]
 fn small_send_buffer() {
-    rejects("WSGIDaemonProcess g send-buffer-size=100\n", &["WSGIDaemonProcess", "'send-buffer-size'", "512"]);
+    rejects(
+        "WSGIDaemonProcess g send-buffer-size=100\n",
+        &["WSGIDaemonProcess", "'send-buffer-size'", "512"],
+    );
 }
 
 #[test]
 fn cpu_priority_out_of_range() {
-    rejects("WSGIDaemonProcess g cpu-priority=40\n", &["WSGIDaemonProcess", "'cpu-priority'", "40"]);
+    rejects(
+        "WSGIDaemonProcess g cpu-priority=40\n",
+        &["WSGIDaemonProcess", "'cpu-priority'", "40"],
+    );
 }
 
 #[test]
 fn daemon_user_root_refused() {
-    rejects("WSGIDaemonProcess g user=root\n", &["WSGIDaemonProcess", "root"]);
+    rejects(
+        "WSGIDaemonProcess g user=root\n",
+        &["WSGIDaemonProcess", "root"],
+    );
 }
 
 #[test]
 fn daemon_user_unknown() {
-    rejects("WSGIDaemonProcess g user=no-such-user-xyz\n", &["WSGIDaemonProcess", "no-such-user-xyz"]);
+    rejects(
+        "WSGIDaemonProcess g user=no-such-user-xyz\n",
+        &["WSGIDaemonProcess", "no-such-user-xyz"],
+    );
 }
 
 #[test]
 fn duplicate_group_in_one_scope() {
-    rejects("WSGIDaemonProcess g\nWSGIDaemonProcess g threads=2\n", &["WSGIDaemonProcess", "'g'"]);
+    rejects(
+        "WSGIDaemonProcess g\nWSGIDaemonProcess g threads=2\n",
+        &["WSGIDaemonProcess", "'g'"],
+    );
 }
 
 #[test]
@@ -101,7 +152,10 @@ fn duplicate_group_across_virtual_hosts() {
 
 #[test]
 fn process_group_that_does_not_exist() {
-    rejects("WSGIProcessGroup nosuch\n", &["WSGIProcessGroup", "'nosuch'", "WSGIDaemonProcess"]);
+    rejects(
+        "WSGIProcessGroup nosuch\n",
+        &["WSGIProcessGroup", "'nosuch'", "WSGIDaemonProcess"],
+    );
 }
 
 #[test]
@@ -122,7 +176,10 @@ fn group_of_another_virtual_host_is_private() {
 
 #[test]
 fn bad_on_off() {
-    rejects("WSGIScriptReloading yes\n", &["WSGIScriptReloading", "On or Off", "yes"]);
+    rejects(
+        "WSGIScriptReloading yes\n",
+        &["WSGIScriptReloading", "On or Off", "yes"],
+    );
 }
 
 #[test]
@@ -135,7 +192,10 @@ fn bad_pass_authorization_option() {
 
 #[test]
 fn unknown_script_alias_option() {
-    rejects("WSGIScriptAlias / {dir}/app/app.wsgi proces-group=x\n", &["WSGIScriptAlias", "proces-group"]);
+    rejects(
+        "WSGIScriptAlias / {dir}/app/app.wsgi proces-group=x\n",
+        &["WSGIScriptAlias", "proces-group"],
+    );
 }
 
 #[test]
@@ -145,7 +205,10 @@ fn script_alias_missing_path() {
 
 #[test]
 fn bad_regex() {
-    rejects("WSGIScriptAliasMatch ^/(unclosed {dir}/app/app.wsgi\n", &["WSGIScriptAliasMatch", "^/(unclosed"]);
+    rejects(
+        "WSGIScriptAliasMatch ^/(unclosed {dir}/app/app.wsgi\n",
+        &["WSGIScriptAliasMatch", "^/(unclosed"],
+    );
 }
 
 #[test]
@@ -158,7 +221,10 @@ fn server_only_directive_in_virtual_host() {
 
 #[test]
 fn server_directive_in_directory() {
-    rejects("<Directory /tmp>\n  WSGIDaemonProcess g\n</Directory>\n", &["WSGIDaemonProcess", "not allowed"]);
+    rejects(
+        "<Directory /tmp>\n  WSGIDaemonProcess g\n</Directory>\n",
+        &["WSGIDaemonProcess", "not allowed"],
+    );
 }
 
 #[test]
@@ -173,7 +239,10 @@ fn hash_seed_not_a_number() {
 
 #[test]
 fn map_head_to_get_value() {
-    rejects("WSGIMapHEADToGET Sometimes\n", &["WSGIMapHEADToGET", "Auto", "Sometimes"]);
+    rejects(
+        "WSGIMapHEADToGET Sometimes\n",
+        &["WSGIMapHEADToGET", "Auto", "Sometimes"],
+    );
 }
 
 #[test]
@@ -186,7 +255,10 @@ fn import_script_missing_file() {
 
 #[test]
 fn trusted_proxy_not_an_address() {
-    rejects("WSGITrustedProxies 10.0.0.0/99\n", &["WSGITrustedProxies", "10.0.0.0/99"]);
+    rejects(
+        "WSGITrustedProxies 10.0.0.0/99\n",
+        &["WSGITrustedProxies", "10.0.0.0/99"],
+    );
 }
 
 #[test]
@@ -222,5 +294,8 @@ fn every_conf_example_passes_config_test() {
         assert!(t.ok, "{} fails `apache2 -t`:\n{}", path.display(), t.output);
         checked += 1;
     }
-    assert!(checked >= 2, "expected conf-examples/*.conf, found {checked}");
+    assert!(
+        checked >= 2,
+        "expected conf-examples/*.conf, found {checked}"
+    );
 }

@@ -264,3 +264,134 @@ fn python_path_directive_extends_sys_path() {
     let r = apache.get("/p");
     assert_eq!(r.text(), "from helper", "{}", apache.error_log());
 }
+
+const AUTH_APP: &str = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [repr(environ.get('HTTP_AUTHORIZATION')).encode()]\n";
+
+#[test]
+fn authorization_hidden_unless_passed() {
+    let apache = Apache::builder()
+        .file("app/a.wsgi", AUTH_APP)
+        .directives(
+            "WSGIScriptAlias /hidden {dir}/app/a.wsgi\n\
+             WSGIScriptAlias /option {dir}/app/a.wsgi pass-authorization=On\n\
+             WSGIScriptAlias /dir {dir}/app/a.wsgi\n\
+             <Location /dir>\n  WSGIPassAuthorization On\n</Location>\n",
+        )
+        .start();
+    let auth = [("Authorization", "Basic dXNlcjpwdw==")];
+    assert_eq!(apache.request("GET", "/hidden", &auth, b"").text(), "None");
+    assert_eq!(
+        apache.request("GET", "/option", &auth, b"").text(),
+        "'Basic dXNlcjpwdw=='"
+    );
+    assert_eq!(
+        apache.request("GET", "/dir", &auth, b"").text(),
+        "'Basic dXNlcjpwdw=='"
+    );
+}
+
+#[test]
+fn headers_with_underscores_are_not_passed() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [repr(sorted(k for k in environ if k.startswith('HTTP_X'))).encode()]\n";
+    let apache = Apache::builder()
+        .file("app/h.wsgi", app)
+        .directives("WSGIScriptAlias /h {dir}/app/h.wsgi\n")
+        .start();
+    let r = apache.request("GET", "/h", &[("X-Good", "1"), ("X_Spoof", "1")], b"");
+    assert_eq!(r.text(), "['HTTP_X_GOOD']");
+}
+
+#[test]
+fn chunked_request_body_needs_directive() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [environ['wsgi.input'].read()]\n";
+    let chunked = b"POST /PATH HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    let apache = Apache::builder()
+        .file("app/c.wsgi", app)
+        .directives(
+            "WSGIScriptAlias /off {dir}/app/c.wsgi\n\
+             WSGIScriptAlias /on {dir}/app/c.wsgi\n\
+             <Location /on>\n  WSGIChunkedRequest On\n</Location>\n",
+        )
+        .start();
+    let on = String::from_utf8_lossy(&apache.raw(&chunked.replace_path("/on"))).into_owned();
+    assert!(on.starts_with("HTTP/1.1 200"), "{on}");
+    assert!(
+        on.ends_with("hello world")
+            || on.contains("\r\n\r\nhello world")
+            || on.contains("hello world"),
+        "{on}"
+    );
+    let off = String::from_utf8_lossy(&apache.raw(&chunked.replace_path("/off"))).into_owned();
+    assert!(off.starts_with("HTTP/1.1 411"), "{off}");
+}
+
+trait ReplacePath {
+    fn replace_path(&self, path: &str) -> Vec<u8>;
+}
+impl ReplacePath for [u8] {
+    fn replace_path(&self, path: &str) -> Vec<u8> {
+        String::from_utf8_lossy(self)
+            .replacen("/PATH", path, 1)
+            .into_bytes()
+    }
+}
+
+#[test]
+fn changed_script_is_reloaded() {
+    let v1 = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'version 1']\n";
+    let v2 = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'version 2']\n";
+    // One child, so every request meets the same interpreter.
+    let apache = Apache::builder()
+        .mpm(Mpm::Prefork)
+        .file("app/r.wsgi", v1)
+        .file("app/n.wsgi", v1)
+        .directives(
+            "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n\
+             WSGIScriptAlias /r {dir}/app/r.wsgi\n\
+             WSGIScriptAlias /n {dir}/app/n.wsgi\n\
+             <Location /n>\n  WSGIScriptReloading Off\n</Location>\n",
+        )
+        .start();
+    assert_eq!(apache.get("/r").text(), "version 1");
+    assert_eq!(apache.get("/n").text(), "version 1");
+    // A different mtime (set explicitly: same-second writes would not show).
+    for name in ["r", "n"] {
+        let path = apache.dir.join(format!("app/{name}.wsgi"));
+        std::fs::write(&path, v2).unwrap();
+        let later = std::time::SystemTime::now() + Duration::from_secs(10);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+    }
+    assert_eq!(apache.get("/r").text(), "version 2");
+    assert_eq!(
+        apache.get("/n").text(),
+        "version 1",
+        "WSGIScriptReloading Off keeps the loaded script"
+    );
+}
+
+#[test]
+fn restrict_embedded_keeps_python_out_of_children() {
+    let apache = Apache::builder()
+        .file(
+            "app/hello.wsgi",
+            include_str!("../conf-examples/hello.wsgi"),
+        )
+        .directives("WSGIRestrictEmbedded On\nWSGIScriptAlias / {dir}/app/hello.wsgi\n")
+        .start();
+    let r = apache.get("/");
+    assert_eq!(r.status, 503);
+    // The child that took the request reports Python is not running in it.
+    assert!(
+        apache.wait_for_log(
+            "Python is not running in this Apache child",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
+}

@@ -1323,14 +1323,14 @@ mod tests {
         c.ok("WSGIPythonOptimize", &["1"])
             .ok("WSGIPythonOptimize", &["2"])
             .ok("WSGIPythonHome", &["/v"])
-            .ok("WSGIChunkedRequest", &["On"]);
+            .ok("WSGIEnableSendfile", &["On"]);
         let names: Vec<_> = c
             .server
             .used_not_yet
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIPythonOptimize", "WSGIChunkedRequest"]);
+        assert_eq!(names, ["WSGIPythonOptimize", "WSGIEnableSendfile"]);
         // A failed directive is not recorded.
         let _ = c.err("WSGIMapHEADToGET", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);

@@ -249,7 +249,7 @@ mod tests {
             Scope::Server,
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
-                ("WSGIChunkedRequest", &["On"]),
+                ("WSGIEnableSendfile", &["On"]),
                 ("WSGIDaemonProcess", &["g"]),
             ],
         );
@@ -258,12 +258,12 @@ mod tests {
             Scope::VirtualHost,
             &[
                 ("WSGIDaemonProcess", &["h"]),
-                ("WSGIChunkedRequest", &["Off"]),
+                ("WSGIEnableSendfile", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGIDaemonProcess", "WSGIChunkedRequest"]);
+        assert_eq!(names, ["WSGIDaemonProcess", "WSGIEnableSendfile"]);
         assert_eq!(
             used[0].1,
             "daemon mode is not built yet; requests run embedded"

@@ -129,7 +129,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIRestrictEmbedded",
         ServerOnly,
-        Status::NotYet("refusing embedded mode is not built yet"),
+        Implemented,
         "WSGIRestrictEmbedded On|Off",
     ),
     d(
@@ -247,13 +247,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIPassAuthorization",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGIPassAuthorization On|Off",
     ),
     d(
         "WSGIScriptReloading",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGIScriptReloading On|Off",
     ),
     d(
@@ -265,7 +265,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIChunkedRequest",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGIChunkedRequest On|Off",
     ),
     d(
@@ -428,8 +428,12 @@ mod tests {
                 "WSGIScriptAlias",
                 "WSGIScriptAliasMatch",
                 "WSGICallableObject",
+                "WSGIRestrictEmbedded",
                 "WSGIPythonHome",
                 "WSGIPythonPath",
+                "WSGIPassAuthorization",
+                "WSGIScriptReloading",
+                "WSGIChunkedRequest",
                 "WSGIVerboseDebugging"
             ]
         );

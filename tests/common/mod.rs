@@ -126,7 +126,7 @@ impl std::fmt::Display for Mpm {
 
 // ---------------------------------------------------------------- ports
 
-fn pick_port() -> u16 {
+pub fn pick_port() -> u16 {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(HashSet::new()));
     let mut given = given.lock().unwrap_or_else(|e| e.into_inner());
@@ -216,7 +216,7 @@ fn proc_table() -> Vec<(u32, char, u32)> {
 }
 
 /// Live (non-zombie) processes whose process group is `pgid`.
-fn group_members(pgid: u32) -> Vec<u32> {
+pub fn group_members(pgid: u32) -> Vec<u32> {
     let mut v: Vec<u32> = proc_table()
         .into_iter()
         .filter(|&(_, state, pgrp)| pgrp == pgid && state != 'Z' && state != 'X')

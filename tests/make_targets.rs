@@ -1,0 +1,141 @@
+//! The Makefile's user-facing targets: `make run` (through the script it
+//! runs), `make -s module-path` and `make install DESTDIR=...`.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
+    let dir = tempfile::Builder::new()
+        .prefix("mwrs-run-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run_dir = dir.path().join("run");
+    let port = pick_port();
+    let mut child = Command::new(root().join("scripts/run.sh"))
+        .arg(module_path())
+        .arg(port.to_string())
+        .arg(root().join("conf-examples/hello.wsgi"))
+        .arg(&run_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut body = String::new();
+    while Instant::now() < deadline {
+        if let Ok(resp) = ureq::get(&format!("http://127.0.0.1:{port}/")).call() {
+            body = resp.into_string().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let members = group_members(pgid);
+    // Ctrl-C: the terminal sends SIGINT to the whole foreground group.
+    let group = nix::unistd::Pid::from_raw(pgid as i32);
+    nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let mut left = group_members(pgid);
+    let wait_until = Instant::now() + Duration::from_secs(10);
+    while !left.is_empty() && Instant::now() < wait_until {
+        std::thread::sleep(Duration::from_millis(100));
+        left = group_members(pgid);
+    }
+    if !left.is_empty() {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(body, "Hello, World!", "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        members.len() >= 2,
+        "expected the Apache parent and children, saw {members:?}"
+    );
+    assert!(left.is_empty(), "processes left after Ctrl-C: {left:?}");
+    assert!(
+        stdout.contains(&format!("http://127.0.0.1:{port}/")),
+        "the URL is printed: {stdout}"
+    );
+    assert!(stdout.contains("embedded mode"), "{stdout}");
+}
+
+#[test]
+fn module_path_prints_only_the_path() {
+    let out = Command::new("make")
+        .args(["-s", "module-path"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "{text:?}");
+    let path = Path::new(lines[0]);
+    assert!(path.is_absolute(), "{text:?}");
+    assert!(path.ends_with("release/libmod_wsgi_rs.so"), "{text:?}");
+}
+
+#[test]
+fn make_install_honours_destdir() {
+    let dest = tempfile::Builder::new()
+        .prefix("mwrs-install-")
+        .tempdir()
+        .unwrap();
+    let out = Command::new("make")
+        .args(["-s", "install"])
+        .arg(format!("DESTDIR={}", dest.path().display()))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let libexec = String::from_utf8(
+        Command::new("apxs")
+            .args(["-q", "LIBEXECDIR"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let sysconf = String::from_utf8(
+        Command::new("apxs")
+            .args(["-q", "SYSCONFDIR"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let so = dest
+        .path()
+        .join(libexec.trim().trim_start_matches('/'))
+        .join("mod_wsgi_rs.so");
+    assert!(so.is_file(), "{} missing", so.display());
+    assert_eq!(
+        std::fs::read(&so).unwrap(),
+        std::fs::read(module_path()).unwrap()
+    );
+    let load = dest
+        .path()
+        .join(sysconf.trim().trim_start_matches('/'))
+        .join("mods-available/wsgi_rs.load");
+    let text = std::fs::read_to_string(&load).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("LoadModule wsgi_module {}/mod_wsgi_rs.so", libexec.trim())
+    );
+}
