@@ -13,6 +13,9 @@ chmod o+r "$app" 2>/dev/null || true
 
 user_lines=""
 if [ "$(id -u)" = 0 ]; then
+  if command -v runuser >/dev/null && ! runuser -u www-data -- test -r "$app"; then
+    echo "warning: www-data cannot read $app (check the permissions of its directories)" >&2
+  fi
   user_lines="User www-data
 Group www-data"
 fi

@@ -21,11 +21,15 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
         .unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let run_dir = dir.path().join("run");
+    // The checkout may sit where www-data cannot read; serve a copy.
+    let app = dir.path().join("hello.wsgi");
+    std::fs::copy(root().join("conf-examples/hello.wsgi"), &app).unwrap();
+    std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o644)).unwrap();
     let port = pick_port();
     let mut child = Command::new(root().join("scripts/run.sh"))
         .arg(module_path())
         .arg(port.to_string())
-        .arg(root().join("conf-examples/hello.wsgi"))
+        .arg(&app)
         .arg(&run_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
