@@ -1,18 +1,12 @@
 //! Embedded mode: the application runs inside this Apache child, in the
 //! interpreter started by `child_init`.
 
-pub mod scripts;
-
 use crate::apache::log::Level;
-use crate::apache::request::{Request, RequestScope};
+use crate::apache::request::{Request, RequestScope, SharedRequest};
 use crate::apache::status;
-use crate::wsgi::WsgiError;
-use crate::wsgi::environ::{self, EnvironContext};
-use crate::wsgi::errors::ErrorLog;
-use crate::wsgi::input::Input;
-use crate::wsgi::response;
-use crate::wsgi::start_response::StartResponse;
-use pyo3::prelude::*;
+use crate::wsgi::serve::{self, AppTarget};
+use crate::wsgi::{Backend, BackendError, EnvironContext};
+use std::sync::Arc;
 
 /// Per-request choices made from the configuration.
 pub struct RequestOptions {
@@ -26,15 +20,80 @@ pub struct RequestOptions {
     pub multithread: bool,
 }
 
+/// The WSGI backend of embedded mode: Apache's own request.
+struct ApacheBackend(SharedRequest);
+
+impl Backend for ApacheBackend {
+    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
+        match self.0.with(|r| r.read_body(buf)) {
+            None => Err(BackendError::Finished),
+            Some(Err(())) => Err(BackendError::ClientGone(
+                "client disconnected or sent a bad body".into(),
+            )),
+            Some(Ok(n)) => Ok(n),
+        }
+    }
+
+    fn send_head(
+        &self,
+        status: u16,
+        status_line: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        self.0
+            .with(|r| {
+                r.set_status(status as i32, status_line);
+                let out = r.headers_out();
+                for (k, v) in headers {
+                    if k.eq_ignore_ascii_case("content-type") {
+                        r.set_content_type(v);
+                    } else {
+                        out.add(r.pool(), k, v);
+                    }
+                }
+            })
+            .ok_or(BackendError::Finished)
+    }
+
+    fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        match self.0.with(|r| r.write(data)) {
+            None => Err(BackendError::Finished),
+            Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
+            Some(Ok(())) => Ok(()),
+        }
+    }
+
+    fn log(&self, level: Level, text: &str) {
+        self.0.log(level, text);
+    }
+}
+
+/// The CGI variables of the request, as mod_cgi would give them, plus the
+/// Authorization header when it is passed on purpose.
+pub fn cgi_vars(r: &mut Request, pass_authorization: bool) -> Vec<(String, String)> {
+    r.add_cgi_vars();
+    let mut vars: Vec<(String, String)> = r
+        .subprocess_env()
+        .entries()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if pass_authorization {
+        if let Some(auth) = r.headers_in().get("Authorization") {
+            vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
+        }
+    }
+    vars
+}
+
 /// Serves one request with the WSGI application of `opts.script`; returns
 /// the hook status for Apache.
 pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
-    let pid = std::process::id();
     if !crate::python::is_initialized() {
         r.log(
             Level::Error,
             &format!(
-                "Python is not running in this Apache child (pid {pid}); embedded mode is off (WSGIRestrictEmbedded On?), cannot serve '{}'",
+                "Python is not running in this Apache child (pid {}); embedded mode is off (WSGIRestrictEmbedded On?), cannot serve '{}'",
+                std::process::id(),
                 opts.script
             ),
         );
@@ -43,93 +102,40 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
-    let mtime = r.mtime();
+    let vars = cgi_vars(r, opts.pass_authorization);
+    let target = AppTarget {
+        script: &opts.script,
+        callable_object: &opts.callable_object,
+        mtime: r.mtime(),
+        reloading: opts.script_reloading,
+    };
+    let ctx = EnvironContext {
+        process_group: "",
+        application_group: &opts.application_group,
+        callable_object: &opts.callable_object,
+        script_reloading: opts.script_reloading,
+        multithread: opts.multithread,
+        multiprocess: true,
+    };
     let scope = RequestScope::new(r);
-    let request = scope.handle();
-    let outcome = Python::with_gil(|py| -> Result<(), (bool, WsgiError)> {
-        let before_headers = |e| (false, e);
-        let module = scripts::load(py, &opts.script, mtime, opts.script_reloading)
-            .map_err(before_headers)?;
-        let application = module.getattr(opts.callable_object.as_str()).map_err(|_| {
-            (
-                false,
-                WsgiError::Script(format!(
-                    "Target WSGI script '{}' does not contain WSGI application '{}'",
-                    opts.script, opts.callable_object
-                )),
-            )
-        })?;
-        let ctx = EnvironContext {
-            process_group: &opts.process_group,
-            application_group: &opts.application_group,
-            callable_object: &opts.callable_object,
-            script_reloading: opts.script_reloading,
-            pass_authorization: opts.pass_authorization,
-            multithread: opts.multithread,
-            multiprocess: true,
-        };
-        let environ = request
-            .with(|r| environ::build(py, r, &ctx))
-            .ok_or((false, WsgiError::ClientGone))?
-            .map_err(|e| {
-                (
-                    false,
-                    WsgiError::Application(response::format_exception(py, &e)),
-                )
-            })?;
-        let py_err = |e: PyErr| {
-            (
-                false,
-                WsgiError::Application(response::format_exception(py, &e)),
-            )
-        };
-        let errors = Bound::new(py, ErrorLog::new(request.clone())).map_err(py_err)?;
-        environ
-            .set_item(
-                "wsgi.input",
-                Bound::new(py, Input::new(request.clone())).map_err(py_err)?,
-            )
-            .map_err(py_err)?;
-        environ.set_item("wsgi.errors", &errors).map_err(py_err)?;
-        let start = Bound::new(py, StartResponse::new(request.clone())).map_err(py_err)?;
-        let head = start.borrow().head.clone();
-        let result = response::run(py, &application, environ, &request, start);
-        let _ = errors.call_method0("flush");
-        result.map_err(|e| (head.lock().sent, e))
-    });
-    drop(scope);
-    match outcome {
+    let backend: Arc<dyn Backend> = Arc::new(ApacheBackend(scope.handle()));
+    let outcome = serve::serve(
+        backend.clone(),
+        &target,
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        &ctx,
+    );
+    let code = match &outcome {
         Ok(()) => status::OK,
-        Err((_, WsgiError::ClientGone)) => {
-            r.log(
-                Level::Info,
-                &format!(
-                    "client closed the connection while '{}' was responding (pid {pid})",
-                    opts.script
-                ),
-            );
-            status::OK
-        }
-        Err((sent, WsgiError::Script(msg) | WsgiError::Application(msg))) => {
-            let mut lines = msg.lines();
-            let first = lines.next().unwrap_or("");
-            let when = if sent {
-                "after the response started; the response is cut short"
-            } else {
-                "returning 500"
-            };
-            r.log(
-                Level::Error,
-                &format!("Exception occurred processing WSGI script '{}' (embedded, pid {pid}), {when}: {first}", opts.script),
-            );
-            for line in lines {
-                r.log(Level::Error, line);
-            }
-            if sent {
-                status::DONE
-            } else {
-                status::HTTP_INTERNAL_SERVER_ERROR
+        Err(failure) => {
+            serve::report(&*backend, failure, &opts.script, "embedded");
+            match (&failure.error, failure.started) {
+                (crate::wsgi::WsgiError::ClientGone, _) => status::OK,
+                (_, true) => status::DONE,
+                (_, false) => status::HTTP_INTERNAL_SERVER_ERROR,
             }
         }
-    }
+    };
+    drop(scope);
+    code
 }

@@ -1,72 +1,53 @@
-//! Builds the WSGI environ from Apache's CGI variables plus the wsgi.* and
-//! mod_wsgi.* keys.
+//! Builds the WSGI environ: the CGI variables the request path collected
+//! (from Apache directly, or received from the worker in daemon mode) plus
+//! the wsgi.* and mod_wsgi.* keys.
 
-use crate::apache::request::Request;
+use super::EnvironContext;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-
-/// What the request path knows about where the application runs.
-pub struct EnvironContext<'a> {
-    pub process_group: &'a str,
-    pub application_group: &'a str,
-    pub callable_object: &'a str,
-    pub script_reloading: bool,
-    pub pass_authorization: bool,
-    pub multithread: bool,
-    pub multiprocess: bool,
-}
 
 /// Moves trailing slashes of SCRIPT_NAME to the front of PATH_INFO, so an
 /// application mounted at "/" sees SCRIPT_NAME "" as PEP 3333 expects.
 pub fn split_script_name(script_name: &str, path_info: &str) -> (String, String) {
     let trimmed = script_name.trim_end_matches('/');
-    let moved = &script_name[trimmed.len()..];
-    if moved.is_empty() {
+    if trimmed.len() == script_name.len() {
         return (script_name.to_string(), path_info.to_string());
     }
-    let path = if path_info.starts_with('/') {
-        path_info.to_string()
-    } else {
-        format!("/{path_info}")
+    let path = match path_info {
+        "" => "/".to_string(),
+        p if p.starts_with('/') => p.to_string(),
+        p => format!("/{p}"),
     };
-    (
-        trimmed.to_string(),
-        if path_info.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        },
-    )
+    (trimmed.to_string(), path)
 }
 
-pub fn build<'py>(
+/// `vars` are the CGI variables (SCRIPT_NAME and PATH_INFO as Apache
+/// computed them); the result is the complete environ, minus wsgi.input and
+/// wsgi.errors which the caller adds.
+pub fn build<'py, 'v>(
     py: Python<'py>,
-    r: &mut Request,
+    vars: impl IntoIterator<Item = (&'v str, &'v str)>,
     ctx: &EnvironContext<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    r.add_cgi_vars();
     let environ = PyDict::new(py);
-    let mut script_name = String::new();
-    let mut path_info = String::new();
-    for (k, v) in r.subprocess_env().entries() {
+    let mut script_name = "";
+    let mut path_info = "";
+    let mut https = false;
+    for (k, v) in vars {
         match k {
-            "SCRIPT_NAME" => script_name = v.to_string(),
-            "PATH_INFO" => path_info = v.to_string(),
-            _ => environ.set_item(k, v)?,
+            "SCRIPT_NAME" => script_name = v,
+            "PATH_INFO" => path_info = v,
+            _ => {
+                if k == "HTTPS" {
+                    https = v.eq_ignore_ascii_case("on") || v == "1";
+                }
+                environ.set_item(k, v)?
+            }
         }
     }
-    let (script_name, path_info) = split_script_name(&script_name, &path_info);
+    let (script_name, path_info) = split_script_name(script_name, path_info);
     environ.set_item("SCRIPT_NAME", script_name)?;
     environ.set_item("PATH_INFO", path_info)?;
-    if ctx.pass_authorization {
-        if let Some(auth) = r.headers_in().get("Authorization") {
-            environ.set_item("HTTP_AUTHORIZATION", auth)?;
-        }
-    }
-    let https = environ
-        .get_item("HTTPS")?
-        .and_then(|v| v.extract::<String>().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("on") || v == "1");
     environ.set_item("wsgi.version", (1, 0))?;
     environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
     environ.set_item("wsgi.multithread", ctx.multithread)?;

@@ -1,20 +1,20 @@
 //! wsgi.errors: a file-like object writing lines to the request's error log.
 
-use crate::apache::log::Level;
-use crate::apache::request::SharedRequest;
+use super::{Backend, Level};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
+use std::sync::Arc;
 
 #[pyclass(module = "mod_wsgi")]
 pub struct ErrorLog {
-    request: SharedRequest,
+    backend: Arc<dyn Backend>,
     pending: Mutex<String>,
 }
 
 impl ErrorLog {
-    pub fn new(request: SharedRequest) -> ErrorLog {
+    pub fn new(backend: Arc<dyn Backend>) -> ErrorLog {
         ErrorLog {
-            request,
+            backend,
             pending: Mutex::new(String::new()),
         }
     }
@@ -27,7 +27,7 @@ impl ErrorLog {
         pending.push_str(text);
         while let Some(pos) = pending.find('\n') {
             let line: String = pending.drain(..=pos).collect();
-            self.request.log(Level::Error, line.trim_end_matches('\n'));
+            self.backend.log(Level::Error, line.trim_end_matches('\n'));
         }
         text.chars().count()
     }
@@ -41,7 +41,7 @@ impl ErrorLog {
     fn flush(&self) {
         let rest = std::mem::take(&mut *self.pending.lock());
         if !rest.is_empty() {
-            self.request.log(Level::Error, &rest);
+            self.backend.log(Level::Error, &rest);
         }
     }
 }

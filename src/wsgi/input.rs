@@ -1,108 +1,125 @@
-//! wsgi.input: the request body, read from Apache's input filters on demand
-//! with the GIL released.
+//! wsgi.input: the request body, pulled from the backend on demand with the
+//! GIL released; never held whole in memory.
 
-use crate::apache::request::SharedRequest;
+use super::{Backend, BackendError};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::sync::Arc;
 
 const CHUNK: usize = 64 * 1024;
 
 #[pyclass(module = "mod_wsgi")]
 pub struct Input {
-    request: SharedRequest,
+    backend: Arc<dyn Backend>,
     state: Mutex<InputState>,
 }
 
 #[derive(Default)]
 struct InputState {
-    /// Bytes read from Apache but not yet handed out (readline lookahead).
+    /// Bytes read but not yet handed out (readline lookahead).
     buffer: Vec<u8>,
     eof: bool,
 }
 
+/// What a reader wants from the buffer.
+enum Want {
+    /// Everything up to the end of the body.
+    All,
+    /// At most this many bytes.
+    Bytes(usize),
+    /// Up to and including the next newline, at most `limit` bytes.
+    Line(Option<usize>),
+}
+
 impl Input {
-    pub fn new(request: SharedRequest) -> Input {
+    pub fn new(backend: Arc<dyn Backend>) -> Input {
         Input {
-            request,
+            backend,
             state: Mutex::new(InputState::default()),
         }
     }
 
-    /// Pulls up to one chunk from Apache into the buffer. Returns false at EOF.
-    fn fill(&self, py: Python<'_>, state: &mut InputState) -> PyResult<bool> {
-        if state.eof {
-            return Ok(false);
-        }
-        let request = self.request.clone();
+    /// Reads one chunk from the backend. The state lock is not held here:
+    /// holding a Rust lock while the GIL is released could deadlock against
+    /// another Python thread reading the same input.
+    fn pull(&self, py: Python<'_>) -> PyResult<Option<Vec<u8>>> {
+        let backend = &self.backend;
         let mut chunk = vec![0u8; CHUNK];
-        let read = py.allow_threads(|| request.with(|r| r.read_body(&mut chunk)));
-        match read {
-            None => Err(PyOSError::new_err(
+        match py.allow_threads(|| backend.read_body(&mut chunk)) {
+            Err(BackendError::Finished) => Err(PyOSError::new_err(
                 "request has finished; wsgi.input is closed",
             )),
-            Some(Err(())) => Err(PyOSError::new_err(
-                "error reading request body: client disconnected or sent a bad body",
-            )),
-            Some(Ok(0)) => {
-                state.eof = true;
-                Ok(false)
-            }
-            Some(Ok(n)) => {
-                state.buffer.extend_from_slice(&chunk[..n]);
-                Ok(true)
+            Err(BackendError::ClientGone(why)) => Err(PyOSError::new_err(format!(
+                "error reading request body: {why}"
+            ))),
+            Ok(0) => Ok(None),
+            Ok(n) => {
+                chunk.truncate(n);
+                Ok(Some(chunk))
             }
         }
     }
 
-    fn read_line(&self, py: Python<'_>, limit: Option<usize>) -> PyResult<Vec<u8>> {
-        let mut state = self.state.lock();
+    /// Takes what `want` asks for from the buffer, pulling more as needed.
+    fn take(&self, py: Python<'_>, want: Want) -> PyResult<Vec<u8>> {
         let mut scanned = 0;
         loop {
-            if let Some(pos) = state.buffer[scanned..].iter().position(|&b| b == b'\n') {
-                let end = scanned + pos + 1;
-                let end = limit.map_or(end, |l| end.min(l));
-                return Ok(state.buffer.drain(..end).collect());
-            }
-            scanned = state.buffer.len();
-            if let Some(l) = limit {
-                if state.buffer.len() >= l {
-                    return Ok(state.buffer.drain(..l).collect());
+            {
+                let mut state = self.state.lock();
+                let ready = match want {
+                    Want::All => None,
+                    Want::Bytes(n) => (state.buffer.len() >= n).then_some(n),
+                    Want::Line(limit) => {
+                        let newline = state.buffer[scanned.min(state.buffer.len())..]
+                            .iter()
+                            .position(|&b| b == b'\n')
+                            .map(|p| scanned + p + 1);
+                        scanned = state.buffer.len();
+                        match (newline, limit) {
+                            (Some(end), Some(l)) => Some(end.min(l)),
+                            (Some(end), None) => Some(end),
+                            (None, Some(l)) if state.buffer.len() >= l => Some(l),
+                            _ => None,
+                        }
+                    }
+                };
+                if let Some(n) = ready {
+                    return Ok(state.buffer.drain(..n).collect());
+                }
+                if state.eof {
+                    return Ok(std::mem::take(&mut state.buffer));
                 }
             }
-            if !self.fill(py, &mut state)? {
-                return Ok(std::mem::take(&mut state.buffer));
+            let more = self.pull(py)?;
+            let mut state = self.state.lock();
+            match more {
+                Some(bytes) => state.buffer.extend_from_slice(&bytes),
+                None => state.eof = true,
             }
         }
     }
+}
+
+fn non_negative(v: Option<isize>) -> Option<usize> {
+    v.filter(|&s| s >= 0).map(|s| s as usize)
 }
 
 #[pymethods]
 impl Input {
     #[pyo3(signature = (size = -1))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let mut state = self.state.lock();
-        let want = size.filter(|&s| s >= 0).map(|s| s as usize);
-        loop {
-            if let Some(w) = want {
-                if state.buffer.len() >= w {
-                    let out: Vec<u8> = state.buffer.drain(..w).collect();
-                    return Ok(PyBytes::new(py, &out));
-                }
-            }
-            if !self.fill(py, &mut state)? {
-                let out = std::mem::take(&mut state.buffer);
-                return Ok(PyBytes::new(py, &out));
-            }
-        }
+        let want = non_negative(size).map_or(Want::All, Want::Bytes);
+        Ok(PyBytes::new(py, &self.take(py, want)?))
     }
 
     #[pyo3(signature = (size = -1))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let limit = size.filter(|&s| s >= 0).map(|s| s as usize);
-        let line = self.read_line(py, limit)?;
-        Ok(PyBytes::new(py, &line))
+        Ok(PyBytes::new(
+            py,
+            &self.take(py, Want::Line(non_negative(size)))?,
+        ))
     }
 
     #[pyo3(signature = (hint = -1))]
@@ -111,11 +128,11 @@ impl Input {
         py: Python<'py>,
         hint: Option<isize>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let hint = hint.filter(|&h| h > 0).map(|h| h as usize);
+        let hint = non_negative(hint).filter(|&h| h > 0);
         let mut lines = Vec::new();
         let mut total = 0;
         loop {
-            let line = self.read_line(py, None)?;
+            let line = self.take(py, Want::Line(None))?;
             if line.is_empty() {
                 break;
             }
@@ -133,11 +150,7 @@ impl Input {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = self.read_line(py, None)?;
-        Ok(if line.is_empty() {
-            None
-        } else {
-            Some(PyBytes::new(py, &line))
-        })
+        let line = self.take(py, Want::Line(None))?;
+        Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
     }
 }

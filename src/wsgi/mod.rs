@@ -1,21 +1,72 @@
-//! The PEP 3333 adapter shared by every request path: environ, the
-//! start_response callable, wsgi.input, wsgi.errors and the response loop.
+//! The PEP 3333 adapter shared by embedded and daemon mode: environ,
+//! start_response, wsgi.input, wsgi.errors, script loading and the response
+//! loop. It talks to "the other side" (Apache in embedded mode, the worker's
+//! socket in daemon mode) only through the [`Backend`] trait.
 
 pub mod environ;
 pub mod errors;
 pub mod input;
 pub mod response;
+pub mod scripts;
+pub mod serve;
 pub mod start_response;
 
+pub use crate::apache::log::Level;
+
 /// Why a WSGI request failed; turned into a status and one log line at the
-/// boundary (`embedded::handle`).
+/// boundary of each mode.
 #[derive(Debug)]
 pub enum WsgiError {
     /// The script could not be read or compiled, or lacks the callable.
     Script(String),
-    /// The application raised, or broke the WSGI protocol, before the
-    /// response started.
+    /// The application raised, or broke the WSGI protocol.
     Application(String),
-    /// The client went away; nothing more can be sent.
+    /// The client (or the worker relaying it) went away.
     ClientGone,
+}
+
+/// Failures of the other side, as the adapter needs to tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// The client went away, or its body could not be read.
+    ClientGone(String),
+    /// The request is over; the object outlived it.
+    Finished,
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::ClientGone(why) => write!(f, "client connection lost: {why}"),
+            BackendError::Finished => f.write_str("the request has finished"),
+        }
+    }
+}
+
+/// Where the request comes from and the response goes to. Implementations
+/// are called with the GIL released for the I/O methods.
+pub trait Backend: Send + Sync {
+    /// Reads up to `buf.len()` body bytes; Ok(0) at the end of the body.
+    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError>;
+    /// Sends the status line ("200 OK") and headers, once.
+    fn send_head(
+        &self,
+        status: u16,
+        status_line: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), BackendError>;
+    /// Sends body bytes (after send_head).
+    fn write_body(&self, data: &[u8]) -> Result<(), BackendError>;
+    /// One line for the error log, tagged with the request when possible.
+    fn log(&self, level: Level, text: &str);
+}
+
+/// Per-request facts the environ reports about where the application runs.
+pub struct EnvironContext<'a> {
+    pub process_group: &'a str,
+    pub application_group: &'a str,
+    pub callable_object: &'a str,
+    pub script_reloading: bool,
+    pub multithread: bool,
+    pub multiprocess: bool,
 }

@@ -1,10 +1,9 @@
-//! Runs the application and streams what it returns to Apache: headers when
-//! the first bytes (or the end) arrive, bytes with the GIL released, and
-//! close() always.
+//! Runs the application and streams what it returns to the backend: headers
+//! when the first bytes (or the end) arrive, bytes with the GIL released,
+//! and close() always.
 
-use super::WsgiError;
 use super::start_response::{ResponseHead, StartResponse};
-use crate::apache::request::SharedRequest;
+use super::{Backend, BackendError, WsgiError};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -23,62 +22,48 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
         .to_string()
 }
 
-/// Copies the application's status and headers into the request.
-fn send_head(request: &SharedRequest, head: &mut ResponseHead) -> Result<(), WsgiError> {
-    let Some((code, line)) = head.status.clone() else {
-        return Err(WsgiError::Application(
-            "application returned data before calling start_response()".into(),
-        ));
-    };
-    let headers = std::mem::take(&mut head.headers);
-    request
-        .with(|r| {
-            r.set_status(code as i32, &line);
-            let out = r.headers_out();
-            for (k, v) in &headers {
-                if k.eq_ignore_ascii_case("content-type") {
-                    r.set_content_type(v);
-                } else {
-                    out.add(r.pool(), k, v);
-                }
-            }
-        })
-        .ok_or(WsgiError::ClientGone)?;
-    head.sent = true;
-    Ok(())
+fn lost(e: BackendError) -> WsgiError {
+    match e {
+        BackendError::ClientGone(_) | BackendError::Finished => WsgiError::ClientGone,
+    }
 }
 
 /// Sends one piece of the body (headers first if not yet sent), with the
-/// GIL released while Apache writes to the client.
+/// GIL released while the backend writes.
 pub fn send_chunk(
     py: Python<'_>,
-    request: &SharedRequest,
+    backend: &dyn Backend,
     head: &Mutex<ResponseHead>,
     data: &[u8],
 ) -> Result<(), WsgiError> {
     {
         let mut h = head.lock();
         if !h.sent {
-            send_head(request, &mut h)?;
+            let Some((code, line)) = h.status.clone() else {
+                return Err(WsgiError::Application(
+                    "application returned data before calling start_response()".into(),
+                ));
+            };
+            let headers = std::mem::take(&mut h.headers);
+            h.sent = true;
+            drop(h);
+            py.allow_threads(|| backend.send_head(code, &line, &headers))
+                .map_err(lost)?;
         }
     }
     if data.is_empty() {
         return Ok(());
     }
-    let written = py.allow_threads(|| request.with(|r| r.write(data)));
-    match written {
-        Some(Ok(())) => Ok(()),
-        _ => Err(WsgiError::ClientGone),
-    }
+    py.allow_threads(|| backend.write_body(data)).map_err(lost)
 }
 
-/// Calls the application and sends its response. On error before the headers
-/// went out, nothing has been sent and the caller answers 500.
+/// Calls the application and sends its response. The returned error says
+/// what went wrong; `head.sent` tells the caller whether a response started.
 pub fn run(
     py: Python<'_>,
     application: &Bound<'_, PyAny>,
     environ: Bound<'_, PyDict>,
-    request: &SharedRequest,
+    backend: &dyn Backend,
     start: Bound<'_, StartResponse>,
 ) -> Result<(), WsgiError> {
     let head = start.borrow().head.clone();
@@ -96,9 +81,9 @@ pub fn run(
                         .unwrap_or_default()
                 ))
             })?;
-            send_chunk(py, request, &head, bytes.as_bytes())?;
+            send_chunk(py, backend, &head, bytes.as_bytes())?;
         }
-        send_chunk(py, request, &head, b"")
+        send_chunk(py, backend, &head, b"")
     })();
     // PEP 3333: close() is called whatever happened.
     let closed = if result.hasattr("close").unwrap_or(false) {

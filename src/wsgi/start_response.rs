@@ -1,6 +1,6 @@
 //! The start_response callable (PEP 3333) and the write() callable it returns.
 
-use crate::apache::request::SharedRequest;
+use super::Backend;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -57,14 +57,14 @@ pub fn parse_status(status: &str) -> Result<(u16, String), String> {
 #[pyclass(module = "mod_wsgi")]
 pub struct StartResponse {
     pub head: Arc<Mutex<ResponseHead>>,
-    request: SharedRequest,
+    backend: Arc<dyn Backend>,
 }
 
 impl StartResponse {
-    pub fn new(request: SharedRequest) -> StartResponse {
+    pub fn new(backend: Arc<dyn Backend>) -> StartResponse {
         StartResponse {
             head: Arc::new(Mutex::new(ResponseHead::default())),
-            request,
+            backend,
         }
     }
 }
@@ -74,7 +74,7 @@ impl StartResponse {
     #[pyo3(signature = (status, response_headers, exc_info = None))]
     fn __call__(
         &self,
-        py: Python<'_>,
+        _py: Python<'_>,
         status: &Bound<'_, PyAny>,
         response_headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
@@ -132,10 +132,9 @@ impl StartResponse {
         let mut head = self.head.lock();
         head.status = Some(parsed);
         head.headers = headers;
-        let _ = py;
         Ok(Writer {
             head: self.head.clone(),
-            request: self.request.clone(),
+            backend: self.backend.clone(),
         })
     }
 }
@@ -144,13 +143,13 @@ impl StartResponse {
 #[pyclass(module = "mod_wsgi")]
 pub struct Writer {
     head: Arc<Mutex<ResponseHead>>,
-    request: SharedRequest,
+    backend: Arc<dyn Backend>,
 }
 
 #[pymethods]
 impl Writer {
     fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
-        super::response::send_chunk(py, &self.request, &self.head, data.as_bytes())
+        super::response::send_chunk(py, &*self.backend, &self.head, data.as_bytes())
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{e:?}")))
     }
 }
