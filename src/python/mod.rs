@@ -6,13 +6,34 @@ use pyo3::prelude::*;
 use std::ffi::CString;
 use std::path::Path;
 
-/// What a child needs to bring Python up (from the WSGIPython* directives).
+/// What a process needs to bring Python up: the WSGIPython* directives,
+/// with a daemon group's python-home / python-path taking precedence.
 #[derive(Debug, Default, Clone)]
 pub struct InitSettings {
     /// WSGIPythonHome: a prefix, or the root of a virtualenv.
     pub home: Option<String>,
     /// WSGIPythonPath entries, added with site.addsitedir.
     pub path: Vec<String>,
+}
+
+impl InitSettings {
+    /// Settings for an Apache child (embedded mode).
+    pub fn from_config(global: &crate::config::PythonSettings) -> InitSettings {
+        InitSettings { home: global.home.clone(), path: global.path.clone() }
+    }
+
+    /// Settings for a daemon process of a group: its options override the
+    /// server-wide directives where given.
+    pub fn for_daemon(global: &crate::config::PythonSettings, group: &crate::config::DaemonOptions) -> InitSettings {
+        let mut s = InitSettings::from_config(global);
+        if let Some(home) = &group.python_home {
+            s.home = Some(home.clone());
+        }
+        if !group.python_path.is_empty() {
+            s.path = group.python_path.clone();
+        }
+        s
+    }
 }
 
 #[derive(Debug)]
