@@ -14,6 +14,9 @@
 #include <apr_strings.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_thread_proc.h>
+#include <ap_listen.h>
+#include <unixd.h>
 
 /* Values that only exist as macros. Declared here as constants so that bindgen
  * evaluates them with the real headers instead of us typing numbers by hand. */
@@ -68,3 +71,11 @@ static const int MWRS_HTTP_SERVICE_UNAVAILABLE = HTTP_SERVICE_UNAVAILABLE;
 static const int MWRS_HTTP_GATEWAY_TIME_OUT = HTTP_GATEWAY_TIME_OUT;
 static const int MWRS_M_GET = M_GET;
 static const int MWRS_AP_REQ_REJECT_PATH_INFO = AP_REQ_REJECT_PATH_INFO;
+static const int MWRS_APR_OC_REASON_DEATH = APR_OC_REASON_DEATH;
+static const int MWRS_APR_OC_REASON_UNWRITABLE = APR_OC_REASON_UNWRITABLE;
+static const int MWRS_APR_OC_REASON_RESTART = APR_OC_REASON_RESTART;
+static const int MWRS_APR_OC_REASON_UNREGISTER = APR_OC_REASON_UNREGISTER;
+static const int MWRS_APR_OC_REASON_LOST = APR_OC_REASON_LOST;
+static const int MWRS_APR_OC_REASON_RUNNING = APR_OC_REASON_RUNNING;
+static const int MWRS_AP_MPMQ_MPM_STATE = AP_MPMQ_MPM_STATE;
+static const int MWRS_AP_MPMQ_STOPPING = AP_MPMQ_STOPPING;

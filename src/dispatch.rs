@@ -5,7 +5,13 @@ use crate::apache::log::Level;
 use crate::apache::request::Request;
 use crate::apache::{mpm_info, status};
 use crate::config::{self, DirConfig, ServerConfig};
+use crate::daemon::supervisor::{self, Daemons};
 use crate::embedded::{self, RequestOptions};
+use std::sync::OnceLock;
+
+/// This Apache child's view of the daemon groups of its generation (set in
+/// child_init; a child lives in one generation only).
+static DAEMONS: OnceLock<&'static Daemons> = OnceLock::new();
 
 /// Handler names we serve: WSGIScriptAlias sets the first; AddHandler /
 /// SetHandler users may use either, as with mod_wsgi.
@@ -55,15 +61,47 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
     lines
 }
 
+/// Starts the daemon process groups (post_config, real pass, in the parent).
+pub fn start_daemons(
+    pconf: crate::apache::pool::Pool,
+    title: Option<crate::apache::process::ProcessTitle>,
+    main: &ServerConfig,
+    vhosts: &[&ServerConfig],
+) -> Result<(), String> {
+    supervisor::start(pconf, title, main, vhosts)
+}
+
+/// In a new Apache child: remember the daemon groups and close their
+/// listener sockets, which only the daemons may accept on.
+pub fn adopt_daemons(daemons: Option<&'static Daemons>) {
+    if let Some(d) = daemons {
+        d.close_listeners();
+        let _ = DAEMONS.set(d);
+    }
+}
+
+/// The process group a request runs in: "" for embedded, else a group
+/// name (%{ENV:var} taken from the request's environment).
+fn resolve_process_group(r: &Request, configured: &str) -> Result<String, String> {
+    if configured.is_empty() || configured == "%{GLOBAL}" {
+        return Ok(String::new());
+    }
+    if let Some(var) = configured.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+        let value = r.env_var(var).unwrap_or_default();
+        return Ok(if value == "%{GLOBAL}" { String::new() } else { value });
+    }
+    if configured.starts_with("%{") {
+        return Err(format!("unsupported process group '{configured}'"));
+    }
+    Ok(configured.to_string())
+}
+
 /// Brings Python up in a new Apache child, unless embedded mode is off.
 pub fn child_init(main: &ServerConfig) -> Result<(), String> {
     if main.restrict_embedded() {
         return Ok(());
     }
-    let settings = crate::python::InitSettings {
-        home: main.python.home.clone(),
-        path: main.python.path.clone(),
-    };
+    let settings = crate::python::InitSettings::from_config(&main.python);
     crate::python::initialize(&settings).map_err(|e| {
         format!(
             "cannot start Python in Apache child (pid {}): {e}",
@@ -143,7 +181,29 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         chunked_request: dir.chunked_request(),
         multithread: mpm_info().threaded,
     };
-    embedded::handle(r, &request)
+    let group = match resolve_process_group(r, &request.process_group) {
+        Ok(g) => g,
+        Err(message) => {
+            r.log(Level::Error, &message);
+            return status::HTTP_INTERNAL_SERVER_ERROR;
+        }
+    };
+    if group.is_empty() {
+        return embedded::handle(r, &request);
+    }
+    match DAEMONS.get().and_then(|d| d.group(&group)) {
+        Some(runtime) => {
+            let timeout = r.server_timeout();
+            crate::daemon::worker::handle(r, &request, runtime, timeout)
+        }
+        None => {
+            r.log(
+                Level::Error,
+                &format!("no WSGI daemon process group '{group}' is configured (requested for '{}')", request.script),
+            );
+            status::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
 }
 
 #[cfg(test)]

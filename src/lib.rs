@@ -8,7 +8,9 @@
 
 pub mod apache;
 pub mod config;
+pub mod daemon;
 pub mod embedded;
+pub mod protocol;
 pub mod python;
 pub mod wsgi;
 

@@ -8,6 +8,7 @@ pub mod log;
 #[cfg(not(test))]
 pub mod module;
 pub mod pool;
+pub mod process;
 pub mod request;
 pub mod table;
 
@@ -71,6 +72,10 @@ pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
 pub struct MpmInfo {
     pub threaded: bool,
     pub forked: bool,
+    /// Most child processes the MPM will run at once (AP_MPMQ_MAX_DAEMONS).
+    pub max_daemons: i32,
+    /// Most request threads in one child (AP_MPMQ_MAX_THREADS; 1 for prefork).
+    pub max_threads: i32,
 }
 
 pub fn mpm_info() -> MpmInfo {
@@ -83,5 +88,7 @@ pub fn mpm_info() -> MpmInfo {
     MpmInfo {
         threaded: query(ffi::MWRS_AP_MPMQ_IS_THREADED) != ffi::MWRS_AP_MPMQ_NOT_SUPPORTED,
         forked: query(ffi::MWRS_AP_MPMQ_IS_FORKED) != ffi::MWRS_AP_MPMQ_NOT_SUPPORTED,
+        max_daemons: query(ffi::MWRS_AP_MPMQ_MAX_DAEMONS),
+        max_threads: query(ffi::MWRS_AP_MPMQ_MAX_THREADS).max(1),
     }
 }

@@ -260,17 +260,26 @@ unsafe extern "C" fn post_config(
             return status::OK;
         }
         let (main, vhosts) = all_server_configs(s);
-        if let Some(main) = main {
-            for line in dispatch::startup_lines(main, &vhosts) {
-                log::server(Some(s), line.0, &line.1);
+        let Some(main) = main else { return status::OK };
+        for line in dispatch::startup_lines(main, &vhosts) {
+            log::server(Some(s), line.0, &line.1);
+        }
+        let title = super::process::ProcessTitle::of(s);
+        match dispatch::start_daemons(pconf, title, main, &vhosts) {
+            Ok(()) => status::OK,
+            Err(message) => {
+                log::server(Some(s), log::Level::Emerg, &message);
+                status::HTTP_INTERNAL_SERVER_ERROR
             }
         }
-        status::OK
     })
 }
 
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
+        let daemons = super::process::configuration_pool_of(s)
+            .generation_userdata::<crate::daemon::supervisor::Daemons>(crate::daemon::supervisor::POOL_KEY);
+        dispatch::adopt_daemons(daemons);
         if let Some(main) = server_config(s) {
             if let Err(message) = dispatch::child_init(main) {
                 log::server(Some(s), log::Level::Crit, &message);

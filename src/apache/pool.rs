@@ -44,10 +44,57 @@ impl Pool {
         raw
     }
 
+    /// Moves `value` into the pool and lends it for the rest of the pool's
+    /// life. Used for the configuration pool (one restart generation): the
+    /// reference must only be kept by things that live no longer than that
+    /// pool, i.e. other values of the same pool and processes forked while
+    /// it lives.
+    pub fn adopt_for_generation<T>(self, value: T) -> &'static T {
+        // SAFETY: the box stays allocated until the pool's cleanup runs; by
+        // the rule above no user of the reference outlives that.
+        unsafe { &*self.adopt(value) }
+    }
+
     /// Copies `s` into the pool as a C string (interior NULs are cut there).
     pub fn strdup(self, s: &str) -> *const c_char {
         let c = CString::new(s.split('\0').next().unwrap_or("")).expect("no NUL left");
         // SAFETY: apr_pstrdup copies the NUL-terminated string into the live pool.
         unsafe { ffi::apr_pstrdup(self.0, c.as_ptr()) }
+    }
+}
+
+/// Runs a closure when dropped; `Pool::on_cleanup` adopts one.
+struct Cleanup(Option<Box<dyn FnOnce()>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            super::guard("pool cleanup", (), f);
+        }
+    }
+}
+
+impl Pool {
+    /// Runs `f` when the pool is cleared or destroyed (e.g. the end of a
+    /// configuration generation).
+    pub fn on_cleanup(self, f: impl FnOnce() + 'static) {
+        self.adopt(Cleanup(Some(Box::new(f))));
+    }
+
+    /// Pool userdata: a typed pointer stored under `key`.
+    pub fn set_userdata<T>(self, key: &'static std::ffi::CStr, value: *mut T) {
+        // SAFETY: APR keeps the pointer; the key is static; the pointer is
+        // owned by this same pool (adopted), so it lives as long as the entry.
+        unsafe { ffi::apr_pool_userdata_set(value as *const c_void, key.as_ptr(), None, self.0) };
+    }
+
+    /// The value stored with `set_userdata` (from `adopt_for_generation`).
+    pub fn generation_userdata<T>(self, key: &'static std::ffi::CStr) -> Option<&'static T> {
+        let mut data: *mut c_void = std::ptr::null_mut();
+        // SAFETY: lookup in a live pool with a static key; the value was
+        // stored by set_userdata from adopt_for_generation::<T> under this key.
+        unsafe { ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), self.0) };
+        // SAFETY: see above; same lifetime rule as adopt_for_generation.
+        (!data.is_null()).then(|| unsafe { &*(data as *const T) })
     }
 }

@@ -246,3 +246,17 @@ impl Request {
         self.0.finfo.mtime
     }
 }
+
+impl Request {
+    /// The server's Timeout directive.
+    pub fn server_timeout(&self) -> std::time::Duration {
+        // SAFETY: r->server is the live server of this request.
+        let usec = unsafe { (*self.0.server).timeout };
+        std::time::Duration::from_micros(usec.max(0) as u64)
+    }
+
+    /// A variable of the request's environment (SetEnv, mod_rewrite, ...).
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        self.subprocess_env().get(name).map(str::to_string)
+    }
+}

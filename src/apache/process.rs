@@ -1,0 +1,316 @@
+//! Processes as Apache sees them: the worker identity (User/Group), restart
+//! generations, forking from the parent, watching a forked child through
+//! APR's "other child" registry, and the process title shown by ps.
+
+use super::{cstr, ffi, pool::Pool};
+use std::ffi::{CString, c_int, c_void};
+
+/// The identity Apache's children run as (User / Group directives).
+pub struct WorkerIdentity {
+    pub uid: u32,
+    pub gid: u32,
+    pub user_name: String,
+}
+
+pub fn worker_identity() -> WorkerIdentity {
+    // SAFETY: ap_unixd_config is filled while reading the configuration and
+    // only read afterwards; we copy the values out.
+    unsafe {
+        let cfg = &*std::ptr::addr_of!(ffi::ap_unixd_config);
+        WorkerIdentity {
+            uid: cfg.user_id,
+            gid: cfg.group_id,
+            user_name: cstr(cfg.user_name).unwrap_or("").to_string(),
+        }
+    }
+}
+
+fn mpm_query(code: i32) -> i32 {
+    let mut v: i32 = 0;
+    // SAFETY: ap_mpm_query writes one int through the pointer we own.
+    unsafe { ffi::ap_mpm_query(code, &mut v) };
+    v
+}
+
+/// The restart generation of this Apache (bumped by every restart).
+pub fn generation() -> i32 {
+    mpm_query(ffi::MWRS_AP_MPMQ_GENERATION)
+}
+
+/// True while Apache is shutting down or restarting.
+pub fn mpm_stopping() -> bool {
+    mpm_query(ffi::MWRS_AP_MPMQ_MPM_STATE) == ffi::MWRS_AP_MPMQ_STOPPING
+}
+
+/// `fname` under Apache's runtime directory (DefaultRuntimeDir).
+pub fn runtime_dir_relative(pool: Pool, fname: &str) -> String {
+    let c = CString::new(fname).unwrap_or_default();
+    // SAFETY: the result is a pool string, copied out before returning.
+    unsafe { cstr(ffi::ap_runtime_dir_relative(pool.as_ptr(), c.as_ptr())) }.unwrap_or(fname).to_string()
+}
+
+/// `path` relative to ServerRoot (absolute paths are returned unchanged).
+pub fn server_root_relative(pool: Pool, path: &str) -> String {
+    let c = CString::new(path).unwrap_or_default();
+    // SAFETY: as above.
+    unsafe { cstr(ffi::ap_server_root_relative(pool.as_ptr(), c.as_ptr())) }.unwrap_or(path).to_string()
+}
+
+/// Closes Apache's listening sockets (in a process that must not accept
+/// HTTP connections, e.g. a daemon process).
+pub fn close_http_listeners() {
+    // SAFETY: closes the listener fds of this process; nothing else uses
+    // them in a daemon process.
+    unsafe { ffi::ap_close_listeners() };
+}
+
+pub enum Forked {
+    Parent { child: i32 },
+    Child,
+}
+
+/// fork(2) from the Apache parent.
+pub fn fork() -> std::io::Result<Forked> {
+    // SAFETY: called only in the Apache parent, which runs no threads of its
+    // own (we start none there), so the child inherits a consistent state.
+    match unsafe { libc::fork() } {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent { child: pid }),
+    }
+}
+
+/// What APR tells us about a watched child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// It exited; the wait status.
+    Died(i32),
+    /// Apache restarts or stops: stop watching.
+    Restart,
+    /// Something else (health checks, unregister).
+    Other,
+}
+
+/// A child process watched through apr_proc_other_child_register. The
+/// handler may return a new pid to keep watching (a restarted process).
+pub struct ChildWatch {
+    proc_: ffi::apr_proc_t,
+    pool: Pool,
+    handler: Box<dyn FnMut(ChildEvent, i32) -> Option<i32>>,
+}
+
+unsafe extern "C" fn child_maintenance(reason: c_int, data: *mut c_void, status: c_int) {
+    super::guard("daemon supervision", (), || {
+        // SAFETY: `data` is the ChildWatch we registered; it lives in pconf,
+        // which outlives every registration made with it.
+        let watch = unsafe { &mut *(data as *mut ChildWatch) };
+        let event = match reason {
+            r if r == ffi::MWRS_APR_OC_REASON_DEATH || r == ffi::MWRS_APR_OC_REASON_LOST => ChildEvent::Died(status),
+            r if r == ffi::MWRS_APR_OC_REASON_RESTART => ChildEvent::Restart,
+            _ => return,
+        };
+        // SAFETY: unregistering the record APR just reported on.
+        unsafe { ffi::apr_proc_other_child_unregister(data) };
+        let pid = watch.proc_.pid;
+        if let Some(new_pid) = (watch.handler)(event, pid) {
+            watch.register(new_pid);
+        }
+    })
+}
+
+impl ChildWatch {
+    /// Starts watching `pid`; `handler` runs in the Apache parent when it
+    /// dies (return a new pid to go on watching) or when Apache restarts.
+    pub fn watch(pool: Pool, pid: i32, handler: Box<dyn FnMut(ChildEvent, i32) -> Option<i32>>) {
+        let watch = pool.adopt(ChildWatch {
+            proc_: ffi::apr_proc_t {
+                pid,
+                in_: std::ptr::null_mut(),
+                out: std::ptr::null_mut(),
+                err: std::ptr::null_mut(),
+            },
+            pool,
+            handler,
+        });
+        // SAFETY: adopt returned a live pointer owned by the pool.
+        unsafe { &mut *watch }.register(pid);
+    }
+
+    fn register(&mut self, pid: i32) {
+        self.proc_.pid = pid;
+        let data = self as *mut ChildWatch as *mut c_void;
+        // SAFETY: the record and its apr_proc_t live in the pool for as long
+        // as the registration (APR unregisters on that pool's cleanup).
+        unsafe {
+            ffi::apr_proc_other_child_register(
+                &mut self.proc_,
+                Some(child_maintenance),
+                data,
+                std::ptr::null_mut(),
+                self.pool.as_ptr(),
+            )
+        };
+    }
+}
+
+/// The memory ps reads a process's command line from: the original argv.
+pub struct ProcessTitle {
+    start: *mut u8,
+    len: usize,
+}
+
+impl ProcessTitle {
+    /// The argv area of this Apache process.
+    pub fn of(s: *mut ffi::server_rec) -> Option<ProcessTitle> {
+        // SAFETY: process->argv is the argv main() received (argc entries,
+        // each NUL-terminated, laid out one after another by the kernel).
+        unsafe {
+            let process = (*s).process;
+            if process.is_null() || (*process).argc < 1 {
+                return None;
+            }
+            let argv = (*process).argv;
+            let first = *argv as *mut u8;
+            let last = *argv.add((*process).argc as usize - 1);
+            let end = last.add(libc::strlen(last)) as *mut u8;
+            let len = end.offset_from(first);
+            (len > 0).then(|| ProcessTitle { start: first, len: len as usize })
+        }
+    }
+
+    /// Rewrites what ps shows for this process (cut to the original length)
+    /// and the short name top shows.
+    pub fn set(&self, title: &str) {
+        let bytes = title.as_bytes();
+        let n = bytes.len().min(self.len);
+        // SAFETY: [start, start+len] is the argv area of this process, which
+        // nothing else reads once we are a daemon process; we keep the final NUL.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.start, n);
+            std::ptr::write_bytes(self.start.add(n), 0, self.len - n);
+        }
+        if let Ok(short) = CString::new(bytes.iter().take(15).copied().collect::<Vec<u8>>()) {
+            // SAFETY: PR_SET_NAME reads at most 16 bytes of a NUL-terminated string.
+            unsafe { libc::prctl(libc::PR_SET_NAME, short.as_ptr()) };
+        }
+    }
+}
+
+// SAFETY: the title is written only by a daemon process's main thread at
+// start-up, before any other thread exists; elsewhere it is never touched.
+unsafe impl Send for ProcessTitle {}
+// SAFETY: as above.
+unsafe impl Sync for ProcessTitle {}
+
+/// The process pool of a server (lives across restart generations).
+pub fn configuration_pool_of(s: *mut ffi::server_rec) -> Pool {
+    // SAFETY: server->process->pconf is the live configuration pool.
+    unsafe { Pool::from_raw((*(*s).process).pconf) }
+}
+
+/// The write end of the caretaker's wake-up pipe, for the signal handler.
+static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn wake_on_signal(sig: c_int) {
+    let byte: u8 = match sig {
+        libc::SIGUSR1 => b'G',
+        _ => b'T',
+    };
+    let fd = WAKE_FD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the byte lives on our stack.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// In a daemon process: SIGTERM, SIGINT and SIGHUP write `T`, SIGUSR1 writes
+/// `G` into `fd` (the caretaker's pipe); SIGPIPE is ignored so a vanished
+/// peer is an error return, not a death. Replaces Apache's handlers, which
+/// the fork inherited.
+pub fn route_signals_to(fd: i32) {
+    WAKE_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: installing plain handlers that only call write(2); SIG_IGN
+    // for SIGPIPE. No other thread exists yet.
+    unsafe {
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = wake_on_signal as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        // Apache's parent may have blocked signals; a daemon wants them.
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Ends the process at once, without running atexit handlers or Apache's
+/// pool cleanups (which belong to the parent this process was forked from).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) is always safe to call.
+    unsafe { libc::_exit(code) }
+}
+
+/// Sets a resource limit (RLIMIT_CPU / DATA / AS) for this process.
+pub fn set_rlimit(resource: RLimit, value: u64) -> std::io::Result<()> {
+    let which = match resource {
+        RLimit::Cpu => libc::RLIMIT_CPU,
+        RLimit::Data => libc::RLIMIT_DATA,
+        RLimit::AddressSpace => libc::RLIMIT_AS,
+    };
+    let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+    // SAFETY: setrlimit reads the struct we own.
+    if unsafe { libc::setrlimit(which, &lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+pub enum RLimit {
+    Cpu,
+    Data,
+    AddressSpace,
+}
+
+/// nice(2) by `increment`.
+pub fn renice(increment: i32) -> std::io::Result<()> {
+    // SAFETY: plain syscall; errno tells failure apart from a -1 result.
+    unsafe {
+        *libc::__errno_location() = 0;
+        if libc::nice(increment) == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// setlocale(LC_ALL, locale).
+pub fn set_locale(locale: &str) -> bool {
+    let Ok(c) = CString::new(locale) else { return false };
+    // SAFETY: called before any other thread exists in the daemon process.
+    !unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) }.is_null()
+}
+
+/// Borrows an fd this process keeps open for as long as it runs (a daemon's
+/// listener and pipes).
+pub fn borrow_fd(fd: std::os::fd::RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: callers pass fds that stay open until the process exits.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// Takes ownership of a freshly accepted socket fd.
+pub fn stream_from_fd(fd: std::os::fd::RawFd) -> std::os::unix::net::UnixStream {
+    // SAFETY: the fd was just returned by accept(2) and nobody else owns it.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
+/// Sets an environment variable in a process that has no other thread yet.
+pub fn set_env(key: &str, value: &str) {
+    // SAFETY: only called while the daemon process is still single-threaded.
+    unsafe { std::env::set_var(key, value) };
+}

@@ -1,0 +1,36 @@
+//! Daemon mode: WSGIDaemonProcess groups forked from the Apache parent and
+//! supervised by it (`supervisor`), the daemon process itself with its
+//! N + 3 thread layout (`process`), and the worker side that proxies a
+//! request from an Apache child to a daemon over a Unix socket (`worker`).
+
+pub mod process;
+pub mod socket_backend;
+pub mod supervisor;
+pub mod worker;
+
+use crate::config::{DaemonOptions, PythonSettings};
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+/// One daemon process group as this restart generation runs it.
+#[derive(Debug)]
+pub struct GroupRuntime {
+    pub name: String,
+    pub options: DaemonOptions,
+    /// The listener socket the group's processes accept on.
+    pub socket_path: PathBuf,
+    /// Listener fd (open in the parent and the group's daemons, closed in
+    /// Apache's worker children).
+    pub listener: RawFd,
+    /// Server-wide Python settings (the group's options override them).
+    pub python: PythonSettings,
+}
+
+impl GroupRuntime {
+    /// What ps shows for the group's processes.
+    pub fn display_name(&self) -> Option<String> {
+        self.options.display_name.as_ref().map(|d| {
+            if d == "%{GROUP}" { format!("(wsgi:{})", self.name) } else { d.clone() }
+        })
+    }
+}

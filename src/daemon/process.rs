@@ -1,0 +1,472 @@
+//! A daemon process: forked from the Apache parent, it becomes the group's
+//! user, starts Python, and runs exactly `threads + 3` threads:
+//!
+//! - the main thread, which started the others and then is the caretaker:
+//!   it sleeps on a pipe that the signal handler (and the monitor) write one
+//!   byte into, `T` to shut down, `G` to drain gracefully first;
+//! - the monitor thread, which enforces the time-based options;
+//! - the deadlock thread, which takes the GIL about once a second so the
+//!   monitor can tell when the interpreter is stuck;
+//! - `threads` request threads, each accepting connections on the group's
+//!   listener and serving the requests that arrive on them.
+//!
+//! At shutdown one transient thread more, the reaper, force-exits the
+//! process if it is still alive after shutdown-timeout.
+
+use super::GroupRuntime;
+use super::socket_backend::SocketBackend;
+use super::supervisor::Daemons;
+use crate::apache::log::{self, Level};
+use crate::apache::process::{self as proc_edge, RLimit};
+use crate::protocol::{self, FailureKind, Frame, Limits, PROTOCOL_VERSION, ProtocolError};
+use crate::wsgi::serve::{self, AppTarget};
+use crate::wsgi::{Backend, EnvironContext, WsgiError};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{SockFlag, accept4};
+use nix::unistd::{Gid, Uid};
+use parking_lot::Mutex;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Bytes the caretaker understands.
+const SHUTDOWN: u8 = b'T';
+const GRACEFUL: u8 = b'G';
+
+/// What the threads of one daemon process share.
+struct Shared {
+    group: &'static GroupRuntime,
+    limits: Limits,
+    started: Instant,
+    /// No new connections once set (graceful drain or shutdown).
+    stopping: AtomicBool,
+    /// Read end stays readable once the caretaker writes into it: wakes
+    /// every request thread out of poll().
+    stop_read: OwnedFd,
+    stop_write: OwnedFd,
+    /// The caretaker's pipe (the monitor writes reasons into it too).
+    wake_write: RawFd,
+    /// Per request thread: when its current request started.
+    active: Mutex<Vec<Option<Instant>>>,
+    requests: AtomicU64,
+    /// Milliseconds since `started` of the last request activity.
+    last_activity_ms: AtomicU64,
+    /// Milliseconds since `started` when the deadlock thread last held the GIL.
+    last_gil_ms: AtomicU64,
+    /// Set once the script has loaded (for startup-timeout).
+    script_loaded: AtomicBool,
+    pid: u32,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn who(&self) -> String {
+        format!("daemon process '{}' (pid {})", self.group.name, self.pid)
+    }
+
+    /// Asks the caretaker to stop the process, saying why.
+    fn request_exit(&self, how: u8, why: &str) {
+        log::server(None, Level::Info, &format!("{}: {why}", self.who()));
+        let _ = nix::unistd::write(unsafe_borrow(self.wake_write), &[how]);
+    }
+}
+
+/// Borrows a raw fd this process owns for the whole run.
+fn unsafe_borrow(fd: RawFd) -> BorrowedFd<'static> {
+    crate::apache::process::borrow_fd(fd)
+}
+
+/// Runs the daemon process; never returns.
+pub fn run(daemons: &'static Daemons, group_index: usize, index: usize, delay: Duration) -> ! {
+    let group = &daemons.groups[group_index];
+    let code = match setup_and_serve(daemons, group, index, delay) {
+        Ok(()) => 0,
+        Err(message) => {
+            log::server(None, Level::Crit, &format!("daemon process '{}' (pid {}): {message}", group.name, std::process::id()));
+            1
+        }
+    };
+    proc_edge::exit_now(code)
+}
+
+fn setup_and_serve(daemons: &'static Daemons, group: &'static GroupRuntime, _index: usize, delay: Duration) -> Result<(), String> {
+    // This process serves only its own group: drop Apache's HTTP listeners
+    // and the other groups' sockets.
+    proc_edge::close_http_listeners();
+    for g in &daemons.groups {
+        if !std::ptr::eq(g, group) {
+            let _ = nix::unistd::close(g.listener);
+        }
+    }
+    let (wake_read, wake_write) = nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
+    proc_edge::route_signals_to(std::os::fd::AsRawFd::as_raw_fd(&wake_write));
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    if let Some(title) = group.display_name() {
+        if let Some(t) = &daemons.title {
+            t.set(&title);
+        }
+    }
+    become_group_identity(group)?;
+    let settings = crate::python::InitSettings::for_daemon(&group.python, &group.options);
+    crate::python::initialize(&settings).map_err(|e| format!("cannot start Python: {e}"))?;
+
+    let (stop_read, stop_write) = nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
+    let threads = group.options.threads;
+    let limits = Limits { max_header: group.options.header_buffer_size, ..Limits::default() };
+    let shared = Arc::new(Shared {
+        group,
+        limits,
+        started: Instant::now(),
+        stopping: AtomicBool::new(false),
+        stop_read,
+        stop_write,
+        wake_write: std::os::fd::AsRawFd::as_raw_fd(&wake_write),
+        active: Mutex::new(vec![None; threads]),
+        requests: AtomicU64::new(0),
+        last_activity_ms: AtomicU64::new(0),
+        last_gil_ms: AtomicU64::new(0),
+        script_loaded: AtomicBool::new(false),
+        pid: std::process::id(),
+    });
+    std::mem::forget(wake_write);
+
+    let mut workers = Vec::new();
+    for slot in 0..threads {
+        let s = shared.clone();
+        let mut builder = std::thread::Builder::new().name(format!("wsgi-req-{slot}"));
+        if let Some(size) = group.options.stack_size {
+            builder = builder.stack_size(size);
+        }
+        workers.push(builder.spawn(move || request_thread(&s, slot)).map_err(|e| format!("cannot start request thread: {e}"))?);
+    }
+    let s = shared.clone();
+    std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor_thread(&s)).map_err(|e| e.to_string())?;
+    let s = shared.clone();
+    std::thread::Builder::new().name("wsgi-deadlock".into()).spawn(move || deadlock_thread(&s)).map_err(|e| e.to_string())?;
+    log::server(None, Level::Info, &format!("{}: ready with {threads} request threads", shared.who()));
+
+    caretaker(&shared, wake_read, workers)
+}
+
+/// Drops root for the group's user/group (Apache's User/Group by default),
+/// and applies the per-process options that need privileges first.
+fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
+    let o = &group.options;
+    if let Some(mask) = o.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if o.cpu_time_limit > 0 {
+        proc_edge::set_rlimit(RLimit::Cpu, o.cpu_time_limit).map_err(|e| format!("cpu-time-limit: {e}"))?;
+    }
+    if o.memory_limit > 0 {
+        proc_edge::set_rlimit(RLimit::Data, o.memory_limit).map_err(|e| format!("memory-limit: {e}"))?;
+    }
+    if o.virtual_memory_limit > 0 {
+        proc_edge::set_rlimit(RLimit::AddressSpace, o.virtual_memory_limit).map_err(|e| format!("virtual-memory-limit: {e}"))?;
+    }
+    if o.cpu_priority != 0 {
+        proc_edge::renice(o.cpu_priority).map_err(|e| format!("cpu-priority: {e}"))?;
+    }
+    if let Some(lang) = &o.lang {
+        crate::apache::process::set_env("LANG", lang);
+    }
+    if let Some(locale) = &o.locale {
+        crate::apache::process::set_env("LC_ALL", locale);
+        if !proc_edge::set_locale(locale) {
+            log::server(None, Level::Warning, &format!("daemon process '{}': unsupported locale '{locale}'", group.name));
+        }
+    }
+    if let Some(dir) = &o.chroot {
+        if Uid::effective().is_root() {
+            nix::unistd::chroot(dir.as_str()).map_err(|e| format!("chroot to {dir}: {e}"))?;
+            std::env::set_current_dir("/").map_err(|e| format!("chdir / in chroot: {e}"))?;
+        }
+    }
+    let worker = proc_edge::worker_identity();
+    let uid = o.user.as_ref().map_or(worker.uid, |u| u.uid);
+    let gid = o.group.as_ref().map_or(worker.gid, |g| g.gid);
+    let user_name = o.user.as_ref().map_or(worker.user_name.clone(), |u| u.name.clone());
+    if Uid::effective().is_root() {
+        let mut groups: Vec<Gid> = vec![Gid::from_raw(gid)];
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(Uid::from_raw(uid)) {
+            if let Ok(name) = std::ffi::CString::new(user.name.clone()) {
+                if let Ok(list) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid)) {
+                    groups = list;
+                }
+            }
+        }
+        groups.extend(o.supplementary_groups.iter().map(|g| Gid::from_raw(g.gid)));
+        nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
+        nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| format!("setgid({gid}): {e}"))?;
+        nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid({uid}) for user '{user_name}': {e}"))?;
+    }
+    let home = o.home.clone().or_else(|| {
+        o.user.as_ref().and_then(|_| nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten()).map(|u| u.dir.to_string_lossy().into_owned())
+    });
+    if let Some(home) = home {
+        std::env::set_current_dir(&home).map_err(|e| format!("cannot change to home directory {home}: {e}"))?;
+        crate::apache::process::set_env("HOME", &home);
+    }
+    Ok(())
+}
+
+/// The main thread after start-up: waits for a reason to stop, then drains
+/// and exits.
+fn caretaker(shared: &Arc<Shared>, wake_read: OwnedFd, workers: Vec<std::thread::JoinHandle<()>>) -> Result<(), String> {
+    let mut pipe = std::fs::File::from(wake_read);
+    let mut byte = [0u8; 1];
+    let how = loop {
+        match pipe.read(&mut byte) {
+            Ok(1) if byte[0] == SHUTDOWN || byte[0] == GRACEFUL => break byte[0],
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break SHUTDOWN,
+        }
+    };
+    let o = &shared.group.options;
+    // Stop taking connections; running requests go on.
+    shared.stopping.store(true, Ordering::SeqCst);
+    let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
+    if how == GRACEFUL {
+        let budget = if o.eviction_timeout.is_zero() { o.graceful_timeout } else { o.eviction_timeout };
+        wait_idle(shared, budget, Some(&mut pipe));
+    }
+    // The reaper: whatever happens next may hang (a stuck request, atexit
+    // handlers), so the process ends after shutdown-timeout regardless.
+    let timeout = o.shutdown_timeout;
+    let who = shared.who();
+    let _ = std::thread::Builder::new().name("wsgi-reaper".into()).spawn(move || {
+        std::thread::sleep(timeout);
+        log::server(None, Level::Error, &format!("{who}: still running {}s after shutdown began; forcing exit", timeout.as_secs_f64()));
+        proc_edge::exit_now(1);
+    });
+    wait_idle(shared, timeout, None);
+    let idle = shared.active.lock().iter().all(Option::is_none);
+    if idle {
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+    log::server(None, Level::Info, &format!("{}: stopped after {} requests", shared.who(), shared.requests.load(Ordering::Relaxed)));
+    Ok(())
+}
+
+/// Waits until no request runs, or `budget` passed. A second SIGTERM during
+/// a graceful drain cuts the drain short.
+fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::File>) {
+    let deadline = Instant::now() + budget;
+    while Instant::now() < deadline {
+        if shared.active.lock().iter().all(Option::is_none) {
+            return;
+        }
+        if let Some(p) = pipe.as_deref_mut() {
+            let mut fds = [PollFd::new(p.as_fd(), PollFlags::POLLIN)];
+            if let Ok(n) = poll(&mut fds, PollTimeout::from(50u16)) {
+                if n > 0 {
+                    let mut b = [0u8; 1];
+                    if matches!(p.read(&mut b), Ok(1) if b[0] == SHUTDOWN) {
+                        return;
+                    }
+                }
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A request thread: accept, serve every request on the connection, repeat
+/// until the process stops taking connections.
+fn request_thread(shared: &Shared, slot: usize) {
+    let listener = unsafe_borrow(shared.group.listener);
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let mut fds = [PollFd::new(listener, PollFlags::POLLIN), PollFd::new(shared.stop_read.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        // Another thread or process may have taken the connection.
+        let fd = match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+            Ok(fd) => fd,
+            Err(_) => continue,
+        };
+        let stream = proc_edge::stream_from_fd(fd);
+        let _ = stream.set_nonblocking(false);
+        serve_connection(shared, slot, stream);
+    }
+}
+
+/// Serves the requests of one connection (one after another: keep-alive).
+fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
+    let o = &shared.group.options;
+    let timeout = (!o.socket_timeout.is_zero()).then_some(o.socket_timeout);
+    let _ = stream.set_write_timeout(timeout);
+    loop {
+        // Between requests the worker may keep the connection idle.
+        let _ = stream.set_read_timeout(None);
+        let mut reader = match stream.try_clone() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let frame = match protocol::read_frame(&mut reader, &shared.limits) {
+            Ok(f) => f,
+            Err(ProtocolError::UnexpectedEof) => return,
+            Err(e) => {
+                log::server(None, Level::Error, &format!("{}: bad request from worker: {e}", shared.who()));
+                return;
+            }
+        };
+        let _ = stream.set_read_timeout(timeout);
+        let Frame::Request { version, environ } = frame else {
+            log::server(None, Level::Error, &format!("{}: worker sent {} instead of a request", shared.who(), frame.name()));
+            return;
+        };
+        let backend = match stream.try_clone() {
+            Ok(s) => Arc::new(SocketBackend::new(s, shared.limits, &shared.group.name)),
+            Err(_) => return,
+        };
+        if version != PROTOCOL_VERSION {
+            let _ = backend.send(&Frame::failure(
+                FailureKind::ProtocolError,
+                format!("protocol version {version} from the worker, daemon speaks {PROTOCOL_VERSION}: restart Apache fully"),
+            ));
+            return;
+        }
+        shared.active.lock()[slot] = Some(Instant::now());
+        shared.last_activity_ms.store(shared.now_ms(), Ordering::Relaxed);
+        let keep = serve_request(shared, &backend, &environ);
+        shared.active.lock()[slot] = None;
+        shared.last_activity_ms.store(shared.now_ms(), Ordering::Relaxed);
+        let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        if o.maximum_requests > 0 && served == o.maximum_requests {
+            shared.request_exit(GRACEFUL, &format!("reached maximum-requests={}; recycling", o.maximum_requests));
+        }
+        if !keep || shared.stopping.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Latin-1 bytes to str, as CGI variables are byte strings (PEP 3333).
+fn latin1_str(b: &[u8]) -> String {
+    b.iter().map(|&c| c as char).collect()
+}
+
+/// Serves one request; returns whether the connection can carry another.
+fn serve_request(shared: &Shared, backend: &Arc<SocketBackend>, environ: &[(Vec<u8>, Vec<u8>)]) -> bool {
+    let vars: Vec<(String, String)> = environ.iter().map(|(k, v)| (latin1_str(k), latin1_str(v))).collect();
+    let Some(script) = var(&vars, "SCRIPT_FILENAME").map(str::to_string) else {
+        let _ = backend.send(&Frame::failure(FailureKind::BadRequest, "no SCRIPT_FILENAME in the request"));
+        return true;
+    };
+    let callable = var(&vars, "mod_wsgi.callable_object").unwrap_or("application").to_string();
+    let app_group = var(&vars, "mod_wsgi.application_group").unwrap_or("").to_string();
+    let reloading = var(&vars, "mod_wsgi.script_reloading") != Some("0");
+    let mtime = std::fs::metadata(&script)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as i64);
+    let o = &shared.group.options;
+    let target = AppTarget { script: &script, callable_object: &callable, mtime, reloading };
+    let ctx = EnvironContext {
+        process_group: &shared.group.name,
+        application_group: &app_group,
+        callable_object: &callable,
+        script_reloading: reloading,
+        multithread: o.threads > 1,
+        multiprocess: o.multiprocess,
+    };
+    let dyn_backend: Arc<dyn Backend> = backend.clone();
+    let pairs = vars.iter().filter(|(k, _)| !k.starts_with("mod_wsgi.")).map(|(k, v)| (k.as_str(), v.as_str()));
+    let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
+    shared.script_loaded.store(true, Ordering::Relaxed);
+    match outcome {
+        Ok(()) => backend.send(&Frame::ResponseEnd).is_ok(),
+        Err(failure) => {
+            let mode = format!("daemon process group '{}'", shared.group.name);
+            serve::report(&**backend, &failure, &script, &mode);
+            match failure.error {
+                WsgiError::ClientGone => false,
+                WsgiError::Script(msg) | WsgiError::Application(msg) => {
+                    let first = msg.lines().next().unwrap_or("").to_string();
+                    let _ = backend.send(&Frame::failure(
+                        FailureKind::ApplicationError,
+                        format!("{first} (traceback in the log of daemon process '{}' pid {})", shared.group.name, shared.pid),
+                    ));
+                    !failure.started
+                }
+            }
+        }
+    }
+}
+
+/// Enforces the time-based options. Runs whatever they are set to (mod_wsgi
+/// only starts its monitor for some of them, so the others silently did
+/// nothing).
+fn monitor_thread(shared: &Shared) {
+    let o = &shared.group.options;
+    let tick = Duration::from_millis(200);
+    loop {
+        std::thread::sleep(tick);
+        if shared.stopping.load(Ordering::SeqCst) {
+            continue;
+        }
+        let now = shared.now_ms();
+        let secs = |d: Duration| d.as_millis() as u64;
+        if !o.deadlock_timeout.is_zero() && now.saturating_sub(shared.last_gil_ms.load(Ordering::Relaxed)) > secs(o.deadlock_timeout) {
+            shared.request_exit(SHUTDOWN, &format!("Python GIL not acquirable for deadlock-timeout={}s; restarting", o.deadlock_timeout.as_secs()));
+            continue;
+        }
+        if !o.restart_interval.is_zero() && now > secs(o.restart_interval) {
+            shared.request_exit(GRACEFUL, &format!("restart-interval={}s reached; recycling", o.restart_interval.as_secs()));
+            continue;
+        }
+        let busy: Vec<Instant> = shared.active.lock().iter().flatten().copied().collect();
+        if !o.inactivity_timeout.is_zero() && busy.is_empty() && now.saturating_sub(shared.last_activity_ms.load(Ordering::Relaxed)) > secs(o.inactivity_timeout) {
+            shared.request_exit(GRACEFUL, &format!("no requests for inactivity-timeout={}s; recycling", o.inactivity_timeout.as_secs()));
+            continue;
+        }
+        if !o.request_timeout.is_zero() {
+            if let Some(longest) = busy.iter().map(|t| t.elapsed()).max() {
+                if longest > o.request_timeout {
+                    shared.request_exit(SHUTDOWN, &format!(
+                        "a request has run {:.0}s, over request-timeout={}s; restarting",
+                        longest.as_secs_f64(),
+                        o.request_timeout.as_secs()
+                    ));
+                    continue;
+                }
+            }
+        }
+        if !o.startup_timeout.is_zero() && !shared.script_loaded.load(Ordering::Relaxed) && now > secs(o.startup_timeout) && !busy.is_empty() {
+            shared.request_exit(SHUTDOWN, &format!("the script did not load within startup-timeout={}s; restarting", o.startup_timeout.as_secs()));
+        }
+    }
+}
+
+/// Takes and releases the GIL about once a second, recording when it last
+/// could.
+fn deadlock_thread(shared: &Shared) {
+    loop {
+        pyo3::Python::with_gil(|_| ());
+        shared.last_gil_ms.store(shared.now_ms(), Ordering::Relaxed);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
