@@ -1320,8 +1320,8 @@ mod tests {
     #[test]
     fn not_yet_directives_are_recorded_once_and_implemented_ones_not() {
         let mut c = conf();
-        c.ok("WSGIPythonOptimize", &["1"])
-            .ok("WSGIPythonOptimize", &["2"])
+        c.ok("WSGIServerMetrics", &["On"])
+            .ok("WSGIServerMetrics", &["Off"])
             .ok("WSGIPythonHome", &["/v"])
             .ok("WSGIEnableSendfile", &["On"]);
         let names: Vec<_> = c
@@ -1330,7 +1330,7 @@ mod tests {
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIPythonOptimize", "WSGIEnableSendfile"]);
+        assert_eq!(names, ["WSGIServerMetrics", "WSGIEnableSendfile"]);
         // A failed directive is not recorded.
         let _ = c.err("WSGIMapHEADToGET", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);

@@ -57,7 +57,6 @@ const SUBINTERP: Status = Status::NotYet(
     "sub-interpreters are not built yet; every application runs in the main interpreter",
 );
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
-const PY_INIT: Status = Status::NotYet("this Python start-up setting is not applied yet");
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 const AUTH: Status = Status::NotYet("authentication and access-control hooks are not built yet");
 
@@ -166,38 +165,38 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIPythonOptimize",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIPythonOptimize 0|1|2",
     ),
     d(
         "WSGIPythonHashSeed",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIPythonHashSeed random|0..4294967295",
     ),
     d(
         "WSGIPythonWarnings",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIPythonWarnings filter",
     ),
-    d("WSGIPythonEggs", ServerOnly, PY_INIT, "WSGIPythonEggs dir"),
+    d("WSGIPythonEggs", ServerOnly, Implemented, "WSGIPythonEggs dir"),
     d(
         "WSGIDontWriteBytecode",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIDontWriteBytecode On|Off",
     ),
     d(
         "WSGIDestroyInterpreter",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIDestroyInterpreter On|Off",
     ),
     d(
         "WSGISwitchInterval",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGISwitchInterval seconds",
     ),
     d(
@@ -222,19 +221,19 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIRestrictStdin",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIRestrictStdin On|Off",
     ),
     d(
         "WSGIRestrictStdout",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIRestrictStdout On|Off",
     ),
     d(
         "WSGIRestrictSignal",
         ServerOnly,
-        PY_INIT,
+        Implemented,
         "WSGIRestrictSignal On|Off",
     ),
     d(
@@ -431,6 +430,16 @@ mod tests {
                 "WSGIRestrictEmbedded",
                 "WSGIPythonHome",
                 "WSGIPythonPath",
+                "WSGIPythonOptimize",
+                "WSGIPythonHashSeed",
+                "WSGIPythonWarnings",
+                "WSGIPythonEggs",
+                "WSGIDontWriteBytecode",
+                "WSGIDestroyInterpreter",
+                "WSGISwitchInterval",
+                "WSGIRestrictStdin",
+                "WSGIRestrictStdout",
+                "WSGIRestrictSignal",
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
                 "WSGIChunkedRequest",

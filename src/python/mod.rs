@@ -1,36 +1,93 @@
 //! The one edge to the CPython C-API: starting the interpreter in an Apache
-//! child and the GIL policy. Python never starts in the Apache parent.
+//! child (or a daemon process), the start-up settings of the WSGIPython*
+//! directives, the GIL policy, and finalizing Python when the process exits.
+//! Python never starts in the Apache parent.
 
+pub mod files;
+pub mod stdio;
+
+use nix::libc;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::CString;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
+use std::time::Duration;
 
 /// What a process needs to bring Python up: the WSGIPython* directives,
-/// with a daemon group's python-home / python-path taking precedence.
+/// with a daemon group's python-* options taking precedence.
 #[derive(Debug, Default, Clone)]
 pub struct InitSettings {
     /// WSGIPythonHome: a prefix, or the root of a virtualenv.
     pub home: Option<String>,
     /// WSGIPythonPath entries, added with site.addsitedir.
     pub path: Vec<String>,
+    /// WSGIPythonOptimize: 0, 1 (-O) or 2 (-OO).
+    pub optimize: u8,
+    /// WSGIPythonHashSeed: None = random (or PYTHONHASHSEED from the
+    /// environment), Some(n) = fixed seed, 0 disabling randomization.
+    pub hash_seed: Option<u32>,
+    /// WSGIPythonWarnings, one -W filter each.
+    pub warnings: Vec<String>,
+    /// WSGIPythonEggs / python-eggs=: exported as PYTHON_EGG_CACHE.
+    pub eggs: Option<String>,
+    /// WSGIDontWriteBytecode On.
+    pub dont_write_bytecode: bool,
+    /// WSGISwitchInterval / switch-interval=; None keeps Python's 0.005 s.
+    pub switch_interval: Option<Duration>,
+    /// WSGIDestroyInterpreter: finalize Python (running atexit handlers)
+    /// when the process exits.
+    pub destroy_interpreter: bool,
+    /// WSGIRestrictStdin: sys.stdin raises on any use.
+    pub restrict_stdin: bool,
+    /// WSGIRestrictStdout: sys.stdout raises on any use; otherwise it writes
+    /// to Apache's error log at info level.
+    pub restrict_stdout: bool,
+    /// WSGIRestrictSignal: signal.signal() from applications is ignored
+    /// (with a warning) instead of replacing Apache's handlers.
+    pub restrict_signal: bool,
 }
 
 impl InitSettings {
     /// Settings for an Apache child (embedded mode).
     pub fn from_config(global: &crate::config::PythonSettings) -> InitSettings {
-        InitSettings { home: global.home.clone(), path: global.path.clone() }
+        InitSettings {
+            home: global.home.clone(),
+            path: global.path.clone(),
+            optimize: global.optimize(),
+            hash_seed: match global.hash_seed() {
+                crate::config::HashSeed::Random => None,
+                crate::config::HashSeed::Value(n) => Some(n),
+            },
+            warnings: global.warnings.clone(),
+            eggs: global.eggs.clone(),
+            dont_write_bytecode: global.dont_write_bytecode(),
+            switch_interval: global.switch_interval,
+            destroy_interpreter: global.destroy_interpreter(),
+            restrict_stdin: global.restrict_stdin(),
+            restrict_stdout: global.restrict_stdout(),
+            restrict_signal: global.restrict_signal(),
+        }
     }
 
     /// Settings for a daemon process of a group: its options override the
     /// server-wide directives where given.
-    pub fn for_daemon(global: &crate::config::PythonSettings, group: &crate::config::DaemonOptions) -> InitSettings {
+    pub fn for_daemon(
+        global: &crate::config::PythonSettings,
+        group: &crate::config::DaemonOptions,
+    ) -> InitSettings {
         let mut s = InitSettings::from_config(global);
         if let Some(home) = &group.python_home {
             s.home = Some(home.clone());
         }
         if !group.python_path.is_empty() {
             s.path = group.python_path.clone();
+        }
+        if let Some(eggs) = &group.python_eggs {
+            s.eggs = Some(eggs.clone());
+        }
+        if let Some(interval) = group.switch_interval {
+            s.switch_interval = Some(interval);
         }
         s
     }
@@ -67,8 +124,83 @@ pub fn is_initialized() -> bool {
     unsafe { ffi::Py_IsInitialized() != 0 }
 }
 
-/// Starts the main interpreter in this process and releases the GIL so
-/// request threads can take it. Idempotent.
+/// A NUL-terminated wide string (wchar_t is UTF-32 on the platforms Apache
+/// and this module run on).
+fn wide(s: &str) -> Vec<libc::wchar_t> {
+    s.chars()
+        .map(|c| c as libc::wchar_t)
+        .chain(std::iter::once(0))
+        .collect()
+}
+
+/// The thread state of the thread that initialized Python, parked by
+/// PyEval_SaveThread; finalization restores it.
+static MAIN_TSTATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
+/// Kernel thread id of that thread.
+static INIT_TID: AtomicI32 = AtomicI32::new(0);
+/// Pid that initialized Python: a process forked by the application must
+/// not finalize an interpreter it merely inherited.
+static INIT_PID: AtomicI32 = AtomicI32::new(0);
+static FINALIZED: AtomicBool = AtomicBool::new(false);
+
+/// Fills the PyConfig from the settings; runs before Python exists.
+///
+/// # Safety
+/// `config` must have been initialised by PyConfig_InitPythonConfig.
+unsafe fn apply_config(
+    config: *mut ffi::PyConfig,
+    settings: &InitSettings,
+) -> Result<(), InitError> {
+    // SAFETY: `config` is a live, initialised PyConfig (caller contract);
+    // every field written here is a plain int or goes through CPython's own
+    // setters, which copy the strings we pass.
+    unsafe {
+        // Apache owns the process: no signal handlers of Python's own, and
+        // no command line or environment-derived argv.
+        (*config).install_signal_handlers = 0;
+        (*config).parse_argv = 0;
+        (*config).optimization_level = settings.optimize as i32;
+        if let Some(seed) = settings.hash_seed {
+            (*config).use_hash_seed = 1;
+            (*config).hash_seed = seed as _;
+        }
+        if settings.dont_write_bytecode {
+            (*config).write_bytecode = 0;
+        }
+        for filter in &settings.warnings {
+            let w = wide(filter);
+            status(
+                "WSGIPythonWarnings",
+                ffi::PyWideStringList_Append(&raw mut (*config).warnoptions, w.as_ptr()),
+            )?;
+        }
+        if let Some(home) = &settings.home {
+            let home_path = Path::new(home);
+            // A virtualenv has no stdlib of its own: point Python at the
+            // venv's interpreter so site.py finds pyvenv.cfg, as mod_wsgi does.
+            let (field, value) = if home_path.join("pyvenv.cfg").exists() {
+                (
+                    &raw mut (*config).executable,
+                    home_path.join("bin/python").to_string_lossy().into_owned(),
+                )
+            } else {
+                (&raw mut (*config).home, home.clone())
+            };
+            let c =
+                CString::new(value).map_err(|_| InitError("WSGIPythonHome contains NUL".into()))?;
+            status(
+                "setting python home",
+                ffi::PyConfig_SetBytesString(config, field, c.as_ptr()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the main interpreter in this process, applies the start-up
+/// settings, and releases the GIL so request threads can take it.
+/// Idempotent. With `destroy_interpreter`, Python is finalized when the
+/// process exits (see [`finalize`]).
 pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
     if is_initialized() {
         return Ok(());
@@ -78,48 +210,87 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
     unsafe {
         let mut config: ffi::PyConfig = std::mem::zeroed();
         ffi::PyConfig_InitPythonConfig(&mut config);
-        // Apache owns the process: no signal handlers of Python's own, and
-        // no command line or environment-derived argv.
-        config.install_signal_handlers = 0;
-        config.parse_argv = 0;
-        let result = (|| {
-            if let Some(home) = &settings.home {
-                let home_path = Path::new(home);
-                // A virtualenv has no stdlib of its own: point Python at the
-                // venv's interpreter so site.py finds pyvenv.cfg, as mod_wsgi does.
-                let cfg: *mut ffi::PyConfig = &mut config;
-                let (field, value) = if home_path.join("pyvenv.cfg").exists() {
-                    (
-                        &raw mut (*cfg).executable,
-                        home_path.join("bin/python").to_string_lossy().into_owned(),
-                    )
-                } else {
-                    (&raw mut (*cfg).home, home.clone())
-                };
-                let c = CString::new(value)
-                    .map_err(|_| InitError("WSGIPythonHome contains NUL".into()))?;
-                status(
-                    "setting python home",
-                    ffi::PyConfig_SetBytesString(cfg, field, c.as_ptr()),
-                )?;
-            }
-            status("initializing Python", ffi::Py_InitializeFromConfig(&config))
-        })();
+        let result = apply_config(&mut config, settings)
+            .and_then(|()| status("initializing Python", ffi::Py_InitializeFromConfig(&config)));
         ffi::PyConfig_Clear(&mut config);
         result?;
-        // The main thread's state is parked; every request thread attaches
-        // its own through the GIL-state API.
-        ffi::PyEval_SaveThread();
     }
-    if !settings.path.is_empty() {
-        pyo3::Python::with_gil(|py| -> pyo3::PyResult<()> {
+    // Still holding the GIL on the initializing thread: set up the process
+    // before any request can run. Importing threading here makes this thread
+    // threading's main thread, which finalization expects.
+    let setup = Python::with_gil(|py| -> PyResult<()> {
+        py.import("threading")?;
+        let sys = py.import("sys")?;
+        if let Some(interval) = settings.switch_interval {
+            sys.call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
+        }
+        if let Some(eggs) = &settings.eggs {
+            // os.environ also calls putenv, so C code sees it too.
+            py.import("os")?
+                .getattr("environ")?
+                .set_item("PYTHON_EGG_CACHE", eggs)?;
+        }
+        stdio::install(py, settings)?;
+        crate::wsgi::module::install(py)?;
+        if !settings.path.is_empty() {
             let site = py.import("site")?;
             for dir in &settings.path {
                 site.call_method1("addsitedir", (dir,))?;
             }
-            Ok(())
-        })
-        .map_err(|e| InitError(format!("WSGIPythonPath: {e}")))?;
+        }
+        Ok(())
+    });
+    // SAFETY: this thread holds the GIL since Py_InitializeFromConfig; the
+    // main thread state is parked and every request thread attaches its own
+    // through the GIL-state API.
+    let tstate = unsafe { ffi::PyEval_SaveThread() };
+    MAIN_TSTATE.store(tstate, Ordering::SeqCst);
+    INIT_TID.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+    INIT_PID.store(std::process::id() as i32, Ordering::SeqCst);
+    if settings.destroy_interpreter {
+        // SAFETY: registering a plain extern "C" fn; glibc runs it at exit()
+        // (or when this library is unloaded, which never happens in a process
+        // where Python was started).
+        unsafe { libc::atexit(finalize_at_exit) };
     }
-    Ok(())
+    setup.map_err(|e| InitError(format!("setting up Python: {e}")))
+}
+
+extern "C" fn finalize_at_exit() {
+    // Never unwind into libc.
+    let _ = std::panic::catch_unwind(finalize);
+}
+
+/// Finalizes Python in this process: threading's shutdown, the
+/// application's atexit handlers, flushing sys.stdout/sys.stderr. Called at
+/// process exit when WSGIDestroyInterpreter is On (the default); it may be
+/// called earlier (e.g. from a child pool cleanup), after which the exit
+/// handler does nothing. Skipped, safely, when this thread is inside Python
+/// (the process is exiting from within a request) or in a process that only
+/// inherited the interpreter through fork.
+pub fn finalize() {
+    if !is_initialized() || std::process::id() as i32 != INIT_PID.load(Ordering::SeqCst) {
+        return;
+    }
+    if FINALIZED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    // SAFETY: Python is initialized in this process. PyGILState_Check tells
+    // whether this thread already holds the GIL; if so we are inside Python
+    // and must not finalize under the running frame. Otherwise we take the
+    // GIL: with the parked main thread state on the thread that created it,
+    // or a GIL-state thread state elsewhere; Py_FinalizeEx then runs with the
+    // GIL held, as it requires, and releases everything.
+    unsafe {
+        if ffi::PyGILState_Check() != 0 {
+            return;
+        }
+        let main = MAIN_TSTATE.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        if !main.is_null() && nix::unistd::gettid().as_raw() == INIT_TID.load(Ordering::SeqCst) {
+            ffi::PyEval_RestoreThread(main);
+        } else {
+            ffi::PyGILState_Ensure();
+        }
+        ffi::Py_FinalizeEx();
+    }
 }

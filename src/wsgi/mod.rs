@@ -5,7 +5,9 @@
 
 pub mod environ;
 pub mod errors;
+pub mod file_wrapper;
 pub mod input;
+pub mod module;
 pub mod response;
 pub mod scripts;
 pub mod serve;

@@ -1,0 +1,167 @@
+//! wsgi.file_wrapper (PEP 3333's optional platform-specific file handling):
+//! `environ['wsgi.file_wrapper'](filelike, blksize=8192)` is an iterable of
+//! the file's bytes from its current position, and its close() closes the
+//! file.
+//!
+//! Any object with read() works (read(blksize) until it returns nothing).
+//! For a regular file with fileno() the bytes are read from a private
+//! duplicate of its descriptor with positional reads, with the GIL released
+//! and in blocks of at least 64 KiB, starting at the file's tell().
+
+use crate::python::files::dup_file;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+/// Smallest block read from a real file: a few large reads beat many
+/// small ones, and the response loop sends each block as it comes.
+const FAST_BLOCK: usize = 64 * 1024;
+
+enum State {
+    /// Not iterated yet: the way to read is chosen at the first block.
+    Fresh,
+    /// A regular file read by offset without the GIL.
+    File {
+        file: Arc<std::fs::File>,
+        offset: u64,
+    },
+    /// Plain read(blksize) calls on the object.
+    Plain,
+    Done,
+}
+
+#[pyclass(module = "mod_wsgi")]
+pub struct FileWrapper {
+    filelike: Py<PyAny>,
+    blksize: usize,
+    state: Mutex<State>,
+}
+
+impl FileWrapper {
+    /// The descriptor and position when `filelike` is a regular file.
+    fn open_fast(&self, py: Python<'_>) -> Option<(std::fs::File, u64)> {
+        let f = self.filelike.bind(py);
+        let fd: i32 = f.call_method0("fileno").ok()?.extract().ok()?;
+        let offset: u64 = f.call_method0("tell").ok()?.extract().ok()?;
+        let file = dup_file(fd).ok()?;
+        file.metadata().ok()?.is_file().then_some((file, offset))
+    }
+
+    fn next_plain(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        let data = self
+            .filelike
+            .bind(py)
+            .call_method1("read", (self.blksize,))?;
+        let bytes = data.downcast_into::<PyBytes>().map_err(|e| {
+            PyTypeError::new_err(format!(
+                "wsgi.file_wrapper: read() must return bytes, got {}",
+                e.into_inner().get_type()
+            ))
+        })?;
+        if bytes.as_bytes().is_empty() {
+            *self.state.lock() = State::Done;
+            return Ok(None);
+        }
+        Ok(Some(bytes.unbind()))
+    }
+}
+
+#[pymethods]
+impl FileWrapper {
+    #[new]
+    #[pyo3(signature = (filelike, blksize = 8192))]
+    fn new(filelike: Bound<'_, PyAny>, blksize: i64) -> PyResult<FileWrapper> {
+        if blksize <= 0 {
+            return Err(PyValueError::new_err(format!(
+                "wsgi.file_wrapper: blksize must be > 0, got {blksize}"
+            )));
+        }
+        if !filelike.hasattr("read")? {
+            return Err(PyTypeError::new_err(format!(
+                "wsgi.file_wrapper needs an object with read(), got {}",
+                filelike.get_type()
+            )));
+        }
+        Ok(FileWrapper {
+            filelike: filelike.unbind(),
+            blksize: blksize as usize,
+            state: Mutex::new(State::Fresh),
+        })
+    }
+
+    #[getter]
+    fn filelike(&self, py: Python<'_>) -> Py<PyAny> {
+        self.filelike.clone_ref(py)
+    }
+
+    #[getter]
+    fn blksize(&self) -> usize {
+        self.blksize
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        if matches!(*self.state.lock(), State::Fresh) {
+            let chosen = match self.open_fast(py) {
+                Some((file, offset)) => State::File {
+                    file: Arc::new(file),
+                    offset,
+                },
+                None => State::Plain,
+            };
+            *self.state.lock() = chosen;
+        }
+        let (file, offset) = match &*self.state.lock() {
+            State::Fresh | State::Plain => (None, 0),
+            State::File { file, offset } => (Some(file.clone()), *offset),
+            State::Done => return Ok(None),
+        };
+        let Some(file) = file else {
+            return self.next_plain(py);
+        };
+        let size = self.blksize.max(FAST_BLOCK);
+        // No Rust lock is held while the GIL is released.
+        let read = py.allow_threads(move || {
+            let mut buf = vec![0u8; size];
+            loop {
+                match file.read_at(&mut buf, offset) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Ok(buf);
+                    }
+                }
+            }
+        })?;
+        let mut state = self.state.lock();
+        if read.is_empty() {
+            *state = State::Done;
+            drop(state);
+            // Leave the file object where a plain read would have.
+            let _ = self.filelike.bind(py).call_method1("seek", (offset,));
+            return Ok(None);
+        }
+        if let State::File { offset: o, .. } = &mut *state {
+            *o = offset + read.len() as u64;
+        }
+        drop(state);
+        Ok(Some(PyBytes::new(py, &read).unbind()))
+    }
+
+    /// Closes the file object (PEP 3333: the server calls this).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        *self.state.lock() = State::Done;
+        let f = self.filelike.bind(py);
+        if f.hasattr("close")? {
+            f.call_method0("close")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! The `mod_wsgi` Python module applications can import: where they run
+//! (process group, application group, process and thread limits), the
+//! version, and process metrics. Registered in sys.modules when Python
+//! starts; daemon mode sets its own process facts with [`set_process_info`].
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyDict, PyModule};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where this process serves, as `mod_wsgi.*` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// '' in embedded mode, the WSGIDaemonProcess name in a daemon process.
+    pub process_group: String,
+    /// Request threads of one process.
+    pub threads: usize,
+    /// Processes serving the same applications at most.
+    pub processes: usize,
+}
+
+/// Set by daemon mode before or after Python starts; None = embedded mode,
+/// whose facts come from the MPM.
+static PROCESS_INFO: Mutex<Option<ProcessInfo>> = Mutex::new(None);
+static MODULE: GILOnceCell<Py<PyModule>> = GILOnceCell::new();
+/// When Python started in this process (seconds since the epoch).
+static STARTED: Mutex<f64> = Mutex::new(0.0);
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn current_info() -> ProcessInfo {
+    if let Some(info) = PROCESS_INFO.lock().clone() {
+        return info;
+    }
+    let mpm = crate::apache::mpm_info();
+    ProcessInfo {
+        process_group: String::new(),
+        threads: mpm.max_threads.max(1) as usize,
+        processes: mpm.max_daemons.max(1) as usize,
+    }
+}
+
+fn apply(module: &Bound<'_, PyModule>, info: &ProcessInfo) -> PyResult<()> {
+    module.setattr("process_group", &info.process_group)?;
+    module.setattr("maximum_processes", info.processes)?;
+    module.setattr("threads_per_process", info.threads)?;
+    Ok(())
+}
+
+/// Daemon mode: this process belongs to `process_group`, runs `threads`
+/// request threads, and its group has `processes` processes. Call it in
+/// the daemon process, before or after `python::initialize`.
+pub fn set_process_info(process_group: &str, threads: usize, processes: usize) {
+    let info = ProcessInfo {
+        process_group: process_group.to_string(),
+        threads,
+        processes,
+    };
+    *PROCESS_INFO.lock() = Some(info.clone());
+    if crate::python::is_initialized() {
+        Python::with_gil(|py| {
+            if let Some(module) = MODULE.get(py) {
+                let _ = apply(module.bind(py), &info);
+            }
+        });
+    }
+}
+
+/// mod_wsgi.server_metrics(): Apache scoreboard figures, only with
+/// WSGIServerMetrics On in mod_wsgi; not collected yet, so always None.
+#[pyfunction]
+fn server_metrics(py: Python<'_>) -> PyObject {
+    py.None()
+}
+
+/// mod_wsgi.process_metrics(): figures about this process.
+#[pyfunction]
+fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    let started = *STARTED.lock();
+    let current = now();
+    let info = current_info();
+    d.set_item("pid", std::process::id())?;
+    d.set_item("restart_time", started)?;
+    d.set_item("current_time", current)?;
+    d.set_item("running_time", (current - started).max(0.0))?;
+    d.set_item("request_threads", info.threads)?;
+    let usage = py
+        .import("resource")?
+        .getattr("getrusage")?
+        .call1((py.import("resource")?.getattr("RUSAGE_SELF")?,))?;
+    d.set_item("cpu_user_time", usage.getattr("ru_utime")?)?;
+    d.set_item("cpu_system_time", usage.getattr("ru_stime")?)?;
+    // ru_maxrss is in KiB on Linux.
+    let max_rss: u64 = usage.getattr("ru_maxrss")?.extract()?;
+    d.set_item("memory_max_rss", max_rss * 1024)?;
+    let page: u64 = py
+        .import("os")?
+        .getattr("sysconf")?
+        .call1(("SC_PAGE_SIZE",))?
+        .extract()?;
+    let rss_pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok());
+    d.set_item("memory_rss", rss_pages.map(|p| p * page))?;
+    let threads = std::fs::read_dir("/proc/self/task").map(|r| r.count()).ok();
+    d.set_item("threads", threads)?;
+    Ok(d)
+}
+
+/// Creates the module and registers it in sys.modules; called once when
+/// Python starts in a process.
+pub fn install(py: Python<'_>) -> PyResult<()> {
+    *STARTED.lock() = now();
+    let module = PyModule::new(py, "mod_wsgi")?;
+    module.setattr("version", crate::version_tuple())?;
+    // Every application runs in the main interpreter, whose name is ''.
+    module.setattr("application_group", "")?;
+    apply(&module, &current_info())?;
+    module.add_function(wrap_pyfunction!(server_metrics, &module)?)?;
+    module.add_function(wrap_pyfunction!(process_metrics, &module)?)?;
+    module.add_class::<super::file_wrapper::FileWrapper>()?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("mod_wsgi", &module)?;
+    let _ = MODULE.set(py, module.unbind());
+    Ok(())
+}
