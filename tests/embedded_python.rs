@@ -259,15 +259,32 @@ fn log_lines(log: &str, needle: &str) -> Vec<String> {
 
 #[test]
 fn stdout_and_stderr_go_to_the_error_log_line_by_line() {
+    // A virtual host with its own error log: output written while one of
+    // its requests runs belongs there, tagged with the client.
     let apache = Apache::builder()
         .file("app/stdio.wsgi", STDIO_APP)
-        .directives("WSGIScriptAlias /io {dir}/app/stdio.wsgi\n")
+        .directives(
+            "<VirtualHost 127.0.0.1:{port}>\n\
+             ServerName vhost.test\n\
+             ErrorLog {dir}/vhost_error.log\n\
+             WSGIScriptAlias /io {dir}/app/stdio.wsgi\n\
+             </VirtualHost>\n",
+        )
         .start();
     let f = get_fields(&apache, "/io");
     assert_eq!(f.get("stdout").map(String::as_str), Some("ok"), "{f:?}");
     assert_eq!(f.get("stdin_read").map(String::as_str), Some("''"), "{f:?}");
-    assert!(apache.wait_for_log("then finished", Duration::from_secs(5)));
-    let log = apache.error_log();
+    let vhost_log = apache.dir.join("vhost_error.log");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !fs::read_to_string(&vhost_log)
+        .unwrap_or_default()
+        .contains("then finished")
+    {
+        assert!(Instant::now() < deadline, "{}", apache.error_log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!apache.error_log().contains("print line one"));
+    let log = fs::read_to_string(&vhost_log).unwrap();
     for (text, level) in [
         ("print line one", "[wsgi:info]"),
         ("print line two", "[wsgi:info]"),
@@ -392,7 +409,7 @@ fn atexit_run(mpm: Mpm, extra: &str) -> (PathBuf, tempfile::TempDir) {
 
 #[test]
 fn destroy_interpreter_runs_atexit_handlers_at_child_exit() {
-    for mpm in [Mpm::Event, Mpm::Prefork] {
+    for mpm in Mpm::ALL {
         let (marker, _keep) = atexit_run(mpm, "");
         assert_eq!(
             wait_for_file(&marker, Duration::from_secs(5)).as_deref(),

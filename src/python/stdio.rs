@@ -1,15 +1,19 @@
 //! What Python's process-wide I/O and signals become inside Apache:
-//! sys.stdout / sys.stderr write lines to Apache's error log (or refuse, with
-//! WSGIRestrictStdout), sys.stdin refuses with WSGIRestrictStdin, and
+//! sys.stdout (info) / sys.stderr (error) write lines to Apache's error log
+//! (that of the request the thread is serving, else the main server's), or
+//! refuse with WSGIRestrictStdout; sys.stdin refuses with WSGIRestrictStdin;
 //! signal.signal() is ignored with a warning under WSGIRestrictSignal.
 
 use super::InitSettings;
 use crate::apache::ffi;
 use crate::apache::log::{self, Level};
+use crate::wsgi::Backend;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 unsafe extern "C" {
     /// httpd's main server record (AP_DECLARE_DATA in http_main.h).
@@ -27,10 +31,37 @@ fn main_server() -> Option<*const ffi::server_rec> {
     (!s.is_null()).then_some(s as *const _)
 }
 
+thread_local! {
+    /// The request this thread is serving, if any: process-wide output
+    /// written while it runs goes to its error log (its virtual host's,
+    /// tagged with the client), like wsgi.errors.
+    static REQUEST: RefCell<Option<Arc<dyn Backend>>> = const { RefCell::new(None) };
+}
+
+/// Routes this thread's sys.stdout / sys.stderr lines to `backend` until
+/// the guard is dropped.
+pub fn route_to_request(backend: Arc<dyn Backend>) -> RequestRoute {
+    RequestRoute(REQUEST.with(|r| r.replace(Some(backend))))
+}
+
+/// Restores the previous routing when dropped.
+pub struct RequestRoute(Option<Arc<dyn Backend>>);
+
+impl Drop for RequestRoute {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        let _ = REQUEST.try_with(|r| r.replace(previous));
+    }
+}
+
 fn log_line(level: Level, text: &str) {
-    // A NULL server only passes warnings and worse; use the main server so
-    // LogLevel (and wsgi:info) applies as configured.
-    log::server(main_server(), level, text);
+    let request = REQUEST.try_with(|r| r.borrow().clone()).ok().flatten();
+    match request {
+        Some(backend) => backend.log(level, text),
+        // A NULL server only passes warnings and worse; use the main server
+        // so LogLevel (and wsgi:info) applies as configured.
+        None => log::server(main_server(), level, text),
+    }
 }
 
 /// sys.stdout / sys.stderr: text written is logged one line at a time.

@@ -34,6 +34,7 @@ pub fn serve<'v>(
     ctx: &EnvironContext<'_>,
 ) -> Result<(), Failure> {
     Python::with_gil(|py| {
+        let _output = crate::python::stdio::route_to_request(backend.clone());
         let early = |error| Failure {
             started: false,
             error,
