@@ -51,5 +51,5 @@ WSGIProcessGroup mysite
 WSGIScriptAlias / "$app"
 CONF
 
-echo "mod_wsgi_rs: serving $app at http://127.0.0.1:$port/ (embedded mode: daemon mode is not built yet; Ctrl-C stops)"
+echo "mod_wsgi_rs: serving $app at http://127.0.0.1:$port/ (daemon mode: group 'mysite', 3 processes x 2 threads, shown as 'mod_wsgi' in ps; Ctrl-C stops)"
 exec /usr/sbin/apache2 -f "$dir/httpd.conf" -DFOREGROUND

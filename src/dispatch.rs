@@ -39,15 +39,31 @@ pub fn check_config(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Result<(),
 /// Lines logged once per generation when Apache starts serving.
 pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Level, String)> {
     let mut lines = Vec::new();
-    let mode = if main.restrict_embedded() {
+    let embedded = if main.restrict_embedded() {
         "embedded mode disabled by WSGIRestrictEmbedded"
     } else {
-        "embedded mode"
+        "embedded mode available"
+    };
+    let groups = supervisor::collect_groups(main, vhosts);
+    let daemon = match groups.len() {
+        0 => "no daemon process groups".to_string(),
+        n => format!(
+            "{n} daemon process group{}: {}",
+            if n == 1 { "" } else { "s" },
+            groups
+                .iter()
+                .map(|g| format!(
+                    "'{}' {}x{} threads",
+                    g.name, g.options.processes, g.options.threads
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     lines.push((
         Level::Notice,
         format!(
-            "{} configured: {mode} (pid {})",
+            "{} configured: {embedded}, {daemon} (pid {})",
             banner(),
             std::process::id()
         ),
@@ -86,9 +102,16 @@ fn resolve_process_group(r: &Request, configured: &str) -> Result<String, String
     if configured.is_empty() || configured == "%{GLOBAL}" {
         return Ok(String::new());
     }
-    if let Some(var) = configured.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+    if let Some(var) = configured
+        .strip_prefix("%{ENV:")
+        .and_then(|v| v.strip_suffix('}'))
+    {
         let value = r.env_var(var).unwrap_or_default();
-        return Ok(if value == "%{GLOBAL}" { String::new() } else { value });
+        return Ok(if value == "%{GLOBAL}" {
+            String::new()
+        } else {
+            value
+        });
     }
     if configured.starts_with("%{") {
         return Err(format!("unsupported process group '{configured}'"));
@@ -199,7 +222,10 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         None => {
             r.log(
                 Level::Error,
-                &format!("no WSGI daemon process group '{group}' is configured (requested for '{}')", request.script),
+                &format!(
+                    "no WSGI daemon process group '{group}' is configured (requested for '{}')",
+                    request.script
+                ),
             );
             status::HTTP_INTERNAL_SERVER_ERROR
         }

@@ -37,11 +37,17 @@ fn daemon_server(mpm: Mpm, options: &str) -> Apache {
 }
 
 fn cmdline(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ").trim().to_string()
+    std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap_or_default()
+        .replace('\0', " ")
+        .trim()
+        .to_string()
 }
 
 fn threads_of(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0)
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn uid_of(pid: u32) -> Option<u32> {
@@ -52,7 +58,11 @@ fn uid_of(pid: u32) -> Option<u32> {
 
 /// pids of the daemon processes, found by their title.
 fn titled(apache: &Apache, title: &str) -> Vec<u32> {
-    apache.pids().into_iter().filter(|&p| cmdline(p) == title).collect()
+    apache
+        .pids()
+        .into_iter()
+        .filter(|&p| cmdline(p) == title)
+        .collect()
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -75,12 +85,25 @@ fn served_pid(apache: &Apache) -> u32 {
 #[test]
 fn seed_layout_three_processes_of_five_threads() {
     let apache = daemon_server(Mpm::Event, "processes=3 threads=2 display-name=mod_wsgi");
-    assert!(wait_until(Duration::from_secs(10), || titled(&apache, "mod_wsgi").len() == 3), "ps: {:?}",
-        apache.pids().iter().map(|&p| cmdline(p)).collect::<Vec<_>>());
+    assert!(
+        wait_until(Duration::from_secs(10), || titled(&apache, "mod_wsgi")
+            .len()
+            == 3),
+        "ps: {:?}",
+        apache
+            .pids()
+            .iter()
+            .map(|&p| cmdline(p))
+            .collect::<Vec<_>>()
+    );
     let daemons: BTreeSet<u32> = titled(&apache, "mod_wsgi").into_iter().collect();
     // Threads: 2 request + caretaker + monitor + deadlock.
     for &pid in &daemons {
-        assert!(wait_until(Duration::from_secs(5), || threads_of(pid) == 5), "pid {pid} has {} threads", threads_of(pid));
+        assert!(
+            wait_until(Duration::from_secs(5), || threads_of(pid) == 5),
+            "pid {pid} has {} threads",
+            threads_of(pid)
+        );
     }
     // Requests are answered by the daemons, not by Apache's children.
     let mut seen = BTreeSet::new();
@@ -91,9 +114,20 @@ fn seed_layout_three_processes_of_five_threads() {
         let mut parts = text.split(' ');
         let pid: u32 = parts.next().unwrap().parse().unwrap();
         assert_eq!(parts.next(), Some("mysite"), "{text}");
-        assert_eq!(parts.next(), Some("True"), "threads=2 is multithreaded: {text}");
-        assert_eq!(parts.next(), Some("True"), "processes=3 is multiprocess: {text}");
-        assert!(daemons.contains(&pid), "pid {pid} is not a daemon {daemons:?}");
+        assert_eq!(
+            parts.next(),
+            Some("True"),
+            "threads=2 is multithreaded: {text}"
+        );
+        assert_eq!(
+            parts.next(),
+            Some("True"),
+            "processes=3 is multiprocess: {text}"
+        );
+        assert!(
+            daemons.contains(&pid),
+            "pid {pid} is not a daemon {daemons:?}"
+        );
         seen.insert(pid);
     }
     assert!(!seen.is_empty());
@@ -109,13 +143,29 @@ fn seed_layout_three_processes_of_five_threads() {
 fn default_thread_count_is_eighteen() {
     let apache = daemon_server(Mpm::Prefork, "display-name=%{GROUP}");
     let title = "(wsgi:mysite)";
-    assert!(wait_until(Duration::from_secs(10), || titled(&apache, title).len() == 1), "{:?}",
-        apache.pids().iter().map(|&p| cmdline(p)).collect::<Vec<_>>());
+    assert!(
+        wait_until(Duration::from_secs(10), || titled(&apache, title).len()
+            == 1),
+        "{:?}",
+        apache
+            .pids()
+            .iter()
+            .map(|&p| cmdline(p))
+            .collect::<Vec<_>>()
+    );
     let pid = titled(&apache, title)[0];
-    assert!(wait_until(Duration::from_secs(5), || threads_of(pid) == 18), "{} threads", threads_of(pid));
+    assert!(
+        wait_until(Duration::from_secs(5), || threads_of(pid) == 18),
+        "{} threads",
+        threads_of(pid)
+    );
     assert_eq!(served_pid(&apache), pid);
     let r = apache.get("/");
-    assert!(r.text().ends_with("mysite True False"), "one process is not multiprocess: {}", r.text());
+    assert!(
+        r.text().ends_with("mysite True False"),
+        "one process is not multiprocess: {}",
+        r.text()
+    );
 }
 
 #[test]
@@ -125,7 +175,12 @@ fn serves_under_every_mpm_with_post_and_large_body() {
         let pid = served_pid(&apache);
         assert_ne!(pid, apache.parent_pid());
         let body = vec![b'a'; 200_000];
-        let r = apache.request("POST", "/post", &[("Content-Type", "application/octet-stream")], &body);
+        let r = apache.request(
+            "POST",
+            "/post",
+            &[("Content-Type", "application/octet-stream")],
+            &body,
+        );
         assert_eq!(r.status, 200, "{mpm:?}: {}", apache.error_log());
         assert_eq!(r.text(), format!("200000:{}", "a".repeat(16)));
         let big = apache.get("/big");
@@ -137,7 +192,9 @@ fn serves_under_every_mpm_with_post_and_large_body() {
 fn killed_daemon_is_replaced_and_requests_go_on() {
     let apache = daemon_server(Mpm::Event, "processes=1 threads=2");
     let first = served_pid(&apache);
-    let _ = std::process::Command::new("kill").args(["-s", "KILL", "--", &first.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &first.to_string()])
+        .status();
     let mut replacement = 0;
     assert!(
         wait_until(Duration::from_secs(15), || {
@@ -150,32 +207,65 @@ fn killed_daemon_is_replaced_and_requests_go_on() {
         "{}",
         apache.error_log()
     );
-    assert!(apache.wait_for_log(&format!("(pid {first}) was killed by SIGKILL"), Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log(
+            &format!("(pid {first}) was killed by SIGKILL"),
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]
 fn exception_in_daemon_is_500_with_traceback_naming_group_and_pid() {
     let apache = Apache::builder()
-        .file("app/bad.wsgi", "def application(environ, start_response):\n    raise KeyError('daemon boom')\n")
-        .directives("WSGIDaemonProcess g threads=1\nWSGIScriptAlias / {dir}/app/bad.wsgi process-group=g\n")
+        .file(
+            "app/bad.wsgi",
+            "def application(environ, start_response):\n    raise KeyError('daemon boom')\n",
+        )
+        .directives(
+            "WSGIDaemonProcess g threads=1\nWSGIScriptAlias / {dir}/app/bad.wsgi process-group=g\n",
+        )
         .start();
     let r = apache.get("/");
     assert_eq!(r.status, 500);
     assert!(!r.text().contains("daemon boom"));
-    assert!(apache.wait_for_log("KeyError: 'daemon boom'", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("KeyError: 'daemon boom'", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
     let log = apache.error_log();
-    let line = log.lines().find(|l| l.contains("Exception occurred processing WSGI script")).unwrap();
-    assert!(line.contains("daemon process group 'g'") && line.contains("pid "), "{line}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("Exception occurred processing WSGI script"))
+        .unwrap();
+    assert!(
+        line.contains("daemon process group 'g'") && line.contains("pid "),
+        "{line}"
+    );
 }
 
 #[test]
 fn request_timeout_restarts_the_daemon_and_the_client_gets_a_clear_error() {
-    let apache = daemon_server(Mpm::Event, "processes=1 threads=1 request-timeout=1 shutdown-timeout=1");
+    let apache = daemon_server(
+        Mpm::Event,
+        "processes=1 threads=1 request-timeout=1 shutdown-timeout=1",
+    );
     let before = served_pid(&apache);
     let r = apache.get("/sleep?30");
     assert_eq!(r.status, 502, "{}", apache.error_log());
-    assert!(apache.wait_for_log("over request-timeout=1s", Duration::from_secs(5)), "{}", apache.error_log());
-    assert!(apache.error_log().contains("closed the connection before sending the response headers"));
+    assert!(
+        apache.wait_for_log("over request-timeout=1s", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        apache
+            .error_log()
+            .contains("closed the connection before sending the response headers")
+    );
     assert!(wait_until(Duration::from_secs(10), || {
         let r = apache.get("/");
         r.status == 200 && r.text().split(' ').next().unwrap().parse::<u32>().unwrap() != before
@@ -192,7 +282,14 @@ fn deadlock_timeout_restarts_a_process_stuck_holding_the_gil() {
     let before: u32 = apache.get("/").text().parse().unwrap();
     let hung = apache.get("/hang");
     assert_eq!(hung.status, 502);
-    assert!(apache.wait_for_log("GIL not acquirable for deadlock-timeout=2s", Duration::from_secs(10)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log(
+            "GIL not acquirable for deadlock-timeout=2s",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        apache.error_log()
+    );
     assert!(wait_until(Duration::from_secs(10), || {
         let r = apache.get("/");
         r.status == 200 && r.text().parse::<u32>().unwrap() != before
@@ -203,7 +300,14 @@ fn deadlock_timeout_restarts_a_process_stuck_holding_the_gil() {
 fn inactivity_timeout_recycles_an_idle_daemon() {
     let apache = daemon_server(Mpm::Event, "processes=1 threads=1 inactivity-timeout=1");
     let before = served_pid(&apache);
-    assert!(apache.wait_for_log("no requests for inactivity-timeout=1s", Duration::from_secs(10)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log(
+            "no requests for inactivity-timeout=1s",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        apache.error_log()
+    );
     assert!(wait_until(Duration::from_secs(10), || served_pid(&apache) != before));
 }
 
@@ -216,7 +320,10 @@ fn load(apache: &Apache, clients: usize, count: usize) -> Vec<String> {
                 for _ in 0..count / clients {
                     match apache.try_request("GET", "/", &[], b"") {
                         Ok(r) if r.status == 200 => {}
-                        Ok(r) => failures.lock().unwrap().push(format!("status {}", r.status)),
+                        Ok(r) => failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("status {}", r.status)),
                         Err(e) => failures.lock().unwrap().push(e),
                     }
                 }
@@ -230,8 +337,18 @@ fn load(apache: &Apache, clients: usize, count: usize) -> Vec<String> {
 fn maximum_requests_recycles_without_failing_requests() {
     let apache = daemon_server(Mpm::Event, "processes=2 threads=2 maximum-requests=20");
     let failures = load(&apache, 4, 400);
-    assert!(failures.is_empty(), "{} failed: {:?}\n{}", failures.len(), &failures[..failures.len().min(5)], apache.error_log());
-    assert!(apache.error_log().contains("reached maximum-requests=20"), "{}", apache.error_log());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        apache.error_log()
+    );
+    assert!(
+        apache.error_log().contains("reached maximum-requests=20"),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]
@@ -239,11 +356,25 @@ fn user_and_display_name_as_ps_shows_them() {
     if uid_of(std::process::id()) != Some(0) {
         return; // needs root to switch users
     }
-    let apache = daemon_server(Mpm::Event, "processes=1 threads=1 user=nobody group=nogroup display-name=wsgi-custom");
-    assert!(wait_until(Duration::from_secs(10), || titled(&apache, "wsgi-custom").len() == 1));
+    let apache = daemon_server(
+        Mpm::Event,
+        "processes=1 threads=1 user=nobody group=nogroup display-name=wsgi-custom",
+    );
+    assert!(wait_until(Duration::from_secs(10), || titled(
+        &apache,
+        "wsgi-custom"
+    )
+    .len()
+        == 1));
     let pid = titled(&apache, "wsgi-custom")[0];
-    let nobody = std::process::Command::new("id").args(["-u", "nobody"]).output().unwrap();
-    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout).trim().parse().unwrap();
+    let nobody = std::process::Command::new("id")
+        .args(["-u", "nobody"])
+        .output()
+        .unwrap();
+    let nobody: u32 = String::from_utf8_lossy(&nobody.stdout)
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(uid_of(pid), Some(nobody));
     assert_eq!(served_pid(&apache), pid);
 }
@@ -255,13 +386,23 @@ fn unknown_runtime_group_from_env_is_a_clear_500() {
         .directives("WSGIDaemonProcess real threads=1\nSetEnv WHICH ghost\nWSGIProcessGroup %{ENV:WHICH}\nWSGIScriptAlias / {dir}/app/pid.wsgi\n")
         .start();
     assert_eq!(apache.get("/").status, 500);
-    assert!(apache.wait_for_log("no WSGI daemon process group 'ghost' is configured", Duration::from_secs(5)));
+    assert!(apache.wait_for_log(
+        "no WSGI daemon process group 'ghost' is configured",
+        Duration::from_secs(5)
+    ));
 }
 
 #[test]
 fn stop_leaves_no_daemon_and_no_socket() {
-    let sockdir = tempfile::Builder::new().prefix("mwrs-sock-").tempdir().unwrap();
-    std::fs::set_permissions(sockdir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let sockdir = tempfile::Builder::new()
+        .prefix("mwrs-sock-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        sockdir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let apache = Apache::builder()
         .file("app/pid.wsgi", PID_APP)
         .directives(&format!(
@@ -271,9 +412,22 @@ fn stop_leaves_no_daemon_and_no_socket() {
         .start();
     served_pid(&apache);
     let sockets = || {
-        std::fs::read_dir(sockdir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".sock")).count()
+        std::fs::read_dir(sockdir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".sock")
+            })
+            .count()
     };
-    assert_eq!(sockets(), 1, "one listener socket per group, under WSGISocketPrefix");
+    assert_eq!(
+        sockets(),
+        1,
+        "one listener socket per group, under WSGISocketPrefix"
+    );
     apache.stop(); // the harness fails if any process of the group is left
     assert_eq!(sockets(), 0, "the socket is removed at stop");
 }

@@ -47,6 +47,15 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let members = group_members(pgid);
+    let daemons = members
+        .iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .trim_end_matches('\0')
+                == "mod_wsgi"
+        })
+        .count();
     // Ctrl-C: the terminal sends SIGINT to the whole foreground group.
     let group = nix::unistd::Pid::from_raw(pgid as i32);
     nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT).unwrap();
@@ -72,7 +81,11 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
         stdout.contains(&format!("http://127.0.0.1:{port}/")),
         "the URL is printed: {stdout}"
     );
-    assert!(stdout.contains("embedded mode"), "{stdout}");
+    assert!(stdout.contains("daemon mode"), "{stdout}");
+    assert_eq!(
+        daemons, 3,
+        "three daemon processes titled mod_wsgi: {members:?}"
+    );
 }
 
 #[test]

@@ -40,6 +40,16 @@ pub fn set_module_index(index: i32) {
     MODULE_INDEX.store(index, Ordering::Relaxed);
 }
 
+/// The main server of the current generation: lines logged without a
+/// server go to its error log at its LogLevel (Apache drops anything below
+/// warning when no server is given).
+static MAIN_SERVER: std::sync::atomic::AtomicPtr<ffi::server_rec> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+pub fn set_main_server(s: *mut ffi::server_rec) {
+    MAIN_SERVER.store(s, Ordering::Relaxed);
+}
+
 fn message(text: &str) -> CString {
     CString::new(text.replace('\0', "\\0")).expect("NULs were replaced")
 }
@@ -59,7 +69,7 @@ pub fn server(server: Option<*const ffi::server_rec>, level: Level, text: &str) 
             MODULE_INDEX.load(Ordering::Relaxed),
             level.raw(),
             0,
-            server.unwrap_or(std::ptr::null()),
+            server.unwrap_or_else(|| MAIN_SERVER.load(Ordering::Relaxed)),
             c"%s".as_ptr(),
             msg.as_ptr(),
         )

@@ -230,6 +230,7 @@ unsafe extern "C" fn check_config(
     s: *mut ffi::server_rec,
 ) -> c_int {
     guard("check_config", status::HTTP_INTERNAL_SERVER_ERROR, || {
+        log::set_main_server(s);
         let (main, vhosts) = all_server_configs(s);
         let Some(main) = main else { return status::OK };
         match dispatch::check_config(main, &vhosts) {
@@ -259,6 +260,7 @@ unsafe extern "C" fn post_config(
         if hooks::first_time_in_pool(hooks::process_pool(s), c"mod_wsgi_rs.post_config") {
             return status::OK;
         }
+        log::set_main_server(s);
         let (main, vhosts) = all_server_configs(s);
         let Some(main) = main else { return status::OK };
         for line in dispatch::startup_lines(main, &vhosts) {
@@ -278,7 +280,9 @@ unsafe extern "C" fn post_config(
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         let daemons = super::process::configuration_pool_of(s)
-            .generation_userdata::<crate::daemon::supervisor::Daemons>(crate::daemon::supervisor::POOL_KEY);
+            .generation_userdata::<crate::daemon::supervisor::Daemons>(
+                crate::daemon::supervisor::POOL_KEY,
+            );
         dispatch::adopt_daemons(daemons);
         if let Some(main) = server_config(s) {
             if let Err(message) = dispatch::child_init(main) {

@@ -46,14 +46,18 @@ pub fn mpm_stopping() -> bool {
 pub fn runtime_dir_relative(pool: Pool, fname: &str) -> String {
     let c = CString::new(fname).unwrap_or_default();
     // SAFETY: the result is a pool string, copied out before returning.
-    unsafe { cstr(ffi::ap_runtime_dir_relative(pool.as_ptr(), c.as_ptr())) }.unwrap_or(fname).to_string()
+    unsafe { cstr(ffi::ap_runtime_dir_relative(pool.as_ptr(), c.as_ptr())) }
+        .unwrap_or(fname)
+        .to_string()
 }
 
 /// `path` relative to ServerRoot (absolute paths are returned unchanged).
 pub fn server_root_relative(pool: Pool, path: &str) -> String {
     let c = CString::new(path).unwrap_or_default();
     // SAFETY: as above.
-    unsafe { cstr(ffi::ap_server_root_relative(pool.as_ptr(), c.as_ptr())) }.unwrap_or(path).to_string()
+    unsafe { cstr(ffi::ap_server_root_relative(pool.as_ptr(), c.as_ptr())) }
+        .unwrap_or(path)
+        .to_string()
 }
 
 /// Closes Apache's listening sockets (in a process that must not accept
@@ -105,7 +109,9 @@ unsafe extern "C" fn child_maintenance(reason: c_int, data: *mut c_void, status:
         // which outlives every registration made with it.
         let watch = unsafe { &mut *(data as *mut ChildWatch) };
         let event = match reason {
-            r if r == ffi::MWRS_APR_OC_REASON_DEATH || r == ffi::MWRS_APR_OC_REASON_LOST => ChildEvent::Died(status),
+            r if r == ffi::MWRS_APR_OC_REASON_DEATH || r == ffi::MWRS_APR_OC_REASON_LOST => {
+                ChildEvent::Died(status)
+            }
             r if r == ffi::MWRS_APR_OC_REASON_RESTART => ChildEvent::Restart,
             _ => return,
         };
@@ -174,7 +180,10 @@ impl ProcessTitle {
             let last = *argv.add((*process).argc as usize - 1);
             let end = last.add(libc::strlen(last)) as *mut u8;
             let len = end.offset_from(first);
-            (len > 0).then(|| ProcessTitle { start: first, len: len as usize })
+            (len > 0).then(|| ProcessTitle {
+                start: first,
+                len: len as usize,
+            })
         }
     }
 
@@ -262,7 +271,10 @@ pub fn set_rlimit(resource: RLimit, value: u64) -> std::io::Result<()> {
         RLimit::Data => libc::RLIMIT_DATA,
         RLimit::AddressSpace => libc::RLIMIT_AS,
     };
-    let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+    let lim = libc::rlimit {
+        rlim_cur: value as libc::rlim_t,
+        rlim_max: value as libc::rlim_t,
+    };
     // SAFETY: setrlimit reads the struct we own.
     if unsafe { libc::setrlimit(which, &lim) } != 0 {
         return Err(std::io::Error::last_os_error());
@@ -291,7 +303,9 @@ pub fn renice(increment: i32) -> std::io::Result<()> {
 
 /// setlocale(LC_ALL, locale).
 pub fn set_locale(locale: &str) -> bool {
-    let Ok(c) = CString::new(locale) else { return false };
+    let Ok(c) = CString::new(locale) else {
+        return false;
+    };
     // SAFETY: called before any other thread exists in the daemon process.
     !unsafe { libc::setlocale(libc::LC_ALL, c.as_ptr()) }.is_null()
 }

@@ -250,23 +250,23 @@ mod tests {
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
                 ("WSGIEnableSendfile", &["On"]),
-                ("WSGIDaemonProcess", &["g"]),
+                ("WSGIErrorOverride", &["On"]),
             ],
         );
         let v = server(
             "v.conf",
             Scope::VirtualHost,
             &[
-                ("WSGIDaemonProcess", &["h"]),
+                ("WSGIErrorOverride", &["Off"]),
                 ("WSGIEnableSendfile", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGIDaemonProcess", "WSGIEnableSendfile"]);
+        assert_eq!(names, ["WSGIErrorOverride", "WSGIEnableSendfile"]);
         assert_eq!(
             used[0].1,
-            "daemon mode is not built yet; requests run embedded"
+            "accepted; this daemon-mode feature is not built yet"
         );
         assert!(not_yet_used(&ServerConfig::default(), &[]).is_empty());
     }

@@ -52,7 +52,7 @@ pub struct DirectiveSpec {
 // What is missing, shared by the directives that wait for the same feature.
 // Flip a directive to `Implemented` in the table below when it works; these
 // phrases and the table are the only place status lives.
-const DAEMON: Status = Status::NotYet("daemon mode is not built yet; requests run embedded");
+const DAEMON: Status = Status::NotYet("accepted; this daemon-mode feature is not built yet");
 const SUBINTERP: Status = Status::NotYet(
     "sub-interpreters are not built yet; every application runs in the main interpreter",
 );
@@ -98,13 +98,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIDaemonProcess",
         ServerVhost,
-        DAEMON,
+        Implemented,
         "WSGIDaemonProcess name [option=value ...]",
     ),
     d(
         "WSGIProcessGroup",
         ServerVhostDir,
-        DAEMON,
+        Implemented,
         "WSGIProcessGroup name|%{GLOBAL}|%{ENV:var}",
     ),
     d(
@@ -180,7 +180,12 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         Implemented,
         "WSGIPythonWarnings filter",
     ),
-    d("WSGIPythonEggs", ServerOnly, Implemented, "WSGIPythonEggs dir"),
+    d(
+        "WSGIPythonEggs",
+        ServerOnly,
+        Implemented,
+        "WSGIPythonEggs dir",
+    ),
     d(
         "WSGIDontWriteBytecode",
         ServerOnly,
@@ -332,19 +337,19 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISocketPrefix",
         ServerOnly,
-        DAEMON,
+        Implemented,
         "WSGISocketPrefix path",
     ),
     d(
         "WSGISocketRotation",
         ServerOnly,
-        DAEMON,
+        Status::NotYet("Off is not honoured: sockets are always named per restart generation"),
         "WSGISocketRotation On|Off",
     ),
     d(
         "WSGIAcceptMutex",
         ServerOnly,
-        DAEMON,
+        Status::NotYet("ignored: daemon processes accept without a cross-process mutex"),
         "WSGIAcceptMutex default|flock|fcntl|sysvsem|posixsem|pthread",
     ),
     d(
@@ -426,6 +431,8 @@ mod tests {
             [
                 "WSGIScriptAlias",
                 "WSGIScriptAliasMatch",
+                "WSGIDaemonProcess",
+                "WSGIProcessGroup",
                 "WSGICallableObject",
                 "WSGIRestrictEmbedded",
                 "WSGIPythonHome",
@@ -443,6 +450,7 @@ mod tests {
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
                 "WSGIChunkedRequest",
+                "WSGISocketPrefix",
                 "WSGIVerboseDebugging"
             ]
         );

@@ -30,7 +30,11 @@ impl GroupRuntime {
     /// What ps shows for the group's processes.
     pub fn display_name(&self) -> Option<String> {
         self.options.display_name.as_ref().map(|d| {
-            if d == "%{GROUP}" { format!("(wsgi:{})", self.name) } else { d.clone() }
+            if d == "%{GROUP}" {
+                format!("(wsgi:{})", self.name)
+            } else {
+                d.clone()
+            }
         })
     }
 }

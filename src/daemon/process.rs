@@ -88,14 +88,27 @@ pub fn run(daemons: &'static Daemons, group_index: usize, index: usize, delay: D
     let code = match setup_and_serve(daemons, group, index, delay) {
         Ok(()) => 0,
         Err(message) => {
-            log::server(None, Level::Crit, &format!("daemon process '{}' (pid {}): {message}", group.name, std::process::id()));
-            1
+            log::server(
+                None,
+                Level::Crit,
+                &format!(
+                    "daemon process '{}' (pid {}): {message}",
+                    group.name,
+                    std::process::id()
+                ),
+            );
+            super::supervisor::EXIT_STARTUP_FAILED
         }
     };
     proc_edge::exit_now(code)
 }
 
-fn setup_and_serve(daemons: &'static Daemons, group: &'static GroupRuntime, _index: usize, delay: Duration) -> Result<(), String> {
+fn setup_and_serve(
+    daemons: &'static Daemons,
+    group: &'static GroupRuntime,
+    _index: usize,
+    delay: Duration,
+) -> Result<(), String> {
     // This process serves only its own group: drop Apache's HTTP listeners
     // and the other groups' sockets.
     proc_edge::close_http_listeners();
@@ -104,7 +117,8 @@ fn setup_and_serve(daemons: &'static Daemons, group: &'static GroupRuntime, _ind
             let _ = nix::unistd::close(g.listener);
         }
     }
-    let (wake_read, wake_write) = nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
+    let (wake_read, wake_write) =
+        nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
     proc_edge::route_signals_to(std::os::fd::AsRawFd::as_raw_fd(&wake_write));
     if !delay.is_zero() {
         std::thread::sleep(delay);
@@ -116,11 +130,20 @@ fn setup_and_serve(daemons: &'static Daemons, group: &'static GroupRuntime, _ind
     }
     become_group_identity(group)?;
     let settings = crate::python::InitSettings::for_daemon(&group.python, &group.options);
+    crate::wsgi::module::set_process_info(
+        &group.name,
+        group.options.threads,
+        group.options.processes,
+    );
     crate::python::initialize(&settings).map_err(|e| format!("cannot start Python: {e}"))?;
 
-    let (stop_read, stop_write) = nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
+    let (stop_read, stop_write) =
+        nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
     let threads = group.options.threads;
-    let limits = Limits { max_header: group.options.header_buffer_size, ..Limits::default() };
+    let limits = Limits {
+        max_header: group.options.header_buffer_size,
+        ..Limits::default()
+    };
     let shared = Arc::new(Shared {
         group,
         limits,
@@ -145,13 +168,27 @@ fn setup_and_serve(daemons: &'static Daemons, group: &'static GroupRuntime, _ind
         if let Some(size) = group.options.stack_size {
             builder = builder.stack_size(size);
         }
-        workers.push(builder.spawn(move || request_thread(&s, slot)).map_err(|e| format!("cannot start request thread: {e}"))?);
+        workers.push(
+            builder
+                .spawn(move || request_thread(&s, slot))
+                .map_err(|e| format!("cannot start request thread: {e}"))?,
+        );
     }
     let s = shared.clone();
-    std::thread::Builder::new().name("wsgi-monitor".into()).spawn(move || monitor_thread(&s)).map_err(|e| e.to_string())?;
+    std::thread::Builder::new()
+        .name("wsgi-monitor".into())
+        .spawn(move || monitor_thread(&s))
+        .map_err(|e| e.to_string())?;
     let s = shared.clone();
-    std::thread::Builder::new().name("wsgi-deadlock".into()).spawn(move || deadlock_thread(&s)).map_err(|e| e.to_string())?;
-    log::server(None, Level::Info, &format!("{}: ready with {threads} request threads", shared.who()));
+    std::thread::Builder::new()
+        .name("wsgi-deadlock".into())
+        .spawn(move || deadlock_thread(&s))
+        .map_err(|e| e.to_string())?;
+    log::server(
+        None,
+        Level::Info,
+        &format!("{}: ready with {threads} request threads", shared.who()),
+    );
 
     caretaker(&shared, wake_read, workers)
 }
@@ -164,13 +201,16 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     if o.cpu_time_limit > 0 {
-        proc_edge::set_rlimit(RLimit::Cpu, o.cpu_time_limit).map_err(|e| format!("cpu-time-limit: {e}"))?;
+        proc_edge::set_rlimit(RLimit::Cpu, o.cpu_time_limit)
+            .map_err(|e| format!("cpu-time-limit: {e}"))?;
     }
     if o.memory_limit > 0 {
-        proc_edge::set_rlimit(RLimit::Data, o.memory_limit).map_err(|e| format!("memory-limit: {e}"))?;
+        proc_edge::set_rlimit(RLimit::Data, o.memory_limit)
+            .map_err(|e| format!("memory-limit: {e}"))?;
     }
     if o.virtual_memory_limit > 0 {
-        proc_edge::set_rlimit(RLimit::AddressSpace, o.virtual_memory_limit).map_err(|e| format!("virtual-memory-limit: {e}"))?;
+        proc_edge::set_rlimit(RLimit::AddressSpace, o.virtual_memory_limit)
+            .map_err(|e| format!("virtual-memory-limit: {e}"))?;
     }
     if o.cpu_priority != 0 {
         proc_edge::renice(o.cpu_priority).map_err(|e| format!("cpu-priority: {e}"))?;
@@ -181,7 +221,14 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
     if let Some(locale) = &o.locale {
         crate::apache::process::set_env("LC_ALL", locale);
         if !proc_edge::set_locale(locale) {
-            log::server(None, Level::Warning, &format!("daemon process '{}': unsupported locale '{locale}'", group.name));
+            log::server(
+                None,
+                Level::Warning,
+                &format!(
+                    "daemon process '{}': unsupported locale '{locale}'",
+                    group.name
+                ),
+            );
         }
     }
     if let Some(dir) = &o.chroot {
@@ -193,7 +240,10 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
     let worker = proc_edge::worker_identity();
     let uid = o.user.as_ref().map_or(worker.uid, |u| u.uid);
     let gid = o.group.as_ref().map_or(worker.gid, |g| g.gid);
-    let user_name = o.user.as_ref().map_or(worker.user_name.clone(), |u| u.name.clone());
+    let user_name = o
+        .user
+        .as_ref()
+        .map_or(worker.user_name.clone(), |u| u.name.clone());
     if Uid::effective().is_root() {
         let mut groups: Vec<Gid> = vec![Gid::from_raw(gid)];
         if let Ok(Some(user)) = nix::unistd::User::from_uid(Uid::from_raw(uid)) {
@@ -206,21 +256,42 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
         groups.extend(o.supplementary_groups.iter().map(|g| Gid::from_raw(g.gid)));
         nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
         nix::unistd::setgid(Gid::from_raw(gid)).map_err(|e| format!("setgid({gid}): {e}"))?;
-        nix::unistd::setuid(Uid::from_raw(uid)).map_err(|e| format!("setuid({uid}) for user '{user_name}': {e}"))?;
+        nix::unistd::setuid(Uid::from_raw(uid))
+            .map_err(|e| format!("setuid({uid}) for user '{user_name}': {e}"))?;
     }
-    let home = o.home.clone().or_else(|| {
-        o.user.as_ref().and_then(|_| nix::unistd::User::from_uid(Uid::from_raw(uid)).ok().flatten()).map(|u| u.dir.to_string_lossy().into_owned())
-    });
-    if let Some(home) = home {
-        std::env::set_current_dir(&home).map_err(|e| format!("cannot change to home directory {home}: {e}"))?;
-        crate::apache::process::set_env("HOME", &home);
+    if let Some(home) = &o.home {
+        std::env::set_current_dir(home)
+            .map_err(|e| format!("cannot change to home={home}: {e}"))?;
+        crate::apache::process::set_env("HOME", home);
+    } else if o.user.is_some() {
+        // As mod_wsgi: the user's home directory when user= is given; an
+        // account without a usable one (nobody) keeps the current directory.
+        if let Ok(Some(u)) = nix::unistd::User::from_uid(Uid::from_raw(uid)) {
+            if std::env::set_current_dir(&u.dir).is_ok() {
+                crate::apache::process::set_env("HOME", &u.dir.to_string_lossy());
+            } else {
+                log::server(
+                    None,
+                    Level::Info,
+                    &format!(
+                        "daemon process '{}': home directory {} of user '{user_name}' is not usable; staying in the current directory",
+                        group.name,
+                        u.dir.display()
+                    ),
+                );
+            }
+        }
     }
     Ok(())
 }
 
 /// The main thread after start-up: waits for a reason to stop, then drains
 /// and exits.
-fn caretaker(shared: &Arc<Shared>, wake_read: OwnedFd, workers: Vec<std::thread::JoinHandle<()>>) -> Result<(), String> {
+fn caretaker(
+    shared: &Arc<Shared>,
+    wake_read: OwnedFd,
+    workers: Vec<std::thread::JoinHandle<()>>,
+) -> Result<(), String> {
     let mut pipe = std::fs::File::from(wake_read);
     let mut byte = [0u8; 1];
     let how = loop {
@@ -236,26 +307,52 @@ fn caretaker(shared: &Arc<Shared>, wake_read: OwnedFd, workers: Vec<std::thread:
     shared.stopping.store(true, Ordering::SeqCst);
     let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
     if how == GRACEFUL {
-        let budget = if o.eviction_timeout.is_zero() { o.graceful_timeout } else { o.eviction_timeout };
+        let budget = if o.eviction_timeout.is_zero() {
+            o.graceful_timeout
+        } else {
+            o.eviction_timeout
+        };
         wait_idle(shared, budget, Some(&mut pipe));
     }
     // The reaper: whatever happens next may hang (a stuck request, atexit
     // handlers), so the process ends after shutdown-timeout regardless.
     let timeout = o.shutdown_timeout;
     let who = shared.who();
-    let _ = std::thread::Builder::new().name("wsgi-reaper".into()).spawn(move || {
-        std::thread::sleep(timeout);
-        log::server(None, Level::Error, &format!("{who}: still running {}s after shutdown began; forcing exit", timeout.as_secs_f64()));
-        proc_edge::exit_now(1);
-    });
+    let _ = std::thread::Builder::new()
+        .name("wsgi-reaper".into())
+        .spawn(move || {
+            std::thread::sleep(timeout);
+            log::server(
+                None,
+                Level::Error,
+                &format!(
+                    "{who}: still running {}s after shutdown began; forcing exit",
+                    timeout.as_secs_f64()
+                ),
+            );
+            proc_edge::exit_now(super::supervisor::EXIT_REAPED);
+        });
     wait_idle(shared, timeout, None);
     let idle = shared.active.lock().iter().all(Option::is_none);
+    // Destroying the interpreter runs the application's atexit handlers;
+    // only safe once no request thread is inside Python.
     if idle {
         for w in workers {
             let _ = w.join();
         }
+        if shared.group.python.destroy_interpreter() {
+            crate::python::finalize();
+        }
     }
-    log::server(None, Level::Info, &format!("{}: stopped after {} requests", shared.who(), shared.requests.load(Ordering::Relaxed)));
+    log::server(
+        None,
+        Level::Info,
+        &format!(
+            "{}: stopped after {} requests",
+            shared.who(),
+            shared.requests.load(Ordering::Relaxed)
+        ),
+    );
     Ok(())
 }
 
@@ -288,7 +385,10 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
 fn request_thread(shared: &Shared, slot: usize) {
     let listener = unsafe_borrow(shared.group.listener);
     while !shared.stopping.load(Ordering::SeqCst) {
-        let mut fds = [PollFd::new(listener, PollFlags::POLLIN), PollFd::new(shared.stop_read.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(listener, PollFlags::POLLIN),
+            PollFd::new(shared.stop_read.as_fd(), PollFlags::POLLIN),
+        ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -298,7 +398,10 @@ fn request_thread(shared: &Shared, slot: usize) {
             break;
         }
         // Another thread or process may have taken the connection.
-        let fd = match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+        let fd = match accept4(
+            shared.group.listener,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        ) {
             Ok(fd) => fd,
             Err(_) => continue,
         };
@@ -322,15 +425,27 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
         };
         let frame = match protocol::read_frame(&mut reader, &shared.limits) {
             Ok(f) => f,
-            Err(ProtocolError::UnexpectedEof) => return,
+            Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return,
             Err(e) => {
-                log::server(None, Level::Error, &format!("{}: bad request from worker: {e}", shared.who()));
+                log::server(
+                    None,
+                    Level::Error,
+                    &format!("{}: bad request from worker: {e}", shared.who()),
+                );
                 return;
             }
         };
         let _ = stream.set_read_timeout(timeout);
         let Frame::Request { version, environ } = frame else {
-            log::server(None, Level::Error, &format!("{}: worker sent {} instead of a request", shared.who(), frame.name()));
+            log::server(
+                None,
+                Level::Error,
+                &format!(
+                    "{}: worker sent {} instead of a request",
+                    shared.who(),
+                    frame.name()
+                ),
+            );
             return;
         };
         let backend = match stream.try_clone() {
@@ -345,13 +460,20 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             return;
         }
         shared.active.lock()[slot] = Some(Instant::now());
-        shared.last_activity_ms.store(shared.now_ms(), Ordering::Relaxed);
+        shared
+            .last_activity_ms
+            .store(shared.now_ms(), Ordering::Relaxed);
         let keep = serve_request(shared, &backend, &environ);
         shared.active.lock()[slot] = None;
-        shared.last_activity_ms.store(shared.now_ms(), Ordering::Relaxed);
+        shared
+            .last_activity_ms
+            .store(shared.now_ms(), Ordering::Relaxed);
         let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
         if o.maximum_requests > 0 && served == o.maximum_requests {
-            shared.request_exit(GRACEFUL, &format!("reached maximum-requests={}; recycling", o.maximum_requests));
+            shared.request_exit(
+                GRACEFUL,
+                &format!("reached maximum-requests={}; recycling", o.maximum_requests),
+            );
         }
         if !keep || shared.stopping.load(Ordering::SeqCst) {
             return;
@@ -369,14 +491,28 @@ fn latin1_str(b: &[u8]) -> String {
 }
 
 /// Serves one request; returns whether the connection can carry another.
-fn serve_request(shared: &Shared, backend: &Arc<SocketBackend>, environ: &[(Vec<u8>, Vec<u8>)]) -> bool {
-    let vars: Vec<(String, String)> = environ.iter().map(|(k, v)| (latin1_str(k), latin1_str(v))).collect();
+fn serve_request(
+    shared: &Shared,
+    backend: &Arc<SocketBackend>,
+    environ: &[(Vec<u8>, Vec<u8>)],
+) -> bool {
+    let vars: Vec<(String, String)> = environ
+        .iter()
+        .map(|(k, v)| (latin1_str(k), latin1_str(v)))
+        .collect();
     let Some(script) = var(&vars, "SCRIPT_FILENAME").map(str::to_string) else {
-        let _ = backend.send(&Frame::failure(FailureKind::BadRequest, "no SCRIPT_FILENAME in the request"));
+        let _ = backend.send(&Frame::failure(
+            FailureKind::BadRequest,
+            "no SCRIPT_FILENAME in the request",
+        ));
         return true;
     };
-    let callable = var(&vars, "mod_wsgi.callable_object").unwrap_or("application").to_string();
-    let app_group = var(&vars, "mod_wsgi.application_group").unwrap_or("").to_string();
+    let callable = var(&vars, "mod_wsgi.callable_object")
+        .unwrap_or("application")
+        .to_string();
+    let app_group = var(&vars, "mod_wsgi.application_group")
+        .unwrap_or("")
+        .to_string();
     let reloading = var(&vars, "mod_wsgi.script_reloading") != Some("0");
     let mtime = std::fs::metadata(&script)
         .and_then(|m| m.modified())
@@ -384,7 +520,12 @@ fn serve_request(shared: &Shared, backend: &Arc<SocketBackend>, environ: &[(Vec<
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_micros() as i64);
     let o = &shared.group.options;
-    let target = AppTarget { script: &script, callable_object: &callable, mtime, reloading };
+    let target = AppTarget {
+        script: &script,
+        callable_object: &callable,
+        mtime,
+        reloading,
+    };
     let ctx = EnvironContext {
         process_group: &shared.group.name,
         application_group: &app_group,
@@ -394,7 +535,10 @@ fn serve_request(shared: &Shared, backend: &Arc<SocketBackend>, environ: &[(Vec<
         multiprocess: o.multiprocess,
     };
     let dyn_backend: Arc<dyn Backend> = backend.clone();
-    let pairs = vars.iter().filter(|(k, _)| !k.starts_with("mod_wsgi.")).map(|(k, v)| (k.as_str(), v.as_str()));
+    let pairs = vars
+        .iter()
+        .filter(|(k, _)| !k.starts_with("mod_wsgi."))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
     let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.script_loaded.store(true, Ordering::Relaxed);
     match outcome {
@@ -408,7 +552,10 @@ fn serve_request(shared: &Shared, backend: &Arc<SocketBackend>, environ: &[(Vec<
                     let first = msg.lines().next().unwrap_or("").to_string();
                     let _ = backend.send(&Frame::failure(
                         FailureKind::ApplicationError,
-                        format!("{first} (traceback in the log of daemon process '{}' pid {})", shared.group.name, shared.pid),
+                        format!(
+                            "{first} (traceback in the log of daemon process '{}' pid {})",
+                            shared.group.name, shared.pid
+                        ),
                     ));
                     !failure.started
                 }
@@ -430,33 +577,71 @@ fn monitor_thread(shared: &Shared) {
         }
         let now = shared.now_ms();
         let secs = |d: Duration| d.as_millis() as u64;
-        if !o.deadlock_timeout.is_zero() && now.saturating_sub(shared.last_gil_ms.load(Ordering::Relaxed)) > secs(o.deadlock_timeout) {
-            shared.request_exit(SHUTDOWN, &format!("Python GIL not acquirable for deadlock-timeout={}s; restarting", o.deadlock_timeout.as_secs()));
+        if !o.deadlock_timeout.is_zero()
+            && now.saturating_sub(shared.last_gil_ms.load(Ordering::Relaxed))
+                > secs(o.deadlock_timeout)
+        {
+            shared.request_exit(
+                SHUTDOWN,
+                &format!(
+                    "Python GIL not acquirable for deadlock-timeout={}s; restarting",
+                    o.deadlock_timeout.as_secs()
+                ),
+            );
             continue;
         }
         if !o.restart_interval.is_zero() && now > secs(o.restart_interval) {
-            shared.request_exit(GRACEFUL, &format!("restart-interval={}s reached; recycling", o.restart_interval.as_secs()));
+            shared.request_exit(
+                GRACEFUL,
+                &format!(
+                    "restart-interval={}s reached; recycling",
+                    o.restart_interval.as_secs()
+                ),
+            );
             continue;
         }
         let busy: Vec<Instant> = shared.active.lock().iter().flatten().copied().collect();
-        if !o.inactivity_timeout.is_zero() && busy.is_empty() && now.saturating_sub(shared.last_activity_ms.load(Ordering::Relaxed)) > secs(o.inactivity_timeout) {
-            shared.request_exit(GRACEFUL, &format!("no requests for inactivity-timeout={}s; recycling", o.inactivity_timeout.as_secs()));
+        if !o.inactivity_timeout.is_zero()
+            && busy.is_empty()
+            && now.saturating_sub(shared.last_activity_ms.load(Ordering::Relaxed))
+                > secs(o.inactivity_timeout)
+        {
+            shared.request_exit(
+                GRACEFUL,
+                &format!(
+                    "no requests for inactivity-timeout={}s; recycling",
+                    o.inactivity_timeout.as_secs()
+                ),
+            );
             continue;
         }
         if !o.request_timeout.is_zero() {
             if let Some(longest) = busy.iter().map(|t| t.elapsed()).max() {
                 if longest > o.request_timeout {
-                    shared.request_exit(SHUTDOWN, &format!(
-                        "a request has run {:.0}s, over request-timeout={}s; restarting",
-                        longest.as_secs_f64(),
-                        o.request_timeout.as_secs()
-                    ));
+                    shared.request_exit(
+                        SHUTDOWN,
+                        &format!(
+                            "a request has run {:.0}s, over request-timeout={}s; restarting",
+                            longest.as_secs_f64(),
+                            o.request_timeout.as_secs()
+                        ),
+                    );
                     continue;
                 }
             }
         }
-        if !o.startup_timeout.is_zero() && !shared.script_loaded.load(Ordering::Relaxed) && now > secs(o.startup_timeout) && !busy.is_empty() {
-            shared.request_exit(SHUTDOWN, &format!("the script did not load within startup-timeout={}s; restarting", o.startup_timeout.as_secs()));
+        if !o.startup_timeout.is_zero()
+            && !shared.script_loaded.load(Ordering::Relaxed)
+            && now > secs(o.startup_timeout)
+            && !busy.is_empty()
+        {
+            shared.request_exit(
+                SHUTDOWN,
+                &format!(
+                    "the script did not load within startup-timeout={}s; restarting",
+                    o.startup_timeout.as_secs()
+                ),
+            );
         }
     }
 }

@@ -51,16 +51,33 @@ impl Backend for SocketBackend {
             }
             Ok(Frame::BodyEnd) => Ok(0),
             Ok(Frame::BodyError(why)) => Err(BackendError::ClientGone(why)),
-            Ok(other) => Err(gone(format!("worker sent {} while the body was expected", other.name()))),
-            Err(ProtocolError::UnexpectedEof) => Err(gone("worker closed the connection")),
+            Ok(other) => Err(gone(format!(
+                "worker sent {} while the body was expected",
+                other.name()
+            ))),
+            Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => {
+                Err(gone("worker closed the connection"))
+            }
             Err(e) => Err(gone(e)),
         }
     }
 
-    fn send_head(&self, status: u16, status_line: &str, headers: &[(String, String)]) -> Result<(), BackendError> {
+    fn send_head(
+        &self,
+        status: u16,
+        status_line: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), BackendError> {
         let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
-        let headers = headers.iter().map(|(k, v)| (latin1(k), latin1(v))).collect();
-        let frame = Frame::ResponseHead { status, reason, headers };
+        let headers = headers
+            .iter()
+            .map(|(k, v)| (latin1(k), latin1(v)))
+            .collect();
+        let frame = Frame::ResponseHead {
+            status,
+            reason,
+            headers,
+        };
         let mut s = self.stream.lock();
         protocol::write_frame(&mut *s, &frame).map_err(gone)?;
         s.flush().map_err(gone)

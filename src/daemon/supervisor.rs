@@ -12,8 +12,11 @@ use crate::apache::pool::Pool;
 use crate::apache::process::{self, ChildEvent, Forked};
 use crate::config::{DaemonGroup, PythonSettings, ServerConfig};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, listen, socket, Backlog};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+
 use nix::unistd::Pid;
 use std::cell::RefCell;
 use std::os::fd::{IntoRawFd, RawFd};
@@ -48,7 +51,10 @@ impl Daemons {
 
 /// Each group once, even though merged vhost configs repeat the main
 /// server's groups.
-pub fn collect_groups<'a>(main: &'a ServerConfig, vhosts: &[&'a ServerConfig]) -> Vec<&'a DaemonGroup> {
+pub fn collect_groups<'a>(
+    main: &'a ServerConfig,
+    vhosts: &[&'a ServerConfig],
+) -> Vec<&'a DaemonGroup> {
     let mut out: Vec<&DaemonGroup> = Vec::new();
     for server in std::iter::once(main).chain(vhosts.iter().copied()) {
         for g in &server.daemon_groups {
@@ -63,17 +69,27 @@ pub fn collect_groups<'a>(main: &'a ServerConfig, vhosts: &[&'a ServerConfig]) -
 /// Where a group's socket goes: `{prefix}.{parent pid}.{generation}.{n}.sock`
 /// (as mod_wsgi names them, so a new generation never meets an old socket).
 fn socket_path(prefix: &str, generation: i32, index: usize) -> PathBuf {
-    PathBuf::from(format!("{prefix}.{}.{generation}.{index}.sock", std::process::id()))
+    PathBuf::from(format!(
+        "{prefix}.{}.{generation}.{index}.sock",
+        std::process::id()
+    ))
 }
 
 fn create_listener(path: &Path, backlog: u32, owner: u32) -> Result<RawFd, String> {
     let shown = path.display();
     if path.as_os_str().len() >= 108 {
-        return Err(format!("socket path {shown} is longer than a Unix socket allows (107 bytes); set a shorter WSGISocketPrefix"));
+        return Err(format!(
+            "socket path {shown} is longer than a Unix socket allows (107 bytes); set a shorter WSGISocketPrefix"
+        ));
     }
     let _ = std::fs::remove_file(path);
-    let fd = socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| format!("cannot create socket {shown}: {e}"))?;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("cannot create socket {shown}: {e}"))?;
     let addr = UnixAddr::new(path).map_err(|e| format!("bad socket path {shown}: {e}"))?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(|e| {
         format!("cannot bind socket {shown}: {e} (does the directory of WSGISocketPrefix exist and is it writable?)")
@@ -104,21 +120,39 @@ struct Supervisor {
 }
 
 /// Forks one daemon process of `group`; in the child this never returns.
-fn spawn(daemons: &'static Daemons, group: usize, index: usize, delay: Duration) -> Result<i32, String> {
+fn spawn(
+    daemons: &'static Daemons,
+    group: usize,
+    index: usize,
+    delay: Duration,
+) -> Result<i32, String> {
     match process::fork() {
-        Err(e) => Err(format!("cannot fork daemon process for group '{}': {e}", daemons.groups[group].name)),
+        Err(e) => Err(format!(
+            "cannot fork daemon process for group '{}': {e}",
+            daemons.groups[group].name
+        )),
         Ok(Forked::Parent { child }) => Ok(child),
         Ok(Forked::Child) => super::process::run(daemons, group, index, delay),
     }
 }
 
+/// Exit codes of our daemons, distinct from signal numbers: APR hands the
+/// supervisor either an exit code or a signal number, not which of the two.
+pub const EXIT_STARTUP_FAILED: i32 = 100;
+pub const EXIT_REAPED: i32 = 101;
+
 fn describe_exit(status: i32) -> String {
-    match WaitStatus::from_raw(Pid::from_raw(0), status) {
-        Ok(WaitStatus::Exited(_, code)) => format!("exited with status {code}"),
-        Ok(WaitStatus::Signaled(_, sig, core)) => {
-            format!("was killed by {sig}{}", if core { " (core dumped)" } else { "" })
+    match status {
+        0 => "exited".to_string(),
+        EXIT_STARTUP_FAILED => "failed to start (see the line before)".to_string(),
+        EXIT_REAPED => {
+            "was ended by its reaper (shutdown took longer than shutdown-timeout)".to_string()
         }
-        _ => format!("ended (wait status {status})"),
+        1..=64 => match Signal::try_from(status) {
+            Ok(sig) => format!("was killed by {sig}"),
+            Err(_) => format!("was killed by signal {status}"),
+        },
+        n => format!("exited with status {n}"),
     }
 }
 
@@ -153,15 +187,31 @@ pub fn start(
             python: main.python.clone(),
         });
     }
-    let daemons_ref: &'static Daemons = pconf.adopt_for_generation(Daemons { groups: runtimes, title });
+    let daemons_ref: &'static Daemons = pconf.adopt_for_generation(Daemons {
+        groups: runtimes,
+        title,
+    });
     pconf.set_userdata(POOL_KEY, daemons_ref as *const Daemons as *mut Daemons);
 
-    let supervisor = Rc::new(Supervisor { daemons: daemons_ref, slots: RefCell::new(Vec::new()) });
+    let supervisor = Rc::new(Supervisor {
+        daemons: daemons_ref,
+        slots: RefCell::new(Vec::new()),
+    });
     for (gi, g) in daemons_ref.groups.iter().enumerate() {
         for index in 0..g.options.processes {
             let pid = spawn(daemons_ref, gi, index, Duration::ZERO)?;
-            log::server(None, Level::Info, &format!("started daemon process '{}' (pid {pid})", g.name));
-            supervisor.slots.borrow_mut().push(Slot { group: gi, index, pid, started: Instant::now(), quick_deaths: 0 });
+            log::server(
+                None,
+                Level::Info,
+                &format!("started daemon process '{}' (pid {pid})", g.name),
+            );
+            supervisor.slots.borrow_mut().push(Slot {
+                group: gi,
+                index,
+                pid,
+                started: Instant::now(),
+                quick_deaths: 0,
+            });
             watch(pconf, supervisor.clone(), pid);
         }
     }
@@ -196,12 +246,20 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
     let slot = slots.iter_mut().find(|s| s.pid == pid)?;
     let group = &daemons.groups[slot.group];
     let lived = slot.started.elapsed();
-    slot.quick_deaths = if lived < Duration::from_secs(1) { slot.quick_deaths + 1 } else { 0 };
+    slot.quick_deaths = if lived < Duration::from_secs(1) {
+        slot.quick_deaths + 1
+    } else {
+        0
+    };
     let delay = match slot.quick_deaths {
         0 => Duration::ZERO,
         n => Duration::from_millis(100u64 << n.min(6)).min(Duration::from_secs(5)),
     };
-    let level = if status == 0 { Level::Info } else { Level::Error };
+    let level = if status == 0 {
+        Level::Info
+    } else {
+        Level::Error
+    };
     log::server(
         None,
         level,
@@ -210,7 +268,14 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
             group.name,
             describe_exit(status),
             lived.as_secs_f64(),
-            if delay.is_zero() { String::new() } else { format!(" in {:.1}s (it keeps dying at startup)", delay.as_secs_f64()) }
+            if delay.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    " in {:.1}s (it keeps dying at startup)",
+                    delay.as_secs_f64()
+                )
+            }
         ),
     );
     match spawn(daemons, slot.group, slot.index, delay) {
@@ -235,20 +300,31 @@ fn stop_all(supervisor: &Supervisor) {
     for s in slots.iter() {
         let _ = kill(Pid::from_raw(s.pid), Signal::SIGTERM);
     }
-    let longest = daemons.groups.iter().map(|g| g.options.shutdown_timeout).max().unwrap_or_default();
+    let longest = daemons
+        .groups
+        .iter()
+        .map(|g| g.options.shutdown_timeout)
+        .max()
+        .unwrap_or_default();
     let deadline = Instant::now() + longest + Duration::from_secs(1);
     let mut alive: Vec<i32> = slots.iter().map(|s| s.pid).collect();
     while !alive.is_empty() {
-        alive.retain(|&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => true,
-            _ => false, // exited, or already reaped by Apache
-        });
+        alive.retain(
+            |&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                _ => false, // exited, or already reaped by Apache
+            },
+        );
         if alive.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
             for &pid in &alive {
-                log::server(None, Level::Error, &format!("daemon process (pid {pid}) did not stop in time; killing it"));
+                log::server(
+                    None,
+                    Level::Error,
+                    &format!("daemon process (pid {pid}) did not stop in time; killing it"),
+                );
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 let _ = waitpid(Pid::from_raw(pid), None);
             }

@@ -49,16 +49,33 @@ fn connect(group: &GroupRuntime) -> Result<UnixStream, String> {
 }
 
 /// Relays one request to the daemon group; returns the hook status.
-pub fn handle(r: &mut Request, opts: &RequestOptions, group: &GroupRuntime, server_timeout: Duration) -> i32 {
+pub fn handle(
+    r: &mut Request,
+    opts: &RequestOptions,
+    group: &GroupRuntime,
+    server_timeout: Duration,
+) -> i32 {
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
     let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
-    vars.push(("mod_wsgi.application_group".into(), opts.application_group.clone()));
-    vars.push(("mod_wsgi.callable_object".into(), opts.callable_object.clone()));
-    vars.push(("mod_wsgi.script_reloading".into(), if opts.script_reloading { "1" } else { "0" }.into()));
-    let environ = vars.into_iter().map(|(k, v)| (k.into_bytes(), v.into_bytes())).collect();
+    vars.push((
+        "mod_wsgi.application_group".into(),
+        opts.application_group.clone(),
+    ));
+    vars.push((
+        "mod_wsgi.callable_object".into(),
+        opts.callable_object.clone(),
+    ));
+    vars.push((
+        "mod_wsgi.script_reloading".into(),
+        if opts.script_reloading { "1" } else { "0" }.into(),
+    ));
+    let environ = vars
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+        .collect();
 
     let mut stream = match connect(group) {
         Ok(s) => s,
@@ -67,13 +84,25 @@ pub fn handle(r: &mut Request, opts: &RequestOptions, group: &GroupRuntime, serv
             return status::HTTP_SERVICE_UNAVAILABLE;
         }
     };
-    let timeout = if group.options.socket_timeout.is_zero() { server_timeout } else { group.options.socket_timeout };
+    let timeout = if group.options.socket_timeout.is_zero() {
+        server_timeout
+    } else {
+        group.options.socket_timeout
+    };
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
-    let limits = Limits { max_header: group.options.header_buffer_size, ..Limits::default() };
+    let limits = Limits {
+        max_header: group.options.header_buffer_size,
+        ..Limits::default()
+    };
     let name = &group.name;
-    if let Err(e) = protocol::write_frame(&mut stream, &Frame::request(environ)).and_then(|_| stream.flush()) {
-        r.log(Level::Error, &format!("cannot send the request to daemon process group '{name}': {e}"));
+    if let Err(e) =
+        protocol::write_frame(&mut stream, &Frame::request(environ)).and_then(|_| stream.flush())
+    {
+        r.log(
+            Level::Error,
+            &format!("cannot send the request to daemon process group '{name}': {e}"),
+        );
         return status::HTTP_BAD_GATEWAY;
     }
     let mut head_sent = false;
@@ -89,16 +118,33 @@ pub fn handle(r: &mut Request, opts: &RequestOptions, group: &GroupRuntime, serv
                 let reply = match r.read_body(&mut body[..n]) {
                     Ok(0) => Frame::BodyEnd,
                     Ok(k) => Frame::Body(body[..k].to_vec()),
-                    Err(()) => Frame::body_error("the client disconnected or sent a bad request body"),
+                    Err(()) => {
+                        Frame::body_error("the client disconnected or sent a bad request body")
+                    }
                 };
-                if protocol::write_frame(&mut stream, &reply).and_then(|_| stream.flush()).is_err() {
+                if protocol::write_frame(&mut stream, &reply)
+                    .and_then(|_| stream.flush())
+                    .is_err()
+                {
                     r.log(Level::Error, &format!("daemon process group '{name}' closed the connection while reading the request body"));
-                    return if head_sent { status::DONE } else { status::HTTP_BAD_GATEWAY };
+                    return if head_sent {
+                        status::DONE
+                    } else {
+                        status::HTTP_BAD_GATEWAY
+                    };
                 }
             }
-            Frame::ResponseHead { status: code, reason, headers } => {
+            Frame::ResponseHead {
+                status: code,
+                reason,
+                headers,
+            } => {
                 let reason = String::from_utf8_lossy(&reason);
-                let line = if reason.is_empty() { code.to_string() } else { format!("{code} {reason}") };
+                let line = if reason.is_empty() {
+                    code.to_string()
+                } else {
+                    format!("{code} {reason}")
+                };
                 r.set_status(code as i32, &line);
                 let out = r.headers_out();
                 for (k, v) in headers {
@@ -117,43 +163,100 @@ pub fn handle(r: &mut Request, opts: &RequestOptions, group: &GroupRuntime, serv
                     return status::HTTP_BAD_GATEWAY;
                 }
                 if r.write(&data).is_err() {
-                    r.log(Level::Info, &format!("client went away while daemon process group '{name}' was responding"));
+                    r.log(
+                        Level::Info,
+                        &format!(
+                            "client went away while daemon process group '{name}' was responding"
+                        ),
+                    );
                     return status::OK;
                 }
             }
             Frame::ResponseEnd => {
-                return if head_sent { status::OK } else { status::HTTP_BAD_GATEWAY };
+                return if head_sent {
+                    status::OK
+                } else {
+                    status::HTTP_BAD_GATEWAY
+                };
             }
             Frame::Failure { kind, message } => {
-                let level = if kind == protocol::FailureKind::ApplicationError { Level::Info } else { Level::Error };
-                r.log(level, &format!("daemon process group '{name}' failed the request ({}): {message}", kind.name()));
-                return if head_sent { status::DONE } else { kind.http_status() as i32 };
+                let level = if kind == protocol::FailureKind::ApplicationError {
+                    Level::Info
+                } else {
+                    Level::Error
+                };
+                r.log(
+                    level,
+                    &format!(
+                        "daemon process group '{name}' failed the request ({}): {message}",
+                        kind.name()
+                    ),
+                );
+                return if head_sent {
+                    status::DONE
+                } else {
+                    kind.http_status() as i32
+                };
             }
             other => {
-                r.log(Level::Error, &format!("daemon process group '{name}' sent {} out of turn", other.name()));
-                return if head_sent { status::DONE } else { status::HTTP_BAD_GATEWAY };
+                r.log(
+                    Level::Error,
+                    &format!(
+                        "daemon process group '{name}' sent {} out of turn",
+                        other.name()
+                    ),
+                );
+                return if head_sent {
+                    status::DONE
+                } else {
+                    status::HTTP_BAD_GATEWAY
+                };
             }
         }
     }
 }
 
 /// One clear line for a connection that broke, and the status to answer.
-fn relay_failure(r: &mut Request, name: &str, head_sent: bool, e: &ProtocolError, timeout: Duration) -> i32 {
-    let when = if head_sent { "after the response started (response cut short)" } else { "before sending the response headers" };
+fn relay_failure(
+    r: &mut Request,
+    name: &str,
+    head_sent: bool,
+    e: &ProtocolError,
+    timeout: Duration,
+) -> i32 {
+    let when = if head_sent {
+        "after the response started (response cut short)"
+    } else {
+        "before sending the response headers"
+    };
     let (message, code) = match e {
-        ProtocolError::UnexpectedEof => (
-            format!("daemon process group '{name}' closed the connection {when}: the daemon process died or was restarted"),
+        ProtocolError::Closed | ProtocolError::UnexpectedEof => (
+            format!(
+                "daemon process group '{name}' closed the connection {when}: the daemon process died or was restarted"
+            ),
             status::HTTP_BAD_GATEWAY,
         ),
-        ProtocolError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => (
-            format!("timed out after {:.0}s waiting for daemon process group '{name}' {when} (socket-timeout)", timeout.as_secs_f64()),
-            status::HTTP_GATEWAY_TIME_OUT,
-        ),
+        ProtocolError::Io(io)
+            if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+        {
+            (
+                format!(
+                    "timed out after {:.0}s waiting for daemon process group '{name}' {when} (socket-timeout)",
+                    timeout.as_secs_f64()
+                ),
+                status::HTTP_GATEWAY_TIME_OUT,
+            )
+        }
         ProtocolError::TooLarge { what, size, limit } => (
-            format!("daemon process group '{name}' sent {what} of {size} bytes, over the limit of {limit} (header-buffer-size)"),
+            format!(
+                "daemon process group '{name}' sent {what} of {size} bytes, over the limit of {limit} (header-buffer-size)"
+            ),
             status::HTTP_BAD_GATEWAY,
         ),
-        other => (format!("bad response from daemon process group '{name}' {when}: {other}"), status::HTTP_BAD_GATEWAY),
+        other => (
+            format!("bad response from daemon process group '{name}' {when}: {other}"),
+            status::HTTP_BAD_GATEWAY,
+        ),
     };
     r.log(Level::Error, &message);
     if head_sent { status::DONE } else { code }

@@ -54,7 +54,9 @@ pub fn serve<'v>(
         environ.set_item("wsgi.input", input).map_err(py_err)?;
         environ.set_item("wsgi.errors", &errors).map_err(py_err)?;
         let wrapper = py.get_type::<super::file_wrapper::FileWrapper>();
-        environ.set_item("wsgi.file_wrapper", wrapper).map_err(py_err)?;
+        environ
+            .set_item("wsgi.file_wrapper", wrapper)
+            .map_err(py_err)?;
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
         let result = response::run(py, &application, environ, &*backend, start);
