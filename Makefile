@@ -4,6 +4,7 @@
 #   make test            unit tests + integration tests against real Apache
 #   make install         apxs-style install (honours DESTDIR and APXS)
 #   make -s module-path  absolute path of the built module
+#   make bench           benchmark against C mod_wsgi (bench/results/)
 
 PYTHON ?= /usr/bin/python3
 APXS ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -20,7 +21,7 @@ export CARGO_TARGET_DIR
 # Debian packages the build and the tests need.
 DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl
 
-.PHONY: all build deps module-path install run test unit-test integration-test clean
+.PHONY: all build deps module-path install run test unit-test integration-test clean bench
 
 all: build
 
@@ -58,6 +59,10 @@ install: build
 
 run: build
 	@scripts/run.sh "$(MODULE)" "$(PORT)" "$(APP)" "$(CARGO_TARGET_DIR)/run"
+
+# Side by side with C mod_wsgi (bench/NOTES.md); BENCH_QUICK=1 for a smoke run.
+bench: build
+	/usr/bin/python3 bench/run.py --module "$(MODULE)" --bench-dir "$(CARGO_TARGET_DIR)/bench"
 
 unit-test: deps
 	$(CARGO) test --release --lib
