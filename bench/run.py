@@ -580,7 +580,7 @@ def targets(rows):
         if value is None:
             return f"- not measured: {label} (goal >= {goal}x)"
         mark = "holds" if value >= goal else "**does not hold**"
-        return f"- {mark}: {label}: {value:.2f}x (goal >= {goal}x)"
+        return f"- {mark}: {label}: {value:.3f}x (goal >= {goal}x)"
 
     lines = [
         check("daemon 3x2 hello vs C mod_wsgi 4.9.4",
