@@ -431,3 +431,81 @@ fn stop_leaves_no_daemon_and_no_socket() {
     apache.stop(); // the harness fails if any process of the group is left
     assert_eq!(sockets(), 0, "the socket is removed at stop");
 }
+
+#[test]
+fn stuck_shutdown_is_ended_by_the_reaper() {
+    // An atexit handler that never returns: interpreter destruction hangs.
+    let app = "import atexit, os, time\natexit.register(lambda: time.sleep(120))\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [str(os.getpid()).encode()]\n";
+    let apache = Apache::builder()
+        .file("app/s.wsgi", app)
+        .directives("WSGIDaemonProcess g threads=2 shutdown-timeout=2 display-name=stuck-daemon\nWSGIScriptAlias / {dir}/app/s.wsgi process-group=g\n")
+        .start();
+    let pid: u32 = apache.get("/").text().parse().unwrap();
+    assert_eq!(titled(&apache, "stuck-daemon"), vec![pid]);
+    assert!(wait_until(Duration::from_secs(5), || threads_of(pid) == 5));
+    let _ = std::process::Command::new("kill").args(["-s", "TERM", "--", &pid.to_string()]).status();
+    // While it hangs: the 2 + 3 threads plus the reaper.
+    assert!(wait_until(Duration::from_secs(3), || threads_of(pid) == 6), "{} threads", threads_of(pid));
+    assert!(apache.wait_for_log("after shutdown began; forcing exit", Duration::from_secs(6)), "{}", apache.error_log());
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
+    assert!(apache.wait_for_log("was ended by its reaper", Duration::from_secs(5)), "{}", apache.error_log());
+    // The replacement serves.
+    assert!(wait_until(Duration::from_secs(10), || {
+        let r = apache.get("/");
+        r.status == 200 && r.text().parse::<u32>().unwrap() != pid
+    }));
+}
+
+#[test]
+fn sigusr1_drains_running_requests_while_a_replacement_takes_new_ones() {
+    let apache = daemon_server(Mpm::Event, "processes=1 threads=4 graceful-timeout=10");
+    let pid = served_pid(&apache);
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| apache.get("/sleep?2"));
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = std::process::Command::new("kill").args(["-s", "USR1", "--", &pid.to_string()]).status();
+        // New requests keep being answered during the drain.
+        let failures = load(&apache, 2, 40);
+        assert!(failures.is_empty(), "{failures:?}\n{}", apache.error_log());
+        let r = slow.join().unwrap();
+        assert_eq!(r.status, 200, "the running request completes: {}", apache.error_log());
+    });
+    assert!(wait_until(Duration::from_secs(10), || !pid_alive(pid)));
+    assert_ne!(served_pid(&apache), pid);
+}
+
+#[test]
+fn graceful_restart_under_load_fails_no_request() {
+    let apache = daemon_server(Mpm::Event, "processes=2 threads=4");
+    served_pid(&apache);
+    let failures = std::sync::Mutex::new(Vec::new());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut served = 0usize;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut n = 0;
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        match apache.try_request("GET", "/sleep?0.05", &[], b"") {
+                            Ok(r) if r.status == 200 => n += 1,
+                            Ok(r) => failures.lock().unwrap().push(format!("status {}", r.status)),
+                            Err(e) => failures.lock().unwrap().push(e),
+                        }
+                    }
+                    n
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        apache.graceful_restart();
+        std::thread::sleep(Duration::from_millis(1500));
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        served = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(served > 20, "only {served} requests served");
+    assert!(failures.is_empty(), "{} failed: {:?}\n{}", failures.len(), &failures[..failures.len().min(5)], apache.error_log());
+    // The new generation's daemons serve.
+    assert_eq!(apache.get("/").status, 200);
+}

@@ -222,7 +222,7 @@ static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new
 
 extern "C" fn wake_on_signal(sig: c_int) {
     let byte: u8 = match sig {
-        libc::SIGUSR1 => b'G',
+        libc::SIGUSR1 => b'E',
         _ => b'T',
     };
     let fd = WAKE_FD.load(std::sync::atomic::Ordering::Relaxed);
@@ -233,7 +233,7 @@ extern "C" fn wake_on_signal(sig: c_int) {
 }
 
 /// In a daemon process: SIGTERM, SIGINT and SIGHUP write `T`, SIGUSR1 writes
-/// `G` into `fd` (the caretaker's pipe); SIGPIPE is ignored so a vanished
+/// `E` into `fd` (the caretaker's pipe); SIGPIPE is ignored so a vanished
 /// peer is an error return, not a death. Replaces Apache's handlers, which
 /// the fork inherited.
 pub fn route_signals_to(fd: i32) {

@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 /// Bytes the caretaker understands.
 const SHUTDOWN: u8 = b'T';
 const GRACEFUL: u8 = b'G';
+/// SIGUSR1: a graceful drain bounded by eviction-timeout.
+const EVICTION: u8 = b'E';
 
 /// What the threads of one daemon process share.
 struct Shared {
@@ -58,6 +60,9 @@ struct Shared {
     last_gil_ms: AtomicU64,
     /// Set once the script has loaded (for startup-timeout).
     script_loaded: AtomicBool,
+    /// True once the interpreter is being destroyed; held by the deadlock
+    /// thread around its GIL probe so it never touches a dying interpreter.
+    python_gate: Mutex<bool>,
     pid: u32,
 }
 
@@ -157,6 +162,7 @@ fn setup_and_serve(
         last_activity_ms: AtomicU64::new(0),
         last_gil_ms: AtomicU64::new(0),
         script_loaded: AtomicBool::new(false),
+        python_gate: Mutex::new(false),
         pid: std::process::id(),
     });
     std::mem::forget(wake_write);
@@ -296,23 +302,25 @@ fn caretaker(
     let mut byte = [0u8; 1];
     let how = loop {
         match pipe.read(&mut byte) {
-            Ok(1) if byte[0] == SHUTDOWN || byte[0] == GRACEFUL => break byte[0],
+            Ok(1) if [SHUTDOWN, GRACEFUL, EVICTION].contains(&byte[0]) => break byte[0],
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break SHUTDOWN,
         }
     };
     let o = &shared.group.options;
-    // Stop taking connections; running requests go on.
-    shared.stopping.store(true, Ordering::SeqCst);
+    // Stop taking connections; running requests go on. (Under the lock the
+    // request threads hold while accepting: see request_thread.)
+    {
+        let _busy = shared.active.lock();
+        shared.stopping.store(true, Ordering::SeqCst);
+    }
     let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
-    if how == GRACEFUL {
-        let budget = if o.eviction_timeout.is_zero() {
-            o.graceful_timeout
-        } else {
-            o.eviction_timeout
-        };
-        wait_idle(shared, budget, Some(&mut pipe));
+    match how {
+        GRACEFUL => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
+        EVICTION if !o.eviction_timeout.is_zero() => wait_idle(shared, o.eviction_timeout, Some(&mut pipe)),
+        EVICTION => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
+        _ => {}
     }
     // The reaper: whatever happens next may hang (a stuck request, atexit
     // handlers), so the process ends after shutdown-timeout regardless.
@@ -336,14 +344,11 @@ fn caretaker(
     let idle = shared.active.lock().iter().all(Option::is_none);
     // Destroying the interpreter runs the application's atexit handlers;
     // only safe once no request thread is inside Python.
-    if idle {
-        for w in workers {
-            let _ = w.join();
-        }
-        if shared.group.python.destroy_interpreter() {
-            crate::python::finalize();
-        }
+    if idle && shared.group.python.destroy_interpreter() {
+        *shared.python_gate.lock() = true;
+        crate::python::finalize();
     }
+    drop(workers);
     log::server(
         None,
         Level::Info,
@@ -394,20 +399,36 @@ fn request_thread(shared: &Shared, slot: usize) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
-        // Another thread or process may have taken the connection.
-        let fd = match accept4(
-            shared.group.listener,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        ) {
-            Ok(fd) => fd,
-            Err(_) => continue,
+        // Taking a connection and marking the slot busy happen under the
+        // same lock the caretaker holds to set `stopping`: a draining process
+        // either sees this connection as a running request, or this thread
+        // sees the drain and leaves the connection to another process.
+        let fd = {
+            let mut active = shared.active.lock();
+            if shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            // Another thread or process may have taken the connection.
+            match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+                Ok(fd) => {
+                    active[slot] = Some(Instant::now());
+                    fd
+                }
+                Err(_) => continue,
+            }
         };
         let stream = proc_edge::stream_from_fd(fd);
         let _ = stream.set_nonblocking(false);
         serve_connection(shared, slot, stream);
+        shared.active.lock()[slot] = None;
+    }
+    // Stay alive, idle, so the process keeps its N + 3 layout (plus the
+    // reaper) while it shuts down; the process exit ends the thread.
+    loop {
+        std::thread::park();
     }
 }
 
@@ -496,10 +517,16 @@ fn serve_request(
     backend: &Arc<SocketBackend>,
     environ: &[(Vec<u8>, Vec<u8>)],
 ) -> bool {
-    let vars: Vec<(String, String)> = environ
+    let mut vars: Vec<(String, String)> = environ
         .iter()
         .map(|(k, v)| (latin1_str(k), latin1_str(v)))
         .collect();
+    // When this daemon took the request (C mod_wsgi's key; see
+    // docs/environ-differences.md).
+    let daemon_start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    vars.push(("mod_wsgi.daemon_start".into(), daemon_start.to_string()));
     let Some(script) = var(&vars, "SCRIPT_FILENAME").map(str::to_string) else {
         let _ = backend.send(&Frame::failure(
             FailureKind::BadRequest,
@@ -535,10 +562,9 @@ fn serve_request(
         multiprocess: o.multiprocess,
     };
     let dyn_backend: Arc<dyn Backend> = backend.clone();
-    let pairs = vars
-        .iter()
-        .filter(|(k, _)| !k.starts_with("mod_wsgi."))
-        .map(|(k, v)| (k.as_str(), v.as_str()));
+    // The mod_wsgi.* keys the worker sent are part of the environ (C
+    // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
+    let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.script_loaded.store(true, Ordering::Relaxed);
     match outcome {
@@ -650,7 +676,15 @@ fn monitor_thread(shared: &Shared) {
 /// could.
 fn deadlock_thread(shared: &Shared) {
     loop {
+        let finalizing = shared.python_gate.lock();
+        if *finalizing {
+            drop(finalizing);
+            loop {
+                std::thread::park();
+            }
+        }
         pyo3::Python::with_gil(|_| ());
+        drop(finalizing);
         shared.last_gil_ms.store(shared.now_ms(), Ordering::Relaxed);
         std::thread::sleep(Duration::from_secs(1));
     }
