@@ -863,7 +863,9 @@ def update_readme(md_name, table, started, target_lines, info, cfg):
     end = len(text) if end < 0 else end + 1
     section = (
         "## Benchmark\n\n"
-        f"Latest run ({started:%Y-%m-%d}, {info['machine_short']}; full "
+        f"Latest run ({started:%Y-%m-%d}, {info['machine_short']}"
+        f"{', shared with other work' if info['shared'] else ''}; module "
+        f"{info['rs_detail']}; full "
         f"report with latencies, memory and chart: "
         f"[bench/results/{md_name}](bench/results/{md_name})). Requests/s "
         "are medians; ratios are medians of per-round ratios "
@@ -872,8 +874,8 @@ def update_readme(md_name, table, started, target_lines, info, cfg):
         + table + "\n\nTargets:\n\n" + "\n".join(target_lines) + "\n\n"
         "Run it with `make bench` (installs wrk, Debian's "
         "libapache2-mod-wsgi-py3 and PyPI's mod-wsgi into target/bench/venv; "
-        "about 35 minutes on 2 cores; `BENCH_QUICK=1 make bench` is a "
-        "2-minute smoke run). bench/NOTES.md says how it works.\n")
+        "about 30 minutes on 2 cores; `BENCH_QUICK=1 make bench` is a "
+        "2-minute smoke run). bench/NOTES.md says how it works.\n\n")
     text = text[:start] + section + text[end:]
     with open(path, "w") as f:
         f.write(text)
@@ -978,9 +980,11 @@ def main():
     rev = out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
     dirty = out(["git", "-C", REPO, "status", "--porcelain", "--", "src"])
     contenders[0]["detail"] += f" (git {rev}{', src/ modified' if dirty else ''})"
+    info["rs_detail"] = f"git {rev}{' with uncommitted src/ changes' if dirty else ''}"
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    runs = len(scenarios) * cfg.pairs * len(contenders)
+    runs = sum(cfg.pairs for _, w in scenarios for c in contenders
+               if not (c["id"] == "static" and w[3]))
     log(f"{len(scenarios)} scenarios x {cfg.pairs} rounds x "
         f"{len(contenders)} contenders = {runs} measurements")
     results = []
