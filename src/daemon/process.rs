@@ -389,6 +389,14 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
 /// until the process stops taking connections.
 fn request_thread(shared: &Shared, slot: usize) {
     let listener = unsafe_borrow(shared.group.listener);
+    // accept4 below runs under the `active` lock: several threads (and
+    // processes) wake for one connection, and the ones that lose the race
+    // must get EAGAIN, not sleep in accept4 holding the lock (that
+    // deadlocked the whole daemon). O_NONBLOCK on the listener itself.
+    let _ = nix::fcntl::fcntl(
+        shared.group.listener,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    );
     while !shared.stopping.load(Ordering::SeqCst) {
         let mut fds = [
             PollFd::new(listener, PollFlags::POLLIN),
