@@ -113,7 +113,7 @@ fn main() {
         .allowlist_function("ap_add_common_vars|ap_add_cgi_vars|ap_rwrite|ap_rflush|ap_set_content_type")
         .allowlist_function("ap_setup_client_block|ap_should_client_block|ap_get_client_block")
         .allowlist_function("ap_check_cmd_context|ap_get_server_description|ap_server_root_relative")
-        .allowlist_function("ap_get_server_port|ap_get_server_name")
+        .allowlist_function("ap_get_server_port|ap_get_server_name|ap_run_generate_log_id")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
         .allowlist_function("apr_proc_other_child_register|apr_proc_other_child_unregister")

@@ -119,6 +119,125 @@ fn resolve_process_group(r: &Request, configured: &str) -> Result<String, String
     Ok(configured.to_string())
 }
 
+/// What an application group name is expanded from.
+pub struct GroupFacts<'a> {
+    /// ServerName of the (virtual) server handling the request.
+    pub server_hostname: &'a str,
+    /// The port Apache reports for the request (SERVER_PORT).
+    pub port: u16,
+    /// The host the client asked for (Host header), if any.
+    pub hostname: Option<&'a str>,
+    /// The request's URI path and the PATH_INFO Apache split off it.
+    pub uri: &'a str,
+    pub path_info: &'a str,
+}
+
+/// "host" or "host:port", the port left out when it is 80 or 443, as
+/// mod_wsgi names groups.
+fn host_and_port(host: &str, port: u16) -> String {
+    match port {
+        80 | 443 => host.to_string(),
+        port => format!("{host}:{port}"),
+    }
+}
+
+/// SCRIPT_NAME as mod_wsgi computes it for %{RESOURCE}: the URI up to where
+/// PATH_INFO starts, runs of '/' collapsed, in lower case.
+fn resource_script_name(uri: &str, path_info: &str) -> String {
+    let u = uri.as_bytes();
+    let p = path_info.as_bytes();
+    let mut end = u.len();
+    if !p.is_empty() {
+        // Walk back over the common tail of the URI and PATH_INFO; a '/' of
+        // PATH_INFO may stand for several in the URI.
+        let (mut lu, mut lp) = (u.len(), p.len());
+        while lu > 0 && lp > 0 && u[lu - 1] == p[lp - 1] {
+            lu -= 1;
+            lp -= 1;
+            if p[lp] == b'/' {
+                while lu > 0 && u[lu - 1] == b'/' {
+                    lu -= 1;
+                }
+            }
+        }
+        end = lu;
+        while end < u.len() && u[end] != b'/' {
+            end += 1;
+        }
+    }
+    let mut out = String::with_capacity(end);
+    for c in uri[..end].chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// The application group a request runs in, as mod_wsgi expands
+/// WSGIApplicationGroup / application-group=: %{GLOBAL} is "" (the main
+/// interpreter); %{SERVER} the ServerName, with ":port" unless 80 or 443;
+/// %{HOST} the same with the requested host; %{RESOURCE} (the default)
+/// %{SERVER} then "|" and the lower-cased SCRIPT_NAME; %{ENV:var} the
+/// variable from the request's notes, its environment (SetEnv, ...) or the
+/// process environment, itself expanded when it is one of the other forms;
+/// anything else is the name itself.
+pub fn expand_application_group(
+    configured: &str,
+    facts: &GroupFacts<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let server = || host_and_port(facts.server_hostname, facts.port);
+    match configured {
+        "%{GLOBAL}" => String::new(),
+        "%{SERVER}" => server(),
+        "%{HOST}" => host_and_port(
+            facts
+                .hostname
+                .filter(|h| !h.is_empty())
+                .unwrap_or(facts.server_hostname),
+            facts.port,
+        ),
+        "%{RESOURCE}" => format!(
+            "{}|{}",
+            server(),
+            resource_script_name(facts.uri, facts.path_info)
+        ),
+        other => match other
+            .strip_prefix("%{ENV:")
+            .and_then(|v| v.strip_suffix('}'))
+            .and_then(|name| env(name))
+        {
+            Some(value) if value.starts_with('%') && !value.starts_with("%{ENV:") => {
+                expand_application_group(&value, facts, env)
+            }
+            Some(value) => value,
+            None => other.to_string(),
+        },
+    }
+}
+
+/// The application group of a request, from its configured form.
+fn resolve_application_group(r: &Request, configured: &str) -> String {
+    let (server_hostname, hostname) = r.server_and_request_host();
+    let facts = GroupFacts {
+        server_hostname: &server_hostname,
+        port: r.server_port(),
+        hostname: hostname.as_deref(),
+        uri: r.uri(),
+        path_info: r.path_info(),
+    };
+    let env = |name: &str| {
+        r.notes()
+            .get(name)
+            .map(str::to_string)
+            .or_else(|| r.env_var(name))
+            .or_else(|| std::env::var(name).ok())
+    };
+    expand_application_group(configured, &facts, &env)
+}
+
 /// Brings Python up in a new Apache child, unless embedded mode is off.
 pub fn child_init(main: &ServerConfig) -> Result<(), String> {
     if main.restrict_embedded() {
@@ -204,6 +323,12 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         chunked_request: dir.chunked_request(),
         multithread: mpm_info().threaded,
     };
+    // Expanded here, where the request's server, port and URI are known:
+    // daemon mode sends the daemon the resulting name.
+    let request = RequestOptions {
+        application_group: resolve_application_group(r, &request.application_group),
+        ..request
+    };
     let group = match resolve_process_group(r, &request.process_group) {
         Ok(g) => g,
         Err(message) => {
@@ -234,7 +359,51 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::alias_filename;
+    use super::{GroupFacts, alias_filename, expand_application_group, resource_script_name};
+
+    #[test]
+    fn application_group_names_follow_mod_wsgi() {
+        let facts = GroupFacts {
+            server_hostname: "www.example.com",
+            port: 8080,
+            hostname: Some("alias.example.com"),
+            uri: "/Shop/Cart/items",
+            path_info: "/items",
+        };
+        let env = |name: &str| match name {
+            "GROUP" => Some("from-env".to_string()),
+            "INDIRECT" => Some("%{SERVER}".to_string()),
+            _ => None,
+        };
+        let expand = |c: &str| expand_application_group(c, &facts, &env);
+        assert_eq!(expand("%{GLOBAL}"), "");
+        assert_eq!(expand("%{SERVER}"), "www.example.com:8080");
+        assert_eq!(expand("%{HOST}"), "alias.example.com:8080");
+        assert_eq!(expand("%{RESOURCE}"), "www.example.com:8080|/shop/cart");
+        assert_eq!(expand("%{ENV:GROUP}"), "from-env");
+        assert_eq!(expand("%{ENV:INDIRECT}"), "www.example.com:8080");
+        assert_eq!(expand("%{ENV:MISSING}"), "%{ENV:MISSING}");
+        assert_eq!(expand("shop"), "shop");
+        let standard = GroupFacts {
+            port: 443,
+            hostname: None,
+            ..facts
+        };
+        let expand = |c: &str| expand_application_group(c, &standard, &env);
+        assert_eq!(expand("%{SERVER}"), "www.example.com");
+        assert_eq!(expand("%{HOST}"), "www.example.com");
+        assert_eq!(expand("%{RESOURCE}"), "www.example.com|/shop/cart");
+    }
+
+    #[test]
+    fn resource_script_name_is_the_uri_before_path_info() {
+        assert_eq!(resource_script_name("/", ""), "/");
+        assert_eq!(resource_script_name("/", "/"), "");
+        assert_eq!(resource_script_name("/app", ""), "/app");
+        assert_eq!(resource_script_name("/app/x/y", "/x/y"), "/app");
+        assert_eq!(resource_script_name("/app//x", "/x"), "/app");
+        assert_eq!(resource_script_name("//App///b", ""), "/app/b");
+    }
 
     #[test]
     fn alias_filename_keeps_path_info_separate() {

@@ -371,7 +371,12 @@ fn signal_registration_allowed_with_restrict_signal_off() {
     let apache = Apache::builder()
         .mpm(Mpm::Prefork)
         .file("app/sig.wsgi", SIGNAL_APP)
-        .directives("WSGIRestrictSignal Off\nWSGIScriptAlias /sig {dir}/app/sig.wsgi\n")
+        // Python only lets the main thread of the main interpreter install
+        // handlers: the application must run in %{GLOBAL}.
+        .directives(
+            "WSGIRestrictSignal Off\n\
+             WSGIScriptAlias /sig {dir}/app/sig.wsgi application-group=%{GLOBAL}\n",
+        )
         .start();
     let f = get_fields(&apache, "/sig");
     assert_eq!(f["installed"], "True", "{f:?}");
@@ -469,7 +474,13 @@ fn mod_wsgi_module_describes_the_embedded_process() {
             "{f:?}"
         );
         assert_eq!(f["process_group"], "''");
-        assert_eq!(f["application_group"], "''");
+        // The default application group, %{RESOURCE}: a sub-interpreter
+        // named after the server, port and mount point.
+        assert_eq!(
+            f["application_group"],
+            format!("'127.0.0.1:{}|/m'", apache.port),
+            "{mpm}: {f:?}"
+        );
         assert_eq!(f["maximum_processes"], processes, "{mpm}: {f:?}");
         assert_eq!(f["threads_per_process"], threads, "{mpm}: {f:?}");
         assert_eq!(f["server_metrics"], "None");

@@ -10,6 +10,7 @@ pub mod module;
 pub mod pool;
 pub mod process;
 pub mod request;
+pub mod request_facts;
 pub mod table;
 
 use std::ffi::{CStr, c_char};

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::daemon::{DaemonGroup, DaemonOptions};
 use super::dir::{HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
-use super::directives::{self, Context, DIRECTIVES, DirectiveSpec, Status};
+use super::directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 use super::server::{
     AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, ScriptAlias,
     ScriptOptions, TelemetryService,
@@ -136,9 +136,6 @@ impl<'a, 'w> Cx<'a, 'w> {
             }
             "WSGIApplicationGroup" => {
                 let v = self.one_nonempty("an application group name")?;
-                if v == "%{GLOBAL}" {
-                    self.counts_as_not_yet = false;
-                }
                 self.dir.application_group = Some(v.to_string());
                 Ok(())
             }
@@ -371,21 +368,8 @@ impl<'a, 'w> Cx<'a, 'w> {
         });
     }
 
-    /// Remember that a NotYet feature behind another directive was used
-    /// through an option (application-group= naming a sub-interpreter).
-    fn note_feature(&mut self, directive: &str) {
-        if self.scope == Scope::Htaccess {
-            return;
-        }
-        if let Some(i) = directives::index_of(directive)
-            && matches!(DIRECTIVES[i].status, Status::NotYet(_))
-        {
-            self.server.note_not_yet(i);
-        }
-    }
-
-    /// Parse `name=value` words allowed for this directive, record the
-    /// group reference and note sub-interpreter use.
+    /// Parse `name=value` words allowed for this directive and record the
+    /// group reference.
     fn script_options(
         &mut self,
         words: &[&str],
@@ -422,13 +406,6 @@ impl<'a, 'w> Cx<'a, 'w> {
         if let Some(pg) = &opts.process_group {
             let pg = pg.clone();
             self.group_ref(&pg);
-        }
-        if opts
-            .application_group
-            .as_deref()
-            .is_some_and(|a| a != "%{GLOBAL}")
-        {
-            self.note_feature("WSGIApplicationGroup");
         }
         Ok(opts)
     }
@@ -693,6 +670,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::directives;
 
     fn origin(line: u32) -> Origin {
         Origin {
@@ -830,14 +808,16 @@ mod tests {
     }
 
     #[test]
-    fn application_group_option_notes_sub_interpreters() {
+    fn application_group_option_is_stored_without_warning() {
         let mut c = conf();
         c.ok(
             "WSGIScriptAlias",
             &["/a", "/a.wsgi", "application-group=shop"],
         );
-        let idx = directives::index_of("WSGIApplicationGroup").unwrap();
-        assert_eq!(c.server.used_not_yet, [idx]);
+        let a = &c.server.script_aliases[0];
+        assert_eq!(a.options.application_group.as_deref(), Some("shop"));
+        // Sub-interpreters are implemented: nothing to warn about.
+        assert!(c.server.used_not_yet.is_empty());
     }
 
     #[test]
@@ -942,13 +922,11 @@ mod tests {
         let mut c = conf();
         c.ok("WSGIApplicationGroup", &["%{GLOBAL}"]);
         c.ok("WSGIProcessGroup", &["%{GLOBAL}"]);
-        assert!(
-            c.server.used_not_yet.is_empty(),
-            "%{{GLOBAL}} works already"
-        );
         c.ok("WSGIApplicationGroup", &["%{RESOURCE}"]);
         assert_eq!(c.dir.application_group(), "%{RESOURCE}");
-        assert_eq!(c.server.used_not_yet.len(), 1);
+        c.ok("WSGIApplicationGroup", &["shop"]);
+        assert_eq!(c.dir.application_group(), "shop");
+        assert!(c.server.used_not_yet.is_empty(), "all implemented");
     }
 
     #[test]

@@ -53,9 +53,13 @@ pub struct DirectiveSpec {
 // Flip a directive to `Implemented` in the table below when it works; these
 // phrases and the table are the only place status lives.
 const DAEMON: Status = Status::NotYet("accepted; this daemon-mode feature is not built yet");
-const SUBINTERP: Status = Status::NotYet(
-    "sub-interpreters are not built yet; every application runs in the main interpreter",
+const PER_INTERPRETER_GIL: Status = Status::NotYet(
+    "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
+const INTERPRETER_OPTIONS: Status =
+    Status::NotYet("options for chosen interpreters are not applied yet");
+const CASE_SENSITIVITY: Status =
+    Status::NotYet("script paths are always compared case-sensitively for now");
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 const AUTH: Status = Status::NotYet("authentication and access-control hooks are not built yet");
@@ -110,7 +114,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIApplicationGroup",
         ServerVhostDir,
-        SUBINTERP,
+        Implemented,
         "WSGIApplicationGroup name|%{GLOBAL}|%{RESOURCE}|%{SERVER}|%{HOST}|%{ENV:var}",
     ),
     d(
@@ -207,7 +211,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIPerInterpreterGIL",
         ServerOnly,
-        SUBINTERP,
+        PER_INTERPRETER_GIL,
         "WSGIPerInterpreterGIL On|Off",
     ),
     d(
@@ -220,7 +224,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         name: "<WSGIInterpreterOptions",
         context: ServerOnly,
         kind: Section,
-        status: SUBINTERP,
+        status: INTERPRETER_OPTIONS,
         help: "<WSGIInterpreterOptions [process-group=G] [application-group=A]> ... </WSGIInterpreterOptions>",
     },
     d(
@@ -244,7 +248,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGICaseSensitivity",
         ServerOnly,
-        SUBINTERP,
+        CASE_SENSITIVITY,
         "WSGICaseSensitivity On|Off",
     ),
     // Request handling.
@@ -433,6 +437,7 @@ mod tests {
                 "WSGIScriptAliasMatch",
                 "WSGIDaemonProcess",
                 "WSGIProcessGroup",
+                "WSGIApplicationGroup",
                 "WSGICallableObject",
                 "WSGIRestrictEmbedded",
                 "WSGIPythonHome",

@@ -15,15 +15,28 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+/// Connect attempts made for one request (mod_wsgi.daemon_connects), and
+/// how many of them found no daemon listening because it was (re)starting
+/// (mod_wsgi.daemon_restarts).
+#[derive(Default)]
+struct Attempts {
+    connects: u32,
+    restarts: u32,
+}
+
 /// Connects to the group's socket, retrying while the daemons are busy or
 /// (re)starting, for up to connect-timeout.
-fn connect(group: &GroupRuntime) -> Result<UnixStream, String> {
+fn connect(group: &GroupRuntime, attempts: &mut Attempts) -> Result<UnixStream, String> {
     let deadline = Instant::now() + group.options.connect_timeout;
     let mut pause = Duration::from_millis(10);
     loop {
+        attempts.connects += 1;
         match UnixStream::connect(&group.socket_path) {
             Ok(s) => return Ok(s),
             Err(e) => {
+                if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) {
+                    attempts.restarts += 1;
+                }
                 let retry = matches!(
                     e.kind(),
                     ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::WouldBlock
@@ -59,11 +72,10 @@ pub fn handle(
         return code;
     }
     let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization);
+    let application_group =
+        crate::embedded::application_group(r, &opts.application_group, &vars);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
-    vars.push((
-        "mod_wsgi.application_group".into(),
-        opts.application_group.clone(),
-    ));
+    vars.push(("mod_wsgi.application_group".into(), application_group));
     vars.push((
         "mod_wsgi.callable_object".into(),
         opts.callable_object.clone(),
@@ -72,18 +84,30 @@ pub fn handle(
         "mod_wsgi.script_reloading".into(),
         if opts.script_reloading { "1" } else { "0" }.into(),
     ));
-    let environ = vars
-        .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-        .collect();
-
-    let mut stream = match connect(group) {
+    let queue_start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let mut attempts = Attempts::default();
+    let mut stream = match connect(group, &mut attempts) {
         Ok(s) => s,
         Err(message) => {
             r.log(Level::Error, &message);
             return status::HTTP_SERVICE_UNAVAILABLE;
         }
     };
+    vars.push(("mod_wsgi.queue_start".into(), queue_start.to_string()));
+    vars.push((
+        "mod_wsgi.daemon_connects".into(),
+        attempts.connects.to_string(),
+    ));
+    vars.push((
+        "mod_wsgi.daemon_restarts".into(),
+        attempts.restarts.to_string(),
+    ));
+    let environ = vars
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+        .collect();
     let timeout = if group.options.socket_timeout.is_zero() {
         server_timeout
     } else {
@@ -162,7 +186,9 @@ pub fn handle(
                     r.log(Level::Error, &format!("daemon process group '{name}' sent body bytes before the response headers"));
                     return status::HTTP_BAD_GATEWAY;
                 }
-                if r.write(&data).is_err() {
+                // Flushed per block, as the daemon sends what the
+                // application yields: streamed responses stay streamed.
+                if r.write(&data).and_then(|()| r.flush()).is_err() {
                     r.log(
                         Level::Info,
                         &format!(

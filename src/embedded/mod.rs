@@ -56,7 +56,9 @@ impl Backend for ApacheBackend {
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
-        match self.0.with(|r| r.write(data)) {
+        // Each block the application yields goes out at once (as with
+        // mod_wsgi): a streamed response reaches the client as it is made.
+        match self.0.with(|r| r.write(data).and_then(|()| r.flush())) {
             None => Err(BackendError::Finished),
             Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
             Some(Ok(())) => Ok(()),
@@ -82,7 +84,58 @@ pub fn cgi_vars(r: &mut Request, pass_authorization: bool) -> Vec<(String, Strin
             vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
         }
     }
+    // What C mod_wsgi adds on the Apache side, whichever mode runs the
+    // application (docs/environ-differences.md compares the two).
+    let (listener_host, listener_port) = r.listener();
+    let facts = [
+        ("mod_wsgi.request_handler", r.handler().unwrap_or("").to_string()),
+        ("mod_wsgi.handler_script", String::new()),
+        ("mod_wsgi.listener_host", listener_host),
+        ("mod_wsgi.listener_port", listener_port.to_string()),
+        // WSGIEnableSendfile / WSGIIgnoreActivity are not applied yet: their
+        // defaults.
+        ("mod_wsgi.enable_sendfile", "0".to_string()),
+        ("mod_wsgi.ignore_activity", "0".to_string()),
+        ("mod_wsgi.request_start", r.request_time_us().to_string()),
+    ];
+    vars.extend(facts.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(id) = r.log_id() {
+        vars.push(("mod_wsgi.request_id".into(), id));
+    }
     vars
+}
+
+/// The application group name a request runs under, as mod_wsgi expands
+/// WSGIApplicationGroup: %{GLOBAL} is "", %{SERVER} the ServerName (with
+/// ":port" unless 80 or 443), %{RESOURCE} that plus "|" and SCRIPT_NAME,
+/// %{HOST} the requested host the same way, %{ENV:var} the variable.
+/// `vars` are the request's CGI variables (for SERVER_PORT and SCRIPT_NAME).
+pub fn application_group(r: &Request, configured: &str, vars: &[(String, String)]) -> String {
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let with_port = |host: &str| match var("SERVER_PORT") {
+        "" | "80" | "443" => host.to_string(),
+        port => format!("{host}:{port}"),
+    };
+    match configured {
+        "%{GLOBAL}" => String::new(),
+        "%{SERVER}" => with_port(&r.server_hostname()),
+        "%{HOST}" => with_port(r.hostname().unwrap_or("")),
+        "%{RESOURCE}" => {
+            let (script_name, _) = crate::wsgi::environ::split_script_name(
+                &crate::wsgi::environ::collapse_slashes(var("SCRIPT_NAME")),
+                var("PATH_INFO"),
+            );
+            format!("{}|{script_name}", with_port(&r.server_hostname()))
+        }
+        other => match other.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
+            Some(name) => r.env_var(name).unwrap_or_default(),
+            None => other.to_string(),
+        },
+    }
 }
 
 /// Serves one request with the WSGI application of `opts.script`; returns
@@ -103,6 +156,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         return code;
     }
     let vars = cgi_vars(r, opts.pass_authorization);
+    let application_group = application_group(r, &opts.application_group, &vars);
     let target = AppTarget {
         script: &opts.script,
         callable_object: &opts.callable_object,
@@ -111,7 +165,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     };
     let ctx = EnvironContext {
         process_group: "",
-        application_group: &opts.application_group,
+        application_group: &application_group,
         callable_object: &opts.callable_object,
         script_reloading: opts.script_reloading,
         multithread: opts.multithread,

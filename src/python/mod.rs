@@ -1,10 +1,14 @@
 //! The one edge to the CPython C-API: starting the interpreter in an Apache
 //! child (or a daemon process), the start-up settings of the WSGIPython*
-//! directives, the GIL policy, and finalizing Python when the process exits.
+//! directives, the GIL policy, application groups (sub-interpreters, see
+//! [`interp`]), and finalizing Python when the process exits.
 //! Python never starts in the Apache parent.
 
 pub mod files;
+pub mod interp;
 pub mod stdio;
+
+pub use interp::{interpreter_dict, with_interpreter};
 
 use nix::libc;
 use pyo3::ffi;
@@ -231,7 +235,17 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
                 .set_item("PYTHON_EGG_CACHE", eggs)?;
         }
         stdio::install(py, settings)?;
-        crate::wsgi::module::install(py)?;
+        // The main interpreter is application group '' (%{GLOBAL}).
+        crate::wsgi::module::install(py, "")?;
+        // pyo3 creates a #[pyclass]'s type object once per process, in the
+        // interpreter that first uses it, and every interpreter then shares
+        // it (sound with the one GIL they share). Create them here, so they
+        // belong to the main interpreter, which outlives all others.
+        py.get_type::<crate::wsgi::input::Input>();
+        py.get_type::<crate::wsgi::errors::ErrorLog>();
+        py.get_type::<crate::wsgi::start_response::StartResponse>();
+        py.get_type::<crate::wsgi::file_wrapper::FileWrapper>();
+        py.get_type::<pyo3::panic::PanicException>();
         if !settings.path.is_empty() {
             let site = py.import("site")?;
             for dir in &settings.path {
@@ -240,9 +254,10 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         }
         Ok(())
     });
+    interp::remember_settings(settings);
     // SAFETY: this thread holds the GIL since Py_InitializeFromConfig; the
     // main thread state is parked and every request thread attaches its own
-    // through the GIL-state API.
+    // (see interp).
     let tstate = unsafe { ffi::PyEval_SaveThread() };
     MAIN_TSTATE.store(tstate, Ordering::SeqCst);
     INIT_TID.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
@@ -261,13 +276,27 @@ extern "C" fn finalize_at_exit() {
     let _ = std::panic::catch_unwind(finalize);
 }
 
+/// Whether Python is being (or has been) finalized in this process.
+pub(crate) fn finalizing() -> bool {
+    FINALIZED.load(Ordering::SeqCst)
+}
+
 /// Finalizes Python in this process: threading's shutdown, the
-/// application's atexit handlers, flushing sys.stdout/sys.stderr. Called at
-/// process exit when WSGIDestroyInterpreter is On (the default); it may be
-/// called earlier (e.g. from a child pool cleanup), after which the exit
-/// handler does nothing. Skipped, safely, when this thread is inside Python
-/// (the process is exiting from within a request) or in a process that only
+/// application's atexit handlers, flushing sys.stdout/sys.stderr, in every
+/// sub-interpreter (each is ended, as mod_wsgi does) and then in the main
+/// one. Called at process exit when WSGIDestroyInterpreter is On (the
+/// default); it may be called earlier (e.g. from a child pool cleanup),
+/// after which the exit handler does nothing and no request can enter
+/// Python any more. Skipped, safely, when this thread is inside Python (the
+/// process is exiting from within a request) or in a process that only
 /// inherited the interpreter through fork.
+///
+/// CPython aborts `Py_FinalizeEx` while a sub-interpreter exists, and a
+/// sub-interpreter can only be ended when no thread uses it. When one cannot
+/// be ended (a request still runs in it, or threads the application started
+/// there are still alive), the atexit handlers still run but the main
+/// interpreter is not finalized: the process is about to exit anyway, and
+/// that is safer than freeing state a live thread will touch.
 pub fn finalize() {
     if !is_initialized() || std::process::id() as i32 != INIT_PID.load(Ordering::SeqCst) {
         return;
@@ -275,22 +304,37 @@ pub fn finalize() {
     if FINALIZED.swap(true, Ordering::SeqCst) {
         return;
     }
-    // SAFETY: Python is initialized in this process. PyGILState_Check tells
-    // whether this thread already holds the GIL; if so we are inside Python
-    // and must not finalize under the running frame. Otherwise we take the
-    // GIL: with the parked main thread state on the thread that created it,
-    // or a GIL-state thread state elsewhere; Py_FinalizeEx then runs with the
-    // GIL held, as it requires, and releases everything.
+    // Inside Python on this thread: never finalize under a running frame.
+    // PyGILState_Check can only tell while no sub-interpreter exists (it
+    // answers 1 for ever once one was created); requests always run through
+    // with_interpreter, which records it.
+    // SAFETY: PyGILState_Check only reads the GIL-state of this thread.
+    if interp::thread_inside() || (!interp::any_created() && unsafe { ffi::PyGILState_Check() } != 0)
+    {
+        return;
+    }
+    // SAFETY: Python is initialized in this process and this thread holds
+    // no GIL. We take it with the parked main thread state on the thread that
+    // created it, or this thread's GIL-state thread state elsewhere, so a
+    // main-interpreter thread state of this thread is current, as end_all
+    // and Py_FinalizeEx require; both then run with the GIL held. When
+    // Python is not finalized, the GIL is released again so the threads
+    // still using it can finish.
     unsafe {
-        if ffi::PyGILState_Check() != 0 {
-            return;
-        }
         let main = MAIN_TSTATE.swap(std::ptr::null_mut(), Ordering::SeqCst);
         if !main.is_null() && nix::unistd::gettid().as_raw() == INIT_TID.load(Ordering::SeqCst) {
             ffi::PyEval_RestoreThread(main);
         } else {
             ffi::PyGILState_Ensure();
         }
-        ffi::Py_FinalizeEx();
+        if interp::end_all() {
+            ffi::Py_FinalizeEx();
+        } else {
+            let _ = interp::run_attached(|py| {
+                interp::shutdown_threads(py);
+                interp::run_atexit(py);
+            });
+            ffi::PyEval_SaveThread();
+        }
     }
 }

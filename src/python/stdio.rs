@@ -54,7 +54,9 @@ impl Drop for RequestRoute {
     }
 }
 
-fn log_line(level: Level, text: &str) {
+/// Logs one line where this thread's Python output goes (the request's
+/// error log, else the main server's).
+pub(crate) fn log_line(level: Level, text: &str) {
     let request = REQUEST.try_with(|r| r.borrow().clone()).ok().flatten();
     match request {
         Some(backend) => backend.log(level, text),

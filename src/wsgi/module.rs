@@ -114,14 +114,20 @@ fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
-/// Creates the module and registers it in sys.modules; called once when
-/// Python starts in a process.
-pub fn install(py: Python<'_>) -> PyResult<()> {
-    *STARTED.lock() = now();
+/// Creates the module and registers it in sys.modules of the current
+/// interpreter; called once in each interpreter when it starts: the main
+/// one (application group '') and each sub-interpreter, named after its
+/// application group.
+pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
+    {
+        let mut started = STARTED.lock();
+        if *started == 0.0 {
+            *started = now();
+        }
+    }
     let module = PyModule::new(py, "mod_wsgi")?;
     module.setattr("version", crate::version_tuple())?;
-    // Every application runs in the main interpreter, whose name is ''.
-    module.setattr("application_group", "")?;
+    module.setattr("application_group", application_group)?;
     apply(&module, &current_info())?;
     module.add_function(wrap_pyfunction!(server_metrics, &module)?)?;
     module.add_function(wrap_pyfunction!(process_metrics, &module)?)?;
@@ -129,6 +135,8 @@ pub fn install(py: Python<'_>) -> PyResult<()> {
     py.import("sys")?
         .getattr("modules")?
         .set_item("mod_wsgi", &module)?;
+    // The main interpreter's module (the first installed), which
+    // set_process_info updates; sub-interpreters start from current_info().
     let _ = MODULE.set(py, module.unbind());
     Ok(())
 }

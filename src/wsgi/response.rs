@@ -36,7 +36,7 @@ pub fn send_chunk(
     head: &Mutex<ResponseHead>,
     data: &[u8],
 ) -> Result<(), WsgiError> {
-    {
+    let allowed = {
         let mut h = head.lock();
         if !h.sent {
             let Some((code, line)) = h.status.clone() else {
@@ -49,12 +49,16 @@ pub fn send_chunk(
             drop(h);
             py.allow_threads(|| backend.send_head(code, &line, &headers))
                 .map_err(lost)?;
+            h = head.lock();
         }
-    }
-    if data.is_empty() {
+        h.allowance(data.len())
+    };
+    // Bytes beyond the application's Content-Length are dropped.
+    if allowed == 0 {
         return Ok(());
     }
-    py.allow_threads(|| backend.write_body(data)).map_err(lost)
+    py.allow_threads(|| backend.write_body(&data[..allowed]))
+        .map_err(lost)
 }
 
 /// Calls the application and sends its response. The returned error says

@@ -1,16 +1,28 @@
-//! Loading WSGI script files as Python modules, once per process, again when
-//! the file changes and WSGIScriptReloading is On.
+//! Loading WSGI script files as Python modules, once per interpreter
+//! (application group) of the process, again when the file changes and
+//! WSGIScriptReloading is On.
 
 use crate::wsgi::WsgiError;
 use crate::wsgi::response::format_exception;
 use pyo3::prelude::*;
-use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyModule};
 
-/// path -> (mtime, module). Lives in a Python dict so that the GIL, not a
-/// Rust lock, guards it: executing a script can release the GIL, and a Rust
-/// mutex held across that would deadlock against another request thread.
-static LOADED: GILOnceCell<Py<PyDict>> = GILOnceCell::new();
+/// Key, in the current interpreter's own dict, of the script cache:
+/// path -> (mtime, module). Each interpreter has its own, which ends with it.
+/// It is a Python dict so that the GIL, not a Rust lock, guards it:
+/// executing a script can release the GIL, and a Rust mutex held across that
+/// would deadlock against another request thread.
+const CACHE_KEY: &str = "mod_wsgi_rs.scripts";
+
+fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let interp = crate::python::interpreter_dict(py)?;
+    if let Some(cache) = interp.get_item(CACHE_KEY)? {
+        return Ok(cache.downcast_into::<PyDict>()?);
+    }
+    let cache = PyDict::new(py);
+    interp.set_item(CACHE_KEY, &cache)?;
+    Ok(cache)
+}
 
 /// The module name mod_wsgi gives a script: stable per path, never clashing
 /// with a real package.
@@ -46,7 +58,12 @@ pub fn load<'py>(
     mtime: i64,
     reloading: bool,
 ) -> Result<Bound<'py, PyModule>, WsgiError> {
-    let cache = LOADED.get_or_init(py, || PyDict::new(py).unbind()).bind(py);
+    let cache = cache(py).map_err(|e| {
+        WsgiError::Script(format!(
+            "Failed to exec Python script file '{path}': {}",
+            format_exception(py, &e)
+        ))
+    })?;
     if let Ok(Some(entry)) = cache.get_item(path) {
         if let Ok((loaded_mtime, module)) = entry.extract::<(i64, Bound<'py, PyModule>)>() {
             if !reloading || loaded_mtime == mtime {

@@ -33,7 +33,9 @@ pub fn serve<'v>(
     vars: impl IntoIterator<Item = (&'v str, &'v str)>,
     ctx: &EnvironContext<'_>,
 ) -> Result<(), Failure> {
-    Python::with_gil(|py| {
+    // The application group's interpreter: "" is the main one, any other
+    // name a sub-interpreter of this process, created on first use.
+    let entered = crate::python::with_interpreter(ctx.application_group, |py| {
         let _output = crate::python::stdio::route_to_request(backend.clone());
         let early = |error| Failure {
             started: false,
@@ -64,6 +66,15 @@ pub fn serve<'v>(
         result.map_err(|error| Failure {
             started: head.lock().sent,
             error,
+        })
+    });
+    entered.unwrap_or_else(|why| {
+        Err(Failure {
+            started: false,
+            error: WsgiError::Script(format!(
+                "cannot run '{}' in application group '{}': {why}",
+                target.script, ctx.application_group
+            )),
         })
     })
 }

@@ -13,6 +13,23 @@ pub struct ResponseHead {
     pub status: Option<(u16, String)>,
     pub headers: Vec<(String, String)>,
     pub sent: bool,
+    /// The application's Content-Length, if it gave one: no more body
+    /// bytes than that are sent (as with mod_wsgi).
+    pub content_length: Option<u64>,
+    /// Body bytes the application produced so far.
+    pub produced: u64,
+}
+
+impl ResponseHead {
+    /// How many of the next `len` bytes may still be sent.
+    pub fn allowance(&mut self, len: usize) -> usize {
+        let before = self.produced;
+        self.produced = self.produced.saturating_add(len as u64);
+        match self.content_length {
+            None => len,
+            Some(limit) => limit.saturating_sub(before).min(len as u64) as usize,
+        }
+    }
 }
 
 /// Hop-by-hop headers a WSGI application may not set (PEP 3333).
@@ -106,6 +123,7 @@ impl StartResponse {
             )));
         }
         let mut headers = Vec::new();
+        let mut content_length = None;
         for item in response_headers.try_iter()? {
             let item = item?;
             let pair: (String, String) = item.extract().map_err(|_| {
@@ -127,11 +145,24 @@ impl StartResponse {
                     pair.0
                 )));
             }
+            if pair.0.eq_ignore_ascii_case("content-length") {
+                let value = pair.1.trim();
+                match value.parse::<u64>() {
+                    Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) => content_length = Some(n),
+                    _ => {
+                        return Err(PyValueError::new_err(format!(
+                            "invalid Content-Length {:?}",
+                            pair.1
+                        )));
+                    }
+                }
+            }
             headers.push(pair);
         }
         let mut head = self.head.lock();
         head.status = Some(parsed);
         head.headers = headers;
+        head.content_length = content_length;
         Ok(Writer {
             head: self.head.clone(),
             backend: self.backend.clone(),

@@ -1,0 +1,642 @@
+//! Application groups: the interpreters of this process and the thread
+//! states request threads use to run in them.
+//!
+//! The application group "" is the main interpreter; every other name is a
+//! sub-interpreter, created with `Py_NewInterpreter` the first time a request
+//! of that group reaches this process. Sub-interpreters get the legacy
+//! configuration, as with mod_wsgi: one GIL shared by all interpreters. That
+//! shared GIL is also what makes it sound for pyo3's lazily created type
+//! objects (our `#[pyclass]` types) to be shared by every interpreter.
+//!
+//! pyo3's `Python::with_gil` goes through the GIL-state API, which only knows
+//! one thread state per OS thread, in the main interpreter. So we keep the
+//! thread states ourselves:
+//! - main interpreter: each request thread pins its GIL-state thread state
+//!   (one `PyGILState_Ensure` never released), so the same thread state
+//!   serves every request of that thread and `threading.local` data survives
+//!   between requests; `Python::with_gil` then reuses it.
+//! - sub-interpreters: one `PyThreadState_New` per (thread, interpreter),
+//!   kept for the life of the process, attached with `PyEval_RestoreThread`
+//!   around each request. The main thread state is always pinned first, so
+//!   the GIL-state API keeps pointing at the main interpreter on every thread.
+//!
+//! While a sub-interpreter's thread state is attached, the request's code
+//! runs inside a pyo3 callback ([`run_attached`]), so pyo3 knows the GIL is
+//! held: a nested `Python::with_gil` (pyo3 itself does that, e.g. to format a
+//! `PyErr`) is then a no-op instead of a deadlock on the main interpreter's
+//! thread state.
+//!
+//! Thread states are never deleted while the process serves: Apache's and the
+//! daemon's request threads live as long as the process. [`end_all`] ends
+//! the sub-interpreters when Python is finalized.
+
+use super::InitSettings;
+use crate::apache::log::Level;
+use parking_lot::{Condvar, Mutex};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict};
+use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
+
+/// Pointers kept in the registry and thread locals (as addresses: they are
+/// only dereferenced by CPython, under the rules documented where used).
+type StatePtr = usize;
+
+struct SubInterpreter {
+    name: String,
+    interp: StatePtr,
+    /// Every thread state made for a request thread in this interpreter.
+    thread_states: Vec<StatePtr>,
+    /// Threads currently inside this interpreter.
+    busy: usize,
+}
+
+enum Slot {
+    /// Some thread is running `Py_NewInterpreter` for this name.
+    Creating,
+    /// Index into `Registry::subs`.
+    Ready(usize),
+}
+
+struct Registry {
+    /// Application group name -> its interpreter (few: a linear search).
+    slots: Vec<(String, Slot)>,
+    subs: Vec<SubInterpreter>,
+    /// Threads currently inside the main interpreter through us.
+    main_busy: usize,
+    /// Set when Python is being finalized: no thread may enter any more.
+    ended: bool,
+}
+
+impl Registry {
+    fn slot(&self, group: &str) -> Option<&Slot> {
+        self.slots.iter().find(|(n, _)| n == group).map(|(_, s)| s)
+    }
+
+    fn set_slot(&mut self, group: &str, slot: Option<Slot>) {
+        self.slots.retain(|(n, _)| n != group);
+        if let Some(slot) = slot {
+            self.slots.push((group.to_string(), slot));
+        }
+    }
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    slots: Vec::new(),
+    subs: Vec::new(),
+    main_busy: 0,
+    ended: false,
+});
+/// Signalled when a `Creating` slot is resolved.
+static CREATED: Condvar = Condvar::new();
+/// Settings the sub-interpreters are set up with (those of the main one).
+static SETTINGS: Mutex<Option<InitSettings>> = Mutex::new(None);
+
+#[derive(Default)]
+struct ThreadStates {
+    /// The GIL-state (main interpreter) thread state of this thread is pinned.
+    main_pinned: bool,
+    /// (interpreter, thread state) of this thread in each sub-interpreter.
+    subs: Vec<(StatePtr, StatePtr)>,
+    /// Inside `with_interpreter` (or creating an interpreter) right now.
+    depth: usize,
+}
+
+thread_local! {
+    static THREAD: RefCell<ThreadStates> = RefCell::new(ThreadStates::default());
+    /// The body `run_attached` hands to its pyo3 callback.
+    static BODY: Cell<Option<*mut (dyn for<'py> FnMut(Python<'py>) + 'static)>> =
+        const { Cell::new(None) };
+}
+
+/// Remembers the settings sub-interpreters are set up with; called once
+/// Python runs.
+pub(super) fn remember_settings(settings: &InitSettings) {
+    *SETTINGS.lock() = Some(settings.clone());
+}
+
+/// Whether any sub-interpreter was ever created in this process.
+pub(super) fn any_created() -> bool {
+    let reg = REGISTRY.lock();
+    !reg.subs.is_empty() || !reg.slots.is_empty()
+}
+
+/// Whether this thread is running Python code through [`with_interpreter`].
+pub(super) fn thread_inside() -> bool {
+    THREAD.try_with(|t| t.borrow().depth > 0).unwrap_or(false)
+}
+
+/// Runs `f` in the interpreter of application group `group` ("" = the main
+/// interpreter), creating it on first use, on this thread's own thread state
+/// for it. Must not be called while this thread holds the GIL.
+pub fn with_interpreter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Result<R, String> {
+    if !super::is_initialized() || super::finalizing() {
+        return Err("Python is not running in this process".into());
+    }
+    if thread_inside() {
+        return Err(format!(
+            "application group '{group}' entered from inside Python on the same thread"
+        ));
+    }
+    pin_main_thread_state();
+    let _depth = DepthGuard::enter();
+    if group.is_empty() {
+        let _busy = Busy::enter(None)?;
+        return Ok(Python::with_gil(f));
+    }
+    let index = sub_interpreter(group)?;
+    let busy = Busy::enter(Some(index))?;
+    let tstate = thread_state(index);
+    // SAFETY: `tstate` belongs to this thread (made by PyThreadState_New for
+    // it and never handed to another thread) and is not attached: this
+    // thread holds no GIL (contract above, `thread_inside` checked), so
+    // PyEval_RestoreThread takes the GIL and attaches it. The interpreter
+    // it belongs to cannot end meanwhile: `busy` is counted, which makes
+    // `end_all` leave every interpreter alone.
+    unsafe { ffi::PyEval_RestoreThread(tstate as *mut ffi::PyThreadState) };
+    let result = run_attached(f);
+    // SAFETY: our thread state is the attached one again (run_attached
+    // returns with the state it was called with); detach it, release the GIL.
+    unsafe { ffi::PyEval_SaveThread() };
+    drop(busy);
+    match result {
+        Ok(r) => Ok(r),
+        Err(Panicked(payload)) => std::panic::resume_unwind(payload),
+    }
+}
+
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter() -> DepthGuard {
+        THREAD.with(|t| t.borrow_mut().depth += 1);
+        DepthGuard
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        let _ = THREAD.try_with(|t| t.borrow_mut().depth -= 1);
+    }
+}
+
+/// Counts this thread as inside an interpreter (None = main) until dropped.
+struct Busy(Option<usize>);
+
+impl Busy {
+    fn enter(index: Option<usize>) -> Result<Busy, String> {
+        let mut reg = REGISTRY.lock();
+        if reg.ended {
+            return Err("Python is being finalized in this process".into());
+        }
+        match index {
+            None => reg.main_busy += 1,
+            Some(i) => reg.subs[i].busy += 1,
+        }
+        Ok(Busy(index))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut reg = REGISTRY.lock();
+        match self.0 {
+            None => reg.main_busy -= 1,
+            Some(i) => reg.subs[i].busy -= 1,
+        }
+    }
+}
+
+/// Makes this thread's GIL-state thread state permanent: the same thread
+/// state (and so the same `threading.local` data) serves every request of
+/// the thread in the main interpreter, and the GIL-state API refers to the
+/// main interpreter on this thread before any sub-interpreter thread state
+/// exists for it.
+fn pin_main_thread_state() {
+    THREAD.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.main_pinned {
+            return;
+        }
+        // SAFETY: Python is initialized and this thread holds no GIL (the
+        // contract of with_interpreter). PyGILState_Ensure creates this
+        // thread's main-interpreter thread state if it has none (or reuses
+        // it) and attaches it; we never call the matching PyGILState_Release,
+        // so its count never drops to zero and CPython keeps it. The
+        // PyEval_SaveThread right after detaches it and releases the GIL.
+        unsafe {
+            ffi::PyGILState_Ensure();
+            ffi::PyEval_SaveThread();
+        }
+        t.main_pinned = true;
+    });
+}
+
+/// This thread's thread state in sub-interpreter `index`, made on first use.
+fn thread_state(index: usize) -> StatePtr {
+    let interp = REGISTRY.lock().subs[index].interp;
+    let known = THREAD.with(|t| {
+        let t = t.borrow();
+        t.subs.iter().find(|(i, _)| *i == interp).map(|&(_, ts)| ts)
+    });
+    if let Some(ts) = known {
+        return ts;
+    }
+    // SAFETY: `interp` is a live interpreter (it cannot end while this
+    // thread is counted busy in it). PyThreadState_New needs no GIL; the
+    // new thread state is bound to this OS thread when it is first
+    // attached. This thread's GIL-state thread state is already the main
+    // one (pin_main_thread_state ran), so CPython does not adopt this one
+    // for the GIL-state API.
+    let ts = unsafe { ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState) } as StatePtr;
+    REGISTRY.lock().subs[index].thread_states.push(ts);
+    THREAD.with(|t| t.borrow_mut().subs.push((interp, ts)));
+    ts
+}
+
+/// The sub-interpreter of `group`, created (with this thread's thread state
+/// in it) when it does not exist yet.
+fn sub_interpreter(group: &str) -> Result<usize, String> {
+    let mut reg = REGISTRY.lock();
+    loop {
+        if reg.ended {
+            return Err("Python is being finalized in this process".into());
+        }
+        match reg.slot(group) {
+            Some(Slot::Ready(i)) => return Ok(*i),
+            Some(Slot::Creating) => CREATED.wait(&mut reg),
+            None => {
+                reg.slots.push((group.to_string(), Slot::Creating));
+                break;
+            }
+        }
+    }
+    drop(reg);
+    // No lock is held while Python runs: creating the interpreter runs
+    // Python code, which lets other threads take the GIL, and they may then
+    // need the registry.
+    let created = create(group);
+    let mut reg = REGISTRY.lock();
+    let result = match created {
+        Ok((interp, ts)) => {
+            let index = reg.subs.len();
+            reg.subs.push(SubInterpreter {
+                name: group.to_string(),
+                interp,
+                thread_states: vec![ts],
+                busy: 0,
+            });
+            reg.set_slot(group, Some(Slot::Ready(index)));
+            THREAD.with(|t| t.borrow_mut().subs.push((interp, ts)));
+            Ok(index)
+        }
+        Err(e) => {
+            reg.set_slot(group, None);
+            Err(e)
+        }
+    };
+    CREATED.notify_all();
+    result
+}
+
+/// Creates and sets up the sub-interpreter of `group`; returns it and the
+/// thread state `Py_NewInterpreter` made for this thread (detached).
+fn create(group: &str) -> Result<(StatePtr, StatePtr), String> {
+    let settings = SETTINGS.lock().clone().unwrap_or_default();
+    // SAFETY: this thread holds no GIL and its main thread state is pinned
+    // (PyGILState_GetThisThreadState returns it, detached). We attach it,
+    // Py_NewInterpreter then creates the interpreter with a thread state of
+    // this thread and makes it the current one (GIL still held: the GIL is
+    // shared). Set-up runs through run_attached on that state. On success
+    // we swap back to the main thread state and release the GIL with it,
+    // leaving the new thread state detached for later PyEval_RestoreThread;
+    // on a set-up failure Py_EndInterpreter ends the new interpreter first
+    // (its thread state is current and the only one).
+    unsafe {
+        let main = ffi::PyGILState_GetThisThreadState();
+        ffi::PyEval_RestoreThread(main);
+        let ts = ffi::Py_NewInterpreter();
+        if ts.is_null() {
+            // Py_NewInterpreter restored `main` as the current thread state.
+            ffi::PyEval_SaveThread();
+            return Err(format!(
+                "Python could not create the sub-interpreter for application group '{group}'"
+            ));
+        }
+        // `ts` is current: the interpreter in force is the new one.
+        let interp = ffi::PyInterpreterState_Get() as StatePtr;
+        let setup = run_attached(|py| {
+            set_up(py, group, &settings)
+                .map_err(|e| crate::wsgi::response::format_exception(py, &e))
+        });
+        let result = match setup {
+            Ok(Ok(())) => Ok((interp, ts as StatePtr)),
+            Ok(Err(text)) => {
+                ffi::Py_EndInterpreter(ts);
+                Err(format!(
+                    "setting up the sub-interpreter of application group '{group}' failed: {text}"
+                ))
+            }
+            Err(Panicked(_)) => {
+                ffi::Py_EndInterpreter(ts);
+                Err(format!(
+                    "setting up the sub-interpreter of application group '{group}' panicked"
+                ))
+            }
+        };
+        ffi::PyThreadState_Swap(main);
+        ffi::PyEval_SaveThread();
+        if result.is_ok() {
+            crate::apache::log::server(
+                None,
+                Level::Info,
+                &format!(
+                    "created sub-interpreter for application group '{group}' (pid {})",
+                    std::process::id()
+                ),
+            );
+        }
+        result
+    }
+}
+
+/// What every interpreter gets when it starts: our sys.stdout/sys.stderr
+/// and signal policy, the `mod_wsgi` module naming its application group,
+/// WSGIPythonPath, and the hint for extension modules that refuse it.
+fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> {
+    super::stdio::install(py, settings)?;
+    crate::wsgi::module::install(py, group)?;
+    if !settings.path.is_empty() {
+        let site = py.import("site")?;
+        for dir in &settings.path {
+            site.call_method1("addsitedir", (dir,))?;
+        }
+    }
+    install_refusal_hint(py, group)
+}
+
+/// Python side of the extension-module hint: wraps the loader of C
+/// extension modules of this interpreter so an ImportError that says the
+/// module cannot live in a sub-interpreter (pyo3's "PyO3 modules do not yet
+/// support subinterpreters" / "may only be initialized once per interpreter
+/// process", numpy's "Interpreter change detected", CPython's "does not
+/// support loading in subinterpreters") is reported once per module, with
+/// the way out.
+const REFUSAL_HOOK: &std::ffi::CStr = cr#"
+def install(report):
+    import _frozen_importlib_external as external
+    loader = external.ExtensionFileLoader
+    original = loader.create_module
+    reported = set()
+
+    def create_module(self, spec):
+        try:
+            return original(self, spec)
+        except ImportError as e:
+            text = str(e)
+            if "interpreter" in text.lower():
+                if spec.name not in reported:
+                    reported.add(spec.name)
+                    report(spec.name, text)
+                try:
+                    e.add_note(
+                        "mod_wsgi_rs: extension module %r only works in the main "
+                        "interpreter: use WSGIApplicationGroup %%{GLOBAL}" % spec.name
+                    )
+                except AttributeError:
+                    pass
+            raise
+
+    create_module.__wrapped__ = original
+    loader.create_module = create_module
+"#;
+
+fn install_refusal_hint(py: Python<'_>, group: &str) -> PyResult<()> {
+    let group_name = group.to_string();
+    let report = PyCFunction::new_closure(
+        py,
+        Some(c"report_refused_extension"),
+        None,
+        move |args, _kwargs| -> PyResult<()> {
+            let (module, text): (String, String) = args.extract()?;
+            super::stdio::log_line(
+                Level::Error,
+                &format!(
+                    "Python extension module '{module}' refuses to load in the sub-interpreter of application group '{group_name}' (pid {}): {text}; it only works in the main interpreter: use 'WSGIApplicationGroup %{{GLOBAL}}' for this application",
+                    std::process::id()
+                ),
+            );
+            Ok(())
+        },
+    )?;
+    let namespace = PyDict::new(py);
+    py.run(REFUSAL_HOOK, Some(&namespace), None)?;
+    namespace
+        .get_item("install")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("hook not defined"))?
+        .call1((report,))?;
+    Ok(())
+}
+
+/// A panic caught inside [`run_attached`], resumed by its caller once the
+/// thread state is detached again.
+pub(super) struct Panicked(Box<dyn std::any::Any + Send>);
+
+/// Runs `f` with the thread state that is attached on this thread (the GIL
+/// held) inside a pyo3 callback, so pyo3 counts the GIL as held for the
+/// duration. A panic in `f` is caught and returned.
+pub(super) fn run_attached<R>(f: impl FnOnce(Python<'_>) -> R) -> Result<R, Panicked> {
+    let mut f = Some(f);
+    let mut out: Option<std::thread::Result<R>> = None;
+    {
+        let mut body = |py: Python<'_>| {
+            if let Some(f) = f.take() {
+                out = Some(std::panic::catch_unwind(AssertUnwindSafe(|| f(py))));
+            }
+        };
+        let body: &mut dyn for<'py> FnMut(Python<'py>) = &mut body;
+        // SAFETY: only the lifetime bound is erased. The pointer is read by
+        // the callback below, which runs (if at all) during `call0` on this
+        // thread, while `body` is alive; it is cleared right after.
+        let raw: *mut (dyn for<'py> FnMut(Python<'py>) + 'static) =
+            unsafe { std::mem::transmute(body) };
+        let previous = BODY.replace(Some(raw));
+        // SAFETY: the caller attached a thread state on this thread, so this
+        // thread holds the GIL; the token does not outlive this block.
+        let py = unsafe { Python::assume_gil_acquired() };
+        let called = PyCFunction::new_closure(py, None, None, |args, _kwargs| -> PyResult<()> {
+            if let Some(body) = BODY.take() {
+                // SAFETY: see `raw` above: set by run_attached for exactly
+                // this call, on this thread, with `body` alive.
+                unsafe { (*body)(args.py()) };
+            }
+            Ok(())
+        })
+        .and_then(|function| function.call0().map(|_| ()));
+        BODY.set(previous);
+        if let Err(e) = called {
+            // Out of memory creating the function object or similar; the
+            // body did not run. Leave no exception set.
+            drop(e);
+        }
+    }
+    match out {
+        Some(Ok(r)) => Ok(r),
+        Some(Err(payload)) => Err(Panicked(payload)),
+        None => Err(Panicked(Box::new(
+            "could not call into Python to run the request",
+        ))),
+    }
+}
+
+/// Ends every sub-interpreter as Python is finalized: each one's
+/// non-daemon threads are joined (`threading._shutdown`), its atexit
+/// handlers run and it is destroyed, as mod_wsgi does. Called with the GIL
+/// held through the main interpreter's thread state of this thread, which
+/// is current again on return.
+///
+/// Returns whether `Py_FinalizeEx` may follow, which CPython only allows
+/// once no sub-interpreter is left. It may not when a sub-interpreter is
+/// still serving a request on another thread, or still runs threads of the
+/// application's own (daemon threads) after its threading shutdown: deleting
+/// their thread states would crash them when they wake up before the
+/// process is gone. Such an interpreter is left alone (its atexit handlers
+/// still run) and so is the main one.
+///
+/// # Safety
+/// The GIL must be held, with this thread's main-interpreter thread state
+/// current, and no Python frame of this thread may be running.
+pub(super) unsafe fn end_all() -> bool {
+    let subs = {
+        let mut reg = REGISTRY.lock();
+        reg.ended = true;
+        let creating = reg.slots.iter().any(|(_, s)| matches!(s, Slot::Creating));
+        if let Some(busy) = reg.subs.iter().find(|s| s.busy > 0) {
+            log_not_finalized(&format!(
+                "application group '{}' is still serving a request",
+                busy.name
+            ));
+            return false;
+        }
+        if creating {
+            log_not_finalized("a sub-interpreter is being created");
+            return false;
+        }
+        std::mem::take(&mut reg.subs)
+    };
+    let mut clean = true;
+    for sub in subs.iter().rev() {
+        // SAFETY: forwarded from our caller; the interpreter is idle and no
+        // thread may enter it any more (`ended`).
+        clean &= unsafe { end_one(sub) };
+    }
+    clean
+}
+
+fn log_not_finalized(why: &str) {
+    crate::apache::log::server(
+        None,
+        Level::Info,
+        &format!(
+            "Python not finalized in pid {}: {why}; atexit handlers were run",
+            std::process::id()
+        ),
+    );
+}
+
+/// # Safety
+/// As for [`end_all`]; `sub` is idle and will not be entered again.
+unsafe fn end_one(sub: &SubInterpreter) -> bool {
+    // SAFETY: the caller holds the GIL with its main thread state current.
+    // We make a thread state of this thread in the sub-interpreter and swap
+    // to it (the GIL is shared, so it stays held). The request threads'
+    // states are detached (the interpreter is idle) and will never be
+    // attached again: we clear and delete them first, which also releases
+    // the lock threading's shutdown waits on for the thread that imported
+    // threading there. Then the interpreter's threading shutdown runs
+    // through run_attached, and we look at the thread states left besides
+    // ours: those of threads the application started and that still run.
+    // Only without them do we call Py_EndInterpreter, which needs our state
+    // current and alone; it leaves no current thread state, so we swap back
+    // to the caller's.
+    unsafe {
+        let interp = sub.interp as *mut ffi::PyInterpreterState;
+        let ts = ffi::PyThreadState_New(interp);
+        let main = ffi::PyThreadState_Swap(ts);
+        for &other in &sub.thread_states {
+            let other = other as *mut ffi::PyThreadState;
+            ffi::PyThreadState_Clear(other);
+            ffi::PyThreadState_Delete(other);
+        }
+        let _ = run_attached(|py| shutdown_threads(py));
+        let mut foreign = 0;
+        let mut t = ffi::PyInterpreterState_ThreadHead(interp);
+        while !t.is_null() {
+            if t != ts {
+                foreign += 1;
+            }
+            t = ffi::PyThreadState_Next(t);
+        }
+        if foreign > 0 {
+            let _ = run_attached(|py| run_atexit(py));
+            ffi::PyThreadState_Swap(main);
+            ffi::PyThreadState_Clear(ts);
+            ffi::PyThreadState_Delete(ts);
+            log_not_finalized(&format!(
+                "application group '{}' still runs {foreign} thread{} of its own",
+                sub.name,
+                if foreign == 1 { "" } else { "s" }
+            ));
+            return false;
+        }
+        ffi::Py_EndInterpreter(ts);
+        ffi::PyThreadState_Swap(main);
+        true
+    }
+}
+
+/// threading._shutdown(): joins the non-daemon threads of the current
+/// interpreter, as interpreter finalization does first.
+pub(super) fn shutdown_threads(py: Python<'_>) {
+    let result = (|| -> PyResult<()> {
+        let modules = py.import("sys")?.getattr("modules")?;
+        if let Some(threading) = modules.call_method1("get", ("threading",))?.extract::<Option<Bound<'_, PyAny>>>()? {
+            threading.call_method0("_shutdown")?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        e.write_unraisable(py, None);
+    }
+}
+
+/// Runs (and clears) the current interpreter's atexit handlers and flushes
+/// its sys.stdout / sys.stderr.
+pub(super) fn run_atexit(py: Python<'_>) {
+    let result = (|| -> PyResult<()> {
+        py.import("atexit")?.call_method0("_run_exitfuncs")?;
+        let sys = py.import("sys")?;
+        for stream in ["stdout", "stderr"] {
+            let _ = sys.getattr(stream)?.call_method0("flush");
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        e.write_unraisable(py, None);
+    }
+}
+
+/// The dictionary CPython keeps for each interpreter: per-interpreter state
+/// of ours (the script module cache) lives there, so it ends with the
+/// interpreter.
+pub fn interpreter_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    // SAFETY: the token proves the GIL is held, so an interpreter is
+    // current; PyInterpreterState_GetDict returns a borrowed reference to a
+    // dict that lives as long as the interpreter (NULL with an exception on
+    // failure, turned into an error by from_borrowed_ptr_or_err).
+    unsafe {
+        let dict = ffi::PyInterpreterState_GetDict(ffi::PyInterpreterState_Get());
+        Ok(Bound::from_borrowed_ptr_or_err(py, dict)?.downcast_into::<PyDict>()?)
+    }
+}
