@@ -1,0 +1,309 @@
+//! Real frameworks from a real virtualenv: a Flask application and a Django
+//! project, installed from PyPI into a virtualenv that this test builds
+//! once per machine (under target/test-venv), reached through
+//! `WSGIPythonHome` in embedded mode and `python-home=` in daemon mode.
+//! Pages, Django's CSRF-protected form, multipart uploads and streamed
+//! responses.
+
+mod common;
+use common::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PYTHON: &str = "/usr/bin/python3";
+/// What the virtualenv holds; a change here rebuilds it.
+const REQUIREMENTS: &[&str] = &["flask>=3,<4", "django>=4.2,<6"];
+
+const FLASK_APP: &str = include_str!("apps/frameworks/flask_app.wsgi");
+const DJANGO_WSGI: &str = include_str!("apps/frameworks/django.wsgi");
+const DJANGO_FILES: &[(&str, &str)] = &[
+    (
+        "djproj/__init__.py",
+        include_str!("apps/frameworks/djproj/__init__.py"),
+    ),
+    (
+        "djproj/settings.py",
+        include_str!("apps/frameworks/djproj/settings.py"),
+    ),
+    (
+        "djproj/urls.py",
+        include_str!("apps/frameworks/djproj/urls.py"),
+    ),
+    (
+        "djproj/views.py",
+        include_str!("apps/frameworks/djproj/views.py"),
+    ),
+];
+
+/// True if every directory from / down to `p` may be entered by anyone
+/// (Apache's User must reach the virtualenv).
+fn world_traversable(p: &Path) -> bool {
+    p.ancestors().all(|a| {
+        std::fs::metadata(a)
+            .map(|m| m.mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// The cached virtualenv: `$CARGO_TARGET_DIR/test-venv` (default
+/// `target/test-venv`), or /var/tmp when the target directory is not
+/// reachable by Apache's user.
+fn venv_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    if world_traversable(&target) {
+        target.join("test-venv")
+    } else {
+        PathBuf::from("/var/tmp/mod_wsgi_rs-test-venv")
+    }
+}
+
+/// Builds the virtualenv unless a complete one for these requirements is
+/// there. Serialized across processes with flock(1): test binaries and
+/// other `cargo test` runs may want it at the same time.
+fn ensure_venv() -> PathBuf {
+    let venv = venv_dir();
+    let parent = venv.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let stamp_text = format!("{PYTHON} {}", REQUIREMENTS.join(" "));
+    let script = r#"
+set -e
+venv="$1"; stamp="$2"; python="$3"; shift 3
+if [ -f "$venv/.complete" ] && [ "$(cat "$venv/.complete")" = "$stamp" ]; then exit 0; fi
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+chmod -R a+rX "$venv"
+printf '%s' "$stamp" > "$venv/.complete"
+"#;
+    let lock = parent.join("test-venv.lock");
+    let out = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", script, "sh"])
+        .arg(&venv)
+        .arg(&stamp_text)
+        .arg(PYTHON)
+        .args(REQUIREMENTS)
+        .output()
+        .expect("running flock sh (util-linux)");
+    assert!(
+        out.status.success(),
+        "building the test virtualenv {} failed:\n{}\n{}",
+        venv.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    venv
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Embedded,
+    Daemon,
+}
+
+fn server(mpm: Mpm, mode: Mode, venv: &Path) -> Apache {
+    let venv = venv.display();
+    let python = match mode {
+        Mode::Embedded => format!("WSGIPythonHome {venv}\nWSGIPythonPath {{dir}}/django\n"),
+        Mode::Daemon => format!(
+            "WSGIDaemonProcess fw threads=4 python-home={venv} python-path={{dir}}/django\n\
+             WSGIProcessGroup fw\n"
+        ),
+    };
+    let mut builder = Apache::builder()
+        .mpm(mpm)
+        .file("flask/app.wsgi", FLASK_APP)
+        .file("django/django.wsgi", DJANGO_WSGI);
+    for (rel, text) in DJANGO_FILES {
+        builder = builder.file(&format!("django/{rel}"), text);
+    }
+    builder
+        .directives(&format!(
+            "{python}WSGIScriptAlias /flask {{dir}}/flask/app.wsgi\n\
+             WSGIScriptAlias /django {{dir}}/django/django.wsgi\n"
+        ))
+        .start()
+}
+
+/// A multipart/form-data body with one text field and one file.
+fn multipart(boundary: &str, note: &str, filename: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n{note}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Bytes of every value, CR/LF pairs and dashes included, so the parser
+/// has to find the real boundary.
+fn upload_data(len: usize) -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..len)
+        .map(|i| {
+            if i % 1000 == 0 {
+                return b'\r';
+            }
+            if i % 1000 == 1 {
+                return b'\n';
+            }
+            if i % 1000 < 4 {
+                return b'-';
+            }
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &byte in chunk {
+            a += byte as u32;
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    (b << 16) | a
+}
+
+fn check_upload(apache: &Apache, path: &str, label: &str) {
+    let data = upload_data(300_000);
+    let boundary = "----mwsgi-boundary-7d1f";
+    let body = multipart(boundary, "hi there", "data.bin", &data);
+    let ctype = format!("multipart/form-data; boundary={boundary}");
+    let r = apache.request("POST", path, &[("Content-Type", &ctype)], &body);
+    assert_eq!(r.status, 200, "{label} {path}: {}", apache.error_log());
+    assert_eq!(
+        r.text(),
+        format!(
+            "upload data.bin size={} adler={:08x} note=hi there",
+            data.len(),
+            adler32(&data)
+        ),
+        "{label} {path}"
+    );
+}
+
+/// The value of `name="..." value="..."` in an HTML input.
+fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let tag_start = html[..at].rfind('<')?;
+    let tag_end = at + html[at..].find('>')?;
+    let tag = &html[tag_start..tag_end];
+    let v = tag.find("value=\"")? + "value=\"".len();
+    Some(tag[v..v + tag[v..].find('"')?].to_string())
+}
+
+fn cookie_value(r: &Response, name: &str) -> Option<String> {
+    r.header_all("Set-Cookie").iter().find_map(|c| {
+        c.split(';')
+            .next()?
+            .trim()
+            .strip_prefix(&format!("{name}="))
+            .map(str::to_string)
+    })
+}
+
+fn check_flask(apache: &Apache, venv: &Path, label: &str) {
+    let r = apache.get("/flask/");
+    assert_eq!(r.status, 200, "{label}: {}", apache.error_log());
+    let text = r.text();
+    assert!(text.starts_with("flask 3."), "{label}: {text}");
+    // The interpreter runs from the virtualenv.
+    assert!(
+        text.ends_with(&format!("prefix={}", venv.display())),
+        "{label}: {text}"
+    );
+    let r = apache.get("/flask/hello/World");
+    assert_eq!(r.text(), "Hello, World! (GET /hello/World)", "{label}");
+    assert_eq!(apache.get("/flask/missing").status, 404, "{label}");
+    check_upload(apache, "/flask/upload", label);
+    let r = apache.get("/flask/stream?n=500&tag=t");
+    assert_eq!(r.status, 200, "{label}");
+    // Streamed: no length known up front.
+    assert_eq!(r.header("Content-Length"), None, "{label}");
+    let expected: String = (0..500).map(|i| format!("row {i} t\n")).collect();
+    assert_eq!(r.text(), expected, "{label}");
+}
+
+fn check_django(apache: &Apache, venv: &Path, label: &str) {
+    let r = apache.get("/django/");
+    assert_eq!(r.status, 200, "{label}: {}", apache.error_log());
+    let text = r.text();
+    assert!(text.starts_with("django "), "{label}: {text}");
+    assert!(
+        text.contains(&format!("prefix={} ", venv.display())),
+        "{label}: {text}"
+    );
+    assert!(text.ends_with("script=/django"), "{label}: {text}");
+
+    // CSRF: GET the form, send back the cookie and the hidden field.
+    let form = apache.get("/django/form/");
+    assert_eq!(form.status, 200, "{label}: {}", apache.error_log());
+    let cookie = cookie_value(&form, "csrftoken")
+        .unwrap_or_else(|| panic!("{label}: no csrftoken cookie: {:?}", form.headers));
+    let token = hidden_value(&form.text(), "csrfmiddlewaretoken")
+        .unwrap_or_else(|| panic!("{label}: no hidden token in {}", form.text()));
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    let cookie_header = format!("csrftoken={cookie}");
+    let body = format!("csrfmiddlewaretoken={token}&message=hello+django");
+    let r = apache.request(
+        "POST",
+        "/django/form/",
+        &[form_type, ("Cookie", &cookie_header)],
+        body.as_bytes(),
+    );
+    assert_eq!(
+        r.status,
+        200,
+        "{label}: {}\n{}",
+        r.text(),
+        apache.error_log()
+    );
+    assert_eq!(r.text(), "posted: hello django", "{label}");
+    // Without the token: 403, and the view never runs.
+    let r = apache.request(
+        "POST",
+        "/django/form/",
+        &[form_type, ("Cookie", &cookie_header)],
+        b"message=sneaky",
+    );
+    assert_eq!(r.status, 403, "{label}: {}", r.text());
+    assert!(!r.text().contains("posted"), "{label}");
+
+    check_upload(apache, "/django/upload/", label);
+
+    let r = apache.get("/django/stream/?n=400");
+    assert_eq!(r.status, 200, "{label}");
+    assert_eq!(r.header("Content-Length"), None, "{label}");
+    let expected: String = (0..400).map(|i| format!("item {i}\n")).collect();
+    assert_eq!(r.text(), expected, "{label}");
+}
+
+#[test]
+fn flask_and_django_in_embedded_mode() {
+    let venv = ensure_venv();
+    let apache = server(Mpm::Event, Mode::Embedded, &venv);
+    check_flask(&apache, &venv, "embedded");
+    check_django(&apache, &venv, "embedded");
+}
+
+#[test]
+fn flask_and_django_in_daemon_mode() {
+    let venv = ensure_venv();
+    let apache = server(Mpm::Event, Mode::Daemon, &venv);
+    check_flask(&apache, &venv, "daemon");
+    check_django(&apache, &venv, "daemon");
+}
