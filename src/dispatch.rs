@@ -256,7 +256,11 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
 /// Apache's directory walk then splits into script and PATH_INFO.
 fn alias_filename(target: &str, matched: &str, uri: &str) -> String {
     let rest = &uri[matched.len()..];
-    if !rest.is_empty() && !rest.starts_with('/') && !target.ends_with('/') {
+    // A slash the alias consumed stays in PATH_INFO ("/" of the URL "/"
+    // under `WSGIScriptAlias /`), as with C mod_wsgi: SCRIPT_NAME "",
+    // PATH_INFO "/" and PATH_TRANSLATED straight from Apache.
+    let slash_consumed = matched.ends_with('/') && !target.ends_with('/');
+    if (slash_consumed || !rest.is_empty()) && !rest.starts_with('/') && !target.ends_with('/') {
         format!("{target}/{rest}")
     } else {
         format!("{target}{rest}")
@@ -407,7 +411,7 @@ mod tests {
 
     #[test]
     fn alias_filename_keeps_path_info_separate() {
-        assert_eq!(alias_filename("/srv/app.wsgi", "/", "/"), "/srv/app.wsgi");
+        assert_eq!(alias_filename("/srv/app.wsgi", "/", "/"), "/srv/app.wsgi/");
         assert_eq!(
             alias_filename("/srv/app.wsgi", "/", "/foo"),
             "/srv/app.wsgi/foo"
