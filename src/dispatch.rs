@@ -220,11 +220,11 @@ pub fn expand_application_group(
 
 /// The application group of a request, from its configured form.
 fn resolve_application_group(r: &Request, configured: &str) -> String {
-    let (server_hostname, hostname) = r.server_and_request_host();
+    let server_hostname = r.server_hostname();
     let facts = GroupFacts {
         server_hostname: &server_hostname,
         port: r.server_port(),
-        hostname: hostname.as_deref(),
+        hostname: r.hostname(),
         uri: r.uri(),
         path_info: r.path_info(),
     };

@@ -269,23 +269,4 @@ impl Request {
         // ap_get_server_port only reads it and its server and connection.
         unsafe { ffi::ap_get_server_port(self.as_ptr()) }
     }
-
-    /// ServerName of the request's (virtual) server, and the host the client
-    /// asked for (Host header or absolute URI) if any: what application
-    /// groups are named after.
-    pub fn server_and_request_host(&self) -> (String, Option<String>) {
-        // SAFETY: r->server is the live server_rec of the request (its
-        // server_hostname NULL or a configuration-pool string); r->hostname
-        // is NULL or a request-pool string.
-        unsafe {
-            let r = self.as_ptr();
-            let s = (*r).server;
-            let server = if s.is_null() {
-                ""
-            } else {
-                cstr((*s).server_hostname).unwrap_or("")
-            };
-            (server.to_string(), cstr((*r).hostname).map(str::to_string))
-        }
-    }
 }

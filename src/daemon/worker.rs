@@ -72,10 +72,13 @@ pub fn handle(
         return code;
     }
     let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization);
-    let application_group =
-        crate::embedded::application_group(r, &opts.application_group, &vars);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
-    vars.push(("mod_wsgi.application_group".into(), application_group));
+    // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
+    // server, port and URI are known: the daemon gets the name.
+    vars.push((
+        "mod_wsgi.application_group".into(),
+        opts.application_group.clone(),
+    ));
     vars.push((
         "mod_wsgi.callable_object".into(),
         opts.callable_object.clone(),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub struct RequestOptions {
     pub script: String,
     pub callable_object: String,
+    /// Already expanded (%{RESOURCE} etc.) by the dispatcher.
     pub application_group: String,
     pub process_group: String,
     pub pass_authorization: bool,
@@ -105,39 +106,6 @@ pub fn cgi_vars(r: &mut Request, pass_authorization: bool) -> Vec<(String, Strin
     vars
 }
 
-/// The application group name a request runs under, as mod_wsgi expands
-/// WSGIApplicationGroup: %{GLOBAL} is "", %{SERVER} the ServerName (with
-/// ":port" unless 80 or 443), %{RESOURCE} that plus "|" and SCRIPT_NAME,
-/// %{HOST} the requested host the same way, %{ENV:var} the variable.
-/// `vars` are the request's CGI variables (for SERVER_PORT and SCRIPT_NAME).
-pub fn application_group(r: &Request, configured: &str, vars: &[(String, String)]) -> String {
-    let var = |name: &str| {
-        vars.iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let with_port = |host: &str| match var("SERVER_PORT") {
-        "" | "80" | "443" => host.to_string(),
-        port => format!("{host}:{port}"),
-    };
-    match configured {
-        "%{GLOBAL}" => String::new(),
-        "%{SERVER}" => with_port(&r.server_hostname()),
-        "%{HOST}" => with_port(r.hostname().unwrap_or("")),
-        "%{RESOURCE}" => {
-            let (script_name, _) = crate::wsgi::environ::split_script_name(
-                &crate::wsgi::environ::collapse_slashes(var("SCRIPT_NAME")),
-                var("PATH_INFO"),
-            );
-            format!("{}|{script_name}", with_port(&r.server_hostname()))
-        }
-        other => match other.strip_prefix("%{ENV:").and_then(|v| v.strip_suffix('}')) {
-            Some(name) => r.env_var(name).unwrap_or_default(),
-            None => other.to_string(),
-        },
-    }
-}
-
 /// Serves one request with the WSGI application of `opts.script`; returns
 /// the hook status for Apache.
 pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
@@ -156,7 +124,6 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         return code;
     }
     let vars = cgi_vars(r, opts.pass_authorization);
-    let application_group = application_group(r, &opts.application_group, &vars);
     let target = AppTarget {
         script: &opts.script,
         callable_object: &opts.callable_object,
@@ -165,7 +132,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     };
     let ctx = EnvironContext {
         process_group: "",
-        application_group: &application_group,
+        application_group: &opts.application_group,
         callable_object: &opts.callable_object,
         script_reloading: opts.script_reloading,
         multithread: opts.multithread,
