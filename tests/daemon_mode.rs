@@ -443,12 +443,26 @@ fn stuck_shutdown_is_ended_by_the_reaper() {
     let pid: u32 = apache.get("/").text().parse().unwrap();
     assert_eq!(titled(&apache, "stuck-daemon"), vec![pid]);
     assert!(wait_until(Duration::from_secs(5), || threads_of(pid) == 5));
-    let _ = std::process::Command::new("kill").args(["-s", "TERM", "--", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "TERM", "--", &pid.to_string()])
+        .status();
     // While it hangs: the 2 + 3 threads plus the reaper.
-    assert!(wait_until(Duration::from_secs(3), || threads_of(pid) == 6), "{} threads", threads_of(pid));
-    assert!(apache.wait_for_log("after shutdown began; forcing exit", Duration::from_secs(6)), "{}", apache.error_log());
+    assert!(
+        wait_until(Duration::from_secs(3), || threads_of(pid) == 6),
+        "{} threads",
+        threads_of(pid)
+    );
+    assert!(
+        apache.wait_for_log("after shutdown began; forcing exit", Duration::from_secs(6)),
+        "{}",
+        apache.error_log()
+    );
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(pid)));
-    assert!(apache.wait_for_log("was ended by its reaper", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("was ended by its reaper", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
     // The replacement serves.
     assert!(wait_until(Duration::from_secs(10), || {
         let r = apache.get("/");
@@ -463,12 +477,19 @@ fn sigusr1_drains_running_requests_while_a_replacement_takes_new_ones() {
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| apache.get("/sleep?2"));
         std::thread::sleep(Duration::from_millis(500));
-        let _ = std::process::Command::new("kill").args(["-s", "USR1", "--", &pid.to_string()]).status();
+        let _ = std::process::Command::new("kill")
+            .args(["-s", "USR1", "--", &pid.to_string()])
+            .status();
         // New requests keep being answered during the drain.
         let failures = load(&apache, 2, 40);
         assert!(failures.is_empty(), "{failures:?}\n{}", apache.error_log());
         let r = slow.join().unwrap();
-        assert_eq!(r.status, 200, "the running request completes: {}", apache.error_log());
+        assert_eq!(
+            r.status,
+            200,
+            "the running request completes: {}",
+            apache.error_log()
+        );
     });
     assert!(wait_until(Duration::from_secs(10), || !pid_alive(pid)));
     assert_ne!(served_pid(&apache), pid);
@@ -489,7 +510,10 @@ fn graceful_restart_under_load_fails_no_request() {
                     while !done.load(std::sync::atomic::Ordering::Relaxed) {
                         match apache.try_request("GET", "/sleep?0.05", &[], b"") {
                             Ok(r) if r.status == 200 => n += 1,
-                            Ok(r) => failures.lock().unwrap().push(format!("status {}", r.status)),
+                            Ok(r) => failures
+                                .lock()
+                                .unwrap()
+                                .push(format!("status {}", r.status)),
                             Err(e) => failures.lock().unwrap().push(e),
                         }
                     }
@@ -505,7 +529,13 @@ fn graceful_restart_under_load_fails_no_request() {
     });
     let failures = failures.into_inner().unwrap();
     assert!(served > 20, "only {served} requests served");
-    assert!(failures.is_empty(), "{} failed: {:?}\n{}", failures.len(), &failures[..failures.len().min(5)], apache.error_log());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}\n{}",
+        failures.len(),
+        &failures[..failures.len().min(5)],
+        apache.error_log()
+    );
     // The new generation's daemons serve.
     assert_eq!(apache.get("/").status, 200);
 }

@@ -136,7 +136,11 @@ fn check_groups(apache: &Apache, mode: &str) {
         assert_eq!(known, &f["interpreter"], "one interpreter per group, {at}");
     }
     assert_eq!(pids.len(), 1, "{mode}: one process serves all: {pids:?}");
-    assert_eq!(threads.len(), 1, "{mode}: one thread serves all: {threads:?}");
+    assert_eq!(
+        threads.len(),
+        1,
+        "{mode}: one thread serves all: {threads:?}"
+    );
     let distinct: std::collections::BTreeSet<_> = interpreters.values().collect();
     assert_eq!(
         distinct.len(),
@@ -305,7 +309,11 @@ fn wait_for_file(p: &Path, timeout: Duration) -> Option<String> {
 
 /// Serves `path` from a sub-interpreter, stops Apache, and returns what the
 /// atexit handler wrote and the error log of the run.
-fn atexit_in_sub_interpreter(mode_directives: &str, mpm: Mpm, path: &str) -> (Option<String>, String) {
+fn atexit_in_sub_interpreter(
+    mode_directives: &str,
+    mpm: Mpm,
+    path: &str,
+) -> (Option<String>, String) {
     let markers = tempfile::Builder::new()
         .prefix("mwsgi-interp-")
         .tempdir_in("/tmp")
@@ -331,7 +339,12 @@ fn atexit_in_sub_interpreter(mode_directives: &str, mpm: Mpm, path: &str) -> (Op
 }
 
 fn assert_clean_exit(log: &str, what: &str) {
-    for bad in ["Fatal Python error", "Segmentation fault", "exit signal", "panicked"] {
+    for bad in [
+        "Fatal Python error",
+        "Segmentation fault",
+        "exit signal",
+        "panicked",
+    ] {
         assert!(!log.contains(bad), "{what}: '{bad}' in the log:\n{log}");
     }
 }
@@ -347,7 +360,11 @@ fn sub_interpreters_end_at_exit_running_atexit_handlers() {
         ),
     ] {
         let (written, log) = atexit_in_sub_interpreter(&directives, mpm, "");
-        assert_eq!(written.as_deref(), Some("ran in 'exiting'"), "{mode}:\n{log}");
+        assert_eq!(
+            written.as_deref(),
+            Some("ran in 'exiting'"),
+            "{mode}:\n{log}"
+        );
         assert_clean_exit(&log, mode);
         assert!(!log.contains("Python not finalized"), "{mode}:\n{log}");
     }
@@ -367,7 +384,11 @@ fn sub_interpreter_with_live_daemon_thread_still_runs_atexit() {
         ),
     ] {
         let (written, log) = atexit_in_sub_interpreter(&directives, mpm, "/thread");
-        assert_eq!(written.as_deref(), Some("ran in 'exiting'"), "{mode}:\n{log}");
+        assert_eq!(
+            written.as_deref(),
+            Some("ran in 'exiting'"),
+            "{mode}:\n{log}"
+        );
         assert_clean_exit(&log, mode);
         assert!(
             log.contains("application group 'exiting' still runs 1 thread of its own"),

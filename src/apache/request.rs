@@ -245,6 +245,11 @@ impl Request {
     pub fn mtime(&self) -> i64 {
         self.0.finfo.mtime
     }
+
+    /// Owner uid and gid of the file the directory walk found.
+    pub fn file_owner(&self) -> (u32, u32) {
+        (self.0.finfo.user, self.0.finfo.group)
+    }
 }
 
 impl Request {

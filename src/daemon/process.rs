@@ -318,7 +318,9 @@ fn caretaker(
     let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
     match how {
         GRACEFUL => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
-        EVICTION if !o.eviction_timeout.is_zero() => wait_idle(shared, o.eviction_timeout, Some(&mut pipe)),
+        EVICTION if !o.eviction_timeout.is_zero() => {
+            wait_idle(shared, o.eviction_timeout, Some(&mut pipe))
+        }
         EVICTION => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
         _ => {}
     }
@@ -407,7 +409,8 @@ fn request_thread(shared: &Shared, slot: usize) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) || shared.stopping.load(Ordering::SeqCst) {
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) || shared.stopping.load(Ordering::SeqCst)
+        {
             break;
         }
         // Taking a connection and marking the slot busy happen under the
@@ -420,7 +423,10 @@ fn request_thread(shared: &Shared, slot: usize) {
                 break;
             }
             // Another thread or process may have taken the connection.
-            match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK) {
+            match accept4(
+                shared.group.listener,
+                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            ) {
                 Ok(fd) => {
                     active[slot] = Some(Instant::now());
                     fd
@@ -430,6 +436,7 @@ fn request_thread(shared: &Shared, slot: usize) {
         };
         let stream = proc_edge::stream_from_fd(fd);
         let _ = stream.set_nonblocking(false);
+        super::worker::set_buffer_sizes(&stream, shared.group);
         serve_connection(shared, slot, stream);
         shared.active.lock()[slot] = None;
     }
@@ -444,7 +451,12 @@ fn request_thread(shared: &Shared, slot: usize) {
 fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     let o = &shared.group.options;
     let timeout = (!o.socket_timeout.is_zero()).then_some(o.socket_timeout);
-    let _ = stream.set_write_timeout(timeout);
+    // Writes of the response back to the worker: response-socket-timeout,
+    // else socket-timeout.
+    let write_timeout = (!o.response_socket_timeout.is_zero())
+        .then_some(o.response_socket_timeout)
+        .or(timeout);
+    let _ = stream.set_write_timeout(write_timeout);
     loop {
         // Between requests the worker may keep the connection idle.
         let _ = stream.set_read_timeout(None);
@@ -569,6 +581,25 @@ fn serve_request(
         multithread: o.threads > 1,
         multiprocess: o.multiprocess,
     };
+    if !o.queue_timeout.is_zero() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let queued = var(&vars, "mod_wsgi.queue_start")
+            .and_then(|v| v.parse::<u128>().ok())
+            .map(|t| now.saturating_sub(t));
+        if let Some(waited) = queued.filter(|w| *w > o.queue_timeout.as_micros()) {
+            let message = format!(
+                "request waited {:.1}s for a free thread of daemon process group '{}', over queue-timeout={}s",
+                waited as f64 / 1e6,
+                shared.group.name,
+                o.queue_timeout.as_secs_f64()
+            );
+            backend.log(crate::wsgi::Level::Error, &message);
+            let _ = backend.send(&Frame::failure(FailureKind::QueueTimeout, message));
+            return true;
+        }
+    }
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.

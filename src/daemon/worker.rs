@@ -68,6 +68,10 @@ pub fn handle(
     group: &GroupRuntime,
     server_timeout: Duration,
 ) -> i32 {
+    if let Err(message) = check_script_owner(r, &opts.script, group) {
+        r.log(Level::Error, &message);
+        return status::HTTP_FORBIDDEN;
+    }
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
@@ -116,6 +120,7 @@ pub fn handle(
     } else {
         group.options.socket_timeout
     };
+    set_buffer_sizes(&stream, group);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
     let limits = Limits {
@@ -293,4 +298,40 @@ fn relay_failure(
 
 fn latin1(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
+}
+
+/// script-user / script-group: the script must be owned by them (403
+/// otherwise), as mod_wsgi checks before handing the request over.
+fn check_script_owner(r: &Request, script: &str, group: &GroupRuntime) -> Result<(), String> {
+    let (uid, gid) = r.file_owner();
+    let o = &group.options;
+    if let Some(user) = &o.script_user {
+        if user.uid != uid {
+            return Err(format!(
+                "script '{script}' is owned by uid {uid}, not by script-user={} (uid {}) of daemon process group '{}'",
+                user.name, user.uid, group.name
+            ));
+        }
+    }
+    if let Some(g) = &o.script_group {
+        if g.gid != gid {
+            return Err(format!(
+                "script '{script}' belongs to gid {gid}, not to script-group={} (gid {}) of daemon process group '{}'",
+                g.name, g.gid, group.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// send-buffer-size / receive-buffer-size on one end of a daemon socket.
+pub fn set_buffer_sizes(stream: &UnixStream, group: &GroupRuntime) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let o = &group.options;
+    if o.send_buffer_size > 0 {
+        let _ = setsockopt(stream, sockopt::SndBuf, &(o.send_buffer_size as usize));
+    }
+    if o.receive_buffer_size > 0 {
+        let _ = setsockopt(stream, sockopt::RcvBuf, &(o.receive_buffer_size as usize));
+    }
 }

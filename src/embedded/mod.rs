@@ -89,7 +89,10 @@ pub fn cgi_vars(r: &mut Request, pass_authorization: bool) -> Vec<(String, Strin
     // application (docs/environ-differences.md compares the two).
     let (listener_host, listener_port) = r.listener();
     let facts = [
-        ("mod_wsgi.request_handler", r.handler().unwrap_or("").to_string()),
+        (
+            "mod_wsgi.request_handler",
+            r.handler().unwrap_or("").to_string(),
+        ),
         ("mod_wsgi.handler_script", String::new()),
         ("mod_wsgi.listener_host", listener_host),
         ("mod_wsgi.listener_port", listener_port.to_string()),

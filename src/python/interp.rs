@@ -601,7 +601,10 @@ unsafe fn end_one(sub: &SubInterpreter) -> bool {
 pub(super) fn shutdown_threads(py: Python<'_>) {
     let result = (|| -> PyResult<()> {
         let modules = py.import("sys")?.getattr("modules")?;
-        if let Some(threading) = modules.call_method1("get", ("threading",))?.extract::<Option<Bound<'_, PyAny>>>()? {
+        if let Some(threading) = modules
+            .call_method1("get", ("threading",))?
+            .extract::<Option<Bound<'_, PyAny>>>()?
+        {
             threading.call_method0("_shutdown")?;
         }
         Ok(())

@@ -309,7 +309,8 @@ pub fn finalize() {
     // answers 1 for ever once one was created); requests always run through
     // with_interpreter, which records it.
     // SAFETY: PyGILState_Check only reads the GIL-state of this thread.
-    if interp::thread_inside() || (!interp::any_created() && unsafe { ffi::PyGILState_Check() } != 0)
+    if interp::thread_inside()
+        || (!interp::any_created() && unsafe { ffi::PyGILState_Check() } != 0)
     {
         return;
     }
