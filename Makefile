@@ -19,7 +19,7 @@ export APXS
 export CARGO_TARGET_DIR
 
 # Debian packages the build and the tests need.
-DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl libapache2-mod-wsgi-py3 python3-cryptography
+DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl libapache2-mod-wsgi-py3 python3-cryptography iproute2
 
 .PHONY: all build deps module-path install run test unit-test integration-test clean bench
 

@@ -68,6 +68,14 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
             std::process::id()
         ),
     ));
+    for group in &groups {
+        for (option, why) in options_not_acted_on(&group.options) {
+            lines.push((
+                Level::Warning,
+                format!("WSGIDaemonProcess {}: option {option} is accepted but not acted on yet: {why}", group.name),
+            ));
+        }
+    }
     for (directive, missing) in config::not_yet_used(main, vhosts) {
         lines.push((
             Level::Warning,
@@ -238,6 +246,26 @@ fn resolve_application_group(r: &Request, configured: &str) -> String {
     expand_application_group(configured, &facts, &env)
 }
 
+/// Daemon options given in the configuration that the daemon does not act
+/// on yet, with why: said at startup so that none is silently ignored.
+fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, &'static str)> {
+    let defaults = crate::config::DaemonOptions::default();
+    let mut out = Vec::new();
+    if !o.interrupt_timeout.is_zero() {
+        out.push(("interrupt-timeout", "a request over request-timeout restarts the process without first raising mod_wsgi.RequestTimeout"));
+    }
+    if o.server_metrics {
+        out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
+    }
+    if o.response_flush_delay != defaults.response_flush_delay {
+        out.push(("response-flush-delay", "every response chunk is relayed at once"));
+    }
+    if o.response_buffer_size != defaults.response_buffer_size {
+        out.push(("response-buffer-size", "the worker relays each chunk as it arrives and never buffers a whole response"));
+    }
+    out
+}
+
 /// Brings Python up in a new Apache child, unless embedded mode is off.
 pub fn child_init(main: &ServerConfig) -> Result<(), String> {
     if main.restrict_embedded() {
@@ -342,6 +370,18 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     };
     if group.is_empty() {
         return embedded::handle(r, &request);
+    }
+    // WSGIRestrictProcess: the groups this location may delegate to.
+    if !dir.restrict_process.is_empty() && !dir.restrict_process.iter().any(|g| *g == group) {
+        r.log(
+            Level::Error,
+            &format!(
+                "daemon process group '{group}' may not be used for '{}': WSGIRestrictProcess allows only {}",
+                request.script,
+                dir.restrict_process.join(", ")
+            ),
+        );
+        return status::HTTP_FORBIDDEN;
     }
     match DAEMONS.get().and_then(|d| d.group(&group)) {
         Some(runtime) => {

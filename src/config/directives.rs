@@ -126,7 +126,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIRestrictProcess",
         ServerVhostDir,
-        DAEMON,
+        Implemented,
         "WSGIRestrictProcess group [group ...]",
     ),
     d(
@@ -439,6 +439,7 @@ mod tests {
                 "WSGIProcessGroup",
                 "WSGIApplicationGroup",
                 "WSGICallableObject",
+                "WSGIRestrictProcess",
                 "WSGIRestrictEmbedded",
                 "WSGIPythonHome",
                 "WSGIPythonPath",

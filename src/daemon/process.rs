@@ -63,6 +63,10 @@ struct Shared {
     /// True once the interpreter is being destroyed; held by the deadlock
     /// thread around its GIL probe so it never touches a dying interpreter.
     python_gate: Mutex<bool>,
+    /// Modification time of each script when this process first ran it:
+    /// a script that changes later makes the process recycle, as mod_wsgi's
+    /// daemon mode does with WSGIScriptReloading On.
+    script_mtimes: Mutex<std::collections::HashMap<String, i64>>,
     pid: u32,
 }
 
@@ -163,6 +167,7 @@ fn setup_and_serve(
         last_gil_ms: AtomicU64::new(0),
         script_loaded: AtomicBool::new(false),
         python_gate: Mutex::new(false),
+        script_mtimes: Mutex::new(std::collections::HashMap::new()),
         pid: std::process::id(),
     });
     std::mem::forget(wake_write);
@@ -567,6 +572,12 @@ fn serve_request(
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_micros() as i64);
     let o = &shared.group.options;
+    if reloading {
+        let first = *shared.script_mtimes.lock().entry(script.clone()).or_insert(mtime);
+        if first != mtime && !shared.stopping.load(Ordering::SeqCst) {
+            shared.request_exit(GRACEFUL, &format!("script '{script}' changed; recycling (WSGIScriptReloading)"));
+        }
+    }
     let target = AppTarget {
         script: &script,
         callable_object: &callable,

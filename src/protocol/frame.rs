@@ -202,7 +202,7 @@ pub enum FailureKind {
     BadRequest,
     /// The daemon has no thread free and its backlog is full. 503.
     Overloaded,
-    /// The request waited longer than `queue-timeout`. 503.
+    /// The request waited longer than `queue-timeout`. 504, as mod_wsgi.
     QueueTimeout,
     /// The application ran longer than `request-timeout`. 504.
     RequestTimeout,
@@ -228,7 +228,8 @@ impl FailureKind {
         match self {
             FailureKind::ApplicationError => 500,
             FailureKind::BadRequest => 400,
-            FailureKind::Overloaded | FailureKind::QueueTimeout => 503,
+            FailureKind::Overloaded => 503,
+            FailureKind::QueueTimeout => 504,
             FailureKind::RequestTimeout => 504,
             FailureKind::ProtocolError => 500,
         }

@@ -260,7 +260,7 @@ fn frame_metadata() {
 #[test]
 fn failure_kinds_map_to_statuses_and_codes() {
     let statuses: Vec<u16> = FailureKind::ALL.iter().map(|k| k.http_status()).collect();
-    assert_eq!(statuses, [500, 400, 503, 503, 504, 500]);
+    assert_eq!(statuses, [500, 400, 503, 504, 504, 500]);
     for kind in FailureKind::ALL {
         assert_eq!(FailureKind::from_code(kind.code()), Some(kind));
         assert_eq!(kind.to_string(), kind.name());

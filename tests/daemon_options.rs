@@ -1,0 +1,130 @@
+//! WSGIDaemonProcess options acted on by the worker or the daemon, each
+//! observed from outside against a real Apache.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+const APP: &str = r#"
+import os, time
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(float(environ.get("QUERY_STRING") or "1"))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+
+fn server(options: &str) -> Apache {
+    Apache::builder()
+        .file("app/a.wsgi", APP)
+        .directives(&format!("WSGIDaemonProcess g {options}\nWSGIScriptAlias / {{dir}}/app/a.wsgi process-group=g\n"))
+        .start()
+}
+
+#[test]
+fn script_user_must_own_the_script() {
+    // The harness writes files as the test's user (root here): a script-user
+    // that does not own it is refused with 403 and a line naming both.
+    let apache = server("threads=1 script-user=nobody");
+    let r = apache.get("/");
+    assert_eq!(r.status, 403, "{}", apache.error_log());
+    assert!(apache.wait_for_log("not by script-user=nobody", Duration::from_secs(5)), "{}", apache.error_log());
+    // Owned by nobody: served.
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    nix::unistd::chown(&apache.dir.join("app/a.wsgi"), Some(nobody.uid), None).unwrap();
+    assert_eq!(apache.get("/").status, 200, "{}", apache.error_log());
+}
+
+#[test]
+fn script_group_must_own_the_script() {
+    let apache = server("threads=1 script-group=nogroup");
+    assert_eq!(apache.get("/").status, 403);
+    assert!(apache.wait_for_log("not to script-group=nogroup", Duration::from_secs(5)), "{}", apache.error_log());
+}
+
+#[test]
+fn queue_timeout_fails_a_request_that_waited_too_long() {
+    let apache = server("processes=1 threads=1 queue-timeout=1");
+    apache.get("/"); // started and loaded
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| apache.get("/sleep?3"));
+        std::thread::sleep(Duration::from_millis(300));
+        // Waits for the only thread for ~2.7s, over queue-timeout=1.
+        let queued = apache.get("/");
+        assert_eq!(queued.status, 504, "{}", apache.error_log());
+        assert_eq!(slow.join().unwrap().status, 200);
+    });
+    assert!(apache.wait_for_log("over queue-timeout=1s", Duration::from_secs(5)), "{}", apache.error_log());
+    // Without queueing, requests are served.
+    assert_eq!(apache.get("/").status, 200);
+}
+
+#[test]
+fn socket_buffer_sizes_reach_the_daemon_socket() {
+    // ss shows a Unix socket's buffers as skmem:(...,rb<recv>,...,tb<send>,...);
+    // the kernel doubles what setsockopt asks for.
+    let apache = server("processes=1 threads=1 send-buffer-size=40000 receive-buffer-size=50000");
+    let pid: u32 = apache.get("/").text().parse().unwrap();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| apache.get("/sleep?2"));
+        std::thread::sleep(Duration::from_millis(700));
+        let out = std::process::Command::new("ss").args(["-x", "-m", "-p"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The daemon's accepted connection.
+        let found = text.lines().any(|l| {
+            l.contains(&format!("pid={pid},")) && l.contains("ESTAB") && l.contains("rb100000") && l.contains("tb80000")
+        });
+        assert!(found, "no daemon socket with rb100000/tb80000 for pid {pid}:\n{text}");
+        assert_eq!(slow.join().unwrap().status, 200);
+    });
+}
+
+#[test]
+fn options_not_acted_on_are_announced_at_startup() {
+    let apache = server("threads=1 interrupt-timeout=5 server-metrics=On");
+    assert_eq!(apache.get("/").status, 200);
+    let log = apache.error_log();
+    assert!(log.contains("WSGIDaemonProcess g: option interrupt-timeout is accepted but not acted on yet"), "{log}");
+    assert!(log.contains("WSGIDaemonProcess g: option server-metrics is accepted but not acted on yet"), "{log}");
+}
+
+#[test]
+fn restrict_process_limits_the_groups_a_location_may_use() {
+    let apache = Apache::builder()
+        .file("app/a.wsgi", APP)
+        .directives(
+            "WSGIDaemonProcess allowed threads=1\nWSGIDaemonProcess other threads=1\n\
+             WSGIScriptAlias /ok {dir}/app/a.wsgi process-group=allowed\n\
+             WSGIScriptAlias /no {dir}/app/a.wsgi process-group=other\n\
+             <Location />\n  WSGIRestrictProcess allowed\n</Location>\n",
+        )
+        .start();
+    assert_eq!(apache.get("/ok").status, 200, "{}", apache.error_log());
+    assert_eq!(apache.get("/no").status, 403);
+    assert!(apache.wait_for_log("WSGIRestrictProcess allows only allowed", Duration::from_secs(5)), "{}", apache.error_log());
+}
+
+#[test]
+fn changed_script_recycles_the_daemon() {
+    let apache = server("processes=1 threads=2");
+    let before: u32 = apache.get("/").text().parse().unwrap();
+    let path = apache.dir.join("app/a.wsgi");
+    std::fs::write(&path, APP.replace("str(os.getpid()).encode()", "b'v2:' + str(os.getpid()).encode()")).unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+    // The request that notices the change already gets the new code...
+    assert!(apache.get("/").text().starts_with("v2:"), "{}", apache.error_log());
+    assert!(apache.wait_for_log("changed; recycling", Duration::from_secs(5)), "{}", apache.error_log());
+    // ...and a fresh process takes over.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = apache.get("/").text();
+        let pid: u32 = text.trim_start_matches("v2:").parse().unwrap();
+        if pid != before {
+            assert!(text.starts_with("v2:"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon {before} was not recycled");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
