@@ -251,9 +251,6 @@ fn resolve_application_group(r: &Request, configured: &str) -> String {
 fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, &'static str)> {
     let defaults = crate::config::DaemonOptions::default();
     let mut out = Vec::new();
-    if !o.interrupt_timeout.is_zero() {
-        out.push(("interrupt-timeout", "a request over request-timeout restarts the process without first raising mod_wsgi.RequestTimeout"));
-    }
     if o.server_metrics {
         out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
     }

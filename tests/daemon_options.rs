@@ -81,10 +81,10 @@ fn socket_buffer_sizes_reach_the_daemon_socket() {
 
 #[test]
 fn options_not_acted_on_are_announced_at_startup() {
-    let apache = server("threads=1 interrupt-timeout=5 server-metrics=On");
+    let apache = server("threads=1 response-flush-delay=20 server-metrics=On");
     assert_eq!(apache.get("/").status, 200);
     let log = apache.error_log();
-    assert!(log.contains("WSGIDaemonProcess g: option interrupt-timeout is accepted but not acted on yet"), "{log}");
+    assert!(log.contains("WSGIDaemonProcess g: option response-flush-delay is accepted but not acted on yet"), "{log}");
     assert!(log.contains("WSGIDaemonProcess g: option server-metrics is accepted but not acted on yet"), "{log}");
 }
 
@@ -127,4 +127,33 @@ fn changed_script_recycles_the_daemon() {
         assert!(std::time::Instant::now() < deadline, "daemon {before} was not recycled");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+#[test]
+fn interrupt_timeout_raises_request_timeout_before_restarting() {
+    // A request that keeps running Python code past request-timeout gets
+    // mod_wsgi.RequestTimeout raised in it; the process is not restarted.
+    let app = r#"
+import os, time, mod_wsgi
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/loop":
+        try:
+            while True:
+                time.sleep(0.05)
+        except mod_wsgi.RequestTimeout:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"interrupted"]
+    start_response("200 OK", [])
+    return [str(os.getpid()).encode()]
+"#;
+    let apache = Apache::builder()
+        .file("app/i.wsgi", app)
+        .directives("WSGIDaemonProcess g threads=2 request-timeout=1 interrupt-timeout=5\nWSGIScriptAlias / {dir}/app/i.wsgi process-group=g\n")
+        .start();
+    let pid: u32 = apache.get("/").text().parse().unwrap();
+    let r = apache.get("/loop");
+    assert_eq!(r.status, 503, "{}", apache.error_log());
+    assert_eq!(r.text(), "interrupted");
+    assert!(apache.error_log().contains("raising mod_wsgi.RequestTimeout in it (raised)"), "{}", apache.error_log());
+    assert_eq!(apache.get("/").text().parse::<u32>().unwrap(), pid, "no restart was needed");
 }

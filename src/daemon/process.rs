@@ -67,6 +67,9 @@ struct Shared {
     /// a script that changes later makes the process recycle, as mod_wsgi's
     /// daemon mode does with WSGIScriptReloading On.
     script_mtimes: Mutex<std::collections::HashMap<String, i64>>,
+    /// Per request thread, while it runs Python: its thread id and the
+    /// application group, so interrupt-timeout can raise in it.
+    running: Mutex<Vec<Option<(u64, String)>>>,
     pid: u32,
 }
 
@@ -168,6 +171,7 @@ fn setup_and_serve(
         script_loaded: AtomicBool::new(false),
         python_gate: Mutex::new(false),
         script_mtimes: Mutex::new(std::collections::HashMap::new()),
+        running: Mutex::new(vec![None; threads]),
         pid: std::process::id(),
     });
     std::mem::forget(wake_write);
@@ -509,7 +513,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
         shared
             .last_activity_ms
             .store(shared.now_ms(), Ordering::Relaxed);
-        let keep = serve_request(shared, &backend, &environ);
+        let keep = serve_request(shared, slot, &backend, &environ);
         shared.active.lock()[slot] = None;
         shared
             .last_activity_ms
@@ -539,6 +543,7 @@ fn latin1_str(b: &[u8]) -> String {
 /// Serves one request; returns whether the connection can carry another.
 fn serve_request(
     shared: &Shared,
+    slot: usize,
     backend: &Arc<SocketBackend>,
     environ: &[(Vec<u8>, Vec<u8>)],
 ) -> bool {
@@ -615,7 +620,9 @@ fn serve_request(
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
     let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    shared.running.lock()[slot] = Some((crate::python::interp::current_thread_ident(), app_group.clone()));
     let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
+    shared.running.lock()[slot] = None;
     shared.script_loaded.store(true, Ordering::Relaxed);
     match outcome {
         Ok(()) => backend.send(&Frame::ResponseEnd).is_ok(),
@@ -646,6 +653,8 @@ fn serve_request(
 fn monitor_thread(shared: &Shared) {
     let o = &shared.group.options;
     let tick = Duration::from_millis(200);
+    // Per slot: (start of the request, when it was interrupted).
+    let mut interrupted: Vec<Option<(Instant, Instant)>> = vec![None; o.threads];
     loop {
         std::thread::sleep(tick);
         if shared.stopping.load(Ordering::SeqCst) {
@@ -689,6 +698,50 @@ fn monitor_thread(shared: &Shared) {
                     o.inactivity_timeout.as_secs()
                 ),
             );
+            continue;
+        }
+        if !o.request_timeout.is_zero() && !o.interrupt_timeout.is_zero() {
+            // First raise mod_wsgi.RequestTimeout in each request over the
+            // limit; restart only if one still runs interrupt-timeout later.
+            let starts: Vec<Option<Instant>> = shared.active.lock().clone();
+            let mut restart = None;
+            for (slot, start) in starts.iter().enumerate() {
+                let Some(start) = *start else {
+                    interrupted[slot] = None;
+                    continue;
+                };
+                if start.elapsed() <= o.request_timeout {
+                    continue;
+                }
+                match interrupted[slot] {
+                    Some((s, at)) if s == start => {
+                        if at.elapsed() > o.interrupt_timeout {
+                            restart = Some(start.elapsed());
+                        }
+                    }
+                    _ => {
+                        interrupted[slot] = Some((start, Instant::now()));
+                        let target = shared.running.lock()[slot].clone();
+                        if let Some((ident, group)) = target {
+                            let raised = crate::python::interp::interrupt_thread(&group, ident);
+                            log::server(None, Level::Warning, &format!(
+                                "{}: a request has run {:.0}s, over request-timeout={}s; raising mod_wsgi.RequestTimeout in it ({})",
+                                shared.who(),
+                                start.elapsed().as_secs_f64(),
+                                o.request_timeout.as_secs(),
+                                match raised { Ok(true) => "raised".to_string(), Ok(false) => "thread not found".to_string(), Err(e) => e },
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(ran) = restart {
+                shared.request_exit(SHUTDOWN, &format!(
+                    "a request has run {:.0}s and did not stop within interrupt-timeout={}s of being interrupted; restarting",
+                    ran.as_secs_f64(),
+                    o.interrupt_timeout.as_secs()
+                ));
+            }
             continue;
         }
         if !o.request_timeout.is_zero() {

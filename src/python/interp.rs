@@ -643,3 +643,27 @@ pub fn interpreter_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         Ok(Bound::from_borrowed_ptr_or_err(py, dict)?.downcast_into::<PyDict>()?)
     }
 }
+
+/// Raises `mod_wsgi.RequestTimeout` asynchronously in the thread `ident`
+/// (a pthread id, as threading.get_ident() gives) running in application
+/// group `group`. It takes effect when that thread next runs Python
+/// bytecode. Returns whether a thread state was found.
+pub fn interrupt_thread(group: &str, ident: u64) -> Result<bool, String> {
+    with_interpreter(group, |py| -> Result<bool, String> {
+        let exc = py
+            .import("mod_wsgi")
+            .and_then(|m| m.getattr("RequestTimeout"))
+            .map_err(|e| e.to_string())?;
+        // SAFETY: the GIL is held in the interpreter the target thread runs
+        // in (PyThreadState_SetAsyncExc searches the current interpreter);
+        // `exc` is a live exception type; the call takes its own reference.
+        let found = unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) };
+        Ok(found > 0)
+    })?
+}
+
+/// The id Python gives the calling thread (threading.get_ident()).
+pub fn current_thread_ident() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}

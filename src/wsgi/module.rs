@@ -132,6 +132,16 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(server_metrics, &module)?)?;
     module.add_function(wrap_pyfunction!(process_metrics, &module)?)?;
     module.add_class::<super::file_wrapper::FileWrapper>()?;
+    // Raised inside a request that runs past request-timeout when
+    // interrupt-timeout is set (daemon mode), as mod_wsgi 6 does.
+    let timeout_error = py.get_type::<pyo3::exceptions::PyTimeoutError>();
+    let namespace = pyo3::types::PyDict::new(py);
+    namespace.set_item("__module__", "mod_wsgi")?;
+    let request_timeout = py
+        .import("builtins")?
+        .getattr("type")?
+        .call1(("RequestTimeout", (timeout_error,), namespace))?;
+    module.setattr("RequestTimeout", request_timeout)?;
     py.import("sys")?
         .getattr("modules")?
         .set_item("mod_wsgi", &module)?;
