@@ -56,6 +56,12 @@ fn uid_of(pid: u32) -> Option<u32> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+fn gid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Gid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// pids of the daemon processes, found by their title.
 fn titled(apache: &Apache, title: &str) -> Vec<u32> {
     apache
@@ -376,6 +382,8 @@ fn user_and_display_name_as_ps_shows_them() {
         .parse()
         .unwrap();
     assert_eq!(uid_of(pid), Some(nobody));
+    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
+    assert_eq!(gid_of(pid), Some(nogroup));
     assert_eq!(served_pid(&apache), pid);
 }
 
@@ -538,4 +546,30 @@ fn graceful_restart_under_load_fails_no_request() {
     );
     // The new generation's daemons serve.
     assert_eq!(apache.get("/").status, 200);
+}
+
+#[test]
+fn socket_timeout_is_a_504_naming_the_group() {
+    let apache = daemon_server(Mpm::Event, "processes=1 threads=2 socket-timeout=1");
+    served_pid(&apache);
+    let r = apache.get("/sleep?3");
+    assert_eq!(r.status, 504, "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("timed out after 1s waiting for daemon process group 'mysite'", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
+}
+
+#[test]
+fn oversized_response_headers_are_a_502_saying_so() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [('X-Big', 'x' * 20000)])\n    return [b'never']\n";
+    let apache = Apache::builder()
+        .file("app/h.wsgi", app)
+        .directives("WSGIDaemonProcess g threads=1 header-buffer-size=8192\nWSGIScriptAlias / {dir}/app/h.wsgi process-group=g\n")
+        .start();
+    let r = apache.get("/");
+    assert_eq!(r.status, 502, "{}", apache.error_log());
+    assert!(!r.text().contains("never"));
+    assert!(apache.wait_for_log("over the limit of 8192 (header-buffer-size)", Duration::from_secs(5)), "{}", apache.error_log());
 }
