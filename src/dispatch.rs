@@ -351,6 +351,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         script_reloading: dir.script_reloading(),
         chunked_request: dir.chunked_request(),
         multithread: mpm_info().threaded,
+        proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
     };
     // Expanded here, where the request's server, port and URI are known:
     // daemon mode sends the daemon the resulting name.

@@ -297,13 +297,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGITrustedProxyHeaders",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGITrustedProxyHeaders header [header ...]",
     ),
     d(
         "WSGITrustedProxies",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGITrustedProxies address-or-cidr [address-or-cidr ...]",
     ),
     d(
@@ -456,6 +456,8 @@ mod tests {
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
                 "WSGIChunkedRequest",
+                "WSGITrustedProxyHeaders",
+                "WSGITrustedProxies",
                 "WSGISocketPrefix",
                 "WSGIVerboseDebugging"
             ]

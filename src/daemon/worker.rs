@@ -75,7 +75,7 @@ pub fn handle(
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
-    let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization);
+    let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization, &opts.proxy);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
     // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
     // server, port and URI are known: the daemon gets the name.

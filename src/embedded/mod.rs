@@ -19,6 +19,8 @@ pub struct RequestOptions {
     pub script_reloading: bool,
     pub chunked_request: bool,
     pub multithread: bool,
+    /// WSGITrustedProxies / WSGITrustedProxyHeaders of the location.
+    pub proxy: crate::wsgi::proxy::ProxyTrust,
 }
 
 /// The WSGI backend of embedded mode: Apache's own request.
@@ -71,15 +73,30 @@ impl Backend for ApacheBackend {
     }
 }
 
-/// The CGI variables of the request, as mod_cgi would give them, plus the
-/// Authorization header when it is passed on purpose.
-pub fn cgi_vars(r: &mut Request, pass_authorization: bool) -> Vec<(String, String)> {
+/// The CGI variables of the request, as mod_cgi would give them, with what
+/// a trusted proxy says applied (`wsgi::proxy`), plus the Authorization
+/// header when it is passed on purpose.
+pub fn cgi_vars(
+    r: &mut Request,
+    pass_authorization: bool,
+    proxy: &crate::wsgi::proxy::ProxyTrust,
+) -> Vec<(String, String)> {
     r.add_cgi_vars();
     let mut vars: Vec<(String, String)> = r
         .subprocess_env()
         .entries()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let outcome = crate::wsgi::proxy::apply(&mut vars, proxy);
+    if !outcome.unusable.is_empty() {
+        r.log(
+            Level::Debug,
+            &format!(
+                "trusted proxy header(s) {} ignored: value not usable",
+                outcome.unusable.join(", ")
+            ),
+        );
+    }
     if pass_authorization {
         if let Some(auth) = r.headers_in().get("Authorization") {
             vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
@@ -126,7 +143,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
-    let vars = cgi_vars(r, opts.pass_authorization);
+    let vars = cgi_vars(r, opts.pass_authorization, &opts.proxy);
     let target = AppTarget {
         script: &opts.script,
         callable_object: &opts.callable_object,

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod file_wrapper;
 pub mod input;
 pub mod module;
+pub mod proxy;
 pub mod response;
 pub mod scripts;
 pub mod serve;
