@@ -9,11 +9,44 @@ use std::io::Write;
 use std::os::unix::net::UnixStream;
 
 pub struct SocketBackend {
-    stream: Mutex<UnixStream>,
+    stream: Mutex<Conn>,
     limits: Limits,
     /// Prefix of our log lines: the group and this process.
     who: String,
 }
+
+/// The connection and the frames not yet written: the response head waits
+/// here for the first body block or the end, so that a small response
+/// costs one write, not one per frame.
+struct Conn {
+    stream: UnixStream,
+    pending: Vec<u8>,
+}
+
+impl Conn {
+    /// Writes the pending bytes and `tail`, in one system call when possible.
+    fn write_with(&mut self, tail: &[u8]) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return self.stream.write_all(tail);
+        }
+        if tail.len() <= COALESCE {
+            self.pending.extend_from_slice(tail);
+            let out = std::mem::take(&mut self.pending);
+            let r = self.stream.write_all(&out);
+            self.pending = out;
+            self.pending.clear();
+            return r;
+        }
+        let out = std::mem::take(&mut self.pending);
+        let r = self.stream.write_all(&out).and_then(|_| self.stream.write_all(tail));
+        self.pending = out;
+        self.pending.clear();
+        r
+    }
+}
+
+/// Largest body block copied behind a pending head rather than written apart.
+const COALESCE: usize = 64 * 1024;
 
 fn gone(e: impl std::fmt::Display) -> BackendError {
     BackendError::ClientGone(e.to_string())
@@ -22,7 +55,7 @@ fn gone(e: impl std::fmt::Display) -> BackendError {
 impl SocketBackend {
     pub fn new(stream: UnixStream, limits: Limits, group: &str) -> SocketBackend {
         SocketBackend {
-            stream: Mutex::new(stream),
+            stream: Mutex::new(Conn { stream, pending: Vec::new() }),
             limits,
             who: format!("daemon process '{group}' (pid {})", std::process::id()),
         }
@@ -30,9 +63,9 @@ impl SocketBackend {
 
     /// Sends one frame that ends or reports on the exchange.
     pub fn send(&self, frame: &Frame) -> std::io::Result<()> {
-        let mut s = self.stream.lock();
-        protocol::write_frame(&mut *s, frame)?;
-        s.flush()
+        let mut bytes = Vec::new();
+        protocol::encode(frame, &mut bytes).map_err(std::io::Error::other)?;
+        self.stream.lock().write_with(&bytes)
     }
 }
 
@@ -42,9 +75,11 @@ impl Backend for SocketBackend {
         if max == 0 {
             return Ok(0);
         }
-        let mut s = self.stream.lock();
-        protocol::write_frame(&mut *s, &Frame::ReadBody { max: max as u32 }).map_err(gone)?;
-        match protocol::read_frame(&mut *s, &self.limits) {
+        let mut ask = Vec::new();
+        protocol::encode(&Frame::ReadBody { max: max as u32 }, &mut ask).map_err(gone)?;
+        let mut c = self.stream.lock();
+        c.write_with(&ask).map_err(gone)?;
+        match protocol::read_frame(&mut c.stream, &self.limits) {
             Ok(Frame::Body(data)) if data.len() <= max => {
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
@@ -78,15 +113,25 @@ impl Backend for SocketBackend {
             reason,
             headers,
         };
-        let mut s = self.stream.lock();
-        protocol::write_frame(&mut *s, &frame).map_err(gone)?;
-        s.flush().map_err(gone)
+        // Held back until the first block of the body, or the end.
+        let mut c = self.stream.lock();
+        protocol::encode(&frame, &mut c.pending).map_err(gone)
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
-        let mut s = self.stream.lock();
+        let mut c = self.stream.lock();
         for chunk in data.chunks(self.limits.max_chunk.max(1)) {
-            protocol::write_response_body(&mut *s, chunk).map_err(gone)?;
+            if c.pending.is_empty() || chunk.len() > COALESCE {
+                let pending = std::mem::take(&mut c.pending);
+                if !pending.is_empty() {
+                    c.stream.write_all(&pending).map_err(gone)?;
+                }
+                protocol::write_response_body(&mut c.stream, chunk).map_err(gone)?;
+            } else {
+                let mut frame = Vec::with_capacity(chunk.len() + protocol::HEADER_LEN);
+                protocol::encode(&Frame::ResponseBody(chunk.to_vec()), &mut frame).map_err(gone)?;
+                c.write_with(&frame).map_err(gone)?;
+            }
         }
         Ok(())
     }

@@ -137,10 +137,19 @@ pub fn handle(
         );
         return status::HTTP_BAD_GATEWAY;
     }
+    // Frames are small and come in bursts (head, body, end): read them
+    // through a buffer, a syscall per burst rather than two per frame.
+    let mut reader = match stream.try_clone() {
+        Ok(s) => std::io::BufReader::with_capacity(64 * 1024, s),
+        Err(e) => {
+            r.log(Level::Error, &format!("daemon process group '{name}': cannot use the connection: {e}"));
+            return status::HTTP_BAD_GATEWAY;
+        }
+    };
     let mut head_sent = false;
     let mut body = vec![0u8; 64 * 1024];
     loop {
-        let frame = match protocol::read_frame(&mut stream, &limits) {
+        let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
             Err(e) => return relay_failure(r, name, head_sent, &e, timeout),
         };
@@ -195,8 +204,12 @@ pub fn handle(
                     return status::HTTP_BAD_GATEWAY;
                 }
                 // Flushed per block, as the daemon sends what the
-                // application yields: streamed responses stay streamed.
-                if r.write(&data).and_then(|()| r.flush()).is_err() {
+                // application yields: streamed responses stay streamed. When
+                // the next frame has already arrived there is nothing to
+                // wait for, and Apache sends everything together.
+                let more_waiting = !reader.buffer().is_empty();
+                let sent = r.write(&data).and_then(|()| if more_waiting { Ok(()) } else { r.flush() });
+                if sent.is_err() {
                     r.log(
                         Level::Info,
                         &format!(
