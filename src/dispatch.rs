@@ -72,7 +72,10 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
         for (option, why) in options_not_acted_on(&group.options) {
             lines.push((
                 Level::Warning,
-                format!("WSGIDaemonProcess {}: option {option} is accepted but not acted on yet: {why}", group.name),
+                format!(
+                    "WSGIDaemonProcess {}: option {option} is accepted but not acted on yet: {why}",
+                    group.name
+                ),
             ));
         }
     }
@@ -227,7 +230,7 @@ pub fn expand_application_group(
 }
 
 /// The application group of a request, from its configured form.
-fn resolve_application_group(r: &Request, configured: &str) -> String {
+pub fn resolve_application_group(r: &Request, configured: &str) -> String {
     let server_hostname = r.server_hostname();
     let facts = GroupFacts {
         server_hostname: &server_hostname,
@@ -255,10 +258,16 @@ fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, 
         out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
     }
     if o.response_flush_delay != defaults.response_flush_delay {
-        out.push(("response-flush-delay", "every response chunk is relayed at once"));
+        out.push((
+            "response-flush-delay",
+            "every response chunk is relayed at once",
+        ));
     }
     if o.response_buffer_size != defaults.response_buffer_size {
-        out.push(("response-buffer-size", "the worker relays each chunk as it arrives and never buffers a whole response"));
+        out.push((
+            "response-buffer-size",
+            "the worker relays each chunk as it arrives and never buffers a whole response",
+        ));
     }
     out
 }
@@ -274,7 +283,26 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
             "cannot start Python in Apache child (pid {}): {e}",
             std::process::id()
         )
-    })
+    })?;
+    // WSGIImportScript for embedded mode (process-group=%{GLOBAL}).
+    for script in main
+        .import_scripts
+        .iter()
+        .filter(|s| s.process_group == "%{GLOBAL}" || s.process_group.is_empty())
+    {
+        if let Err(e) = crate::wsgi::scripts::preload(&script.path, &script.application_group) {
+            crate::apache::log::server(
+                None,
+                Level::Error,
+                &format!(
+                    "WSGIImportScript {} (pid {}): {e}",
+                    script.path,
+                    std::process::id()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Joins a script alias target and the rest of the URI into the file name
@@ -351,6 +379,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         script_reloading: dir.script_reloading(),
         chunked_request: dir.chunked_request(),
         multithread: mpm_info().threaded,
+        enable_sendfile: dir.enable_sendfile(),
         proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
     };
     // Expanded here, where the request's server, port and URI are known:

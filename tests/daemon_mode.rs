@@ -82,6 +82,19 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Waits until requests are answered by a process other than `old`.
+fn replaced(apache: &Apache, old: u32) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        let r = apache.get("/");
+        r.status == 200
+            && r.text()
+                .split(' ')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|p| p != old)
+    })
+}
+
 fn served_pid(apache: &Apache) -> u32 {
     let r = apache.get("/");
     assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
@@ -272,10 +285,7 @@ fn request_timeout_restarts_the_daemon_and_the_client_gets_a_clear_error() {
             .error_log()
             .contains("closed the connection before sending the response headers")
     );
-    assert!(wait_until(Duration::from_secs(10), || {
-        let r = apache.get("/");
-        r.status == 200 && r.text().split(' ').next().unwrap().parse::<u32>().unwrap() != before
-    }));
+    assert!(replaced(&apache, before), "{}", apache.error_log());
 }
 
 #[test]
@@ -296,10 +306,7 @@ fn deadlock_timeout_restarts_a_process_stuck_holding_the_gil() {
         "{}",
         apache.error_log()
     );
-    assert!(wait_until(Duration::from_secs(10), || {
-        let r = apache.get("/");
-        r.status == 200 && r.text().parse::<u32>().unwrap() != before
-    }));
+    assert!(replaced(&apache, before), "{}", apache.error_log());
 }
 
 #[test]
@@ -382,7 +389,11 @@ fn user_and_display_name_as_ps_shows_them() {
         .parse()
         .unwrap();
     assert_eq!(uid_of(pid), Some(nobody));
-    let nogroup = nix::unistd::Group::from_name("nogroup").unwrap().unwrap().gid.as_raw();
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
     assert_eq!(gid_of(pid), Some(nogroup));
     assert_eq!(served_pid(&apache), pid);
 }
@@ -472,10 +483,7 @@ fn stuck_shutdown_is_ended_by_the_reaper() {
         apache.error_log()
     );
     // The replacement serves.
-    assert!(wait_until(Duration::from_secs(10), || {
-        let r = apache.get("/");
-        r.status == 200 && r.text().parse::<u32>().unwrap() != pid
-    }));
+    assert!(replaced(&apache, pid), "{}", apache.error_log());
 }
 
 #[test]
@@ -555,7 +563,10 @@ fn socket_timeout_is_a_504_naming_the_group() {
     let r = apache.get("/sleep?3");
     assert_eq!(r.status, 504, "{}", apache.error_log());
     assert!(
-        apache.wait_for_log("timed out after 1s waiting for daemon process group 'mysite'", Duration::from_secs(5)),
+        apache.wait_for_log(
+            "timed out after 1s waiting for daemon process group 'mysite'",
+            Duration::from_secs(5)
+        ),
         "{}",
         apache.error_log()
     );
@@ -571,5 +582,12 @@ fn oversized_response_headers_are_a_502_saying_so() {
     let r = apache.get("/");
     assert_eq!(r.status, 502, "{}", apache.error_log());
     assert!(!r.text().contains("never"));
-    assert!(apache.wait_for_log("over the limit of 8192 (header-buffer-size)", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log(
+            "over the limit of 8192 (header-buffer-size)",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
 }

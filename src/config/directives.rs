@@ -138,7 +138,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIImportScript",
         ServerOnly,
-        Status::NotYet("preloading scripts at process start is not built yet"),
+        Implemented,
         "WSGIImportScript path process-group=G application-group=A",
     ),
     d(
@@ -291,7 +291,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIEnableSendfile",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGIEnableSendfile On|Off",
     ),
     d(
@@ -441,6 +441,7 @@ mod tests {
                 "WSGICallableObject",
                 "WSGIRestrictProcess",
                 "WSGIRestrictEmbedded",
+                "WSGIImportScript",
                 "WSGIPythonHome",
                 "WSGIPythonPath",
                 "WSGIPythonOptimize",
@@ -456,6 +457,7 @@ mod tests {
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
                 "WSGIChunkedRequest",
+                "WSGIEnableSendfile",
                 "WSGITrustedProxyHeaders",
                 "WSGITrustedProxies",
                 "WSGISocketPrefix",

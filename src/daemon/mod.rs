@@ -24,6 +24,8 @@ pub struct GroupRuntime {
     pub listener: RawFd,
     /// Server-wide Python settings (the group's options override them).
     pub python: PythonSettings,
+    /// WSGIImportScript for this group: (script, application group).
+    pub import_scripts: Vec<(String, String)>,
 }
 
 impl GroupRuntime {

@@ -148,6 +148,20 @@ fn setup_and_serve(
         group.options.processes,
     );
     crate::python::initialize(&settings).map_err(|e| format!("cannot start Python: {e}"))?;
+    // WSGIImportScript for this group: loaded before the first request.
+    for (path, application_group) in &group.import_scripts {
+        if let Err(e) = crate::wsgi::scripts::preload(path, application_group) {
+            log::server(
+                None,
+                Level::Error,
+                &format!(
+                    "daemon process '{}' (pid {}): WSGIImportScript {path}: {e}",
+                    group.name,
+                    std::process::id()
+                ),
+            );
+        }
+    }
 
     let (stop_read, stop_write) =
         nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
@@ -578,9 +592,16 @@ fn serve_request(
         .map_or(0, |d| d.as_micros() as i64);
     let o = &shared.group.options;
     if reloading {
-        let first = *shared.script_mtimes.lock().entry(script.clone()).or_insert(mtime);
+        let first = *shared
+            .script_mtimes
+            .lock()
+            .entry(script.clone())
+            .or_insert(mtime);
         if first != mtime && !shared.stopping.load(Ordering::SeqCst) {
-            shared.request_exit(GRACEFUL, &format!("script '{script}' changed; recycling (WSGIScriptReloading)"));
+            shared.request_exit(
+                GRACEFUL,
+                &format!("script '{script}' changed; recycling (WSGIScriptReloading)"),
+            );
         }
     }
     let target = AppTarget {
@@ -620,7 +641,10 @@ fn serve_request(
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
     let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    shared.running.lock()[slot] = Some((crate::python::interp::current_thread_ident(), app_group.clone()));
+    shared.running.lock()[slot] = Some((
+        crate::python::interp::current_thread_ident(),
+        app_group.clone(),
+    ));
     let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.running.lock()[slot] = None;
     shared.script_loaded.store(true, Ordering::Relaxed);
@@ -724,13 +748,21 @@ fn monitor_thread(shared: &Shared) {
                         let target = shared.running.lock()[slot].clone();
                         if let Some((ident, group)) = target {
                             let raised = crate::python::interp::interrupt_thread(&group, ident);
-                            log::server(None, Level::Warning, &format!(
-                                "{}: a request has run {:.0}s, over request-timeout={}s; raising mod_wsgi.RequestTimeout in it ({})",
-                                shared.who(),
-                                start.elapsed().as_secs_f64(),
-                                o.request_timeout.as_secs(),
-                                match raised { Ok(true) => "raised".to_string(), Ok(false) => "thread not found".to_string(), Err(e) => e },
-                            ));
+                            log::server(
+                                None,
+                                Level::Warning,
+                                &format!(
+                                    "{}: a request has run {:.0}s, over request-timeout={}s; raising mod_wsgi.RequestTimeout in it ({})",
+                                    shared.who(),
+                                    start.elapsed().as_secs_f64(),
+                                    o.request_timeout.as_secs(),
+                                    match raised {
+                                        Ok(true) => "raised".to_string(),
+                                        Ok(false) => "thread not found".to_string(),
+                                        Err(e) => e,
+                                    },
+                                ),
+                            );
                         }
                     }
                 }

@@ -185,6 +185,12 @@ pub fn start(
             socket_path: path,
             listener,
             python: main.python.clone(),
+            import_scripts: main
+                .import_scripts
+                .iter()
+                .filter(|s| s.process_group == g.name)
+                .map(|s| (s.path.clone(), s.application_group.clone()))
+                .collect(),
         });
     }
     let daemons_ref: &'static Daemons = pconf.adopt_for_generation(Daemons {

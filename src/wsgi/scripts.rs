@@ -80,3 +80,27 @@ pub fn load<'py>(
     let _ = cache.set_item(path, (mtime, &module));
     Ok(module)
 }
+
+/// WSGIImportScript: loads `path` into the interpreter of `application_group`
+/// ("%{GLOBAL}" or "" for the main one) when a process starts, so the first
+/// request finds it loaded.
+pub fn preload(path: &str, application_group: &str) -> Result<(), String> {
+    let group = if application_group == "%{GLOBAL}" {
+        ""
+    } else {
+        application_group
+    };
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as i64);
+    crate::python::with_interpreter(group, |py| {
+        load(py, path, mtime, true)
+            .map(|_| ())
+            .map_err(|e| match e {
+                WsgiError::Script(m) | WsgiError::Application(m) => m,
+                WsgiError::ClientGone => "interrupted".to_string(),
+            })
+    })?
+}
