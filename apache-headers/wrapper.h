@@ -8,12 +8,15 @@
 #include <http_main.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <mod_auth.h>
 #include <ap_mpm.h>
 #include <ap_mmn.h>
 #include <util_script.h>
 #include <apr_strings.h>
 #include <apr_pools.h>
 #include <apr_tables.h>
+#include <apr_buckets.h>
+#include <apr_portable.h>
 #include <apr_thread_proc.h>
 #include <ap_listen.h>
 #include <unixd.h>
@@ -70,6 +73,9 @@ static const int MWRS_HTTP_BAD_GATEWAY = HTTP_BAD_GATEWAY;
 static const int MWRS_HTTP_SERVICE_UNAVAILABLE = HTTP_SERVICE_UNAVAILABLE;
 static const int MWRS_HTTP_GATEWAY_TIME_OUT = HTTP_GATEWAY_TIME_OUT;
 static const int MWRS_M_GET = M_GET;
+static const int MWRS_AP_AUTH_INTERNAL_PER_CONF = AP_AUTH_INTERNAL_PER_CONF;
+static const int MWRS_REMOTE_NAME = REMOTE_NAME;
+static const int MWRS_HTTP_UNAUTHORIZED = HTTP_UNAUTHORIZED;
 static const int MWRS_AP_REQ_REJECT_PATH_INFO = AP_REQ_REJECT_PATH_INFO;
 static const int MWRS_APR_OC_REASON_DEATH = APR_OC_REASON_DEATH;
 static const int MWRS_APR_OC_REASON_UNWRITABLE = APR_OC_REASON_UNWRITABLE;
@@ -79,3 +85,6 @@ static const int MWRS_APR_OC_REASON_LOST = APR_OC_REASON_LOST;
 static const int MWRS_APR_OC_REASON_RUNNING = APR_OC_REASON_RUNNING;
 static const int MWRS_AP_MPMQ_MPM_STATE = AP_MPMQ_MPM_STATE;
 static const int MWRS_AP_MPMQ_STOPPING = AP_MPMQ_STOPPING;
+static const int MWRS_APR_FOPEN_READ = APR_FOPEN_READ;
+static const int MWRS_APR_FOPEN_SENDFILE_ENABLED = APR_FOPEN_SENDFILE_ENABLED;
+static const int MWRS_ENABLE_MMAP_OFF = ENABLE_MMAP_OFF;

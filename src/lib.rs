@@ -15,6 +15,7 @@ pub mod python;
 pub mod wsgi;
 
 pub mod dispatch;
+pub mod hooks_auth;
 
 /// Version string used in the server banner and `mod_wsgi.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -169,3 +169,344 @@ fn trusted_proxy_directives_are_implemented() {
         "{log}"
     );
 }
+
+// ------------------------------------------------------------ access script
+
+const ACCESS_SCRIPT: &str = r#"
+def allow_access(environ, host):
+    q = environ.get("QUERY_STRING", "")
+    environ["wsgi.errors"].write("access check host=%s group=[%s] auth=%s q=%s\n" % (
+        host, environ["mod_wsgi.application_group"], environ.get("HTTP_AUTHORIZATION", "-"), q))
+    if q == "allow":
+        return host == "127.0.0.1"
+    if q == "deny":
+        return False
+    if q == "none":
+        return None
+    if q == "raise":
+        raise RuntimeError("access database unavailable")
+    if q == "int":
+        return 1
+    if q == "str":
+        return "yes"
+    return False
+"#;
+
+fn access_server() -> Apache {
+    Apache::builder()
+        .file("app/env.wsgi", ENV_APP)
+        .file("hooks/access.wsgi", ACCESS_SCRIPT)
+        .file("htdocs/static/file.txt", "static content")
+        .directives(
+            "WSGIScriptAlias /acc {dir}/app/env.wsgi\n\
+             WSGIScriptAlias /grouped {dir}/app/env.wsgi\n\
+             <Location /acc>\n\
+             WSGIAccessScript {dir}/hooks/access.wsgi\n\
+             </Location>\n\
+             <Location /grouped>\n\
+             WSGIAccessScript {dir}/hooks/access.wsgi application-group=gatekeeper\n\
+             </Location>\n\
+             <Location /static>\n\
+             WSGIAccessScript {dir}/hooks/access.wsgi\n\
+             </Location>\n",
+        )
+        .start()
+}
+
+#[test]
+fn access_script_allows_denies_and_declines() {
+    let apache = access_server();
+    let r = apache.get("/acc?allow");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert!(r.text().contains("REMOTE_ADDR=127.0.0.1"));
+    assert_eq!(apache.get("/acc?deny").status, 403);
+    // None: no opinion, the other modules decide (Require all granted here).
+    assert_eq!(apache.get("/acc?none").status, 200);
+    // Static files in the location are guarded too.
+    assert_eq!(apache.get("/static/file.txt?deny").status, 403);
+    let r = apache.get("/static/file.txt?allow");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "static content");
+    let log = apache.error_log();
+    // %{GLOBAL} by default; the host is the client's address.
+    assert!(
+        log.contains("access check host=127.0.0.1 group=[] auth=- q=allow"),
+        "{log}"
+    );
+    assert!(log.contains("allow_access() returned False"), "{log}");
+}
+
+#[test]
+fn access_script_application_group_option() {
+    let apache = access_server();
+    assert_eq!(apache.get("/grouped?allow").status, 200);
+    assert!(
+        apache.error_log().contains("group=[gatekeeper] auth=- q=allow"),
+        "{}",
+        apache.error_log()
+    );
+}
+
+#[test]
+fn access_script_errors_never_allow() {
+    let apache = access_server();
+    let r = apache.get("/acc?raise");
+    assert_eq!(r.status, 500);
+    assert!(!r.text().contains("REMOTE_ADDR"), "the app must not run");
+    let log = apache.error_log();
+    assert!(log.contains("WSGIAccessScript"), "{log}");
+    assert!(log.contains("RuntimeError: access database unavailable"), "{log}");
+    assert!(log.contains("Traceback"), "{log}");
+    for q in ["int", "str"] {
+        let r = apache.get(&format!("/acc?{q}"));
+        assert_eq!(r.status, 500, "{q}: a truthy non-bool must not allow");
+    }
+    let log = apache.error_log();
+    assert!(log.contains("returned a value of type int"), "{log}");
+    assert!(log.contains("returned the string \"yes\""), "{log}");
+}
+
+// ------------------------------------------------------- auth user / group
+
+const AUTH_SCRIPT: &str = r#"
+import hashlib
+
+def check_password(environ, user, password):
+    environ["wsgi.errors"].write("check_password user=%s group=[%s] auth=%s\n" % (
+        user, environ["mod_wsgi.application_group"], environ.get("HTTP_AUTHORIZATION", "-")))
+    if user == "spy":
+        return password == "secret"
+    if user == "agent":
+        return password == "007"
+    if user == "alias":
+        return "canonical" if password == "pw" else False
+    if user == "boom":
+        raise RuntimeError("password database down")
+    if user == "weird":
+        return 1
+    return None
+
+def get_realm_hash(environ, user, realm):
+    if user == "spy":
+        return hashlib.md5(("%s:%s:%s" % (user, realm, "secret")).encode()).hexdigest()
+    if user == "boom":
+        raise RuntimeError("digest database down")
+    return None
+
+def groups_for_user(environ, user):
+    environ["wsgi.errors"].write("groups_for_user user=%s\n" % user)
+    if user == "spy":
+        return ["secret-agents", "staff"]
+    if user == "canonical":
+        return ("staff",)
+    if user == "agent":
+        return "secret-agents"
+    return []
+"#;
+
+fn auth_modules() -> String {
+    let mut s = String::new();
+    for m in ["auth_basic", "auth_digest", "authn_core", "authz_user"] {
+        s += &format!("LoadModule {m}_module {MODULES_DIR}/mod_{m}.so\n");
+    }
+    s
+}
+
+fn basic(user: &str, password: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let data = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+fn auth_server() -> Apache {
+    let mut d = auth_modules();
+    d += "WSGIScriptAlias /basic {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /passed {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /group {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /lenient {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /strict {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /digest {dir}/app/env.wsgi\n\
+          WSGIDaemonProcess guarded threads=2\n\
+          WSGIScriptAlias /daemon {dir}/app/env.wsgi process-group=guarded\n";
+    let basic_block = "AuthType Basic\nAuthName \"Top Secret\"\nAuthBasicProvider wsgi\n\
+                       WSGIAuthUserScript {dir}/hooks/auth.wsgi\n";
+    for (loc, extra) in [
+        ("/basic", "Require valid-user\n"),
+        ("/daemon", "Require valid-user\n"),
+        ("/passed", "Require valid-user\nWSGIPassAuthorization On\n"),
+        (
+            "/group",
+            "WSGIAuthGroupScript {dir}/hooks/auth.wsgi\nRequire wsgi-group secret-agents \"other group\"\n",
+        ),
+        (
+            "/strict",
+            "WSGIAuthGroupScript {dir}/hooks/auth.wsgi\n<RequireAll>\nRequire valid-user\nRequire wsgi-group nobody-has-this\n</RequireAll>\n",
+        ),
+        (
+            "/lenient",
+            "WSGIAuthGroupScript {dir}/hooks/auth.wsgi\nWSGIGroupAuthoritative Off\n<RequireAll>\nRequire valid-user\nRequire wsgi-group nobody-has-this\n</RequireAll>\n",
+        ),
+    ] {
+        d += &format!("<Location {loc}>\n{basic_block}{extra}</Location>\n");
+    }
+    d += "<Location /digest>\nAuthType Digest\nAuthName \"Top Secret\"\nAuthDigestProvider wsgi\n\
+          WSGIAuthUserScript {dir}/hooks/auth.wsgi\nRequire valid-user\n</Location>\n";
+    Apache::builder()
+        .file("app/env.wsgi", ENV_APP)
+        .file("hooks/auth.wsgi", AUTH_SCRIPT)
+        .directives(&d)
+        .start()
+}
+
+fn get_as(apache: &Apache, path: &str, user: &str, password: &str) -> Response {
+    let auth = basic(user, password);
+    apache.request("GET", path, &[("Authorization", &auth)], b"")
+}
+
+#[test]
+fn basic_auth_provider() {
+    let apache = auth_server();
+    let r = apache.get("/basic");
+    assert_eq!(r.status, 401, "{}", apache.error_log());
+    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Top Secret\""));
+
+    let r = get_as(&apache, "/basic", "spy", "secret");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let body = r.text();
+    assert_eq!(field(&body, "REMOTE_USER"), "spy");
+    assert_eq!(field(&body, "AUTH_TYPE"), "Basic");
+    // Hidden from the application unless WSGIPassAuthorization On.
+    assert_eq!(field(&body, "HTTP_AUTHORIZATION"), "-");
+
+    assert_eq!(get_as(&apache, "/basic", "spy", "wrong").status, 401);
+    assert_eq!(get_as(&apache, "/basic", "nobody", "secret").status, 401);
+
+    // A string answer is the user name from now on.
+    let r = get_as(&apache, "/basic", "alias", "pw");
+    assert_eq!(r.status, 200);
+    assert_eq!(field(&r.text(), "REMOTE_USER"), "canonical");
+
+    let log = apache.error_log();
+    // %{GLOBAL} by default, and the script never sees the password header.
+    assert!(log.contains("check_password user=spy group=[] auth=-"), "{log}");
+
+    let r = get_as(&apache, "/passed", "spy", "secret");
+    assert_eq!(r.status, 200);
+    assert_eq!(field(&r.text(), "HTTP_AUTHORIZATION"), basic("spy", "secret"));
+}
+
+#[test]
+fn basic_auth_provider_errors_are_500() {
+    let apache = auth_server();
+    let r = get_as(&apache, "/basic", "boom", "x");
+    assert_eq!(r.status, 500);
+    assert!(!r.text().contains("REMOTE_USER"));
+    let log = apache.error_log();
+    assert!(log.contains("WSGIAuthUserScript"), "{log}");
+    assert!(log.contains("RuntimeError: password database down"), "{log}");
+    let r = get_as(&apache, "/basic", "weird", "x");
+    assert_eq!(r.status, 500, "a truthy non-bool must not authenticate");
+    assert!(apache.error_log().contains("returned a value of type int"));
+}
+
+#[test]
+fn basic_auth_provider_guards_daemon_mode() {
+    let apache = auth_server();
+    assert_eq!(apache.get("/daemon").status, 401);
+    let r = get_as(&apache, "/daemon", "spy", "secret");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let body = r.text();
+    assert_eq!(field(&body, "mod_wsgi.process_group"), "guarded");
+    assert_eq!(field(&body, "REMOTE_USER"), "spy");
+    assert_eq!(field(&body, "HTTP_AUTHORIZATION"), "-");
+    assert_eq!(get_as(&apache, "/daemon", "spy", "wrong").status, 401);
+}
+
+#[test]
+fn wsgi_group_authorization() {
+    let apache = auth_server();
+    let r = get_as(&apache, "/group", "spy", "secret");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(field(&r.text(), "REMOTE_USER"), "spy");
+    // Authenticated, but in none of the groups.
+    assert_eq!(get_as(&apache, "/group", "alias", "pw").status, 401);
+    // Authentication still comes first.
+    assert_eq!(get_as(&apache, "/group", "spy", "wrong").status, 401);
+    assert!(apache.error_log().contains("groups_for_user user=canonical"));
+    // A bare string is not a list of groups (its letters are not groups).
+    assert_eq!(get_as(&apache, "/group", "agent", "007").status, 500);
+    assert!(
+        apache.error_log().contains("returned a single str"),
+        "{}",
+        apache.error_log()
+    );
+}
+
+#[test]
+fn wsgi_group_authoritative() {
+    let apache = auth_server();
+    // Authoritative (the default): not in the group is denied outright.
+    assert_eq!(get_as(&apache, "/strict", "spy", "secret").status, 401);
+    // Off: no opinion, so the rest of <RequireAll> decides.
+    let r = get_as(&apache, "/lenient", "spy", "secret");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+}
+
+#[test]
+fn wsgi_group_needs_a_name() {
+    let t = Apache::builder()
+        .directives(&format!(
+            "{}<Location /x>\nAuthType Basic\nAuthName x\nRequire wsgi-group\n</Location>\n",
+            auth_modules()
+        ))
+        .config_test();
+    assert!(!t.ok, "{}", t.output);
+    assert!(t.output.contains("wsgi-group"), "{}", t.output);
+}
+
+#[test]
+fn digest_auth_provider() {
+    let apache = auth_server();
+    let curl = |user: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--digest", "-u", user])
+            .arg(apache.url("/digest"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(curl("spy:secret"), "200", "{}", apache.error_log());
+    assert_eq!(curl("spy:wrong"), "401");
+    assert_eq!(curl("nobody:x"), "401");
+    assert_eq!(curl("boom:x"), "500");
+    assert!(apache.error_log().contains("RuntimeError: digest database down"));
+}
+
+#[test]
+fn auth_directives_are_implemented() {
+    let apache = auth_server();
+    apache.get("/basic");
+    let log = apache.error_log();
+    for d in [
+        "WSGIAuthUserScript",
+        "WSGIAuthGroupScript",
+        "WSGIGroupAuthoritative",
+    ] {
+        assert!(
+            !log.contains(&format!("{d} is accepted but not implemented")),
+            "{log}"
+        );
+    }
+}

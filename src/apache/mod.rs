@@ -2,6 +2,7 @@
 //! `python`) is safe Rust; the wrappers here keep the raw pointers and say why
 //! each dereference is sound.
 
+pub mod auth;
 pub mod ffi;
 pub mod hooks;
 pub mod log;

@@ -337,5 +337,6 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         hooks::child_init(child_init, Order::Middle);
         hooks::translate_name(translate_name, &RUN_AFTER, &RUN_BEFORE, Order::Middle);
         hooks::handler(handler, Order::Middle);
+        super::auth::register(_p);
     })
 }

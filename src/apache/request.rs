@@ -155,6 +155,85 @@ impl Request {
         }
     }
 
+    /// Sends `len` bytes of `file` from `offset` as body bytes: a file
+    /// bucket through the output filters, so that the core output filter
+    /// sends it with sendfile (`sendfile`: WSGIEnableSendfile) or from a
+    /// memory map (unless EnableMMAP Off), or else reads it in blocks,
+    /// as it does for a static file. The request's pool takes `file`
+    /// and closes it when the request ends, which is after Apache has sent
+    /// the bytes (possibly after the handler returned: the event MPM's
+    /// write completion). The bytes must exist (`offset + len` <= the
+    /// file's size). Err: the client is gone or a filter failed.
+    pub fn send_file(
+        &mut self,
+        file: std::fs::File,
+        offset: u64,
+        len: u64,
+        sendfile: bool,
+    ) -> Result<(), ()> {
+        use std::os::fd::AsRawFd;
+        /// Largest bucket inserted at once (apr_brigade_insert_file splits
+        /// at 1 GiB itself; pieces let mmap be turned off on each bucket).
+        const PIECE: u64 = 1 << 30;
+        if len == 0 {
+            return Ok(());
+        }
+        let pool = self.pool();
+        let mmap = self.mmap_enabled();
+        let mut fd = file.as_raw_fd();
+        // From here the pool owns the descriptor: closed at its cleanup.
+        pool.adopt(file);
+        let mut flags = ffi::MWRS_APR_FOPEN_READ;
+        if sendfile {
+            flags |= ffi::MWRS_APR_FOPEN_SENDFILE_ENABLED;
+        }
+        let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
+        // SAFETY: `fd` stays open until the pool's cleanup (adopted above);
+        // the apr_file_t is allocated from that same pool and registers no
+        // cleanup of its own (apr_os_file_put sets APR_FOPEN_NOCLEANUP).
+        let rv = unsafe { ffi::apr_os_file_put(&mut apr_file, &mut fd, flags as _, pool.as_ptr()) };
+        if rv != 0 || apr_file.is_null() {
+            return Err(());
+        }
+        // SAFETY: live request and connection; the brigade and its buckets
+        // come from the request's pool and the connection's bucket
+        // allocator, and ap_pass_brigade hands them to the output filters,
+        // which consume (or set aside) them before the request ends.
+        let rv = unsafe {
+            let bb = ffi::apr_brigade_create(pool.as_ptr(), (*self.0.connection).bucket_alloc);
+            let end = offset + len;
+            let mut start = offset;
+            while start < end {
+                let piece = (end - start).min(PIECE);
+                let b = ffi::apr_brigade_insert_file(
+                    bb,
+                    apr_file,
+                    start as ffi::apr_off_t,
+                    piece as ffi::apr_off_t,
+                    pool.as_ptr(),
+                );
+                if !mmap && !b.is_null() {
+                    ffi::apr_bucket_file_enable_mmap(b, 0);
+                }
+                start += piece;
+            }
+            ffi::ap_pass_brigade(self.0.output_filters, bb)
+        };
+        if rv != 0 { Err(()) } else { Ok(()) }
+    }
+
+    /// Whether core's EnableMMAP allows memory-mapping files here (it is
+    /// On unless set Off).
+    fn mmap_enabled(&self) -> bool {
+        // SAFETY: per_dir_config is the live request's configuration
+        // vector; core's entry in it is its core_dir_config.
+        let conf = unsafe {
+            ffi::ap_get_core_module_config(self.0.per_dir_config) as *const ffi::core_dir_config
+        };
+        // SAFETY: non-null pointers point at the live core_dir_config.
+        conf.is_null() || unsafe { (*conf).enable_mmap() } != ffi::MWRS_ENABLE_MMAP_OFF as u32
+    }
+
     /// Prepares to read the request body. Returns Apache's status on error
     /// (e.g. 411 for a chunked body when not allowed, 413 over LimitRequestBody).
     pub fn setup_body(&mut self, allow_chunked: bool) -> Result<(), i32> {

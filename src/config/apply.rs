@@ -1298,14 +1298,14 @@ mod tests {
         c.ok("WSGIServerMetrics", &["On"])
             .ok("WSGIServerMetrics", &["Off"])
             .ok("WSGIPythonHome", &["/v"])
-            .ok("WSGIEnableSendfile", &["On"]);
+            .ok("WSGIIgnoreActivity", &["On"]);
         let names: Vec<_> = c
             .server
             .used_not_yet
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIServerMetrics", "WSGIEnableSendfile"]);
+        assert_eq!(names, ["WSGIServerMetrics", "WSGIIgnoreActivity"]);
         // A failed directive is not recorded.
         let _ = c.err("WSGIMapHEADToGET", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);

@@ -249,7 +249,7 @@ mod tests {
             Scope::Server,
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
-                ("WSGIEnableSendfile", &["On"]),
+                ("WSGIMapHEADToGET", &["On"]),
                 ("WSGIErrorOverride", &["On"]),
             ],
         );
@@ -258,12 +258,12 @@ mod tests {
             Scope::VirtualHost,
             &[
                 ("WSGIErrorOverride", &["Off"]),
-                ("WSGIEnableSendfile", &["Off"]),
+                ("WSGIMapHEADToGET", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGIErrorOverride", "WSGIEnableSendfile"]);
+        assert_eq!(names, ["WSGIErrorOverride", "WSGIMapHEADToGET"]);
         assert_eq!(
             used[0].1,
             "accepted; this daemon-mode feature is not built yet"

@@ -62,7 +62,6 @@ const CASE_SENSITIVITY: Status =
     Status::NotYet("script paths are always compared case-sensitively for now");
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
-const AUTH: Status = Status::NotYet("authentication and access-control hooks are not built yet");
 
 use Context::*;
 use DirectiveKind::*;
@@ -316,25 +315,25 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIAccessScript",
         DirHtaccessAuth,
-        AUTH,
+        Implemented,
         "WSGIAccessScript path [application-group=A] [process-group=G]",
     ),
     d(
         "WSGIAuthUserScript",
         DirHtaccessAuth,
-        AUTH,
+        Implemented,
         "WSGIAuthUserScript path [application-group=A] [process-group=G]",
     ),
     d(
         "WSGIAuthGroupScript",
         DirHtaccessAuth,
-        AUTH,
+        Implemented,
         "WSGIAuthGroupScript path [application-group=A] [process-group=G]",
     ),
     d(
         "WSGIGroupAuthoritative",
         DirHtaccessAuth,
-        AUTH,
+        Implemented,
         "WSGIGroupAuthoritative On|Off",
     ),
     // Daemon plumbing, metrics, misc.
@@ -460,6 +459,10 @@ mod tests {
                 "WSGIEnableSendfile",
                 "WSGITrustedProxyHeaders",
                 "WSGITrustedProxies",
+                "WSGIAccessScript",
+                "WSGIAuthUserScript",
+                "WSGIAuthGroupScript",
+                "WSGIGroupAuthoritative",
                 "WSGISocketPrefix",
                 "WSGIVerboseDebugging"
             ]

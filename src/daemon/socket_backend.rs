@@ -38,7 +38,10 @@ impl Conn {
             return r;
         }
         let out = std::mem::take(&mut self.pending);
-        let r = self.stream.write_all(&out).and_then(|_| self.stream.write_all(tail));
+        let r = self
+            .stream
+            .write_all(&out)
+            .and_then(|_| self.stream.write_all(tail));
         self.pending = out;
         self.pending.clear();
         r
@@ -55,7 +58,10 @@ fn gone(e: impl std::fmt::Display) -> BackendError {
 impl SocketBackend {
     pub fn new(stream: UnixStream, limits: Limits, group: &str) -> SocketBackend {
         SocketBackend {
-            stream: Mutex::new(Conn { stream, pending: Vec::new() }),
+            stream: Mutex::new(Conn {
+                stream,
+                pending: Vec::new(),
+            }),
             limits,
             who: format!("daemon process '{group}' (pid {})", std::process::id()),
         }

@@ -142,7 +142,10 @@ pub fn handle(
     let mut reader = match stream.try_clone() {
         Ok(s) => std::io::BufReader::with_capacity(64 * 1024, s),
         Err(e) => {
-            r.log(Level::Error, &format!("daemon process group '{name}': cannot use the connection: {e}"));
+            r.log(
+                Level::Error,
+                &format!("daemon process group '{name}': cannot use the connection: {e}"),
+            );
             return status::HTTP_BAD_GATEWAY;
         }
     };
@@ -208,7 +211,9 @@ pub fn handle(
                 // the next frame has already arrived there is nothing to
                 // wait for, and Apache sends everything together.
                 let more_waiting = !reader.buffer().is_empty();
-                let sent = r.write(&data).and_then(|()| if more_waiting { Ok(()) } else { r.flush() });
+                let sent = r
+                    .write(&data)
+                    .and_then(|()| if more_waiting { Ok(()) } else { r.flush() });
                 if sent.is_err() {
                     r.log(
                         Level::Info,

@@ -19,16 +19,23 @@ pub struct RequestOptions {
     pub script_reloading: bool,
     pub chunked_request: bool,
     pub multithread: bool,
+    /// WSGIEnableSendfile: a wsgi.file_wrapper of a regular file may go
+    /// out with sendfile.
+    pub enable_sendfile: bool,
     /// WSGITrustedProxies / WSGITrustedProxyHeaders of the location.
     pub proxy: crate::wsgi::proxy::ProxyTrust,
 }
 
 /// The WSGI backend of embedded mode: Apache's own request.
-struct ApacheBackend(SharedRequest);
+struct ApacheBackend {
+    request: SharedRequest,
+    /// WSGIEnableSendfile of the request.
+    sendfile: bool,
+}
 
 impl Backend for ApacheBackend {
     fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
-        match self.0.with(|r| r.read_body(buf)) {
+        match self.request.with(|r| r.read_body(buf)) {
             None => Err(BackendError::Finished),
             Some(Err(())) => Err(BackendError::ClientGone(
                 "client disconnected or sent a bad body".into(),
@@ -43,7 +50,7 @@ impl Backend for ApacheBackend {
         status_line: &str,
         headers: &[(String, String)],
     ) -> Result<(), BackendError> {
-        self.0
+        self.request
             .with(|r| {
                 r.set_status(status as i32, status_line);
                 let out = r.headers_out();
@@ -61,15 +68,40 @@ impl Backend for ApacheBackend {
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
         // Each block the application yields goes out at once (as with
         // mod_wsgi): a streamed response reaches the client as it is made.
-        match self.0.with(|r| r.write(data).and_then(|()| r.flush())) {
+        match self.request.with(|r| r.write(data).and_then(|()| r.flush())) {
             None => Err(BackendError::Finished),
             Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
             Some(Ok(())) => Ok(()),
         }
     }
 
+    /// A file bucket: Apache sends the file as it sends static files
+    /// (sendfile with WSGIEnableSendfile On, else mmap or block reads),
+    /// without a copy through Python or a flush, so the event MPM can
+    /// finish writing it after the handler returns.
+    fn send_file(
+        &self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<(), BackendError>> {
+        // Apache's own descriptor: the application may close its file
+        // before Apache has sent the bytes.
+        let own = file.try_clone().ok()?;
+        Some(
+            match self
+                .request
+                .with(|r| r.send_file(own, offset, len, self.sendfile))
+            {
+                None => Err(BackendError::Finished),
+                Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
+                Some(Ok(())) => Ok(()),
+            },
+        )
+    }
+
     fn log(&self, level: Level, text: &str) {
-        self.0.log(level, text);
+        self.request.log(level, text);
     }
 }
 
@@ -113,8 +145,9 @@ pub fn cgi_vars(
         ("mod_wsgi.handler_script", String::new()),
         ("mod_wsgi.listener_host", listener_host),
         ("mod_wsgi.listener_port", listener_port.to_string()),
-        // WSGIEnableSendfile / WSGIIgnoreActivity are not applied yet: their
-        // defaults.
+        // WSGIIgnoreActivity is not applied yet: its default. Embedded
+        // mode's handle() reports WSGIEnableSendfile; daemon mode streams
+        // file_wrapper content, hence "0".
         ("mod_wsgi.enable_sendfile", "0".to_string()),
         ("mod_wsgi.ignore_activity", "0".to_string()),
         ("mod_wsgi.request_start", r.request_time_us().to_string()),
@@ -143,7 +176,12 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
-    let vars = cgi_vars(r, opts.pass_authorization, &opts.proxy);
+    let mut vars = cgi_vars(r, opts.pass_authorization, &opts.proxy);
+    if opts.enable_sendfile {
+        if let Some(v) = vars.iter_mut().find(|(k, _)| k == "mod_wsgi.enable_sendfile") {
+            v.1 = "1".into();
+        }
+    }
     let target = AppTarget {
         script: &opts.script,
         callable_object: &opts.callable_object,
@@ -159,7 +197,10 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         multiprocess: true,
     };
     let scope = RequestScope::new(r);
-    let backend: Arc<dyn Backend> = Arc::new(ApacheBackend(scope.handle()));
+    let backend: Arc<dyn Backend> = Arc::new(ApacheBackend {
+        request: scope.handle(),
+        sendfile: opts.enable_sendfile,
+    });
     let outcome = serve::serve(
         backend.clone(),
         &target,

@@ -4,10 +4,17 @@
 //! file.
 //!
 //! Any object with read() works (read(blksize) until it returns nothing).
-//! For a regular file with fileno() the bytes are read from a private
-//! duplicate of its descriptor with positional reads, with the GIL released
-//! and in blocks of at least 64 KiB, starting at the file's tell().
+//! For a regular file with fileno() the bytes start at the file's tell()
+//! and come from a private duplicate of its descriptor: when the response
+//! loop sees the wrapper returned as the application's result, the backend
+//! may send the file itself ([`send_direct`]: a file bucket in embedded
+//! mode, so Apache uses sendfile or mmap as for a static file); otherwise
+//! iterating reads it with positional reads, with the GIL released and in
+//! blocks of at least 64 KiB.
 
+use super::response::send_chunk;
+use super::start_response::ResponseHead;
+use super::{Backend, BackendError, WsgiError};
 use crate::python::files::dup_file;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -33,7 +40,7 @@ enum State {
     Done,
 }
 
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", frozen)]
 pub struct FileWrapper {
     filelike: Py<PyAny>,
     blksize: usize,
@@ -48,6 +55,21 @@ impl FileWrapper {
         let offset: u64 = f.call_method0("tell").ok()?.extract().ok()?;
         let file = dup_file(fd).ok()?;
         file.metadata().ok()?.is_file().then_some((file, offset))
+    }
+
+    /// Chooses how to read at the first use: the descriptor path for a
+    /// regular file, read() calls otherwise.
+    fn choose(&self, py: Python<'_>) {
+        if matches!(*self.state.lock(), State::Fresh) {
+            let chosen = match self.open_fast(py) {
+                Some((file, offset)) => State::File {
+                    file: Arc::new(file),
+                    offset,
+                },
+                None => State::Plain,
+            };
+            *self.state.lock() = chosen;
+        }
     }
 
     fn next_plain(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
@@ -107,16 +129,7 @@ impl FileWrapper {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        if matches!(*self.state.lock(), State::Fresh) {
-            let chosen = match self.open_fast(py) {
-                Some((file, offset)) => State::File {
-                    file: Arc::new(file),
-                    offset,
-                },
-                None => State::Plain,
-            };
-            *self.state.lock() = chosen;
-        }
+        self.choose(py);
         let (file, offset) = match &*self.state.lock() {
             State::Fresh | State::Plain => (None, 0),
             State::File { file, offset } => (Some(file.clone()), *offset),
@@ -164,4 +177,58 @@ impl FileWrapper {
         }
         Ok(())
     }
+}
+
+/// Sends what is left of the regular file behind `wrapper` (the
+/// application's return value) through the backend's own file path:
+/// from the file's position when the wrapper was made, to its end, or as
+/// much as the application's Content-Length still allows. Ok(true): the
+/// body was sent (the wrapper is exhausted, its close() is still the
+/// caller's to call); Ok(false): nothing was sent but perhaps the head,
+/// iterate the wrapper as usual.
+pub fn send_direct(
+    py: Python<'_>,
+    wrapper: &Bound<'_, FileWrapper>,
+    backend: &dyn Backend,
+    head: &Mutex<ResponseHead>,
+) -> Result<bool, WsgiError> {
+    // Without start_response() the usual loop reports the error.
+    if head.lock().status.is_none() {
+        return Ok(false);
+    }
+    let this = wrapper.get();
+    this.choose(py);
+    let (file, offset) = match &*this.state.lock() {
+        State::File { file, offset } => (file.clone(), *offset),
+        _ => return Ok(false),
+    };
+    let Ok(meta) = file.metadata() else {
+        return Ok(false);
+    };
+    let mut len = meta.len().saturating_sub(offset);
+    {
+        let h = head.lock();
+        if let Some(limit) = h.content_length {
+            len = len.min(limit.saturating_sub(h.produced));
+        }
+    }
+    // The head goes first, as it would with the first block.
+    send_chunk(py, backend, head, b"")?;
+    if len > 0 {
+        match py.allow_threads(|| backend.send_file(&file, offset, len)) {
+            None => return Ok(false),
+            Some(Err(BackendError::ClientGone(_) | BackendError::Finished)) => {
+                return Err(WsgiError::ClientGone);
+            }
+            Some(Ok(())) => {}
+        }
+        head.lock().produced += len;
+    }
+    *this.state.lock() = State::Done;
+    // Leave the file object where reading it would have.
+    let _ = this
+        .filelike
+        .bind(py)
+        .call_method1("seek", (offset + len,));
+    Ok(true)
 }

@@ -1,5 +1,11 @@
 //! wsgi.input: the request body, pulled from the backend on demand with the
-//! GIL released; never held whole in memory.
+//! GIL released; never held whole in memory (unless the application asks
+//! for all of it).
+//!
+//! read(n) reads straight into the bytes object it returns, releasing the
+//! GIL once for as many backend reads as it takes; read() grows one buffer
+//! the same way. readline() and iteration keep a lookahead buffer, which
+//! the other methods use up first.
 
 use super::{Backend, BackendError};
 use parking_lot::Mutex;
@@ -8,7 +14,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
 
+/// Bytes asked of the backend per read for the lookahead buffer, and the
+/// growth step of read() with no size.
 const CHUNK: usize = 64 * 1024;
+/// read(n) up to this size gets a bytes object of n at once; beyond it the
+/// result grows as the body arrives, so read(huge) on a small body does not
+/// allocate huge.
+const DIRECT_MAX: usize = 4 << 20;
 
 #[pyclass(module = "mod_wsgi")]
 pub struct Input {
@@ -18,19 +30,96 @@ pub struct Input {
 
 #[derive(Default)]
 struct InputState {
-    /// Bytes read but not yet handed out (readline lookahead).
+    /// Bytes read but not yet handed out (readline lookahead): `buffer[pos..]`.
     buffer: Vec<u8>,
+    pos: usize,
     eof: bool,
 }
 
-/// What a reader wants from the buffer.
-enum Want {
-    /// Everything up to the end of the body.
-    All,
-    /// At most this many bytes.
-    Bytes(usize),
-    /// Up to and including the next newline, at most `limit` bytes.
-    Line(Option<usize>),
+impl InputState {
+    fn available(&self) -> &[u8] {
+        &self.buffer[self.pos..]
+    }
+
+    /// Hands out the next `n` buffered bytes.
+    fn consume(&mut self, n: usize) -> Vec<u8> {
+        let out = self.buffer[self.pos..self.pos + n].to_vec();
+        self.pos += n;
+        if self.pos == self.buffer.len() {
+            self.buffer.clear();
+            self.pos = 0;
+        }
+        out
+    }
+
+    /// Hands out up to `n` buffered bytes (all of them with None).
+    fn consume_up_to(&mut self, n: Option<usize>) -> Vec<u8> {
+        let avail = self.available().len();
+        self.consume(n.map_or(avail, |n| n.min(avail)))
+    }
+}
+
+/// What a line reader wants from the buffer.
+struct Line(Option<usize>);
+
+fn to_py_err(e: BackendError) -> PyErr {
+    match e {
+        BackendError::Finished => {
+            PyOSError::new_err("request has finished; wsgi.input is closed")
+        }
+        BackendError::ClientGone(why) => {
+            PyOSError::new_err(format!("error reading request body: {why}"))
+        }
+    }
+}
+
+/// Fills `buf[filled..]` from the backend until it is full or the body
+/// ends. Returns how much of `buf` holds data and whether the body ended.
+/// Called without the GIL.
+fn fill(
+    backend: &dyn Backend,
+    buf: &mut [u8],
+    mut filled: usize,
+) -> Result<(usize, bool), BackendError> {
+    while filled < buf.len() {
+        match backend.read_body(&mut buf[filled..])? {
+            0 => return Ok((filled, true)),
+            n => filled += n,
+        }
+    }
+    Ok((filled, false))
+}
+
+/// Appends to `data` until it holds `limit` bytes (None: no limit) or the
+/// body ends; growing it as needed. Returns whether the body ended.
+/// Called without the GIL.
+fn fill_growing(
+    backend: &dyn Backend,
+    data: &mut Vec<u8>,
+    limit: Option<usize>,
+) -> Result<bool, BackendError> {
+    loop {
+        let want = limit.map_or(usize::MAX, |l| l - data.len());
+        if want == 0 {
+            return Ok(false);
+        }
+        let start = data.len();
+        // Grow by at least CHUNK and by doubling, up to what is wanted.
+        let step = CHUNK.max(data.len()).min(want);
+        data.resize(start + step, 0);
+        let result = fill(backend, &mut data[start..], 0);
+        let (got, eof) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                data.truncate(start);
+                return Err(e);
+            }
+        };
+        data.truncate(start + got);
+        if eof {
+            return Ok(true);
+        }
+    }
 }
 
 impl Input {
@@ -41,63 +130,112 @@ impl Input {
         }
     }
 
-    /// Reads one chunk from the backend. The state lock is not held here:
-    /// holding a Rust lock while the GIL is released could deadlock against
-    /// another Python thread reading the same input.
-    fn pull(&self, py: Python<'_>) -> PyResult<Option<Vec<u8>>> {
-        let backend = &self.backend;
-        let mut chunk = vec![0u8; CHUNK];
-        match py.allow_threads(|| backend.read_body(&mut chunk)) {
-            Err(BackendError::Finished) => Err(PyOSError::new_err(
-                "request has finished; wsgi.input is closed",
-            )),
-            Err(BackendError::ClientGone(why)) => Err(PyOSError::new_err(format!(
-                "error reading request body: {why}"
-            ))),
-            Ok(0) => Ok(None),
-            Ok(n) => {
-                chunk.truncate(n);
-                Ok(Some(chunk))
+    /// read(n) / read(): the buffered bytes first, then straight from the
+    /// backend with the GIL released once.
+    fn read_some<'py>(&self, py: Python<'py>, size: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+        // The state lock is never held while the GIL is released (another
+        // Python thread reading the same input could deadlock against it),
+        // nor while Python objects are made (a finalizer run by the
+        // allocator could read wsgi.input).
+        let (prefix, eof) = {
+            let mut state = self.state.lock();
+            let ready = match size {
+                Some(n) => state.available().len() >= n,
+                None => false,
+            };
+            if ready || state.eof {
+                (state.consume_up_to(size), true)
+            } else {
+                (state.consume_up_to(None), false)
+            }
+        };
+        if eof {
+            return Ok(PyBytes::new(py, &prefix));
+        }
+        let backend = &*self.backend;
+        match size {
+            Some(n) if n <= DIRECT_MAX => {
+                let mut outcome = (0, false);
+                let bytes = PyBytes::new_with(py, n, |buf| {
+                    buf[..prefix.len()].copy_from_slice(&prefix);
+                    // The bytes object is not reachable from Python yet:
+                    // nothing else touches `buf` while the GIL is released.
+                    outcome = py
+                        .allow_threads(|| fill(backend, buf, prefix.len()))
+                        .map_err(to_py_err)?;
+                    Ok(())
+                })?;
+                let (got, ended) = outcome;
+                if ended {
+                    self.state.lock().eof = true;
+                }
+                if got == n {
+                    Ok(bytes)
+                } else {
+                    Ok(PyBytes::new(py, &bytes.as_bytes()[..got]))
+                }
+            }
+            limit => {
+                let mut data = prefix;
+                let ended = py
+                    .allow_threads(|| fill_growing(backend, &mut data, limit))
+                    .map_err(to_py_err)?;
+                if ended {
+                    self.state.lock().eof = true;
+                }
+                Ok(PyBytes::new(py, &data))
             }
         }
     }
 
-    /// Takes what `want` asks for from the buffer, pulling more as needed.
-    fn take(&self, py: Python<'_>, want: Want) -> PyResult<Vec<u8>> {
+    /// Reads once from the backend into the lookahead buffer.
+    fn pull(&self, py: Python<'_>) -> PyResult<()> {
+        let backend = &*self.backend;
+        let mut chunk = vec![0u8; CHUNK];
+        let n = py
+            .allow_threads(|| backend.read_body(&mut chunk))
+            .map_err(to_py_err)?;
+        let mut state = self.state.lock();
+        if n == 0 {
+            state.eof = true;
+        } else {
+            if state.pos > 0 {
+                let pos = state.pos;
+                state.buffer.drain(..pos);
+                state.pos = 0;
+            }
+            state.buffer.extend_from_slice(&chunk[..n]);
+        }
+        Ok(())
+    }
+
+    /// The next line (up to and including its newline), at most `limit`
+    /// bytes; empty at the end of the body.
+    fn line(&self, py: Python<'_>, Line(limit): Line) -> PyResult<Vec<u8>> {
         let mut scanned = 0;
         loop {
             {
                 let mut state = self.state.lock();
-                let ready = match want {
-                    Want::All => None,
-                    Want::Bytes(n) => (state.buffer.len() >= n).then_some(n),
-                    Want::Line(limit) => {
-                        let newline = state.buffer[scanned.min(state.buffer.len())..]
-                            .iter()
-                            .position(|&b| b == b'\n')
-                            .map(|p| scanned + p + 1);
-                        scanned = state.buffer.len();
-                        match (newline, limit) {
-                            (Some(end), Some(l)) => Some(end.min(l)),
-                            (Some(end), None) => Some(end),
-                            (None, Some(l)) if state.buffer.len() >= l => Some(l),
-                            _ => None,
-                        }
-                    }
+                let avail = state.available();
+                let newline = avail[scanned.min(avail.len())..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map(|p| scanned + p + 1);
+                scanned = avail.len();
+                let ready = match (newline, limit) {
+                    (Some(end), Some(l)) => Some(end.min(l)),
+                    (Some(end), None) => Some(end),
+                    (None, Some(l)) if avail.len() >= l => Some(l),
+                    _ => None,
                 };
                 if let Some(n) = ready {
-                    return Ok(state.buffer.drain(..n).collect());
+                    return Ok(state.consume(n));
                 }
                 if state.eof {
-                    return Ok(std::mem::take(&mut state.buffer));
+                    return Ok(state.consume_up_to(None));
                 }
             }
-            let more = self.pull(py)?;
-            let mut state = self.state.lock();
-            match more {
-                Some(bytes) => state.buffer.extend_from_slice(&bytes),
-                None => state.eof = true,
-            }
+            self.pull(py)?;
         }
     }
 }
@@ -110,16 +248,15 @@ fn non_negative(v: Option<isize>) -> Option<usize> {
 impl Input {
     #[pyo3(signature = (size = -1))]
     fn read<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        let want = non_negative(size).map_or(Want::All, Want::Bytes);
-        Ok(PyBytes::new(py, &self.take(py, want)?))
+        match non_negative(size) {
+            Some(0) => Ok(PyBytes::new(py, b"")),
+            size => self.read_some(py, size),
+        }
     }
 
     #[pyo3(signature = (size = -1))]
     fn readline<'py>(&self, py: Python<'py>, size: Option<isize>) -> PyResult<Bound<'py, PyBytes>> {
-        Ok(PyBytes::new(
-            py,
-            &self.take(py, Want::Line(non_negative(size)))?,
-        ))
+        Ok(PyBytes::new(py, &self.line(py, Line(non_negative(size)))?))
     }
 
     #[pyo3(signature = (hint = -1))]
@@ -132,7 +269,7 @@ impl Input {
         let mut lines = Vec::new();
         let mut total = 0;
         loop {
-            let line = self.take(py, Want::Line(None))?;
+            let line = self.line(py, Line(None))?;
             if line.is_empty() {
                 break;
             }
@@ -150,7 +287,7 @@ impl Input {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let line = self.take(py, Want::Line(None))?;
+        let line = self.line(py, Line(None))?;
         Ok((!line.is_empty()).then(|| PyBytes::new(py, &line)))
     }
 }

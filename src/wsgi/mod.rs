@@ -60,6 +60,19 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError>;
     /// Sends body bytes (after send_head).
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError>;
+    /// Sends `len` bytes of the regular file `file` from `offset` as body
+    /// bytes (after send_head; the bytes exist), letting the server send
+    /// them itself (sendfile, mmap) instead of through Python. None: this
+    /// backend has no such path and did nothing; the caller streams the
+    /// file as ordinary body bytes.
+    fn send_file(
+        &self,
+        _file: &std::fs::File,
+        _offset: u64,
+        _len: u64,
+    ) -> Option<Result<(), BackendError>> {
+        None
+    }
     /// One line for the error log, tagged with the request when possible.
     fn log(&self, level: Level, text: &str);
 }

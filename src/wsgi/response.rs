@@ -74,6 +74,13 @@ pub fn run(
     let app_error = |e: PyErr| WsgiError::Application(format_exception(py, &e));
     let result = application.call1((environ, start)).map_err(app_error)?;
     let outcome = (|| -> Result<(), WsgiError> {
+        // A wsgi.file_wrapper of a regular file: the backend may send the
+        // file itself (embedded mode: sendfile / mmap, as static files).
+        if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>() {
+            if super::file_wrapper::send_direct(py, wrapper, backend, &head)? {
+                return Ok(());
+            }
+        }
         for item in result.try_iter().map_err(app_error)? {
             let item = item.map_err(app_error)?;
             let bytes = item.downcast::<PyBytes>().map_err(|_| {
