@@ -24,19 +24,29 @@ fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(cache)
 }
 
-/// The module name mod_wsgi gives a script: stable per path, never clashing
-/// with a real package.
-fn module_name(py: Python<'_>, path: &str) -> PyResult<String> {
-    let digest = py
-        .import("hashlib")?
-        .call_method1("md5", (path.as_bytes(),))?
-        .call_method0("hexdigest")?;
-    Ok(format!("_mod_wsgi_{}", digest.extract::<String>()?))
+/// The module name mod_wsgi gives a script: `_mod_wsgi_` and the MD5 of
+/// its path, stable per path and never clashing with a real package.
+/// Computed in Rust: importing Python's hashlib would map OpenSSL's
+/// libcrypto into every process (about 4 MiB of RSS).
+fn module_name(path: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(path.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("_mod_wsgi_{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn module_name_is_md5_of_the_path_as_mod_wsgi_does() {
+        // md5("/srv/app.wsgi"), checked with Python's hashlib.
+        assert_eq!(super::module_name("/srv/app.wsgi"), format!("_mod_wsgi_{}", "295f8766fc4bd953ab4cd252da58a6a3"));
+    }
 }
 
 fn exec_script<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
     let source = std::fs::read(path)?;
-    let name = module_name(py, path)?;
+    let name = module_name(path);
     let module = PyModule::new(py, &name)?;
     module.setattr("__file__", path)?;
     let builtins = py.import("builtins")?;
