@@ -241,7 +241,9 @@ fn access_script_application_group_option() {
     let apache = access_server();
     assert_eq!(apache.get("/grouped?allow").status, 200);
     assert!(
-        apache.error_log().contains("group=[gatekeeper] auth=- q=allow"),
+        apache
+            .error_log()
+            .contains("group=[gatekeeper] auth=- q=allow"),
         "{}",
         apache.error_log()
     );
@@ -255,7 +257,10 @@ fn access_script_errors_never_allow() {
     assert!(!r.text().contains("REMOTE_ADDR"), "the app must not run");
     let log = apache.error_log();
     assert!(log.contains("WSGIAccessScript"), "{log}");
-    assert!(log.contains("RuntimeError: access database unavailable"), "{log}");
+    assert!(
+        log.contains("RuntimeError: access database unavailable"),
+        "{log}"
+    );
     assert!(log.contains("Traceback"), "{log}");
     for q in ["int", "str"] {
         let r = apache.get(&format!("/acc?{q}"));
@@ -317,7 +322,11 @@ fn basic(user: &str, password: &str) -> String {
     let data = format!("{user}:{password}").into_bytes();
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -380,7 +389,10 @@ fn basic_auth_provider() {
     let apache = auth_server();
     let r = apache.get("/basic");
     assert_eq!(r.status, 401, "{}", apache.error_log());
-    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"Top Secret\""));
+    assert_eq!(
+        r.header("WWW-Authenticate"),
+        Some("Basic realm=\"Top Secret\"")
+    );
 
     let r = get_as(&apache, "/basic", "spy", "secret");
     assert_eq!(r.status, 200, "{}", apache.error_log());
@@ -400,11 +412,17 @@ fn basic_auth_provider() {
 
     let log = apache.error_log();
     // %{GLOBAL} by default, and the script never sees the password header.
-    assert!(log.contains("check_password user=spy group=[] auth=-"), "{log}");
+    assert!(
+        log.contains("check_password user=spy group=[] auth=-"),
+        "{log}"
+    );
 
     let r = get_as(&apache, "/passed", "spy", "secret");
     assert_eq!(r.status, 200);
-    assert_eq!(field(&r.text(), "HTTP_AUTHORIZATION"), basic("spy", "secret"));
+    assert_eq!(
+        field(&r.text(), "HTTP_AUTHORIZATION"),
+        basic("spy", "secret")
+    );
 }
 
 #[test]
@@ -415,7 +433,10 @@ fn basic_auth_provider_errors_are_500() {
     assert!(!r.text().contains("REMOTE_USER"));
     let log = apache.error_log();
     assert!(log.contains("WSGIAuthUserScript"), "{log}");
-    assert!(log.contains("RuntimeError: password database down"), "{log}");
+    assert!(
+        log.contains("RuntimeError: password database down"),
+        "{log}"
+    );
     let r = get_as(&apache, "/basic", "weird", "x");
     assert_eq!(r.status, 500, "a truthy non-bool must not authenticate");
     assert!(apache.error_log().contains("returned a value of type int"));
@@ -444,7 +465,11 @@ fn wsgi_group_authorization() {
     assert_eq!(get_as(&apache, "/group", "alias", "pw").status, 401);
     // Authentication still comes first.
     assert_eq!(get_as(&apache, "/group", "spy", "wrong").status, 401);
-    assert!(apache.error_log().contains("groups_for_user user=canonical"));
+    assert!(
+        apache
+            .error_log()
+            .contains("groups_for_user user=canonical")
+    );
     // A bare string is not a list of groups (its letters are not groups).
     assert_eq!(get_as(&apache, "/group", "agent", "007").status, 500);
     assert!(
@@ -481,7 +506,16 @@ fn digest_auth_provider() {
     let apache = auth_server();
     let curl = |user: &str| {
         let out = std::process::Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--digest", "-u", user])
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--digest",
+                "-u",
+                user,
+            ])
             .arg(apache.url("/digest"))
             .output()
             .expect("curl");
@@ -491,7 +525,11 @@ fn digest_auth_provider() {
     assert_eq!(curl("spy:wrong"), "401");
     assert_eq!(curl("nobody:x"), "401");
     assert_eq!(curl("boom:x"), "500");
-    assert!(apache.error_log().contains("RuntimeError: digest database down"));
+    assert!(
+        apache
+            .error_log()
+            .contains("RuntimeError: digest database down")
+    );
 }
 
 #[test]
