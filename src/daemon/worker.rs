@@ -140,7 +140,8 @@ pub fn handle(
     // Frames are small and come in bursts (head, body, end): read them
     // through a buffer, a syscall per burst rather than two per frame.
     let mut reader = match stream.try_clone() {
-        Ok(s) => std::io::BufReader::with_capacity(64 * 1024, s),
+        // Small: a large frame's payload is read past the buffer anyway.
+        Ok(s) => std::io::BufReader::with_capacity(8 * 1024, s),
         Err(e) => {
             r.log(
                 Level::Error,
@@ -150,7 +151,9 @@ pub fn handle(
         }
     };
     let mut head_sent = false;
-    let mut body = vec![0u8; 64 * 1024];
+    // Allocated on the first ReadBody only: most requests have no body, and
+    // with hundreds of Apache threads per child the memory adds up.
+    let mut body: Vec<u8> = Vec::new();
     loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
@@ -158,6 +161,9 @@ pub fn handle(
         };
         match frame {
             Frame::ReadBody { max } => {
+                if body.is_empty() {
+                    body = vec![0u8; 64 * 1024];
+                }
                 let n = (max as usize).min(body.len());
                 let reply = match r.read_body(&mut body[..n]) {
                     Ok(0) => Frame::BodyEnd,
