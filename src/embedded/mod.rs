@@ -68,7 +68,10 @@ impl Backend for ApacheBackend {
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
         // Each block the application yields goes out at once (as with
         // mod_wsgi): a streamed response reaches the client as it is made.
-        match self.request.with(|r| r.write(data).and_then(|()| r.flush())) {
+        match self
+            .request
+            .with(|r| r.write(data).and_then(|()| r.flush()))
+        {
             None => Err(BackendError::Finished),
             Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
             Some(Ok(())) => Ok(()),
@@ -178,7 +181,10 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     }
     let mut vars = cgi_vars(r, opts.pass_authorization, &opts.proxy);
     if opts.enable_sendfile {
-        if let Some(v) = vars.iter_mut().find(|(k, _)| k == "mod_wsgi.enable_sendfile") {
+        if let Some(v) = vars
+            .iter_mut()
+            .find(|(k, _)| k == "mod_wsgi.enable_sendfile")
+        {
             v.1 = "1".into();
         }
     }

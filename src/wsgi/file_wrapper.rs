@@ -226,9 +226,6 @@ pub fn send_direct(
     }
     *this.state.lock() = State::Done;
     // Leave the file object where reading it would have.
-    let _ = this
-        .filelike
-        .bind(py)
-        .call_method1("seek", (offset + len,));
+    let _ = this.filelike.bind(py).call_method1("seek", (offset + len,));
     Ok(true)
 }

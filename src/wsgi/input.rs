@@ -64,9 +64,7 @@ struct Line(Option<usize>);
 
 fn to_py_err(e: BackendError) -> PyErr {
     match e {
-        BackendError::Finished => {
-            PyOSError::new_err("request has finished; wsgi.input is closed")
-        }
+        BackendError::Finished => PyOSError::new_err("request has finished; wsgi.input is closed"),
         BackendError::ClientGone(why) => {
             PyOSError::new_err(format!("error reading request body: {why}"))
         }
@@ -132,7 +130,11 @@ impl Input {
 
     /// read(n) / read(): the buffered bytes first, then straight from the
     /// backend with the GIL released once.
-    fn read_some<'py>(&self, py: Python<'py>, size: Option<usize>) -> PyResult<Bound<'py, PyBytes>> {
+    fn read_some<'py>(
+        &self,
+        py: Python<'py>,
+        size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         // The state lock is never held while the GIL is released (another
         // Python thread reading the same input could deadlock against it),
         // nor while Python objects are made (a finalizer run by the
