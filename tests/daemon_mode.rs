@@ -280,11 +280,11 @@ fn request_timeout_restarts_the_daemon_and_the_client_gets_a_clear_error() {
         "{}",
         apache.error_log()
     );
-    assert!(
-        apache
-            .error_log()
-            .contains("closed the connection before sending the response headers")
+    // The worker's line names the group, the daemon's pid and the cause.
+    let expected = format!(
+        "daemon process group 'mysite' (pid {before}) closed the connection before sending the response headers"
     );
+    assert!(apache.error_log().contains(&expected), "{}", apache.error_log());
     assert!(replaced(&apache, before), "{}", apache.error_log());
 }
 

@@ -85,12 +85,12 @@ impl Shared {
     /// Asks the caretaker to stop the process, saying why.
     fn request_exit(&self, how: u8, why: &str) {
         log::server(None, Level::Info, &format!("{}: {why}", self.who()));
-        let _ = nix::unistd::write(unsafe_borrow(self.wake_write), &[how]);
+        let _ = nix::unistd::write(process_fd(self.wake_write), &[how]);
     }
 }
 
 /// Borrows a raw fd this process owns for the whole run.
-fn unsafe_borrow(fd: RawFd) -> BorrowedFd<'static> {
+fn process_fd(fd: RawFd) -> BorrowedFd<'static> {
     crate::apache::process::borrow_fd(fd)
 }
 
@@ -413,7 +413,7 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
 /// A request thread: accept, serve every request on the connection, repeat
 /// until the process stops taking connections.
 fn request_thread(shared: &Shared, slot: usize) {
-    let listener = unsafe_borrow(shared.group.listener);
+    let listener = process_fd(shared.group.listener);
     // accept4 below runs under the `active` lock: several threads (and
     // processes) wake for one connection, and the ones that lose the race
     // must get EAGAIN, not sleep in accept4 holding the lock (that
@@ -521,6 +521,11 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
                 FailureKind::ProtocolError,
                 format!("protocol version {version} from the worker, daemon speaks {PROTOCOL_VERSION}: restart Apache fully"),
             ));
+            return;
+        }
+        // Said at once (not held back with the head): if this process dies
+        // on the request, the worker can still name it.
+        if backend.send(&Frame::Accepted { pid: shared.pid }).is_err() {
             return;
         }
         shared.active.lock()[slot] = Some(Instant::now());

@@ -150,6 +150,9 @@ pub fn handle(
             return status::HTTP_BAD_GATEWAY;
         }
     };
+    // Who serves this request, for every log line: the group, and the
+    // daemon's pid once it has said it took the request.
+    let mut who = format!("daemon process group '{name}'");
     let mut head_sent = false;
     // Allocated on the first ReadBody only: most requests have no body, and
     // with hundreds of Apache threads per child the memory adds up.
@@ -157,7 +160,7 @@ pub fn handle(
     loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
-            Err(e) => return relay_failure(r, name, head_sent, &e, timeout),
+            Err(e) => return relay_failure(r, &who, head_sent, &e, timeout),
         };
         match frame {
             Frame::ReadBody { max } => {
@@ -176,13 +179,16 @@ pub fn handle(
                     .and_then(|_| stream.flush())
                     .is_err()
                 {
-                    r.log(Level::Error, &format!("daemon process group '{name}' closed the connection while reading the request body"));
+                    r.log(Level::Error, &format!("{who} closed the connection while reading the request body"));
                     return if head_sent {
                         status::DONE
                     } else {
                         status::HTTP_BAD_GATEWAY
                     };
                 }
+            }
+            Frame::Accepted { pid } => {
+                who = format!("daemon process group '{name}' (pid {pid})");
             }
             Frame::ResponseHead {
                 status: code,
@@ -209,7 +215,7 @@ pub fn handle(
             }
             Frame::ResponseBody(data) => {
                 if !head_sent {
-                    r.log(Level::Error, &format!("daemon process group '{name}' sent body bytes before the response headers"));
+                    r.log(Level::Error, &format!("{who} sent body bytes before the response headers"));
                     return status::HTTP_BAD_GATEWAY;
                 }
                 // Flushed per block, as the daemon sends what the
@@ -224,7 +230,7 @@ pub fn handle(
                     r.log(
                         Level::Info,
                         &format!(
-                            "client went away while daemon process group '{name}' was responding"
+                            "client went away while {who} was responding"
                         ),
                     );
                     return status::OK;
@@ -246,7 +252,7 @@ pub fn handle(
                 r.log(
                     level,
                     &format!(
-                        "daemon process group '{name}' failed the request ({}): {message}",
+                        "{who} failed the request ({}): {message}",
                         kind.name()
                     ),
                 );
@@ -260,7 +266,7 @@ pub fn handle(
                 r.log(
                     Level::Error,
                     &format!(
-                        "daemon process group '{name}' sent {} out of turn",
+                        "{who} sent {} out of turn",
                         other.name()
                     ),
                 );
@@ -277,7 +283,7 @@ pub fn handle(
 /// One clear line for a connection that broke, and the status to answer.
 fn relay_failure(
     r: &mut Request,
-    name: &str,
+    who: &str,
     head_sent: bool,
     e: &ProtocolError,
     timeout: Duration,
@@ -290,7 +296,7 @@ fn relay_failure(
     let (message, code) = match e {
         ProtocolError::Closed | ProtocolError::UnexpectedEof => (
             format!(
-                "daemon process group '{name}' closed the connection {when}: the daemon process died or was restarted"
+                "{who} closed the connection {when}: the daemon process died or was restarted"
             ),
             status::HTTP_BAD_GATEWAY,
         ),
@@ -299,7 +305,7 @@ fn relay_failure(
         {
             (
                 format!(
-                    "timed out after {:.0}s waiting for daemon process group '{name}' {when} (socket-timeout)",
+                    "timed out after {:.0}s waiting for {who} {when} (socket-timeout)",
                     timeout.as_secs_f64()
                 ),
                 status::HTTP_GATEWAY_TIME_OUT,
@@ -307,12 +313,12 @@ fn relay_failure(
         }
         ProtocolError::TooLarge { what, size, limit } => (
             format!(
-                "daemon process group '{name}' sent {what} of {size} bytes, over the limit of {limit} (header-buffer-size)"
+                "{who} sent {what} of {size} bytes, over the limit of {limit} (header-buffer-size)"
             ),
             status::HTTP_BAD_GATEWAY,
         ),
         other => (
-            format!("bad response from daemon process group '{name}' {when}: {other}"),
+            format!("bad response from {who} {when}: {other}"),
             status::HTTP_BAD_GATEWAY,
         ),
     };

@@ -51,6 +51,13 @@ pub(crate) fn check_length(ty: u8, len: usize, limits: &Limits) -> Result<(), Pr
                 Err(ProtocolError::Malformed("ReadBody payload must be 4 bytes"))
             };
         }
+        code::ACCEPTED => {
+            return if len == 4 {
+                Ok(())
+            } else {
+                Err(ProtocolError::Malformed("Accepted payload must be 4 bytes"))
+            };
+        }
         other => return Err(ProtocolError::UnknownFrame(other)),
     };
     if len > limit {
@@ -92,7 +99,7 @@ pub(crate) fn payload_len(frame: &Frame) -> usize {
         Frame::Body(data) | Frame::ResponseBody(data) => data.len(),
         Frame::BodyEnd | Frame::ResponseEnd => 0,
         Frame::BodyError(message) => message.len(),
-        Frame::ReadBody { .. } => 4,
+        Frame::ReadBody { .. } | Frame::Accepted { .. } => 4,
         Frame::ResponseHead {
             reason, headers, ..
         } => pairs_len(headers)
@@ -208,6 +215,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         Frame::BodyEnd | Frame::ResponseEnd => {}
         Frame::BodyError(message) => out.extend_from_slice(message.as_bytes()),
         Frame::ReadBody { max } => out.extend_from_slice(&max.to_be_bytes()),
+        Frame::Accepted { pid } => out.extend_from_slice(&pid.to_be_bytes()),
         Frame::ResponseHead {
             status,
             reason,
@@ -379,6 +387,13 @@ pub(crate) fn decode_payload(
         }
         code::RESPONSE_BODY => Ok(Frame::ResponseBody(payload)),
         code::RESPONSE_END => Ok(Frame::ResponseEnd),
+        code::ACCEPTED => {
+            let bytes: [u8; 4] = payload
+                .as_slice()
+                .try_into()
+                .map_err(|_| ProtocolError::Malformed("Accepted payload must be 4 bytes"))?;
+            Ok(Frame::Accepted { pid: u32::from_be_bytes(bytes) })
+        }
         code::FAILURE => {
             let Some((&kind, message)) = payload.split_first() else {
                 return Err(ProtocolError::Malformed("Failure payload truncated"));

@@ -17,6 +17,7 @@ pub(crate) mod code {
     pub const RESPONSE_BODY: u8 = 0x83;
     pub const RESPONSE_END: u8 = 0x84;
     pub const FAILURE: u8 = 0x85;
+    pub const ACCEPTED: u8 = 0x86;
 }
 
 /// Which way a frame travels.
@@ -67,6 +68,13 @@ pub enum Frame {
     ResponseBody(Vec<u8>),
     /// Daemon -> worker: the exchange is over; the connection may be reused.
     ResponseEnd,
+    /// Daemon -> worker, right after the daemon read a `Request`: which
+    /// process took it, so the worker's log line can name the daemon pid
+    /// even when that process dies before answering. (Version 2.)
+    Accepted {
+        /// Process id of the daemon process serving the exchange.
+        pid: u32,
+    },
     /// Daemon -> worker: the request failed in the daemon. Ends the exchange.
     /// Before `ResponseHead` the worker answers [`FailureKind::http_status`];
     /// after it, the worker aborts the client connection.
@@ -134,6 +142,7 @@ impl Frame {
             Frame::ResponseBody(_) => code::RESPONSE_BODY,
             Frame::ResponseEnd => code::RESPONSE_END,
             Frame::Failure { .. } => code::FAILURE,
+            Frame::Accepted { .. } => code::ACCEPTED,
         }
     }
 
@@ -176,6 +185,7 @@ pub(crate) fn name_of(type_code: u8) -> Option<&'static str> {
         code::RESPONSE_BODY => "ResponseBody",
         code::RESPONSE_END => "ResponseEnd",
         code::FAILURE => "Failure",
+        code::ACCEPTED => "Accepted",
         _ => return None,
     })
 }

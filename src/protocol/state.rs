@@ -147,6 +147,12 @@ impl Conversation {
                 State::Idle
             }
             Frame::Failure { .. } => State::Idle,
+            Frame::Accepted { .. } => {
+                if head_sent {
+                    return Err(unexpected(frame, "Accepted comes before ResponseHead"));
+                }
+                next(None, body_done, head_sent)
+            }
         };
         Ok(())
     }

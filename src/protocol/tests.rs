@@ -111,6 +111,7 @@ fn golden_bytes_match_the_documentation() {
     );
     assert_eq!(encoded(&Frame::BodyEnd), [0x03, 0, 0, 0, 0]);
     assert_eq!(encoded(&Frame::ResponseEnd), [0x84, 0, 0, 0, 0]);
+    assert_eq!(encoded(&Frame::Accepted { pid: 258 }), [0x86, 0, 0, 0, 4, 0, 0, 1, 2]);
     assert_eq!(
         encoded(&Frame::Body(b"hi".to_vec())),
         [0x02, 0, 0, 0, 2, b'h', b'i']
@@ -119,7 +120,7 @@ fn golden_bytes_match_the_documentation() {
         encoded(&Frame::request(pairs(&[("A", "bc")]))),
         [
             0x01, 0, 0, 0, 17, // header
-            0, 1, // version
+            0, 2, // version
             0, 0, 0, 1, // one pair
             0, 0, 0, 1, b'A', // key
             0, 0, 0, 2, b'b', b'c', // value
@@ -634,13 +635,13 @@ fn malformed_payloads_are_refused() {
         (raw(0x03, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
         (raw(0x84, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
         (raw(0x01, &[0]), "Request payload truncated"),
-        (raw(0x01, &[0, 1, 0, 0, 0]), "Request payload truncated"),
+        (raw(0x01, &[0, 2, 0, 0, 0]), "Request payload truncated"),
         (
-            raw(0x01, &[0, 1, 0, 0, 0, 0, 9]),
+            raw(0x01, &[0, 2, 0, 0, 0, 0, 9]),
             "trailing bytes after payload",
         ),
         (
-            raw(0x01, &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            raw(0x01, &[0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
             "empty environ key",
         ),
         (
@@ -1087,6 +1088,7 @@ fn documented_example() -> Vec<u8> {
 fn the_documented_example_is_what_the_code_sends_and_accepts() {
     let exchange = vec![
         Frame::request(pairs(&[("REQUEST_METHOD", "POST")])),
+        Frame::Accepted { pid: 4242 },
         Frame::ReadBody { max: 4 },
         Frame::Body(b"abcd".to_vec()),
         Frame::ReadBody { max: 4 },
