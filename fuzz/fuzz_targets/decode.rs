@@ -146,6 +146,9 @@ fn check_encoding(sel: u8, bytes: &[u8]) {
             headers: pairs_from(bytes, b':'),
         },
         Frame::ResponseBody(bytes.to_vec()),
+        Frame::Accepted {
+            pid: u32::from(status) << 8 | u32::from(sel),
+        },
         Frame::failure(kind, text),
     ];
     for frame in candidates {
