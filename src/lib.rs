@@ -1,10 +1,17 @@
 //! mod_wsgi_rs: an Apache httpd 2.4 module hosting Python WSGI applications,
 //! a drop-in replacement for mod_wsgi.
 //!
-//! Layout: `apache` and `python` are the only places with `unsafe`; they wrap
-//! httpd/APR and the CPython C-API. `config` is pure directive parsing,
-//! `wsgi` the PEP 3333 adapter, `embedded` the in-child request path, and
-//! `module` ties them into Apache's module record and hooks.
+//! Layout:
+//! - `apache` and `python` are the only places with `unsafe`: they wrap
+//!   httpd/APR (module record, hooks, pools, requests, processes) and the
+//!   CPython C-API (start-up, interpreters and thread states, stdio).
+//! - `config`: directive parsing into typed configuration, pure.
+//! - `wsgi`: the PEP 3333 adapter, shared by both modes through `Backend`.
+//! - `embedded`: the request path inside Apache's children.
+//! - `daemon`: the supervisor in the Apache parent, the daemon process and
+//!   its thread layout, and the worker side that proxies to it.
+//! - `protocol`: the worker-daemon wire format, pure and fuzzed.
+//! - `dispatch` and `hooks_auth`: what happens at each Apache phase.
 
 pub mod apache;
 pub mod config;
