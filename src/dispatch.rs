@@ -18,6 +18,12 @@ static DAEMONS: OnceLock<&'static Daemons> = OnceLock::new();
 const HANDLERS: &[&str] = &["wsgi-script", "application/x-httpd-wsgi"];
 /// Note on the request naming the WSGIScriptAlias that matched.
 const ALIAS_NOTE: &str = "mod_wsgi_rs.alias";
+/// Note on the request naming the WSGIHandlerScript serving it (its path),
+/// reported as mod_wsgi.handler_script.
+pub const HANDLER_SCRIPT_NOTE: &str = "mod_wsgi_rs.handler_script";
+/// The callable of a WSGIHandlerScript: fixed, WSGICallableObject does not
+/// apply (as documented for mod_wsgi).
+const HANDLER_CALLABLE: &str = "handle_request";
 
 pub fn banner() -> String {
     format!(
@@ -27,8 +33,22 @@ pub fn banner() -> String {
     )
 }
 
-pub fn is_our_handler(handler: Option<&str>) -> bool {
-    handler.is_some_and(|h| HANDLERS.contains(&h))
+/// Modification time of a file in microseconds (as Apache's finfo.mtime),
+/// 0 when it cannot be read.
+pub fn file_mtime(path: &str) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Whether the request's handler is ours: one of the built-in names, or a
+/// name registered by WSGIHandlerScript in the request's configuration.
+pub fn is_our_handler(handler: Option<&str>, dir: Option<&DirConfig>) -> bool {
+    handler.is_some_and(|h| {
+        HANDLERS.contains(&h) || dir.is_some_and(|d| d.handler_script(h).is_some())
+    })
 }
 
 /// The cross-reference checks that need the whole configuration.
@@ -340,31 +360,58 @@ pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
 
 /// The content handler: runs the WSGI application for this request.
 pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
-    let Some(script) = r.filename().map(str::to_string) else {
+    // SetHandler / AddHandler naming a WSGIHandlerScript: its script serves
+    // the file Apache matched (which stays r->filename, SCRIPT_FILENAME).
+    let handler_script = r
+        .handler()
+        .filter(|h| !HANDLERS.contains(h))
+        .and_then(|h| dir.handler_script(h));
+    if handler_script.is_none() && !is_our_handler(r.handler(), None) {
+        return status::DECLINED;
+    }
+    let Some(filename) = r.filename().map(str::to_string) else {
         return status::DECLINED;
     };
     if !r.is_regular_file() {
+        let what = if handler_script.is_some() {
+            "Target file of WSGI handler script"
+        } else {
+            "Target WSGI script"
+        };
         r.log(
             Level::Error,
-            &format!("Target WSGI script not found or unable to stat: {script}"),
+            &format!("{what} not found or unable to stat: {filename}"),
         );
         return status::HTTP_NOT_FOUND;
     }
+    let script = match handler_script {
+        Some(h) => {
+            r.notes().set(r.pool(), HANDLER_SCRIPT_NOTE, &h.path);
+            h.path.clone()
+        }
+        None => filename,
+    };
     let alias = r
         .notes()
         .get(ALIAS_NOTE)
         .and_then(|i| i.parse::<usize>().ok())
         .and_then(|i| server.script_aliases.get(i));
-    let opts = alias.map(|a| &a.options);
+    let opts = match handler_script {
+        Some(h) => Some(&h.options),
+        None => alias.map(|a| &a.options),
+    };
+    let fixed_callable = handler_script.map(|_| HANDLER_CALLABLE.to_string());
     let pick = |from_alias: Option<&String>, default: &str| {
         from_alias.cloned().unwrap_or_else(|| default.to_string())
     };
     let request = RequestOptions {
         script,
-        callable_object: pick(
-            opts.and_then(|o| o.callable_object.as_ref()),
-            dir.callable_object(),
-        ),
+        callable_object: fixed_callable.unwrap_or_else(|| {
+            pick(
+                opts.and_then(|o| o.callable_object.as_ref()),
+                dir.callable_object(),
+            )
+        }),
         application_group: pick(
             opts.and_then(|o| o.application_group.as_ref()),
             dir.application_group(),
@@ -382,6 +429,26 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         enable_sendfile: dir.enable_sendfile(),
         proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
     };
+    // WSGIDispatchScript: may replace the three choices (in their
+    // configured forms, expanded below as the directives' are).
+    let mut request = request;
+    if let Some(dispatch) = dir.dispatch_script.as_ref() {
+        let current = resolve_application_group(r, &request.application_group);
+        match crate::dispatch_script::run(r, dir, dispatch, &current) {
+            Ok(choice) => {
+                if let Some(g) = choice.process_group {
+                    request.process_group = g;
+                }
+                if let Some(g) = choice.application_group {
+                    request.application_group = g;
+                }
+                if let Some(c) = choice.callable_object {
+                    request.callable_object = c;
+                }
+            }
+            Err(()) => return status::HTTP_INTERNAL_SERVER_ERROR,
+        }
+    }
     // Expanded here, where the request's server, port and URI are known:
     // daemon mode sends the daemon the resulting name.
     let request = RequestOptions {

@@ -22,6 +22,7 @@ pub mod python;
 pub mod wsgi;
 
 pub mod dispatch;
+pub mod dispatch_script;
 pub mod hooks_auth;
 
 /// Version string used in the server banner and `mod_wsgi.version`.

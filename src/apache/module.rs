@@ -307,12 +307,12 @@ unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
     guard("handler", status::HTTP_INTERNAL_SERVER_ERROR, || {
         // SAFETY: Apache passes the live request to this hook.
         let request = unsafe { Request::from_raw(r) };
-        if !dispatch::is_our_handler(request.handler()) {
+        // SAFETY: per_dir_config holds our merged DirConfig for this request.
+        let dir = unsafe { wsgi_module.config::<DirConfig>(hooks::request_dir_config(r)) };
+        if !dispatch::is_our_handler(request.handler(), dir.as_deref()) {
             return status::DECLINED;
         }
         let server = server_config(request.server());
-        // SAFETY: per_dir_config holds our merged DirConfig for this request.
-        let dir = unsafe { wsgi_module.config::<DirConfig>(hooks::request_dir_config(r)) };
         match (server, dir) {
             (Some(server), Some(dir)) => dispatch::handler(request, server, dir),
             _ => status::DECLINED,

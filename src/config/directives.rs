@@ -143,13 +143,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIDispatchScript",
         ServerVhostDirHtaccess,
-        Status::NotYet("dispatch scripts are not built yet"),
+        Status::Implemented,
         "WSGIDispatchScript path [process-group=G] [application-group=A]",
     ),
     d(
         "WSGIHandlerScript",
         ServerVhostDirHtaccess,
-        Status::NotYet("handler scripts are not built yet"),
+        Status::Implemented,
         "WSGIHandlerScript name path [process-group=G] [application-group=A] [pass-authorization=On|Off]",
     ),
     // Python.
@@ -441,6 +441,8 @@ mod tests {
                 "WSGIRestrictProcess",
                 "WSGIRestrictEmbedded",
                 "WSGIImportScript",
+                "WSGIDispatchScript",
+                "WSGIHandlerScript",
                 "WSGIPythonHome",
                 "WSGIPythonPath",
                 "WSGIPythonOptimize",

@@ -576,7 +576,11 @@ fn serve_request(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
     vars.push(("mod_wsgi.daemon_start".into(), daemon_start.to_string()));
-    let Some(script) = var(&vars, "SCRIPT_FILENAME").map(str::to_string) else {
+    // A WSGIHandlerScript serves SCRIPT_FILENAME (the file Apache matched).
+    let script = var(&vars, "mod_wsgi.handler_script")
+        .filter(|s| !s.is_empty())
+        .or_else(|| var(&vars, "SCRIPT_FILENAME"));
+    let Some(script) = script.map(str::to_string) else {
         let _ = backend.send(&Frame::failure(
             FailureKind::BadRequest,
             "no SCRIPT_FILENAME in the request",

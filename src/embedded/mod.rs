@@ -145,7 +145,13 @@ pub fn cgi_vars(
             "mod_wsgi.request_handler",
             r.handler().unwrap_or("").to_string(),
         ),
-        ("mod_wsgi.handler_script", String::new()),
+        (
+            "mod_wsgi.handler_script",
+            r.notes()
+                .get(crate::dispatch::HANDLER_SCRIPT_NOTE)
+                .unwrap_or("")
+                .to_string(),
+        ),
         ("mod_wsgi.listener_host", listener_host),
         ("mod_wsgi.listener_port", listener_port.to_string()),
         // WSGIIgnoreActivity is not applied yet: its default. Embedded
@@ -191,7 +197,12 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     let target = AppTarget {
         script: &opts.script,
         callable_object: &opts.callable_object,
-        mtime: r.mtime(),
+        // A WSGIHandlerScript is not the file Apache matched: its own mtime.
+        mtime: if r.filename() == Some(opts.script.as_str()) {
+            r.mtime()
+        } else {
+            crate::dispatch::file_mtime(&opts.script)
+        },
         reloading: opts.script_reloading,
     };
     let ctx = EnvironContext {
