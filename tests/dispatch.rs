@@ -288,3 +288,58 @@ fn dispatch_script_errors_are_500_with_traceback() {
     let body = ok_body(&apache, "/fine");
     assert_eq!(field(&body, "callable"), "application");
 }
+
+/// Answers the status named by the path ("/e/404" -> 404) with its own body.
+const STATUS_APP: &str = r#"
+def application(environ, start_response):
+    code = environ["PATH_INFO"].strip("/") or "200"
+    start_response(code + " Whatever", [("Content-Type", "text/plain"), ("X-App", "yes")])
+    return [b"body from the application"]
+"#;
+
+#[test]
+fn error_override_lets_error_document_replace_daemon_errors() {
+    let apache = Apache::builder()
+        .file("app/status.wsgi", STATUS_APP)
+        .directives(
+            "WSGIDaemonProcess g threads=2\n\
+             ErrorDocument 404 \"custom not found\"\n\
+             ErrorDocument 500 \"custom failure\"\n\
+             WSGIScriptAlias /over {dir}/app/status.wsgi process-group=g\n\
+             WSGIScriptAlias /plain {dir}/app/status.wsgi process-group=g\n\
+             <Location /over>\n\
+             WSGIErrorOverride On\n\
+             </Location>\n",
+        )
+        .start();
+    let r = apache.get("/over/404");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.text().trim(),
+        "custom not found",
+        "{}",
+        apache.error_log()
+    );
+    assert_eq!(
+        r.header("X-App"),
+        None,
+        "the application's headers are dropped"
+    );
+    let r = apache.get("/over/500");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.text().trim(), "custom failure");
+    // Success statuses pass through untouched.
+    let r = apache.get("/over/200");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "body from the application");
+    let r = apache.get("/over/302");
+    assert_eq!(r.status, 302);
+    // Without WSGIErrorOverride the application's own error body is sent.
+    let r = apache.get("/plain/404");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), "body from the application");
+    assert_eq!(r.header("X-App"), Some("yes"));
+    // The daemon stays usable after a discarded body.
+    let r = apache.get("/over/200");
+    assert_eq!(r.status, 200);
+}

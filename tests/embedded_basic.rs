@@ -236,17 +236,17 @@ fn not_yet_directives_warn_at_startup() {
     let apache = Apache::builder()
         .file("app/hello.wsgi", include_str!("../conf-examples/hello.wsgi"))
         .directives(
-            "WSGIErrorOverride On\nWSGIScriptAlias / {dir}/app/hello.wsgi\n<Location /x>\n  WSGIErrorOverride Off\n</Location>\n",
+            "WSGIIgnoreActivity On\nWSGIScriptAlias / {dir}/app/hello.wsgi\n<Location /x>\n  WSGIIgnoreActivity Off\n</Location>\n",
         )
         .start();
     assert_eq!(apache.get("/").text(), "Hello, World!");
     let log = apache.error_log();
     assert!(
-        log.contains("WSGIErrorOverride is accepted but not implemented yet"),
+        log.contains("WSGIIgnoreActivity is accepted but not implemented yet"),
         "{log}"
     );
     assert_eq!(
-        log.matches("WSGIErrorOverride is accepted but not implemented yet")
+        log.matches("WSGIIgnoreActivity is accepted but not implemented yet")
             .count(),
         1,
         "{log}"

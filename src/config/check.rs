@@ -249,23 +249,23 @@ mod tests {
             Scope::Server,
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
+                ("WSGIIgnoreActivity", &["On"]),
                 ("WSGIMapHEADToGET", &["On"]),
-                ("WSGIErrorOverride", &["On"]),
             ],
         );
         let v = server(
             "v.conf",
             Scope::VirtualHost,
             &[
-                ("WSGIErrorOverride", &["Off"]),
                 ("WSGIMapHEADToGET", &["Off"]),
+                ("WSGIIgnoreActivity", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGIErrorOverride", "WSGIMapHEADToGET"]);
+        assert_eq!(names, ["WSGIMapHEADToGET", "WSGIIgnoreActivity"]);
         assert_eq!(
-            used[0].1,
+            used[1].1,
             "accepted; this daemon-mode feature is not built yet"
         );
         assert!(not_yet_used(&ServerConfig::default(), &[]).is_empty());

@@ -266,7 +266,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIErrorOverride",
         ServerVhostDirHtaccess,
-        DAEMON,
+        Implemented,
         "WSGIErrorOverride On|Off",
     ),
     d(
@@ -457,6 +457,7 @@ mod tests {
                 "WSGIRestrictSignal",
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
+                "WSGIErrorOverride",
                 "WSGIChunkedRequest",
                 "WSGIEnableSendfile",
                 "WSGITrustedProxyHeaders",

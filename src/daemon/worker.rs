@@ -154,12 +154,16 @@ pub fn handle(
     // daemon's pid once it has said it took the request.
     let mut who = format!("daemon process group '{name}'");
     let mut head_sent = false;
+    // WSGIErrorOverride: the error status the application answered, whose
+    // body is discarded so that Apache's ErrorDocument makes it instead.
+    let mut overridden: Option<i32> = None;
     // Allocated on the first ReadBody only: most requests have no body, and
     // with hundreds of Apache threads per child the memory adds up.
     let mut body: Vec<u8> = Vec::new();
     loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
+            Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
             Err(e) => return relay_failure(r, &who, head_sent, &e, timeout),
         };
         match frame {
@@ -189,6 +193,18 @@ pub fn handle(
             }
             Frame::Accepted { pid } => {
                 who = format!("daemon process group '{name}' (pid {pid})");
+            }
+            Frame::ResponseHead { status: code, .. }
+                if opts.error_override && code >= 400 && !head_sent =>
+            {
+                overridden = Some(i32::from(code));
+            }
+            Frame::ResponseBody(_) | Frame::ResponseEnd | Frame::Failure { .. }
+                if overridden.is_some() =>
+            {
+                if matches!(frame, Frame::ResponseEnd | Frame::Failure { .. }) {
+                    return overridden.unwrap_or(status::OK);
+                }
             }
             Frame::ResponseHead {
                 status: code,

@@ -24,6 +24,9 @@ pub struct RequestOptions {
     pub enable_sendfile: bool,
     /// WSGITrustedProxies / WSGITrustedProxyHeaders of the location.
     pub proxy: crate::wsgi::proxy::ProxyTrust,
+    /// WSGIErrorOverride (daemon mode): an error status from the
+    /// application goes to Apache, whose ErrorDocument makes the body.
+    pub error_override: bool,
 }
 
 /// The WSGI backend of embedded mode: Apache's own request.
