@@ -284,7 +284,11 @@ fn request_timeout_restarts_the_daemon_and_the_client_gets_a_clear_error() {
     let expected = format!(
         "daemon process group 'mysite' (pid {before}) closed the connection before sending the response headers"
     );
-    assert!(apache.error_log().contains(&expected), "{}", apache.error_log());
+    assert!(
+        apache.error_log().contains(&expected),
+        "{}",
+        apache.error_log()
+    );
     assert!(replaced(&apache, before), "{}", apache.error_log());
 }
 

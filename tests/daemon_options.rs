@@ -17,7 +17,9 @@ def application(environ, start_response):
 fn server(options: &str) -> Apache {
     Apache::builder()
         .file("app/a.wsgi", APP)
-        .directives(&format!("WSGIDaemonProcess g {options}\nWSGIScriptAlias / {{dir}}/app/a.wsgi process-group=g\n"))
+        .directives(&format!(
+            "WSGIDaemonProcess g {options}\nWSGIScriptAlias / {{dir}}/app/a.wsgi process-group=g\n"
+        ))
         .start()
 }
 
@@ -28,7 +30,11 @@ fn script_user_must_own_the_script() {
     let apache = server("threads=1 script-user=nobody");
     let r = apache.get("/");
     assert_eq!(r.status, 403, "{}", apache.error_log());
-    assert!(apache.wait_for_log("not by script-user=nobody", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("not by script-user=nobody", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
     // Owned by nobody: served.
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
     nix::unistd::chown(&apache.dir.join("app/a.wsgi"), Some(nobody.uid), None).unwrap();
@@ -39,7 +45,11 @@ fn script_user_must_own_the_script() {
 fn script_group_must_own_the_script() {
     let apache = server("threads=1 script-group=nogroup");
     assert_eq!(apache.get("/").status, 403);
-    assert!(apache.wait_for_log("not to script-group=nogroup", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("not to script-group=nogroup", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]
@@ -54,7 +64,11 @@ fn queue_timeout_fails_a_request_that_waited_too_long() {
         assert_eq!(queued.status, 504, "{}", apache.error_log());
         assert_eq!(slow.join().unwrap().status, 200);
     });
-    assert!(apache.wait_for_log("over queue-timeout=1s", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log("over queue-timeout=1s", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
     // Without queueing, requests are served.
     assert_eq!(apache.get("/").status, 200);
 }
@@ -68,13 +82,22 @@ fn socket_buffer_sizes_reach_the_daemon_socket() {
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| apache.get("/sleep?2"));
         std::thread::sleep(Duration::from_millis(700));
-        let out = std::process::Command::new("ss").args(["-x", "-m", "-p"]).output().unwrap();
+        let out = std::process::Command::new("ss")
+            .args(["-x", "-m", "-p"])
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         // The daemon's accepted connection.
         let found = text.lines().any(|l| {
-            l.contains(&format!("pid={pid},")) && l.contains("ESTAB") && l.contains("rb100000") && l.contains("tb80000")
+            l.contains(&format!("pid={pid},"))
+                && l.contains("ESTAB")
+                && l.contains("rb100000")
+                && l.contains("tb80000")
         });
-        assert!(found, "no daemon socket with rb100000/tb80000 for pid {pid}:\n{text}");
+        assert!(
+            found,
+            "no daemon socket with rb100000/tb80000 for pid {pid}:\n{text}"
+        );
         assert_eq!(slow.join().unwrap().status, 200);
     });
 }
@@ -84,8 +107,16 @@ fn options_not_acted_on_are_announced_at_startup() {
     let apache = server("threads=1 response-flush-delay=20 server-metrics=On");
     assert_eq!(apache.get("/").status, 200);
     let log = apache.error_log();
-    assert!(log.contains("WSGIDaemonProcess g: option response-flush-delay is accepted but not acted on yet"), "{log}");
-    assert!(log.contains("WSGIDaemonProcess g: option server-metrics is accepted but not acted on yet"), "{log}");
+    assert!(
+        log.contains(
+            "WSGIDaemonProcess g: option response-flush-delay is accepted but not acted on yet"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("WSGIDaemonProcess g: option server-metrics is accepted but not acted on yet"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -101,7 +132,14 @@ fn restrict_process_limits_the_groups_a_location_may_use() {
         .start();
     assert_eq!(apache.get("/ok").status, 200, "{}", apache.error_log());
     assert_eq!(apache.get("/no").status, 403);
-    assert!(apache.wait_for_log("WSGIRestrictProcess allows only allowed", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.wait_for_log(
+            "WSGIRestrictProcess allows only allowed",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]
@@ -109,12 +147,32 @@ fn changed_script_recycles_the_daemon() {
     let apache = server("processes=1 threads=2");
     let before: u32 = apache.get("/").text().parse().unwrap();
     let path = apache.dir.join("app/a.wsgi");
-    std::fs::write(&path, APP.replace("str(os.getpid()).encode()", "b'v2:' + str(os.getpid()).encode()")).unwrap();
+    std::fs::write(
+        &path,
+        APP.replace(
+            "str(os.getpid()).encode()",
+            "b'v2:' + str(os.getpid()).encode()",
+        ),
+    )
+    .unwrap();
     let later = std::time::SystemTime::now() + Duration::from_secs(10);
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
     // The request that notices the change already gets the new code...
-    assert!(apache.get("/").text().starts_with("v2:"), "{}", apache.error_log());
-    assert!(apache.wait_for_log("changed; recycling", Duration::from_secs(5)), "{}", apache.error_log());
+    assert!(
+        apache.get("/").text().starts_with("v2:"),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        apache.wait_for_log("changed; recycling", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
     // ...and a fresh process takes over.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
@@ -124,7 +182,10 @@ fn changed_script_recycles_the_daemon() {
             assert!(text.starts_with("v2:"));
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "daemon {before} was not recycled");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "daemon {before} was not recycled"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -154,6 +215,16 @@ def application(environ, start_response):
     let r = apache.get("/loop");
     assert_eq!(r.status, 503, "{}", apache.error_log());
     assert_eq!(r.text(), "interrupted");
-    assert!(apache.error_log().contains("raising mod_wsgi.RequestTimeout in it (raised)"), "{}", apache.error_log());
-    assert_eq!(apache.get("/").text().parse::<u32>().unwrap(), pid, "no restart was needed");
+    assert!(
+        apache
+            .error_log()
+            .contains("raising mod_wsgi.RequestTimeout in it (raised)"),
+        "{}",
+        apache.error_log()
+    );
+    assert_eq!(
+        apache.get("/").text().parse::<u32>().unwrap(),
+        pid,
+        "no restart was needed"
+    );
 }

@@ -210,7 +210,9 @@ pub fn handler(f: RequestFn, order: Order) {
 }
 pub fn access_checker(f: RequestFn, order: Order) {
     // SAFETY: as above.
-    unsafe { ffi::ap_hook_access_checker(Some(f), std::ptr::null(), std::ptr::null(), order.raw()) };
+    unsafe {
+        ffi::ap_hook_access_checker(Some(f), std::ptr::null(), std::ptr::null(), order.raw())
+    };
 }
 pub fn translate_name<const A: usize, const B: usize>(
     f: RequestFn,

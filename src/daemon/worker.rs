@@ -183,7 +183,10 @@ pub fn handle(
                     .and_then(|_| stream.flush())
                     .is_err()
                 {
-                    r.log(Level::Error, &format!("{who} closed the connection while reading the request body"));
+                    r.log(
+                        Level::Error,
+                        &format!("{who} closed the connection while reading the request body"),
+                    );
                     return if head_sent {
                         status::DONE
                     } else {
@@ -231,7 +234,10 @@ pub fn handle(
             }
             Frame::ResponseBody(data) => {
                 if !head_sent {
-                    r.log(Level::Error, &format!("{who} sent body bytes before the response headers"));
+                    r.log(
+                        Level::Error,
+                        &format!("{who} sent body bytes before the response headers"),
+                    );
                     return status::HTTP_BAD_GATEWAY;
                 }
                 // Flushed per block, as the daemon sends what the
@@ -245,9 +251,7 @@ pub fn handle(
                 if sent.is_err() {
                     r.log(
                         Level::Info,
-                        &format!(
-                            "client went away while {who} was responding"
-                        ),
+                        &format!("client went away while {who} was responding"),
                     );
                     return status::OK;
                 }
@@ -267,10 +271,7 @@ pub fn handle(
                 };
                 r.log(
                     level,
-                    &format!(
-                        "{who} failed the request ({}): {message}",
-                        kind.name()
-                    ),
+                    &format!("{who} failed the request ({}): {message}", kind.name()),
                 );
                 return if head_sent {
                     status::DONE
@@ -281,10 +282,7 @@ pub fn handle(
             other => {
                 r.log(
                     Level::Error,
-                    &format!(
-                        "{who} sent {} out of turn",
-                        other.name()
-                    ),
+                    &format!("{who} sent {} out of turn", other.name()),
                 );
                 return if head_sent {
                     status::DONE
@@ -311,9 +309,7 @@ fn relay_failure(
     };
     let (message, code) = match e {
         ProtocolError::Closed | ProtocolError::UnexpectedEof => (
-            format!(
-                "{who} closed the connection {when}: the daemon process died or was restarted"
-            ),
+            format!("{who} closed the connection {when}: the daemon process died or was restarted"),
             status::HTTP_BAD_GATEWAY,
         ),
         ProtocolError::Io(io)

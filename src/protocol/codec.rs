@@ -392,7 +392,9 @@ pub(crate) fn decode_payload(
                 .as_slice()
                 .try_into()
                 .map_err(|_| ProtocolError::Malformed("Accepted payload must be 4 bytes"))?;
-            Ok(Frame::Accepted { pid: u32::from_be_bytes(bytes) })
+            Ok(Frame::Accepted {
+                pid: u32::from_be_bytes(bytes),
+            })
         }
         code::FAILURE => {
             let Some((&kind, message)) = payload.split_first() else {

@@ -111,7 +111,10 @@ fn golden_bytes_match_the_documentation() {
     );
     assert_eq!(encoded(&Frame::BodyEnd), [0x03, 0, 0, 0, 0]);
     assert_eq!(encoded(&Frame::ResponseEnd), [0x84, 0, 0, 0, 0]);
-    assert_eq!(encoded(&Frame::Accepted { pid: 258 }), [0x86, 0, 0, 0, 4, 0, 0, 1, 2]);
+    assert_eq!(
+        encoded(&Frame::Accepted { pid: 258 }),
+        [0x86, 0, 0, 0, 4, 0, 0, 1, 2]
+    );
     assert_eq!(
         encoded(&Frame::Body(b"hi".to_vec())),
         [0x02, 0, 0, 0, 2, b'h', b'i']

@@ -657,7 +657,8 @@ pub fn interrupt_thread(group: &str, ident: u64) -> Result<bool, String> {
         // SAFETY: the GIL is held in the interpreter the target thread runs
         // in (PyThreadState_SetAsyncExc searches the current interpreter);
         // `exc` is a live exception type; the call takes its own reference.
-        let found = unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) };
+        let found =
+            unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) };
         Ok(found > 0)
     })?
 }

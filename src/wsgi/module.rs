@@ -137,10 +137,11 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     let timeout_error = py.get_type::<pyo3::exceptions::PyTimeoutError>();
     let namespace = pyo3::types::PyDict::new(py);
     namespace.set_item("__module__", "mod_wsgi")?;
-    let request_timeout = py
-        .import("builtins")?
-        .getattr("type")?
-        .call1(("RequestTimeout", (timeout_error,), namespace))?;
+    let request_timeout = py.import("builtins")?.getattr("type")?.call1((
+        "RequestTimeout",
+        (timeout_error,),
+        namespace,
+    ))?;
     module.setattr("RequestTimeout", request_timeout)?;
     py.import("sys")?
         .getattr("modules")?

@@ -40,7 +40,10 @@ mod tests {
     #[test]
     fn module_name_is_md5_of_the_path_as_mod_wsgi_does() {
         // md5("/srv/app.wsgi"), checked with Python's hashlib.
-        assert_eq!(super::module_name("/srv/app.wsgi"), format!("_mod_wsgi_{}", "295f8766fc4bd953ab4cd252da58a6a3"));
+        assert_eq!(
+            super::module_name("/srv/app.wsgi"),
+            format!("_mod_wsgi_{}", "295f8766fc4bd953ab4cd252da58a6a3")
+        );
     }
 }
 
