@@ -68,15 +68,6 @@ fn answer(function: &str, value: &Bound<'_, PyAny>) -> Result<Option<String>, St
     }
 }
 
-fn script_mtime(path: &str) -> Result<i64, String> {
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("cannot stat the script: {e}"))?;
-    Ok(modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64))
-}
-
 /// Runs the dispatch script for this request. `request_group` is the
 /// request's application group, already expanded: the script runs there
 /// unless its application-group= option says otherwise. Every failure is
@@ -109,7 +100,7 @@ pub fn run(
         );
         return Err(());
     }
-    let mtime = match script_mtime(path) {
+    let mtime = match crate::wsgi::scripts::mtime_of(path) {
         Ok(m) => m,
         Err(message) => {
             fail(r, &message);

@@ -211,16 +211,6 @@ fn hook_vars(r: &mut Request, dir: &DirConfig) -> Vec<(String, String)> {
     vars
 }
 
-/// Modification time of a script, for the reload check.
-fn script_mtime(path: &str) -> Result<i64, String> {
-    let modified = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("cannot stat the script: {e}"))?;
-    Ok(modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64))
-}
-
 /// Where and how to call one hook function.
 struct Hook<'a> {
     directive: &'static str,
@@ -262,7 +252,7 @@ fn run_hook<T>(
         );
         return Err(());
     }
-    let mtime = match script_mtime(path) {
+    let mtime = match crate::wsgi::scripts::mtime_of(path) {
         Ok(m) => m,
         Err(message) => {
             fail(r, &message);

@@ -594,11 +594,7 @@ fn serve_request(
         .unwrap_or("")
         .to_string();
     let reloading = var(&vars, "mod_wsgi.script_reloading") != Some("0");
-    let mtime = std::fs::metadata(&script)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_micros() as i64);
+    let mtime = crate::wsgi::scripts::mtime_of(&script).unwrap_or(0);
     let o = &shared.group.options;
     if reloading {
         let first = *shared

@@ -103,11 +103,7 @@ pub fn preload(path: &str, application_group: &str) -> Result<(), String> {
     } else {
         application_group
     };
-    let mtime = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_micros() as i64);
+    let mtime = mtime_of(path).unwrap_or(0);
     crate::python::with_interpreter(group, |py| {
         load(py, path, mtime, true)
             .map(|_| ())
@@ -116,4 +112,15 @@ pub fn preload(path: &str, application_group: &str) -> Result<(), String> {
                 WsgiError::ClientGone => "interrupted".to_string(),
             })
     })?
+}
+
+/// Modification time of a script in microseconds (APR's unit, as the
+/// request's finfo gives it), for the reload check.
+pub fn mtime_of(path: &str) -> Result<i64, String> {
+    let modified = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("cannot stat the script: {e}"))?;
+    Ok(modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64))
 }
