@@ -228,3 +228,126 @@ def application(environ, start_response):
         "no restart was needed"
     );
 }
+
+#[test]
+fn process_options_are_applied_in_the_daemon() {
+    // What the daemon process reports about itself, one option per line.
+    let app = r#"
+import os, resource
+def application(environ, start_response):
+    mask = os.umask(0); os.umask(mask)
+    lines = [
+        "umask=%o" % mask,
+        "lang=%s" % os.environ.get("LANG"),
+        "cwd=%s" % os.getcwd(),
+        "nice=%d" % os.nice(0),
+        "data=%d" % resource.getrlimit(resource.RLIMIT_DATA)[0],
+        "as=%d" % resource.getrlimit(resource.RLIMIT_AS)[0],
+        "cpu=%d" % resource.getrlimit(resource.RLIMIT_CPU)[0],
+        "groups=%s" % ",".join(str(g) for g in sorted(os.getgroups())),
+    ]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(lines).encode()]
+"#;
+    let sockdir = tempfile::Builder::new()
+        .prefix("mwrs-opts-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        sockdir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let home = sockdir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let apache = Apache::builder()
+        .file("app/o.wsgi", app)
+        .directives(&format!(
+            "WSGISocketPrefix {sock}/wsgi\n\
+             WSGIDaemonProcess g threads=1 umask=0027 lang=C.UTF-8 home={home} cpu-priority=5 \
+             memory-limit=3000000000 virtual-memory-limit=6000000000 cpu-time-limit=100000 \
+             supplementary-groups=nogroup listen-backlog=37\n\
+             WSGIScriptAlias / {{dir}}/app/o.wsgi process-group=g\n",
+            sock = sockdir.path().display(),
+            home = home.display()
+        ))
+        .start();
+    let r = apache.get("/");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let text = r.text();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(field("umask"), "27");
+    assert_eq!(field("lang"), "C.UTF-8");
+    assert_eq!(field("cwd"), home.display().to_string());
+    assert_eq!(field("nice"), "5");
+    assert_eq!(field("data"), "3000000000");
+    assert_eq!(field("as"), "6000000000");
+    assert_eq!(field("cpu"), "100000");
+    let nogroup = nix::unistd::Group::from_name("nogroup")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    assert!(
+        field("groups").split(',').any(|g| g == nogroup.to_string()),
+        "{text}"
+    );
+    // The listener: owned by Apache's User, mode 0700, backlog as asked.
+    let sock = std::fs::read_dir(sockdir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .expect("listener socket");
+    let meta = std::fs::metadata(&sock).unwrap();
+    let www = nix::unistd::User::from_name("www-data")
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), www);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o700
+    );
+    let ss = std::process::Command::new("ss")
+        .args(["-x", "-l"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&ss.stdout).into_owned();
+    let line = listing
+        .lines()
+        .find(|l| l.contains(sock.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("{listing}"));
+    assert!(
+        line.split_whitespace().nth(3) == Some("37"),
+        "backlog 37 expected (Send-Q of a listener): {line}"
+    );
+}
+
+#[test]
+fn socket_user_owns_the_listener() {
+    // socket-user is for MPMs whose children run as other users (ITK): here
+    // the children run as www-data, so a socket given to nobody (mode 0700)
+    // is refused to them, and the worker says why.
+    let apache = server("threads=1 socket-user=nobody");
+    let r = apache.get("/");
+    assert_eq!(r.status, 503);
+    assert!(
+        apache.wait_for_log("Permission denied", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        apache
+            .error_log()
+            .contains("must be reachable by Apache's User"),
+        "{}",
+        apache.error_log()
+    );
+}
