@@ -142,6 +142,16 @@ impl Backend for SocketBackend {
         Ok(())
     }
 
+    fn write_last_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        if data.len() > COALESCE {
+            return self.write_body(data);
+        }
+        // Kept with the head: the end frame follows at once and takes both
+        // along in the same write.
+        let mut c = self.stream.lock();
+        protocol::encode(&Frame::ResponseBody(data.to_vec()), &mut c.pending).map_err(gone)
+    }
+
     fn log(&self, level: Level, text: &str) {
         log::server(None, level, &format!("{}: {text}", self.who));
     }

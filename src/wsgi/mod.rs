@@ -60,6 +60,12 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), BackendError>;
     /// Sends body bytes (after send_head).
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError>;
+    /// Sends the last body bytes of a response whose end follows at once
+    /// (the last item of a list or tuple): a backend may send them together
+    /// with the end of the response.
+    fn write_last_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        self.write_body(data)
+    }
     /// Sends `len` bytes of the regular file `file` from `offset` as body
     /// bytes (after send_head; the bytes exist), letting the server send
     /// them itself (sendfile, mmap) instead of through Python. None: this

@@ -36,6 +36,17 @@ pub fn send_chunk(
     head: &Mutex<ResponseHead>,
     data: &[u8],
 ) -> Result<(), WsgiError> {
+    send_block(py, backend, head, data, false)
+}
+
+/// As send_chunk; `last` says the response ends right after these bytes.
+fn send_block(
+    py: Python<'_>,
+    backend: &dyn Backend,
+    head: &Mutex<ResponseHead>,
+    data: &[u8],
+    last: bool,
+) -> Result<(), WsgiError> {
     let allowed = {
         let mut h = head.lock();
         if !h.sent {
@@ -57,8 +68,13 @@ pub fn send_chunk(
     if allowed == 0 {
         return Ok(());
     }
-    py.allow_threads(|| backend.write_body(&data[..allowed]))
-        .map_err(lost)
+    let data = &data[..allowed];
+    if last {
+        py.allow_threads(|| backend.write_last_body(data))
+            .map_err(lost)
+    } else {
+        py.allow_threads(|| backend.write_body(data)).map_err(lost)
+    }
 }
 
 /// Calls the application and sends its response. The returned error says
@@ -81,7 +97,16 @@ pub fn run(
                 return Ok(());
             }
         }
-        for item in result.try_iter().map_err(app_error)? {
+        // A list or tuple says how many blocks come: the last one can go
+        // out together with the end of the response.
+        let known_len = if result.is_instance_of::<pyo3::types::PyList>()
+            || result.is_instance_of::<pyo3::types::PyTuple>()
+        {
+            result.len().ok()
+        } else {
+            None
+        };
+        for (index, item) in result.try_iter().map_err(app_error)?.enumerate() {
             let item = item.map_err(app_error)?;
             let bytes = item.downcast::<PyBytes>().map_err(|_| {
                 WsgiError::Application(format!(
@@ -92,7 +117,8 @@ pub fn run(
                         .unwrap_or_default()
                 ))
             })?;
-            send_chunk(py, backend, &head, bytes.as_bytes())?;
+            let last = known_len == Some(index + 1);
+            send_block(py, backend, &head, bytes.as_bytes(), last)?;
         }
         send_chunk(py, backend, &head, b"")
     })();
