@@ -10,10 +10,9 @@
 //! group. An exception or an answer of another type is an error: logged
 //! with the traceback, and the request is answered 500.
 
-use crate::apache::log::Level;
-use crate::apache::request::{Request, RequestScope, SharedRequest};
+use crate::apache::request::{Request, RequestScope};
 use crate::config::{DirConfig, ScriptFile};
-use crate::wsgi::{Backend, BackendError, EnvironContext};
+use crate::wsgi::{Backend, EnvironContext};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use std::sync::Arc;
@@ -27,24 +26,6 @@ pub struct Choice {
     pub process_group: Option<String>,
     pub application_group: Option<String>,
     pub callable_object: Option<String>,
-}
-
-/// print() and wsgi.errors of the script go to the request's log.
-struct LogOnly(SharedRequest);
-
-impl Backend for LogOnly {
-    fn read_body(&self, _buf: &mut [u8]) -> Result<usize, BackendError> {
-        Ok(0)
-    }
-    fn send_head(&self, _: u16, _: &str, _: &[(String, String)]) -> Result<(), BackendError> {
-        Err(BackendError::Finished)
-    }
-    fn write_body(&self, _data: &[u8]) -> Result<(), BackendError> {
-        Err(BackendError::Finished)
-    }
-    fn log(&self, level: Level, text: &str) {
-        self.0.log(level, text);
-    }
 }
 
 /// One function's answer: a string, or None to keep the configured value.
@@ -79,28 +60,9 @@ pub fn run(
     request_group: &str,
 ) -> Result<Choice, ()> {
     let path = script.path.as_str();
-    let fail = |r: &Request, message: &str| {
-        let mut lines = message.lines();
-        r.log(
-            Level::Error,
-            &format!(
-                "WSGIDispatchScript '{path}' failed, request refused (pid {}): {}",
-                std::process::id(),
-                lines.next().unwrap_or("")
-            ),
-        );
-        for line in lines {
-            r.log(Level::Error, line);
-        }
-    };
-    if !crate::python::is_initialized() {
-        fail(
-            r,
-            "Python is not running in this Apache child (WSGIRestrictEmbedded On?); the dispatch script always runs embedded",
-        );
-        return Err(());
-    }
-    let mtime = match crate::wsgi::scripts::mtime_of(path) {
+    let headline = format!("WSGIDispatchScript '{path}' failed, request refused");
+    let fail = |r: &Request, message: &str| crate::hooks_auth::log_refusal(r, &headline, message);
+    let mtime = match crate::hooks_auth::script_ready(path) {
         Ok(m) => m,
         Err(message) => {
             fail(r, &message);
@@ -116,7 +78,7 @@ pub fn run(
     vars.retain(|(k, _)| k != "HTTP_AUTHORIZATION" && k != "HTTP_PROXY_AUTHORIZATION");
     let reloading = dir.script_reloading();
     let scope = RequestScope::new(r);
-    let backend: Arc<dyn Backend> = Arc::new(LogOnly(scope.handle()));
+    let backend: Arc<dyn Backend> = Arc::new(crate::hooks_auth::HookBackend(scope.handle()));
     let outcome = crate::python::with_interpreter(&group, |py| -> Result<Choice, String> {
         let _output = crate::python::stdio::route_to_request(backend.clone());
         let format = |e: PyErr| crate::wsgi::response::format_exception(py, &e);

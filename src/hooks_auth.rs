@@ -33,9 +33,36 @@ pub use crate::apache::auth::{AuthnStatus, AuthzStatus};
 /// The application group hook scripts run in unless told otherwise.
 const DEFAULT_GROUP: &str = "%{GLOBAL}";
 
-/// wsgi.errors and print() of a hook script go to the request's log; there
-/// is no body to read or response to send in these phases.
-struct HookBackend(SharedRequest);
+/// wsgi.errors and print() of a hook script (or the dispatch script) go to
+/// the request's log; there is no body to read or response to send in the
+/// phases they run in.
+pub(crate) struct HookBackend(pub(crate) SharedRequest);
+
+/// Logs why a hook-like script refused the request: `headline` and the
+/// first line of `message`, then the rest of it (the traceback) line by line.
+pub(crate) fn log_refusal(r: &Request, headline: &str, message: &str) {
+    let mut lines = message.lines();
+    r.log(
+        Level::Error,
+        &format!(
+            "{headline} (pid {}): {}",
+            std::process::id(),
+            lines.next().unwrap_or("")
+        ),
+    );
+    for line in lines {
+        r.log(Level::Error, line);
+    }
+}
+
+/// Checks a hook-like script can run here (these always run embedded) and
+/// returns its modification time for the reload check.
+pub(crate) fn script_ready(path: &str) -> Result<i64, String> {
+    if !crate::python::is_initialized() {
+        return Err("Python is not running in this Apache child (WSGIRestrictEmbedded On?); this script always runs embedded".into());
+    }
+    crate::wsgi::scripts::mtime_of(path)
+}
 
 impl Backend for HookBackend {
     fn read_body(&self, _buf: &mut [u8]) -> Result<usize, BackendError> {
@@ -229,30 +256,12 @@ fn run_hook<T>(
     read: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> Result<T, String>,
 ) -> Result<T, ()> {
     let path = hook.script.path.as_str();
-    let fail = |r: &Request, message: &str| {
-        let mut lines = message.lines();
-        r.log(
-            Level::Error,
-            &format!(
-                "{} '{path}': {}() failed, request refused (pid {}): {}",
-                hook.directive,
-                hook.function,
-                std::process::id(),
-                lines.next().unwrap_or("")
-            ),
-        );
-        for line in lines {
-            r.log(Level::Error, line);
-        }
-    };
-    if !crate::python::is_initialized() {
-        fail(
-            r,
-            "Python is not running in this Apache child (WSGIRestrictEmbedded On?); these scripts always run embedded",
-        );
-        return Err(());
-    }
-    let mtime = match crate::wsgi::scripts::mtime_of(path) {
+    let headline = format!(
+        "{} '{path}': {}() failed, request refused",
+        hook.directive, hook.function
+    );
+    let fail = |r: &Request, message: &str| log_refusal(r, &headline, message);
+    let mtime = match script_ready(path) {
         Ok(m) => m,
         Err(message) => {
             fail(r, &message);
