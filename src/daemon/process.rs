@@ -18,10 +18,11 @@ use super::socket_backend::SocketBackend;
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
-use crate::protocol::{self, FailureKind, Frame, Limits, PROTOCOL_VERSION, ProtocolError};
+use crate::protocol::{FailureKind, Frame, Limits, PROTOCOL_VERSION, ProtocolError};
 use crate::wsgi::serve::{self, AppTarget};
 use crate::wsgi::{Backend, EnvironContext, WsgiError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{SockFlag, accept4};
 use nix::unistd::{Gid, Uid};
 use parking_lot::Mutex;
@@ -31,6 +32,10 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Tokens of the request threads' epoll set.
+const LISTENER: u64 = 0;
+const STOP: u64 = 1;
 
 /// Bytes the caretaker understands.
 const SHUTDOWN: u8 = b'T';
@@ -46,9 +51,17 @@ struct Shared {
     /// No new connections once set (graceful drain or shutdown).
     stopping: AtomicBool,
     /// Read end stays readable once the caretaker writes into it: wakes
-    /// every request thread out of poll().
+    /// every request thread out of its wait. Only `ready` reads it, but it
+    /// must stay open for as long as the epoll set watches it.
+    #[allow(dead_code)]
     stop_read: OwnedFd,
     stop_write: OwnedFd,
+    /// What the idle request threads wait on: the group's listener and
+    /// `stop_read`. Threads of one process waiting on one epoll set are woken
+    /// one per event, and the listener is in it with EPOLLEXCLUSIVE, so a new
+    /// connection wakes one thread of one process rather than every request
+    /// thread of the group (which then raced for it in accept).
+    ready: Epoll,
     /// The caretaker's pipe (the monitor writes reasons into it too).
     wake_write: RawFd,
     /// Per request thread: when its current request started.
@@ -70,6 +83,9 @@ struct Shared {
     /// Per request thread, while it runs Python: its thread id and the
     /// application group, so interrupt-timeout can raise in it.
     running: Mutex<Vec<Option<(u64, String)>>>,
+    /// Per request thread, the exchange it is serving, for the monitor to
+    /// send a held-back `Accepted` to the worker.
+    exchanges: Mutex<Vec<Option<Arc<SocketBackend>>>>,
     pid: u32,
 }
 
@@ -165,6 +181,15 @@ fn setup_and_serve(
 
     let (stop_read, stop_write) =
         nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
+    let ready = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+        .map_err(|e| format!("cannot create epoll set: {e}"))?;
+    ready
+        .add(
+            process_fd(group.listener),
+            EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE, LISTENER),
+        )
+        .and_then(|()| ready.add(&stop_read, EpollEvent::new(EpollFlags::EPOLLIN, STOP)))
+        .map_err(|e| format!("cannot watch the listening socket: {e}"))?;
     let threads = group.options.threads;
     let limits = Limits {
         max_header: group.options.header_buffer_size,
@@ -177,6 +202,7 @@ fn setup_and_serve(
         stopping: AtomicBool::new(false),
         stop_read,
         stop_write,
+        ready,
         wake_write: std::os::fd::AsRawFd::as_raw_fd(&wake_write),
         active: Mutex::new(vec![None; threads]),
         requests: AtomicU64::new(0),
@@ -186,6 +212,7 @@ fn setup_and_serve(
         python_gate: Mutex::new(false),
         script_mtimes: Mutex::new(std::collections::HashMap::new()),
         running: Mutex::new(vec![None; threads]),
+        exchanges: Mutex::new(vec![None; threads]),
         pid: std::process::id(),
     });
     std::mem::forget(wake_write);
@@ -413,27 +440,23 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
 /// A request thread: accept, serve every request on the connection, repeat
 /// until the process stops taking connections.
 fn request_thread(shared: &Shared, slot: usize) {
-    let listener = process_fd(shared.group.listener);
-    // accept4 below runs under the `active` lock: several threads (and
-    // processes) wake for one connection, and the ones that lose the race
-    // must get EAGAIN, not sleep in accept4 holding the lock (that
-    // deadlocked the whole daemon). O_NONBLOCK on the listener itself.
+    // accept4 below runs under the `active` lock, so it must never sleep:
+    // a thread woken for a connection another thread or process took gets
+    // EAGAIN (a blocking accept4 here once deadlocked the whole daemon).
+    // O_NONBLOCK on the listener itself; accepted sockets do not inherit it.
     let _ = nix::fcntl::fcntl(
         shared.group.listener,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
+    let mut events = [EpollEvent::empty()];
     while !shared.stopping.load(Ordering::SeqCst) {
-        let mut fds = [
-            PollFd::new(listener, PollFlags::POLLIN),
-            PollFd::new(shared.stop_read.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        match shared.ready.wait(&mut events, EpollTimeout::NONE) {
+            Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) || shared.stopping.load(Ordering::SeqCst)
-        {
+        if events[0].data() == STOP || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
         // Taking a connection and marking the slot busy happen under the
@@ -445,11 +468,7 @@ fn request_thread(shared: &Shared, slot: usize) {
             if shared.stopping.load(Ordering::SeqCst) {
                 break;
             }
-            // Another thread or process may have taken the connection.
-            match accept4(
-                shared.group.listener,
-                SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            ) {
+            match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC) {
                 Ok(fd) => {
                     active[slot] = Some(Instant::now());
                     fd
@@ -458,7 +477,6 @@ fn request_thread(shared: &Shared, slot: usize) {
             }
         };
         let stream = proc_edge::stream_from_fd(fd);
-        let _ = stream.set_nonblocking(false);
         super::worker::set_buffer_sizes(&stream, shared.group);
         serve_connection(shared, slot, stream);
         shared.active.lock()[slot] = None;
@@ -470,7 +488,11 @@ fn request_thread(shared: &Shared, slot: usize) {
     }
 }
 
-/// Serves the requests of one connection (one after another: keep-alive).
+/// Serves the one request of a connection.
+///
+/// The worker closes the connection after the response (it never reuses
+/// one), so the daemon closes it first rather than wait for that end of
+/// stream: the wait cost this thread a sleep and a wake-up per request.
 fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     let o = &shared.group.options;
     let timeout = (!o.socket_timeout.is_zero()).then_some(o.socket_timeout);
@@ -480,73 +502,67 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
         .then_some(o.response_socket_timeout)
         .or(timeout);
     let _ = stream.set_write_timeout(write_timeout);
-    loop {
-        // Between requests the worker may keep the connection idle.
-        let _ = stream.set_read_timeout(None);
-        let mut reader = match stream.try_clone() {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        let frame = match protocol::read_frame(&mut reader, &shared.limits) {
-            Ok(f) => f,
-            Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return,
-            Err(e) => {
-                log::server(
-                    None,
-                    Level::Error,
-                    &format!("{}: bad request from worker: {e}", shared.who()),
-                );
-                return;
-            }
-        };
-        let _ = stream.set_read_timeout(timeout);
-        let Frame::Request { version, environ } = frame else {
+    let _ = stream.set_read_timeout(timeout);
+    let backend = Arc::new(SocketBackend::new(
+        stream,
+        shared.limits,
+        &shared.group.name,
+        shared.pid,
+    ));
+    let frame = match backend.read_frame() {
+        Ok(f) => f,
+        Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return,
+        Err(e) => {
             log::server(
                 None,
                 Level::Error,
-                &format!(
-                    "{}: worker sent {} instead of a request",
-                    shared.who(),
-                    frame.name()
-                ),
+                &format!("{}: bad request from worker: {e}", shared.who()),
             );
             return;
-        };
-        let backend = match stream.try_clone() {
-            Ok(s) => Arc::new(SocketBackend::new(s, shared.limits, &shared.group.name)),
-            Err(_) => return,
-        };
-        if version != PROTOCOL_VERSION {
-            let _ = backend.send(&Frame::failure(
-                FailureKind::ProtocolError,
-                format!("protocol version {version} from the worker, daemon speaks {PROTOCOL_VERSION}: restart Apache fully"),
-            ));
-            return;
         }
-        // Said at once (not held back with the head): if this process dies
-        // on the request, the worker can still name it.
-        if backend.send(&Frame::Accepted { pid: shared.pid }).is_err() {
-            return;
-        }
-        shared.active.lock()[slot] = Some(Instant::now());
-        shared
-            .last_activity_ms
-            .store(shared.now_ms(), Ordering::Relaxed);
-        let keep = serve_request(shared, slot, &backend, &environ);
-        shared.active.lock()[slot] = None;
-        shared
-            .last_activity_ms
-            .store(shared.now_ms(), Ordering::Relaxed);
-        let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        if o.maximum_requests > 0 && served == o.maximum_requests {
-            shared.request_exit(
-                GRACEFUL,
-                &format!("reached maximum-requests={}; recycling", o.maximum_requests),
-            );
-        }
-        if !keep || shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
+    };
+    let Frame::Request { version, environ } = frame else {
+        log::server(
+            None,
+            Level::Error,
+            &format!(
+                "{}: worker sent {} instead of a request",
+                shared.who(),
+                frame.name()
+            ),
+        );
+        return;
+    };
+    if version != PROTOCOL_VERSION {
+        let _ = backend.send(&Frame::failure(
+            FailureKind::ProtocolError,
+            format!("protocol version {version} from the worker, daemon speaks {PROTOCOL_VERSION}: restart Apache fully"),
+        ));
+        return;
+    }
+    // Who took the request goes out with the first bytes of the answer,
+    // not on its own: a separate frame woke the worker once more per
+    // request. A request still running at the monitor's next tick has it
+    // sent then (see `monitor_thread`), so the worker can name this process
+    // if it dies or times out on the request.
+    backend.hold_accepted();
+    shared.active.lock()[slot] = Some(Instant::now());
+    shared.exchanges.lock()[slot] = Some(backend.clone());
+    shared
+        .last_activity_ms
+        .store(shared.now_ms(), Ordering::Relaxed);
+    serve_request(shared, slot, &backend, &environ);
+    shared.exchanges.lock()[slot] = None;
+    shared.active.lock()[slot] = None;
+    shared
+        .last_activity_ms
+        .store(shared.now_ms(), Ordering::Relaxed);
+    let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    if o.maximum_requests > 0 && served == o.maximum_requests {
+        shared.request_exit(
+            GRACEFUL,
+            &format!("reached maximum-requests={}; recycling", o.maximum_requests),
+        );
     }
 }
 
@@ -559,13 +575,13 @@ fn latin1_str(b: &[u8]) -> String {
     b.iter().map(|&c| c as char).collect()
 }
 
-/// Serves one request; returns whether the connection can carry another.
+/// Serves one request and ends the exchange (`ResponseEnd` or `Failure`).
 fn serve_request(
     shared: &Shared,
     slot: usize,
     backend: &Arc<SocketBackend>,
     environ: &[(Vec<u8>, Vec<u8>)],
-) -> bool {
+) {
     let mut vars: Vec<(String, String)> = environ
         .iter()
         .map(|(k, v)| (latin1_str(k), latin1_str(v)))
@@ -585,7 +601,7 @@ fn serve_request(
             FailureKind::BadRequest,
             "no SCRIPT_FILENAME in the request",
         ));
-        return true;
+        return;
     };
     let callable = var(&vars, "mod_wsgi.callable_object")
         .unwrap_or("application")
@@ -639,7 +655,7 @@ fn serve_request(
             );
             backend.log(crate::wsgi::Level::Error, &message);
             let _ = backend.send(&Frame::failure(FailureKind::QueueTimeout, message));
-            return true;
+            return;
         }
     }
     let dyn_backend: Arc<dyn Backend> = backend.clone();
@@ -654,23 +670,21 @@ fn serve_request(
     shared.running.lock()[slot] = None;
     shared.script_loaded.store(true, Ordering::Relaxed);
     match outcome {
-        Ok(()) => backend.send(&Frame::ResponseEnd).is_ok(),
+        Ok(()) => {
+            let _ = backend.send(&Frame::ResponseEnd);
+        }
         Err(failure) => {
             let mode = format!("daemon process group '{}'", shared.group.name);
             serve::report(&**backend, &failure, &script, &mode);
-            match failure.error {
-                WsgiError::ClientGone => false,
-                WsgiError::Script(msg) | WsgiError::Application(msg) => {
-                    let first = msg.lines().next().unwrap_or("").to_string();
-                    let _ = backend.send(&Frame::failure(
-                        FailureKind::ApplicationError,
-                        format!(
-                            "{first} (traceback in the log of daemon process '{}' pid {})",
-                            shared.group.name, shared.pid
-                        ),
-                    ));
-                    !failure.started
-                }
+            if let WsgiError::Script(msg) | WsgiError::Application(msg) = failure.error {
+                let first = msg.lines().next().unwrap_or("").to_string();
+                let _ = backend.send(&Frame::failure(
+                    FailureKind::ApplicationError,
+                    format!(
+                        "{first} (traceback in the log of daemon process '{}' pid {})",
+                        shared.group.name, shared.pid
+                    ),
+                ));
             }
         }
     }
@@ -686,6 +700,11 @@ fn monitor_thread(shared: &Shared) {
     let mut interrupted: Vec<Option<(Instant, Instant)>> = vec![None; o.threads];
     loop {
         std::thread::sleep(tick);
+        // Requests that outlived a tick tell their worker who serves them
+        // now (fast ones said it with their answer).
+        for exchange in shared.exchanges.lock().iter().flatten() {
+            exchange.send_held_accepted();
+        }
         if shared.stopping.load(Ordering::SeqCst) {
             continue;
         }

@@ -5,7 +5,7 @@ use crate::apache::log::{self, Level};
 use crate::protocol::{self, Frame, Limits, ProtocolError};
 use crate::wsgi::{Backend, BackendError};
 use parking_lot::Mutex;
-use std::io::Write;
+use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 
 pub struct SocketBackend {
@@ -13,35 +13,43 @@ pub struct SocketBackend {
     limits: Limits,
     /// Prefix of our log lines: the group and this process.
     who: String,
+    pid: u32,
 }
 
 /// The connection and the frames not yet written: the response head waits
 /// here for the first body block or the end, so that a small response
-/// costs one write, not one per frame.
+/// costs one write, not one per frame. Reads go through a small buffer, so
+/// a request frame costs one read, not one for its header and one for its
+/// payload (the worker sends nothing unasked after the request, so the
+/// buffer never holds bytes past the frame being read).
 struct Conn {
-    stream: UnixStream,
+    reader: BufReader<UnixStream>,
     pending: Vec<u8>,
 }
 
 impl Conn {
     /// Writes the pending bytes and `tail`, in one system call when possible.
+    fn stream(&mut self) -> &mut UnixStream {
+        self.reader.get_mut()
+    }
+
     fn write_with(&mut self, tail: &[u8]) -> std::io::Result<()> {
         if self.pending.is_empty() {
-            return self.stream.write_all(tail);
+            return self.stream().write_all(tail);
         }
         if tail.len() <= COALESCE {
             self.pending.extend_from_slice(tail);
             let out = std::mem::take(&mut self.pending);
-            let r = self.stream.write_all(&out);
+            let r = self.stream().write_all(&out);
             self.pending = out;
             self.pending.clear();
             return r;
         }
         let out = std::mem::take(&mut self.pending);
         let r = self
-            .stream
+            .stream()
             .write_all(&out)
-            .and_then(|_| self.stream.write_all(tail));
+            .and_then(|_| self.stream().write_all(tail));
         self.pending = out;
         self.pending.clear();
         r
@@ -56,15 +64,45 @@ fn gone(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl SocketBackend {
-    pub fn new(stream: UnixStream, limits: Limits, group: &str) -> SocketBackend {
+    pub fn new(stream: UnixStream, limits: Limits, group: &str, pid: u32) -> SocketBackend {
         SocketBackend {
             stream: Mutex::new(Conn {
-                stream,
+                reader: BufReader::with_capacity(8 * 1024, stream),
                 pending: Vec::new(),
             }),
             limits,
-            who: format!("daemon process '{group}' (pid {})", std::process::id()),
+            who: format!("daemon process '{group}' (pid {pid})"),
+            pid,
         }
+    }
+
+    /// Puts `Accepted` in front of whatever is written next, instead of
+    /// writing it now.
+    pub fn hold_accepted(&self) {
+        let mut c = self.stream.lock();
+        if c.pending.is_empty() {
+            let _ = protocol::encode(&Frame::Accepted { pid: self.pid }, &mut c.pending);
+        }
+    }
+
+    /// Writes what is held back (`Accepted`, perhaps a response head), unless
+    /// the request thread is writing right now (it then writes it anyway).
+    /// Used by the monitor thread for requests that run longer than a tick.
+    pub fn send_held_accepted(&self) {
+        let Some(mut c) = self.stream.try_lock() else {
+            return;
+        };
+        // Small enough to fit the socket's buffer, so this cannot block:
+        // the worker reads everything as it comes.
+        if !c.pending.is_empty() && c.pending.len() <= 16 * 1024 {
+            let out = std::mem::take(&mut c.pending);
+            let _ = c.stream().write_all(&out);
+        }
+    }
+
+    /// Reads the next frame the worker sent (a request, between requests).
+    pub fn read_frame(&self) -> Result<Frame, ProtocolError> {
+        protocol::read_frame(&mut self.stream.lock().reader, &self.limits)
     }
 
     /// Sends one frame that ends or reports on the exchange.
@@ -85,7 +123,7 @@ impl Backend for SocketBackend {
         protocol::encode(&Frame::ReadBody { max: max as u32 }, &mut ask).map_err(gone)?;
         let mut c = self.stream.lock();
         c.write_with(&ask).map_err(gone)?;
-        match protocol::read_frame(&mut c.stream, &self.limits) {
+        match protocol::read_frame(&mut c.reader, &self.limits) {
             Ok(Frame::Body(data)) if data.len() <= max => {
                 buf[..data.len()].copy_from_slice(&data);
                 Ok(data.len())
@@ -130,9 +168,9 @@ impl Backend for SocketBackend {
             if c.pending.is_empty() || chunk.len() > COALESCE {
                 let pending = std::mem::take(&mut c.pending);
                 if !pending.is_empty() {
-                    c.stream.write_all(&pending).map_err(gone)?;
+                    c.stream().write_all(&pending).map_err(gone)?;
                 }
-                protocol::write_response_body(&mut c.stream, chunk).map_err(gone)?;
+                protocol::write_response_body(c.stream(), chunk).map_err(gone)?;
             } else {
                 let mut frame = Vec::with_capacity(chunk.len() + protocol::HEADER_LEN);
                 protocol::encode(&Frame::ResponseBody(chunk.to_vec()), &mut frame).map_err(gone)?;

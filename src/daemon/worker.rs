@@ -95,7 +95,7 @@ pub fn handle(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
     let mut attempts = Attempts::default();
-    let mut stream = match connect(group, &mut attempts) {
+    let stream = match connect(group, &mut attempts) {
         Ok(s) => s,
         Err(message) => {
             r.log(Level::Error, &message);
@@ -128,8 +128,11 @@ pub fn handle(
         ..Limits::default()
     };
     let name = &group.name;
+    // Reads and writes share the one socket through `&UnixStream` (a
+    // try_clone would cost a dup and a close per request).
+    let mut writer = &stream;
     if let Err(e) =
-        protocol::write_frame(&mut stream, &Frame::request(environ)).and_then(|_| stream.flush())
+        protocol::write_frame(&mut writer, &Frame::request(environ)).and_then(|_| writer.flush())
     {
         r.log(
             Level::Error,
@@ -139,17 +142,8 @@ pub fn handle(
     }
     // Frames are small and come in bursts (head, body, end): read them
     // through a buffer, a syscall per burst rather than two per frame.
-    let mut reader = match stream.try_clone() {
-        // Small: a large frame's payload is read past the buffer anyway.
-        Ok(s) => std::io::BufReader::with_capacity(8 * 1024, s),
-        Err(e) => {
-            r.log(
-                Level::Error,
-                &format!("daemon process group '{name}': cannot use the connection: {e}"),
-            );
-            return status::HTTP_BAD_GATEWAY;
-        }
-    };
+    // Small: a large frame's payload is read past the buffer anyway.
+    let mut reader = std::io::BufReader::with_capacity(8 * 1024, &stream);
     // Who serves this request, for every log line: the group, and the
     // daemon's pid once it has said it took the request.
     let mut who = format!("daemon process group '{name}'");
@@ -179,8 +173,8 @@ pub fn handle(
                         Frame::body_error("the client disconnected or sent a bad request body")
                     }
                 };
-                if protocol::write_frame(&mut stream, &reply)
-                    .and_then(|_| stream.flush())
+                if protocol::write_frame(&mut writer, &reply)
+                    .and_then(|_| writer.flush())
                     .is_err()
                 {
                     r.log(
