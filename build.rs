@@ -126,6 +126,7 @@ fn main() {
         .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_add|apr_table_unset")
         .allowlist_function("apr_os_file_put|apr_brigade_create|apr_brigade_insert_file|apr_bucket_file_enable_mmap")
         .allowlist_function("ap_pass_brigade|ap_get_core_module_config")
+        .allowlist_function("ap_internal_redirect_handler|ap_discard_request_body")
         .allowlist_type("core_dir_config")
         .derive_debug(false)
         .derive_default(false)

@@ -429,6 +429,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         enable_sendfile: dir.enable_sendfile(),
         proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
         error_override: dir.error_override(),
+        pass_apache_request: dir.pass_apache_request(),
     };
     // WSGIDispatchScript: may replace the three choices (in their
     // configured forms, expanded below as the directives' are).

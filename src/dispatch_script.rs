@@ -94,6 +94,7 @@ pub fn run(
             script_reloading: reloading,
             multithread: crate::apache::mpm_info().threaded,
             multiprocess: true,
+            apache_request: None,
         };
         let mut choice = Choice::default();
         for function in FUNCTIONS {

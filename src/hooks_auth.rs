@@ -297,6 +297,7 @@ fn run_hook<T>(
             script_reloading: reloading,
             multithread: crate::apache::mpm_info().threaded,
             multiprocess: true,
+            apache_request: None,
         };
         let environ = crate::wsgi::environ::build(
             py,

@@ -1,7 +1,9 @@
 //! mod_wsgi's hooks into Apache's own request phases, against a real
 //! Apache: trusted proxy headers, WSGIAccessScript, the `wsgi` auth
 //! provider (WSGIAuthUserScript) and `Require wsgi-group`
-//! (WSGIAuthGroupScript).
+//! (WSGIAuthGroupScript); WSGIPassApacheRequest (the request_rec lent to
+//! the application) and CGI's local redirect (status 200 with a
+//! `Location: /path` makes Apache serve that path instead).
 
 mod common;
 use common::*;
@@ -547,4 +549,306 @@ fn auth_directives_are_implemented() {
             "{log}"
         );
     }
+}
+
+// ------------------------------------------------- WSGIPassApacheRequest
+
+/// Reports what `environ['apache.request_rec']` is, read the way C code
+/// would (the unnamed capsule's pointer, then `request_rec.the_request`,
+/// the seventh pointer of the struct), and checks from a thread, once the
+/// request is over, that the capsule it kept is refused.
+const REQUEST_REC_APP: &str = r#"
+import ctypes, sys, threading, time
+api = ctypes.pythonapi
+api.PyCapsule_IsValid.restype = ctypes.c_int
+api.PyCapsule_IsValid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+api.PyCapsule_GetName.restype = ctypes.c_char_p
+api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+
+def later(capsule, tag):
+    time.sleep(0.5)
+    try:
+        api.PyCapsule_GetPointer(capsule, None)
+        refused = "no"
+    except ValueError:
+        refused = "yes"
+    sys.stderr.write("kept capsule %s: valid=%d refused=%s\n" % (
+        tag, api.PyCapsule_IsValid(capsule, None), refused))
+    sys.stderr.flush()
+
+def application(environ, start_response):
+    capsule = environ.get("apache.request_rec")
+    lines = ["present=%s" % ("yes" if capsule is not None else "no")]
+    if capsule is not None:
+        lines.append("type=%s" % type(capsule).__name__)
+        lines.append("valid=%d" % api.PyCapsule_IsValid(capsule, None))
+        name = api.PyCapsule_GetName(capsule)
+        lines.append("name=%s" % (name.decode() if name else "NULL"))
+        pointer = api.PyCapsule_GetPointer(capsule, None)
+        the_request = ctypes.cast(pointer, ctypes.POINTER(ctypes.c_char_p))[6]
+        lines.append("the_request=%s" % the_request.decode())
+        threading.Thread(target=later, args=(capsule, environ["QUERY_STRING"])).start()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(lines).encode()]
+"#;
+
+fn request_rec_server() -> Apache {
+    Apache::builder()
+        .file("app/req.wsgi", REQUEST_REC_APP)
+        .directives(
+            "WSGIDaemonProcess reqd threads=2\n\
+             WSGIScriptAlias /req {dir}/app/req.wsgi\n\
+             <Location /req/on>\n    WSGIPassApacheRequest On\n</Location>\n\
+             <Location /req/daemon>\n    WSGIPassApacheRequest On\n    WSGIProcessGroup reqd\n</Location>\n",
+        )
+        .start()
+}
+
+#[test]
+fn pass_apache_request_lends_the_request_rec_in_embedded_mode() {
+    let apache = request_rec_server();
+    let r = apache.get("/req/on/x?tag1");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let body = r.text();
+    assert_eq!(field(&body, "present"), "yes", "{body}");
+    assert_eq!(field(&body, "type"), "PyCapsule", "{body}");
+    // Unnamed, as mod_wsgi makes it: PyCapsule_GetPointer(capsule, NULL).
+    assert_eq!(field(&body, "valid"), "1", "{body}");
+    assert_eq!(field(&body, "name"), "NULL", "{body}");
+    // Read through the pointer: the request line of this very request.
+    assert_eq!(
+        field(&body, "the_request"),
+        "GET /req/on/x?tag1 HTTP/1.1",
+        "{body}"
+    );
+    // Kept past the request, the capsule no longer gives the pointer.
+    assert!(
+        apache.wait_for_log(
+            "kept capsule tag1: valid=0 refused=yes",
+            std::time::Duration::from_secs(10)
+        ),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        !apache
+            .error_log()
+            .contains("WSGIPassApacheRequest is accepted but not implemented"),
+        "{}",
+        apache.error_log()
+    );
+}
+
+#[test]
+fn pass_apache_request_off_and_in_daemon_mode_leaves_the_key_out() {
+    let apache = request_rec_server();
+    let body = apache.get("/req/off").text();
+    assert_eq!(field(&body, "present"), "no", "{body}");
+    for _ in 0..3 {
+        let r = apache.get("/req/daemon");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        assert_eq!(field(&r.text(), "present"), "no", "{}", r.text());
+    }
+    let log = apache.error_log();
+    let warning =
+        "WSGIPassApacheRequest On has no effect in daemon mode (daemon process group 'reqd')";
+    assert!(log.contains(warning), "{log}");
+    // Once per Apache child, not per request.
+    let children = log.matches(warning).count();
+    assert!(
+        (1..=apache.pids().len()).contains(&children),
+        "{children} warnings:\n{log}"
+    );
+}
+
+// ---------------------------------------------------------- local redirect
+
+/// Answers by PATH_INFO: a status 200 with a local Location (the CGI
+/// internal redirect), with an absolute one, a 302, and a Location to a
+/// static file. Each body carries a marker the client must never see when
+/// the redirect happens.
+const REDIRECT_APP: &str = r#"
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    mount = environ["SCRIPT_NAME"]
+    target = "/daemon-target" if mount.startswith("/d") else "/target"
+    if path == "/local":
+        start_response("200 OK", [("Content-Type", "text/x-secret"), ("X-From-A", "1"),
+                                  ("Location", target + "/here?q=1")])
+        return [b"SECRET-BODY-OF-A ", b"more of A"]
+    if path == "/stream":
+        # A generator that yields before and after a read of wsgi.input.
+        def body():
+            yield b"SECRET-BODY-OF-A"
+            environ["wsgi.input"].read(10)
+            yield b"SECRET-BODY-OF-A again"
+        start_response("200 OK", [("Location", target + "/streamed")])
+        return body()
+    if path == "/static":
+        start_response("200 OK", [("Location", "/static.txt")])
+        return [b"SECRET-BODY-OF-A"]
+    if path == "/absolute":
+        start_response("200 OK", [("Location", "http://example.invalid/elsewhere"),
+                                  ("Content-Type", "text/plain")])
+        return [b"body of A (absolute)"]
+    if path == "/protocol-relative":
+        start_response("200 OK", [("Location", "//example.invalid/elsewhere"),
+                                  ("Content-Type", "text/plain")])
+        return [b"body of A (protocol-relative)"]
+    if path == "/found":
+        start_response("302 Found", [("Location", target + "/here"),
+                                     ("Content-Type", "text/plain")])
+        return [b"body of A (302)"]
+    if path == "/raises":
+        def failing():
+            yield b"SECRET-BODY-OF-A"
+            raise RuntimeError("broken after the head")
+        start_response("200 OK", [("Location", target + "/here")])
+        return failing()
+    if path == "/loop":
+        start_response("200 OK", [("Location", mount + "/loop")])
+        return [b"SECRET-BODY-OF-A"]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"no such test"]
+"#;
+
+/// The page served after the redirect: what its request looks like.
+const TARGET_APP: &str = r#"
+def application(environ, start_response):
+    keys = ["REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_LENGTH",
+            "HTTP_TRANSFER_ENCODING", "REDIRECT_URL", "REDIRECT_STATUS", "mod_wsgi.process_group"]
+    lines = ["target page"] + ["%s=%s" % (k, environ.get(k, "-")) for k in keys]
+    lines.append("body=%d" % len(environ["wsgi.input"].read()))
+    start_response("200 OK", [("Content-Type", "text/plain"), ("X-Target", "yes")])
+    return ["\n".join(lines).encode()]
+"#;
+
+fn redirect_server() -> Apache {
+    Apache::builder()
+        .file("app/redirect.wsgi", REDIRECT_APP)
+        .file("app/target.wsgi", TARGET_APP)
+        .file("htdocs/static.txt", "static file content\n")
+        .directives(
+            "WSGIDaemonProcess redir threads=2\n\
+             WSGIScriptAlias /target {dir}/app/target.wsgi\n\
+             WSGIScriptAlias /daemon-target {dir}/app/target.wsgi process-group=redir\n\
+             WSGIScriptAlias /embedded {dir}/app/redirect.wsgi\n\
+             WSGIScriptAlias /daemon {dir}/app/redirect.wsgi process-group=redir\n",
+        )
+        .start()
+}
+
+fn check_local_redirects(apache: &Apache, mount: &str, group: &str) {
+    let target = if group.is_empty() {
+        "/target"
+    } else {
+        "/daemon-target"
+    };
+    // 200 + Location: /path -> the client gets the other page, and
+    // nothing of A: not its body, not its headers.
+    let r = apache.get(&format!("{mount}/local"));
+    let body = r.text();
+    assert_eq!(r.status, 200, "{mount}: {body}\n{}", apache.error_log());
+    assert!(body.starts_with("target page"), "{mount}: {body}");
+    assert!(!body.contains("SECRET"), "{mount}: {body}");
+    assert_eq!(field(&body, "REQUEST_METHOD"), "GET");
+    assert_eq!(field(&body, "PATH_INFO"), "/here");
+    assert_eq!(field(&body, "QUERY_STRING"), "q=1");
+    assert_eq!(field(&body, "REDIRECT_URL"), format!("{mount}/local"));
+    assert_eq!(field(&body, "mod_wsgi.process_group"), group);
+    assert_eq!(r.header("X-Target"), Some("yes"));
+    assert_eq!(r.header("X-From-A"), None, "{:?}", r.headers);
+    assert_eq!(r.header("Location"), None, "{:?}", r.headers);
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+
+    // A POST becomes a GET without a body; the unread body of the first
+    // request does not spill into the next request on the connection.
+    let upload = vec![b'x'; 200 * 1024];
+    let r = apache.request("POST", &format!("{mount}/stream"), &[], &upload);
+    let body = r.text();
+    assert_eq!(r.status, 200, "{mount}: {body}\n{}", apache.error_log());
+    assert!(!body.contains("SECRET"), "{mount}: {body}");
+    assert_eq!(field(&body, "REQUEST_METHOD"), "GET", "{body}");
+    assert_eq!(field(&body, "PATH_INFO"), "/streamed", "{body}");
+    assert_eq!(field(&body, "CONTENT_LENGTH"), "-", "{body}");
+    assert_eq!(field(&body, "body"), "0", "{body}");
+    let r = apache.get(&format!("{target}/after"));
+    assert_eq!(r.status, 200, "{mount}: {}", apache.error_log());
+    assert_eq!(field(&r.text(), "PATH_INFO"), "/after");
+    // The same on one raw keep-alive connection, the body never read by
+    // the application: the next request behind it is answered as such.
+    let small = "y".repeat(5000);
+    let raw = format!(
+        "POST {mount}/local HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{small}\
+         GET {target}/next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        small.len()
+    );
+    let answer = String::from_utf8_lossy(&apache.raw(raw.as_bytes())).into_owned();
+    assert_eq!(
+        answer.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "{mount}: {answer}"
+    );
+    assert!(answer.contains("PATH_INFO=/here"), "{mount}: {answer}");
+    assert!(answer.contains("PATH_INFO=/next"), "{mount}: {answer}");
+    assert!(
+        !answer.contains("SECRET") && !answer.contains("yyyy"),
+        "{answer}"
+    );
+
+    // A static file as the target.
+    let r = apache.get(&format!("{mount}/static"));
+    assert_eq!(r.status, 200, "{mount}: {}", apache.error_log());
+    assert_eq!(r.text(), "static file content\n");
+
+    // An absolute URL (or a protocol-relative one) is for the client: the
+    // response goes out as the application made it.
+    for (path, text) in [
+        ("absolute", "body of A (absolute)"),
+        ("protocol-relative", "body of A (protocol-relative)"),
+    ] {
+        let r = apache.get(&format!("{mount}/{path}"));
+        assert_eq!(r.status, 200, "{mount}/{path}");
+        assert_eq!(r.text(), text, "{mount}/{path}");
+        assert!(
+            r.header("Location")
+                .unwrap_or("")
+                .contains("example.invalid/elsewhere")
+        );
+    }
+
+    // Any other status with Location is passed on as usual.
+    let r = apache.get(&format!("{mount}/found"));
+    assert_eq!(r.status, 302, "{mount}");
+    assert_eq!(r.text(), "body of A (302)");
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("{target}/here").as_str())
+    );
+
+    // The application failing while its (discarded) body is produced:
+    // an ordinary 500, no redirect, nothing of A.
+    let r = apache.get(&format!("{mount}/raises"));
+    assert_eq!(r.status, 500, "{mount}: {}", r.text());
+    assert!(!r.text().contains("SECRET") && !r.text().contains("target page"));
+
+    // A redirect to itself ends at LimitInternalRecursion with a 500.
+    let r = apache.get(&format!("{mount}/loop"));
+    assert_eq!(r.status, 500, "{mount}: {}", r.text());
+    assert!(!r.text().contains("SECRET"));
+}
+
+#[test]
+fn local_redirect_in_daemon_mode() {
+    let apache = redirect_server();
+    check_local_redirects(&apache, "/daemon", "redir");
+}
+
+/// Beyond mod_wsgi, which redirects in daemon mode only.
+#[test]
+fn local_redirect_in_embedded_mode() {
+    let apache = redirect_server();
+    check_local_redirects(&apache, "/embedded", "");
 }

@@ -354,3 +354,31 @@ impl Request {
         unsafe { ffi::ap_get_server_port(self.as_ptr()) }
     }
 }
+
+impl Request {
+    /// A "local redirect", as mod_cgi makes one for a script's status 200
+    /// with `Location: /path`: what is left of the request body is read
+    /// and dropped, the request becomes a GET without a body, and Apache
+    /// serves `location` (a local path, maybe with a query string) as an
+    /// internal request whose response is the one the client gets
+    /// (LimitInternalRecursion stops a loop with a 500). Nothing of this
+    /// request's own response may have been sent.
+    pub fn internal_redirect(&mut self, location: &str) {
+        // SAFETY: live request; reads the rest of its body through its
+        // input filters, which the redirected request shares, so nothing
+        // of it is left on the connection. A body that cannot be read
+        // (client gone) makes Apache close the connection afterwards.
+        let _ = unsafe { ffi::ap_discard_request_body(self.as_ptr()) };
+        self.0.method = self.pool().strdup("GET");
+        self.0.method_number = ffi::MWRS_M_GET;
+        // The body was consumed: the redirected request has none.
+        let headers = self.headers_in();
+        headers.unset("Content-Length");
+        headers.unset("Transfer-Encoding");
+        let uri = self.pool().strdup(location);
+        // SAFETY: live request, on the thread serving it; `uri` is a pool
+        // string that outlives the call. Apache runs the new request to
+        // its end (including ap_die for an error) before returning.
+        unsafe { ffi::ap_internal_redirect_handler(uri, self.as_ptr()) };
+    }
+}

@@ -308,7 +308,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIPassApacheRequest",
         ServerVhostDir,
-        REQUEST,
+        Implemented,
         "WSGIPassApacheRequest On|Off",
     ),
     // Apache authentication and authorisation hooks.
@@ -462,6 +462,7 @@ mod tests {
                 "WSGIEnableSendfile",
                 "WSGITrustedProxyHeaders",
                 "WSGITrustedProxies",
+                "WSGIPassApacheRequest",
                 "WSGIAccessScript",
                 "WSGIAuthUserScript",
                 "WSGIAuthGroupScript",

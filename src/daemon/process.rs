@@ -638,6 +638,8 @@ fn serve_request(
         script_reloading: reloading,
         multithread: o.threads > 1,
         multiprocess: o.multiprocess,
+        // Not in a daemon process: Apache's request is in the Apache child.
+        apache_request: None,
     };
     if !o.queue_timeout.is_zero() {
         let now = std::time::SystemTime::now()

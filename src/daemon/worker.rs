@@ -75,6 +75,9 @@ pub fn handle(
     if let Err(code) = r.setup_body(opts.chunked_request) {
         return code;
     }
+    if opts.pass_apache_request {
+        warn_no_request_rec(r, &group.name);
+    }
     let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization, &opts.proxy);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
     // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
@@ -151,10 +154,13 @@ pub fn handle(
     // WSGIErrorOverride: the error status the application answered, whose
     // body is discarded so that Apache's ErrorDocument makes it instead.
     let mut overridden: Option<i32> = None;
+    // Status 200 with a local Location (the CGI rule): the URL Apache
+    // serves instead once the daemon has finished, the body discarded.
+    let mut redirect: Option<String> = None;
     // Allocated on the first ReadBody only: most requests have no body, and
     // with hundreds of Apache threads per child the memory adds up.
     let mut body: Vec<u8> = Vec::new();
-    loop {
+    let location = loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
@@ -195,6 +201,26 @@ pub fn handle(
                 if opts.error_override && code >= 400 && !head_sent =>
             {
                 overridden = Some(i32::from(code));
+            }
+            Frame::ResponseHead {
+                status: code,
+                headers,
+                ..
+            } if !head_sent && local_location(code, &headers).is_some() => {
+                redirect = local_location(code, &headers);
+            }
+            Frame::ResponseBody(_) if redirect.is_some() => {}
+            Frame::ResponseEnd if redirect.is_some() => {
+                break redirect.take().unwrap_or_default();
+            }
+            Frame::Failure { kind, message } if redirect.is_some() => {
+                // Nothing reached the client: an ordinary error status
+                // rather than the redirect.
+                r.log(
+                    Level::Info,
+                    &format!("{who} failed the request ({}): {message}", kind.name()),
+                );
+                return kind.http_status() as i32;
             }
             Frame::ResponseBody(_) | Frame::ResponseEnd | Frame::Failure { .. }
                 if overridden.is_some() =>
@@ -285,6 +311,42 @@ pub fn handle(
                 };
             }
         }
+    };
+    // The daemon is done with the request: let it go before Apache serves
+    // the new one (which may well be sent to the same group).
+    drop(reader);
+    drop(stream);
+    r.log(
+        Level::Debug,
+        &format!("{who} answered 200 with Location '{location}': internal redirect"),
+    );
+    r.internal_redirect(&location);
+    status::OK
+}
+
+/// The local URL of a response head that asks for an internal redirect.
+fn local_location(code: u16, headers: &[(Vec<u8>, Vec<u8>)]) -> Option<String> {
+    crate::wsgi::response::local_redirect(
+        code,
+        headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+    )
+    .map(latin1)
+}
+
+/// WSGIPassApacheRequest On in front of a daemon process group: said once
+/// per Apache child. As with mod_wsgi, the key is left out: the daemon has
+/// no request_rec, the request lives in this process.
+fn warn_no_request_rec(r: &Request, group: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        r.log(
+            Level::Warning,
+            &format!(
+                "WSGIPassApacheRequest On has no effect in daemon mode (daemon process group '{group}'): environ has no 'apache.request_rec' there, as with mod_wsgi (said once per Apache child, pid {})",
+                std::process::id()
+            ),
+        );
     }
 }
 

@@ -27,6 +27,9 @@ pub struct RequestOptions {
     /// WSGIErrorOverride (daemon mode): an error status from the
     /// application goes to Apache, whose ErrorDocument makes the body.
     pub error_override: bool,
+    /// WSGIPassApacheRequest: embedded mode lends the request_rec to the
+    /// application (`apache.request_rec`); daemon mode cannot.
+    pub pass_apache_request: bool,
 }
 
 /// The WSGI backend of embedded mode: Apache's own request.
@@ -34,6 +37,16 @@ struct ApacheBackend {
     request: SharedRequest,
     /// WSGIEnableSendfile of the request.
     sendfile: bool,
+    /// A status 200 with a local `Location` (as CGI has it): the URL Apache
+    /// serves once the application is done, instead of this response,
+    /// whose headers and body are dropped.
+    local_redirect: parking_lot::Mutex<Option<String>>,
+}
+
+impl ApacheBackend {
+    fn redirecting(&self) -> bool {
+        self.local_redirect.lock().is_some()
+    }
 }
 
 impl Backend for ApacheBackend {
@@ -53,6 +66,15 @@ impl Backend for ApacheBackend {
         status_line: &str,
         headers: &[(String, String)],
     ) -> Result<(), BackendError> {
+        let local = crate::wsgi::response::local_redirect(
+            status,
+            headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        );
+        if let Some(location) = local {
+            // Headers are latin-1 text already (start_response checked).
+            *self.local_redirect.lock() = Some(String::from_utf8_lossy(location).into_owned());
+            return self.request.with(|_| ()).ok_or(BackendError::Finished);
+        }
         self.request
             .with(|r| {
                 r.set_status(status as i32, status_line);
@@ -69,6 +91,9 @@ impl Backend for ApacheBackend {
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        if self.redirecting() {
+            return Ok(());
+        }
         // Each block the application yields goes out at once (as with
         // mod_wsgi): a streamed response reaches the client as it is made.
         match self
@@ -91,6 +116,9 @@ impl Backend for ApacheBackend {
         offset: u64,
         len: u64,
     ) -> Option<Result<(), BackendError>> {
+        if self.redirecting() {
+            return Some(Ok(()));
+        }
         // Apache's own descriptor: the application may close its file
         // before Apache has sent the bytes.
         let own = file.try_clone().ok()?;
@@ -215,18 +243,27 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         script_reloading: opts.script_reloading,
         multithread: opts.multithread,
         multiprocess: true,
+        apache_request: opts.pass_apache_request.then(|| r.as_send()),
     };
     let scope = RequestScope::new(r);
-    let backend: Arc<dyn Backend> = Arc::new(ApacheBackend {
+    let apache = Arc::new(ApacheBackend {
         request: scope.handle(),
         sendfile: opts.enable_sendfile,
+        local_redirect: parking_lot::Mutex::new(None),
     });
+    let backend: Arc<dyn Backend> = apache.clone();
     let outcome = serve::serve(
         backend.clone(),
         &target,
         vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &ctx,
     );
+    let redirect = apache.local_redirect.lock().take();
+    let mut outcome = outcome;
+    if let (Some(_), Err(failure)) = (&redirect, &mut outcome) {
+        // Nothing reached the client: the failure is an ordinary 500.
+        failure.started = false;
+    }
     let code = match &outcome {
         Ok(()) => status::OK,
         Err(failure) => {
@@ -239,5 +276,18 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         }
     };
     drop(scope);
-    code
+    match (redirect, outcome) {
+        (Some(location), Ok(())) => {
+            r.log(
+                Level::Debug,
+                &format!(
+                    "'{}' answered 200 with Location '{location}': internal redirect",
+                    opts.script
+                ),
+            );
+            r.internal_redirect(&location);
+            status::OK
+        }
+        _ => code,
+    }
 }

@@ -4,6 +4,7 @@
 //! [`interp`]), and finalizing Python when the process exits.
 //! Python never starts in the Apache parent.
 
+pub mod capsule;
 pub mod files;
 pub mod interp;
 pub mod stdio;

@@ -91,4 +91,7 @@ pub struct EnvironContext<'a> {
     pub script_reloading: bool,
     pub multithread: bool,
     pub multiprocess: bool,
+    /// WSGIPassApacheRequest in embedded mode: the request lent to the
+    /// application as `environ['apache.request_rec']` until it ends.
+    pub apache_request: Option<crate::apache::request::RequestPtr>,
 }

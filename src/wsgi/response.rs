@@ -130,3 +130,57 @@ pub fn run(
     };
     outcome.and(closed)
 }
+
+/// The local URL a response asks Apache to serve in its place, by the CGI
+/// rule mod_cgi (and mod_wsgi's daemon mode) follow: status 200 with a
+/// `Location` header (the first one) holding a path on this server. A
+/// protocol-relative `//host/...` is meant for the client and is not one.
+pub fn local_redirect<'a>(
+    status: u16,
+    headers: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+) -> Option<&'a [u8]> {
+    if status != 200 {
+        return None;
+    }
+    let (_, location) = headers
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(b"location"))?;
+    (location.starts_with(b"/") && !location.starts_with(b"//")).then_some(location)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_redirect;
+
+    fn check(status: u16, headers: &[(&str, &str)]) -> Option<String> {
+        local_redirect(
+            status,
+            headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        )
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+    }
+
+    #[test]
+    fn only_status_200_with_a_local_path_redirects() {
+        assert_eq!(
+            check(200, &[("Location", "/x?a=1")]).as_deref(),
+            Some("/x?a=1")
+        );
+        assert_eq!(
+            check(200, &[("content-type", "t"), ("LOCATION", "/y")]).as_deref(),
+            Some("/y")
+        );
+        assert_eq!(check(302, &[("Location", "/x")]), None);
+        assert_eq!(check(201, &[("Location", "/x")]), None);
+        assert_eq!(check(200, &[("Location", "http://h/x")]), None);
+        assert_eq!(check(200, &[("Location", "//h/x")]), None);
+        assert_eq!(check(200, &[("Location", "x")]), None);
+        assert_eq!(check(200, &[("Location", "")]), None);
+        assert_eq!(check(200, &[]), None);
+        // The first Location decides, as apr_table_get finds it.
+        assert_eq!(
+            check(200, &[("Location", "http://h/"), ("Location", "/x")]),
+            None
+        );
+    }
+}

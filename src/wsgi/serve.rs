@@ -6,6 +6,7 @@ use super::errors::ErrorLog;
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::{Backend, EnvironContext, Level, WsgiError, environ, response, scripts};
+use crate::python::capsule::LentPointer;
 use pyo3::prelude::*;
 use std::sync::Arc;
 
@@ -51,6 +52,22 @@ pub fn serve<'v>(
             )))
         })?;
         let environ = environ::build(py, vars, ctx).map_err(py_err)?;
+        // WSGIPassApacheRequest: the request_rec for C code, lent until the
+        // application is done with the request (close() included); the
+        // capsule is refused from then on.
+        let lent_request = match ctx
+            .apache_request
+            .and_then(|r| std::ptr::NonNull::new(r.as_raw().cast::<std::ffi::c_void>()))
+        {
+            Some(pointer) => {
+                let lent = LentPointer::new(py, pointer).map_err(py_err)?;
+                environ
+                    .set_item("apache.request_rec", lent.object())
+                    .map_err(py_err)?;
+                Some(lent)
+            }
+            None => None,
+        };
         let errors = Bound::new(py, ErrorLog::new(backend.clone())).map_err(py_err)?;
         let input = Bound::new(py, Input::new(backend.clone())).map_err(py_err)?;
         environ.set_item("wsgi.input", input).map_err(py_err)?;
@@ -63,6 +80,7 @@ pub fn serve<'v>(
         let head = start.borrow().head.clone();
         let result = response::run(py, &application, environ, &*backend, start);
         let _ = errors.call_method0("flush");
+        drop(lent_request);
         result.map_err(|error| Failure {
             started: head.lock().sent,
             error,
