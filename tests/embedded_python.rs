@@ -599,3 +599,58 @@ fn file_wrapper_streams_real_files_and_file_likes() {
         );
     }
 }
+
+const SLEEPY_APP: &str = r#"
+import time
+def application(environ, start_response):
+    body = environ['wsgi.input'].read()
+    time.sleep(0.5)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'slept ', str(len(body)).encode()]
+"#;
+
+/// Request threads queue for the GIL in front of it (src/python/interp.rs,
+/// GIL_WAITERS), but only while waiting: an application that releases the
+/// GIL (time.sleep here, as any blocking I/O does) lets the other requests
+/// run meanwhile. Ten requests sleeping 0.5 s each in one Apache child must
+/// overlap, not take 5 s one after the other; in a sub-interpreter and in
+/// the main interpreter (two ways of taking the GIL).
+#[test]
+fn requests_that_release_the_gil_run_concurrently() {
+    let apache = Apache::builder()
+        .file("app/sleepy.wsgi", SLEEPY_APP)
+        // One child with 10 threads: the queue is per process.
+        .directives(
+            "StartServers 1\nServerLimit 1\nMaxRequestWorkers 10\n\
+             MinSpareThreads 1\nMaxSpareThreads 10\n\
+             WSGIScriptAlias /sub {dir}/app/sleepy.wsgi\n\
+             WSGIScriptAlias /main {dir}/app/sleepy.wsgi application-group=%{GLOBAL}",
+        )
+        .start();
+    for path in ["/sub", "/main"] {
+        // Load the script once, so its import is not part of the timing.
+        assert_eq!(apache.get(path).status, 200, "{}", apache.error_log());
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..10)
+                .map(|i| {
+                    let apache = &apache;
+                    s.spawn(move || {
+                        let body = vec![b'x'; 1000 + i];
+                        apache.request("POST", path, &[], &body)
+                    })
+                })
+                .collect();
+            for (i, h) in handles.into_iter().enumerate() {
+                let r = h.join().expect("request thread");
+                assert_eq!(r.status, 200, "{}", apache.error_log());
+                assert_eq!(r.text(), format!("slept {}", 1000 + i));
+            }
+        });
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "{path}: 10 requests of 0.5 s took {took:?}: they ran one after the other"
+        );
+    }
+}

@@ -551,7 +551,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     shared
         .last_activity_ms
         .store(shared.now_ms(), Ordering::Relaxed);
-    serve_request(shared, slot, &backend, &environ);
+    serve_request(shared, slot, &backend, environ);
     shared.exchanges.lock()[slot] = None;
     shared.active.lock()[slot] = None;
     shared
@@ -571,8 +571,14 @@ fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// Latin-1 bytes to str, as CGI variables are byte strings (PEP 3333).
-fn latin1_str(b: &[u8]) -> String {
-    b.iter().map(|&c| c as char).collect()
+/// ASCII (nearly every key and value) is already UTF-8: the bytes become
+/// the String as they are, without a copy.
+fn latin1_string(bytes: Vec<u8>) -> String {
+    if bytes.is_ascii() {
+        String::from_utf8(bytes).unwrap_or_default()
+    } else {
+        bytes.iter().map(|&c| c as char).collect()
+    }
 }
 
 /// Serves one request and ends the exchange (`ResponseEnd` or `Failure`).
@@ -580,11 +586,11 @@ fn serve_request(
     shared: &Shared,
     slot: usize,
     backend: &Arc<SocketBackend>,
-    environ: &[(Vec<u8>, Vec<u8>)],
+    environ: Vec<(Vec<u8>, Vec<u8>)>,
 ) {
     let mut vars: Vec<(String, String)> = environ
-        .iter()
-        .map(|(k, v)| (latin1_str(k), latin1_str(v)))
+        .into_iter()
+        .map(|(k, v)| (latin1_string(k), latin1_string(v)))
         .collect();
     // When this daemon took the request (C mod_wsgi's key; see
     // docs/environ-differences.md).

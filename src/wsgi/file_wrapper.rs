@@ -140,7 +140,7 @@ impl FileWrapper {
         };
         let size = self.blksize.max(FAST_BLOCK);
         // No Rust lock is held while the GIL is released.
-        let read = py.allow_threads(move || {
+        let read = crate::python::interp::allow_threads(py, move || {
             let mut buf = vec![0u8; size];
             loop {
                 match file.read_at(&mut buf, offset) {
@@ -215,7 +215,7 @@ pub fn send_direct(
     // The head goes first, as it would with the first block.
     send_chunk(py, backend, head, b"")?;
     if len > 0 {
-        match py.allow_threads(|| backend.send_file(&file, offset, len)) {
+        match crate::python::interp::allow_threads(py, || backend.send_file(&file, offset, len)) {
             None => return Ok(false),
             Some(Err(BackendError::ClientGone(_) | BackendError::Finished)) => {
                 return Err(WsgiError::ClientGone);

@@ -162,9 +162,10 @@ impl Input {
                     buf[..prefix.len()].copy_from_slice(&prefix);
                     // The bytes object is not reachable from Python yet:
                     // nothing else touches `buf` while the GIL is released.
-                    outcome = py
-                        .allow_threads(|| fill(backend, buf, prefix.len()))
-                        .map_err(to_py_err)?;
+                    outcome = crate::python::interp::allow_threads(py, || {
+                        fill(backend, buf, prefix.len())
+                    })
+                    .map_err(to_py_err)?;
                     Ok(())
                 })?;
                 let (got, ended) = outcome;
@@ -179,9 +180,10 @@ impl Input {
             }
             limit => {
                 let mut data = prefix;
-                let ended = py
-                    .allow_threads(|| fill_growing(backend, &mut data, limit))
-                    .map_err(to_py_err)?;
+                let ended = crate::python::interp::allow_threads(py, || {
+                    fill_growing(backend, &mut data, limit)
+                })
+                .map_err(to_py_err)?;
                 if ended {
                     self.state.lock().eof = true;
                 }
@@ -194,8 +196,7 @@ impl Input {
     fn pull(&self, py: Python<'_>) -> PyResult<()> {
         let backend = &*self.backend;
         let mut chunk = vec![0u8; CHUNK];
-        let n = py
-            .allow_threads(|| backend.read_body(&mut chunk))
+        let n = crate::python::interp::allow_threads(py, || backend.read_body(&mut chunk))
             .map_err(to_py_err)?;
         let mut state = self.state.lock();
         if n == 0 {

@@ -40,6 +40,11 @@ pub fn send_chunk(
 }
 
 /// As send_chunk; `last` says the response ends right after these bytes.
+///
+/// The head and the bytes go to the backend with the GIL released once:
+/// each release hands the GIL to a waiting thread and the re-acquisition
+/// waits for it to come back, which under many concurrent requests is the
+/// costliest step of a small response.
 fn send_block(
     py: Python<'_>,
     backend: &dyn Backend,
@@ -47,34 +52,37 @@ fn send_block(
     data: &[u8],
     last: bool,
 ) -> Result<(), WsgiError> {
-    let allowed = {
+    let (unsent_head, allowed) = {
         let mut h = head.lock();
-        if !h.sent {
+        let unsent = if h.sent {
+            None
+        } else {
             let Some((code, line)) = h.status.clone() else {
                 return Err(WsgiError::Application(
                     "application returned data before calling start_response()".into(),
                 ));
             };
-            let headers = std::mem::take(&mut h.headers);
             h.sent = true;
-            drop(h);
-            py.allow_threads(|| backend.send_head(code, &line, &headers))
-                .map_err(lost)?;
-            h = head.lock();
-        }
-        h.allowance(data.len())
+            Some((code, line, std::mem::take(&mut h.headers)))
+        };
+        // Bytes beyond the application's Content-Length are dropped.
+        (unsent, h.allowance(data.len()))
     };
-    // Bytes beyond the application's Content-Length are dropped.
-    if allowed == 0 {
+    let data = &data[..allowed];
+    if unsent_head.is_none() && data.is_empty() {
         return Ok(());
     }
-    let data = &data[..allowed];
-    if last {
-        py.allow_threads(|| backend.write_last_body(data))
-            .map_err(lost)
-    } else {
-        py.allow_threads(|| backend.write_body(data)).map_err(lost)
-    }
+    crate::python::interp::allow_threads(py, || {
+        if let Some((code, line, headers)) = &unsent_head {
+            backend.send_head(*code, line, headers)?;
+        }
+        match (data.is_empty(), last) {
+            (true, _) => Ok(()),
+            (false, true) => backend.write_last_body(data),
+            (false, false) => backend.write_body(data),
+        }
+    })
+    .map_err(lost)
 }
 
 /// Calls the application and sends its response. The returned error says
@@ -123,7 +131,11 @@ pub fn run(
         send_chunk(py, backend, &head, b"")
     })();
     // PEP 3333: close() is called whatever happened.
-    let closed = if result.hasattr("close").unwrap_or(false) {
+    // A list or tuple has no close(); asking would raise and format an
+    // AttributeError under the GIL on every request.
+    let plain_sequence = result.is_exact_instance_of::<pyo3::types::PyList>()
+        || result.is_exact_instance_of::<pyo3::types::PyTuple>();
+    let closed = if !plain_sequence && result.hasattr("close").unwrap_or(false) {
         result.call_method0("close").map(|_| ()).map_err(app_error)
     } else {
         Ok(())
