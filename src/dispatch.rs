@@ -238,7 +238,7 @@ pub fn expand_application_group(
         other => match other
             .strip_prefix("%{ENV:")
             .and_then(|v| v.strip_suffix('}'))
-            .and_then(|name| env(name))
+            .and_then(env)
         {
             Some(value) if value.starts_with('%') && !value.starts_with("%{ENV:") => {
                 expand_application_group(&value, facts, env)
@@ -468,7 +468,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         return embedded::handle(r, &request);
     }
     // WSGIRestrictProcess: the groups this location may delegate to.
-    if !dir.restrict_process.is_empty() && !dir.restrict_process.iter().any(|g| *g == group) {
+    if !dir.restrict_process.is_empty() && !dir.restrict_process.contains(&group) {
         r.log(
             Level::Error,
             &format!(

@@ -159,7 +159,10 @@ mod trampolines {
     });
 
     /// Called from register_hooks: the access checker and both providers.
-    pub fn register(p: *mut ffi::apr_pool_t) {
+    ///
+    /// # Safety
+    /// `p` must be the live pool Apache passes to register_hooks.
+    pub unsafe fn register(p: *mut ffi::apr_pool_t) {
         hooks::access_checker(access_checker, Order::Middle);
         // SAFETY: static provider tables and static C strings; Apache keeps
         // the pointers for the life of the process generation.

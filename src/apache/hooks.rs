@@ -339,18 +339,28 @@ pub fn servers(main: *mut ffi::server_rec) -> impl Iterator<Item = *mut ffi::ser
 }
 
 /// The server's module_config vector.
-pub fn server_module_config(s: *mut ffi::server_rec) -> *mut ffi::ap_conf_vector_t {
+///
+/// # Safety
+/// `s` must be a live server_rec from Apache.
+pub unsafe fn server_module_config(s: *mut ffi::server_rec) -> *mut ffi::ap_conf_vector_t {
     // SAFETY: a live server_rec from Apache.
     unsafe { (*s).module_config }
 }
 
-pub fn server_is_virtual(s: *mut ffi::server_rec) -> bool {
+/// Whether `s` is a `<VirtualHost>`.
+///
+/// # Safety
+/// `s` must be a live server_rec from Apache.
+pub unsafe fn server_is_virtual(s: *mut ffi::server_rec) -> bool {
     // SAFETY: a live server_rec from Apache.
     unsafe { (*s).is_virtual != 0 }
 }
 
 /// Process-pool userdata: survives restart generations (module statics don't).
-pub fn process_pool(s: *mut ffi::server_rec) -> Pool {
+///
+/// # Safety
+/// `s` must be a live server_rec from Apache.
+pub unsafe fn process_pool(s: *mut ffi::server_rec) -> Pool {
     // SAFETY: server->process->pool is the process-lifetime pool.
     unsafe { Pool::from_raw((*(*s).process).pool) }
 }
@@ -376,7 +386,10 @@ pub fn first_time_in_pool(pool: Pool, key: &'static CStr) -> bool {
 }
 
 /// Per-directory config vector of a request.
-pub fn request_dir_config(r: *mut ffi::request_rec) -> *mut ffi::ap_conf_vector_t {
+///
+/// # Safety
+/// `r` must be a live request_rec from Apache.
+pub unsafe fn request_dir_config(r: *mut ffi::request_rec) -> *mut ffi::ap_conf_vector_t {
     // SAFETY: a live request.
     unsafe { (*r).per_dir_config }
 }

@@ -97,7 +97,9 @@ pub fn startup(level: Level, text: &str) {
 
 /// Logs against a request: the line carries the request's log id and goes
 /// to the error log of its virtual host.
-pub fn request(r: *const ffi::request_rec, level: Level, text: &str) {
+/// # Safety
+/// `r` must be a live request_rec from Apache.
+pub unsafe fn request(r: *const ffi::request_rec, level: Level, text: &str) {
     let msg = message(text);
     // SAFETY: `r` is the live request passed to a hook; format as above.
     unsafe {

@@ -213,7 +213,8 @@ fn all_server_configs<'a>(
     let mut vhosts = Vec::new();
     for server in hooks::servers(s) {
         if let Some(cfg) = server_config(server) {
-            if hooks::server_is_virtual(server) {
+            // SAFETY: `server` comes from Apache's list of live server_recs.
+            if unsafe { hooks::server_is_virtual(server) } {
                 vhosts.push(&*cfg);
             } else {
                 main = Some(&*cfg);
@@ -257,7 +258,9 @@ unsafe extern "C" fn post_config(
         // (warn, later: start daemons) only on the real pass. The marker lives
         // in the process pool because this module's statics do not survive
         // the unload/reload of each generation.
-        if hooks::first_time_in_pool(hooks::process_pool(s), c"mod_wsgi_rs.post_config") {
+        // SAFETY: `s` is the live main server post_config was given.
+        let process_pool = unsafe { hooks::process_pool(s) };
+        if hooks::first_time_in_pool(process_pool, c"mod_wsgi_rs.post_config") {
             return status::OK;
         }
         log::set_main_server(s);
@@ -266,7 +269,8 @@ unsafe extern "C" fn post_config(
         for line in dispatch::startup_lines(main, &vhosts) {
             log::server(Some(s), line.0, &line.1);
         }
-        let title = super::process::ProcessTitle::of(s);
+        // SAFETY: `s` is the live main server post_config was given.
+        let title = unsafe { super::process::ProcessTitle::of(s) };
         match dispatch::start_daemons(pconf, title, main, &vhosts) {
             Ok(()) => status::OK,
             Err(message) => {
@@ -279,15 +283,16 @@ unsafe extern "C" fn post_config(
 
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
-        let daemons = super::process::configuration_pool_of(s)
+        // SAFETY: `s` is the live main server child_init was given.
+        let daemons = unsafe { super::process::configuration_pool_of(s) }
             .generation_userdata::<crate::daemon::supervisor::Daemons>(
-                crate::daemon::supervisor::POOL_KEY,
-            );
+            crate::daemon::supervisor::POOL_KEY,
+        );
         dispatch::adopt_daemons(daemons);
-        if let Some(main) = server_config(s) {
-            if let Err(message) = dispatch::child_init(main) {
-                log::server(Some(s), log::Level::Crit, &message);
-            }
+        if let Some(main) = server_config(s)
+            && let Err(message) = dispatch::child_init(main)
+        {
+            log::server(Some(s), log::Level::Crit, &message);
         }
     })
 }
@@ -337,6 +342,7 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         hooks::child_init(child_init, Order::Middle);
         hooks::translate_name(translate_name, &RUN_AFTER, &RUN_BEFORE, Order::Middle);
         hooks::handler(handler, Order::Middle);
-        super::auth::register(_p);
+        // SAFETY: `_p` is the pool Apache passed to register_hooks.
+        unsafe { super::auth::register(_p) };
     })
 }

@@ -167,7 +167,10 @@ pub struct ProcessTitle {
 
 impl ProcessTitle {
     /// The argv area of this Apache process.
-    pub fn of(s: *mut ffi::server_rec) -> Option<ProcessTitle> {
+    ///
+    /// # Safety
+    /// `s` must be a live server_rec from Apache.
+    pub unsafe fn of(s: *mut ffi::server_rec) -> Option<ProcessTitle> {
         // SAFETY: process->argv is the argv main() received (argc entries,
         // each NUL-terminated, laid out one after another by the kernel).
         unsafe {
@@ -180,7 +183,7 @@ impl ProcessTitle {
             let last = *argv.add((*process).argc as usize - 1);
             let end = last.add(libc::strlen(last)) as *mut u8;
             let len = end.offset_from(first);
-            (len > 0).then(|| ProcessTitle {
+            (len > 0).then_some(ProcessTitle {
                 start: first,
                 len: len as usize,
             })
@@ -211,8 +214,11 @@ unsafe impl Send for ProcessTitle {}
 // SAFETY: as above.
 unsafe impl Sync for ProcessTitle {}
 
-/// The process pool of a server (lives across restart generations).
-pub fn configuration_pool_of(s: *mut ffi::server_rec) -> Pool {
+/// The configuration pool of a server (lives for one restart generation).
+///
+/// # Safety
+/// `s` must be a live server_rec from Apache.
+pub unsafe fn configuration_pool_of(s: *mut ffi::server_rec) -> Pool {
     // SAFETY: server->process->pconf is the live configuration pool.
     unsafe { Pool::from_raw((*(*s).process).pconf) }
 }

@@ -262,7 +262,8 @@ impl Request {
     }
 
     pub fn log(&self, level: log::Level, text: &str) {
-        log::request(self.as_ptr(), level, text);
+        // SAFETY: a Request wraps a live request_rec.
+        unsafe { log::request(self.as_ptr(), level, text) };
     }
 }
 
@@ -293,7 +294,9 @@ impl SharedRequest {
     /// The raw pointer for logging, while the request lives.
     pub fn log(&self, level: log::Level, text: &str) {
         match *self.0.lock() {
-            Some(p) => log::request(p.as_raw(), level, text),
+            // SAFETY: the pointer is present only while the request lives
+            // (see `with`), and the lock is held for the call.
+            Some(p) => unsafe { log::request(p.as_raw(), level, text) },
             None => log::server(None, level, text),
         }
     }

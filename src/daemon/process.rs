@@ -151,10 +151,10 @@ fn setup_and_serve(
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
-    if let Some(title) = group.display_name() {
-        if let Some(t) = &daemons.title {
-            t.set(&title);
-        }
+    if let Some(title) = group.display_name()
+        && let Some(t) = &daemons.title
+    {
+        t.set(&title);
     }
     become_group_identity(group)?;
     let settings = crate::python::InitSettings::for_daemon(&group.python, &group.options);
@@ -287,11 +287,11 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
             );
         }
     }
-    if let Some(dir) = &o.chroot {
-        if Uid::effective().is_root() {
-            nix::unistd::chroot(dir.as_str()).map_err(|e| format!("chroot to {dir}: {e}"))?;
-            std::env::set_current_dir("/").map_err(|e| format!("chdir / in chroot: {e}"))?;
-        }
+    if let Some(dir) = &o.chroot
+        && Uid::effective().is_root()
+    {
+        nix::unistd::chroot(dir.as_str()).map_err(|e| format!("chroot to {dir}: {e}"))?;
+        std::env::set_current_dir("/").map_err(|e| format!("chdir / in chroot: {e}"))?;
     }
     let worker = proc_edge::worker_identity();
     let uid = o.user.as_ref().map_or(worker.uid, |u| u.uid);
@@ -302,12 +302,11 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
         .map_or(worker.user_name.clone(), |u| u.name.clone());
     if Uid::effective().is_root() {
         let mut groups: Vec<Gid> = vec![Gid::from_raw(gid)];
-        if let Ok(Some(user)) = nix::unistd::User::from_uid(Uid::from_raw(uid)) {
-            if let Ok(name) = std::ffi::CString::new(user.name.clone()) {
-                if let Ok(list) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid)) {
-                    groups = list;
-                }
-            }
+        if let Ok(Some(user)) = nix::unistd::User::from_uid(Uid::from_raw(uid))
+            && let Ok(name) = std::ffi::CString::new(user.name.clone())
+            && let Ok(list) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
+        {
+            groups = list;
         }
         groups.extend(o.supplementary_groups.iter().map(|g| Gid::from_raw(g.gid)));
         nix::unistd::setgroups(&groups).map_err(|e| format!("setgroups: {e}"))?;
@@ -423,12 +422,12 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
         }
         if let Some(p) = pipe.as_deref_mut() {
             let mut fds = [PollFd::new(p.as_fd(), PollFlags::POLLIN)];
-            if let Ok(n) = poll(&mut fds, PollTimeout::from(50u16)) {
-                if n > 0 {
-                    let mut b = [0u8; 1];
-                    if matches!(p.read(&mut b), Ok(1) if b[0] == SHUTDOWN) {
-                        return;
-                    }
+            if let Ok(n) = poll(&mut fds, PollTimeout::from(50u16))
+                && n > 0
+            {
+                let mut b = [0u8; 1];
+                if matches!(p.read(&mut b), Ok(1) if b[0] == SHUTDOWN) {
+                    return;
                 }
             }
         } else {
@@ -808,20 +807,19 @@ fn monitor_thread(shared: &Shared) {
             }
             continue;
         }
-        if !o.request_timeout.is_zero() {
-            if let Some(longest) = busy.iter().map(|t| t.elapsed()).max() {
-                if longest > o.request_timeout {
-                    shared.request_exit(
-                        SHUTDOWN,
-                        &format!(
-                            "a request has run {:.0}s, over request-timeout={}s; restarting",
-                            longest.as_secs_f64(),
-                            o.request_timeout.as_secs()
-                        ),
-                    );
-                    continue;
-                }
-            }
+        if !o.request_timeout.is_zero()
+            && let Some(longest) = busy.iter().map(|t| t.elapsed()).max()
+            && longest > o.request_timeout
+        {
+            shared.request_exit(
+                SHUTDOWN,
+                &format!(
+                    "a request has run {:.0}s, over request-timeout={}s; restarting",
+                    longest.as_secs_f64(),
+                    o.request_timeout.as_secs()
+                ),
+            );
+            continue;
         }
         if !o.startup_timeout.is_zero()
             && !shared.script_loaded.load(Ordering::Relaxed)

@@ -403,21 +403,21 @@ fn latin1(b: &[u8]) -> String {
 fn check_script_owner(r: &Request, script: &str, group: &GroupRuntime) -> Result<(), String> {
     let (uid, gid) = r.file_owner();
     let o = &group.options;
-    if let Some(user) = &o.script_user {
-        if user.uid != uid {
-            return Err(format!(
-                "script '{script}' is owned by uid {uid}, not by script-user={} (uid {}) of daemon process group '{}'",
-                user.name, user.uid, group.name
-            ));
-        }
+    if let Some(user) = &o.script_user
+        && user.uid != uid
+    {
+        return Err(format!(
+            "script '{script}' is owned by uid {uid}, not by script-user={} (uid {}) of daemon process group '{}'",
+            user.name, user.uid, group.name
+        ));
     }
-    if let Some(g) = &o.script_group {
-        if g.gid != gid {
-            return Err(format!(
-                "script '{script}' belongs to gid {gid}, not to script-group={} (gid {}) of daemon process group '{}'",
-                g.name, g.gid, group.name
-            ));
-        }
+    if let Some(g) = &o.script_group
+        && g.gid != gid
+    {
+        return Err(format!(
+            "script '{script}' belongs to gid {gid}, not to script-group={} (gid {}) of daemon process group '{}'",
+            g.name, g.gid, group.name
+        ));
     }
     Ok(())
 }

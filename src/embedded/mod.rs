@@ -163,10 +163,8 @@ pub fn cgi_vars(
             ),
         );
     }
-    if pass_authorization {
-        if let Some(auth) = r.headers_in().get("Authorization") {
-            vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
-        }
+    if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
+        vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
     }
     // What C mod_wsgi adds on the Apache side, whichever mode runs the
     // application (docs/environ-differences.md compares the two).
@@ -217,13 +215,12 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         return code;
     }
     let mut vars = cgi_vars(r, opts.pass_authorization, &opts.proxy);
-    if opts.enable_sendfile {
-        if let Some(v) = vars
+    if opts.enable_sendfile
+        && let Some(v) = vars
             .iter_mut()
             .find(|(k, _)| k == "mod_wsgi.enable_sendfile")
-        {
-            v.1 = "1".into();
-        }
+    {
+        v.1 = "1".into();
     }
     let target = AppTarget {
         script: &opts.script,

@@ -647,7 +647,7 @@ unsafe fn end_one(sub: &SubInterpreter) -> bool {
             ffi::PyThreadState_Clear(other);
             ffi::PyThreadState_Delete(other);
         }
-        let _ = run_attached(|py| shutdown_threads(py));
+        let _ = run_attached(shutdown_threads);
         let mut foreign = 0;
         let mut t = ffi::PyInterpreterState_ThreadHead(interp);
         while !t.is_null() {
@@ -657,7 +657,7 @@ unsafe fn end_one(sub: &SubInterpreter) -> bool {
             t = ffi::PyThreadState_Next(t);
         }
         if foreign > 0 {
-            let _ = run_attached(|py| run_atexit(py));
+            let _ = run_attached(run_atexit);
             ffi::PyThreadState_Swap(main);
             ffi::PyThreadState_Clear(ts);
             ffi::PyThreadState_Delete(ts);

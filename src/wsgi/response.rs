@@ -100,10 +100,10 @@ pub fn run(
     let outcome = (|| -> Result<(), WsgiError> {
         // A wsgi.file_wrapper of a regular file: the backend may send the
         // file itself (embedded mode: sendfile / mmap, as static files).
-        if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>() {
-            if super::file_wrapper::send_direct(py, wrapper, backend, &head)? {
-                return Ok(());
-            }
+        if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>()
+            && super::file_wrapper::send_direct(py, wrapper, backend, &head)?
+        {
+            return Ok(());
         }
         // A list or tuple says how many blocks come: the last one can go
         // out together with the end of the response.

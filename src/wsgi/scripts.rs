@@ -77,12 +77,11 @@ pub fn load<'py>(
             format_exception(py, &e)
         ))
     })?;
-    if let Ok(Some(entry)) = cache.get_item(path) {
-        if let Ok((loaded_mtime, module)) = entry.extract::<(i64, Bound<'py, PyModule>)>() {
-            if !reloading || loaded_mtime == mtime {
-                return Ok(module);
-            }
-        }
+    if let Ok(Some(entry)) = cache.get_item(path)
+        && let Ok((loaded_mtime, module)) = entry.extract::<(i64, Bound<'py, PyModule>)>()
+        && (!reloading || loaded_mtime == mtime)
+    {
+        return Ok(module);
     }
     let module = exec_script(py, path).map_err(|e| {
         WsgiError::Script(format!(
