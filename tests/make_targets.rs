@@ -26,7 +26,7 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
     std::fs::copy(root().join("conf-examples/hello.wsgi"), &app).unwrap();
     std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o644)).unwrap();
     let port = pick_port();
-    let mut child = Command::new(root().join("scripts/run.sh"))
+    let child = Command::new(root().join("scripts/run.sh"))
         .arg(module_path())
         .arg(port.to_string())
         .arg(&app)

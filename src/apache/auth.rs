@@ -8,6 +8,9 @@
 
 use super::request::Request;
 use super::{cstr, ffi};
+// c_int, c_void and the `raw` conversions serve the trampolines, which
+// unit-test builds leave out (they link against Apache).
+#[cfg_attr(test, allow(unused_imports))]
 use std::ffi::{c_char, c_int, c_void};
 
 impl Request {
@@ -87,6 +90,7 @@ pub enum AuthnStatus {
 }
 
 impl AuthnStatus {
+    #[cfg_attr(test, allow(dead_code))]
     fn raw(self) -> ffi::authn_status {
         match self {
             AuthnStatus::Denied => ffi::authn_status_AUTH_DENIED,
@@ -109,6 +113,7 @@ pub enum AuthzStatus {
 }
 
 impl AuthzStatus {
+    #[cfg_attr(test, allow(dead_code))]
     fn raw(self) -> ffi::authz_status {
         match self {
             AuthzStatus::Denied => ffi::authz_status_AUTHZ_DENIED,
@@ -122,6 +127,7 @@ impl AuthzStatus {
 
 /// A provider table Apache keeps a pointer to: immutable, static.
 #[repr(transparent)]
+#[cfg_attr(test, allow(dead_code))]
 struct Provider<T>(T);
 // SAFETY: only function pointers, never written after compile time.
 unsafe impl<T> Sync for Provider<T> {}
