@@ -168,7 +168,7 @@ pub fn with_interpreter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Resu
 }
 
 /// At most this many request threads wait for the GIL at once; the others
-/// queue in order in front of it.
+/// wait in front of it, on a Rust condition variable.
 ///
 /// CPython's GIL is not a queue: every waiting thread wakes every switch
 /// interval (5 ms), asks the holder to drop the GIL, and the threads race for
@@ -194,7 +194,7 @@ fn waiting_room<T>(take_gil: impl FnOnce() -> T) -> T {
 
 /// A place in the waiting room, held across the re-acquisition of the GIL
 /// at the end of `allow_threads`.
-pub struct GilTurn(());
+struct GilTurn(());
 
 impl GilTurn {
     fn enter() -> GilTurn {
