@@ -8,7 +8,7 @@
 //! - the deadlock thread, which takes the GIL about once a second so the
 //!   monitor can tell when the interpreter is stuck;
 //! - `threads` request threads, each accepting connections on the group's
-//!   listener and serving the requests that arrive on them.
+//!   listener and serving the one request that arrives on each.
 //!
 //! At shutdown one transient thread more, the reaper, force-exits the
 //! process if it is still alive after shutdown-timeout.
@@ -436,8 +436,8 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
     }
 }
 
-/// A request thread: accept, serve every request on the connection, repeat
-/// until the process stops taking connections.
+/// A request thread: accept a connection, serve its request, repeat until
+/// the process stops taking connections.
 fn request_thread(shared: &Shared, slot: usize) {
     // accept4 below runs under the `active` lock, so it must never sleep:
     // a thread woken for a connection another thread or process took gets

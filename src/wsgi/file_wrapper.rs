@@ -12,7 +12,7 @@
 //! iterating reads it with positional reads, with the GIL released and in
 //! blocks of at least 64 KiB.
 
-use super::response::send_chunk;
+use super::response::take_unsent_head;
 use super::start_response::ResponseHead;
 use super::{Backend, BackendError, WsgiError};
 use crate::python::files::dup_file;
@@ -212,17 +212,25 @@ pub fn send_direct(
             len = len.min(limit.saturating_sub(h.produced));
         }
     }
-    // The head goes first, as it would with the first block.
-    send_chunk(py, backend, head, b"")?;
-    if len > 0 {
-        match crate::python::interp::allow_threads(py, || backend.send_file(&file, offset, len)) {
-            None => return Ok(false),
-            Some(Err(BackendError::ClientGone(_) | BackendError::Finished)) => {
-                return Err(WsgiError::ClientGone);
-            }
-            Some(Ok(())) => {}
+    // The head goes first, as it would with the first block, in the same
+    // GIL release as the file. Ok(None): the backend has no direct path; the
+    // usual loop streams the file after the head.
+    let unsent = take_unsent_head(head)?;
+    let sent = crate::python::interp::allow_threads(py, || {
+        if let Some((code, line, headers)) = &unsent {
+            backend.send_head(*code, line, headers)?;
         }
-        head.lock().produced += len;
+        if len == 0 {
+            return Ok(Some(()));
+        }
+        backend.send_file(&file, offset, len).transpose()
+    });
+    match sent {
+        Ok(None) => return Ok(false),
+        Err(BackendError::ClientGone(_) | BackendError::Finished) => {
+            return Err(WsgiError::ClientGone);
+        }
+        Ok(Some(())) => head.lock().produced += len,
     }
     *this.state.lock() = State::Done;
     // Leave the file object where reading it would have.

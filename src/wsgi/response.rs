@@ -52,22 +52,9 @@ fn send_block(
     data: &[u8],
     last: bool,
 ) -> Result<(), WsgiError> {
-    let (unsent_head, allowed) = {
-        let mut h = head.lock();
-        let unsent = if h.sent {
-            None
-        } else {
-            let Some((code, line)) = h.status.clone() else {
-                return Err(WsgiError::Application(
-                    "application returned data before calling start_response()".into(),
-                ));
-            };
-            h.sent = true;
-            Some((code, line, std::mem::take(&mut h.headers)))
-        };
-        // Bytes beyond the application's Content-Length are dropped.
-        (unsent, h.allowance(data.len()))
-    };
+    let unsent_head = take_unsent_head(head)?;
+    // Bytes beyond the application's Content-Length are dropped.
+    let allowed = head.lock().allowance(data.len());
     let data = &data[..allowed];
     if unsent_head.is_none() && data.is_empty() {
         return Ok(());
@@ -83,6 +70,27 @@ fn send_block(
         }
     })
     .map_err(lost)
+}
+
+/// A response head start_response() made that is not sent yet: status,
+/// status line and headers, marked sent from now on. The caller sends it
+/// together with the first bytes, in the same GIL release.
+pub(super) type UnsentHead = (u16, String, Vec<(String, String)>);
+
+pub(super) fn take_unsent_head(
+    head: &Mutex<ResponseHead>,
+) -> Result<Option<UnsentHead>, WsgiError> {
+    let mut h = head.lock();
+    if h.sent {
+        return Ok(None);
+    }
+    let Some((code, line)) = h.status.clone() else {
+        return Err(WsgiError::Application(
+            "application returned data before calling start_response()".into(),
+        ));
+    };
+    h.sent = true;
+    Ok(Some((code, line, std::mem::take(&mut h.headers))))
 }
 
 /// Calls the application and sends its response. The returned error says
