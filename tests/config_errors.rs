@@ -299,3 +299,42 @@ fn every_conf_example_passes_config_test() {
         "expected conf-examples/*.conf, found {checked}"
     );
 }
+
+/// Option values are read as mod_wsgi reads them: a name, '=' and a word
+/// that may be quoted; anything else names the offending word.
+#[test]
+fn option_words_as_mod_wsgi_splits_them() {
+    rejects(
+        "WSGIDaemonProcess g threads = 5\n",
+        &[
+            "WSGIDaemonProcess",
+            "option 'threads' is not of the form name=value",
+        ],
+    );
+    rejects(
+        "WSGIDaemonProcess g home=''\n",
+        &["WSGIDaemonProcess", "option 'home' has an empty value"],
+    );
+    rejects(
+        "WSGIDaemonProcess g threads=''\n",
+        &["WSGIDaemonProcess", "option 'threads' has an empty value"],
+    );
+    rejects(
+        "WSGIScriptAlias / {dir}/app/app.wsgi process-group=''\n",
+        &[
+            "WSGIScriptAlias",
+            "option 'process-group' has an empty value",
+        ],
+    );
+    rejects(
+        "WSGIDaemonProcess g Threads=5\n",
+        &["WSGIDaemonProcess", "unknown option 'Threads'"],
+    );
+    accepts(
+        "WSGIDaemonProcess 'g' home='/tmp' display-name=\"(wsgi: a b)\" python-path='' \
+         lang= locale='' python-eggs=\"\" threads='3'\n\
+         WSGIImportScript '{dir}/app/app.wsgi' process-group='g' application-group='%{GLOBAL}'\n\
+         WSGIScriptAlias '/' '{dir}/app/app.wsgi' process-group='g' pass-authorization='oN'\n\
+         <WSGIInterpreterOptions Process-Group='g'>\n</WSGIInterpreterOptions>\n",
+    );
+}

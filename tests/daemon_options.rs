@@ -351,3 +351,67 @@ fn socket_user_owns_the_listener() {
         apache.error_log()
     );
 }
+
+/// The lines mod_wsgi-express writes: whole arguments and every option value
+/// quoted, a quoted value holding spaces, and `python-path=''`.
+#[test]
+fn quoted_arguments_and_option_values_as_mod_wsgi_express_writes_them() {
+    let app = r#"
+import os, sys
+def application(environ, start_response):
+    with open("/proc/self/cmdline", "rb") as f:
+        argv0 = f.read().split(b"\0")[0].decode()
+    lines = [
+        "cwd=%s" % os.getcwd(),
+        "lang=%s" % os.environ.get("LANG"),
+        "argv0=%s" % argv0,
+        "group=%s" % environ["mod_wsgi.process_group"],
+        "callable=%s" % environ["mod_wsgi.callable_object"],
+    ]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(lines).encode()]
+"#;
+    let home = tempfile::Builder::new()
+        .prefix("mwrs home ")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        home.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let apache = Apache::builder()
+        .file(
+            "app/o.wsgi",
+            &app.replace("def application", "def app_entry"),
+        )
+        .directives(&format!(
+            "WSGIDaemonProcess 'localhost:{{port}}' \\\n   \
+                 display-name='(wsgi:localhost:{{port}}:0) quoted' \\\n   \
+                 home=\"{home}\" lang='C.UTF-8' threads='2' \\\n   \
+                 python-path='' python-home=\"\" \\\n   \
+                 header-buffer-size='32768'\n\
+             WSGICallableObject 'app_entry'\n\
+             WSGIScriptAlias / '{{dir}}/app/o.wsgi' process-group='localhost:{{port}}' \
+             application-group=\"%{{GLOBAL}}\"\n",
+            home = home.path().display()
+        ))
+        .start();
+    let r = apache.get("/");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let text = r.text();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(field("cwd"), home.path().display().to_string(), "{text}");
+    assert_eq!(field("lang"), "C.UTF-8");
+    assert_eq!(
+        field("argv0"),
+        format!("(wsgi:localhost:{}:0) quoted", apache.port)
+    );
+    assert_eq!(field("group"), format!("localhost:{}", apache.port));
+    assert_eq!(field("callable"), "app_entry");
+}

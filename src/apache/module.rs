@@ -7,7 +7,7 @@ use super::hooks::{self, CmdParms, CmdScope, ModuleCallbacks, ModuleCell, Module
 use super::pool::Pool;
 use super::request::Request;
 use super::{ffi, guard, log, status};
-use crate::config::{self, DIRECTIVES, DirConfig, DirectiveKind, Origin, Scope, ServerConfig};
+use crate::config::{self, ArgShape, DIRECTIVES, DirConfig, Origin, Scope, ServerConfig};
 use crate::dispatch;
 use std::ffi::{c_char, c_int, c_void};
 
@@ -57,8 +57,10 @@ static COMMANDS: hooks::CommandTable<{ N + 1 }> = {
         let help = HELPS[i].as_ptr().cast::<c_char>();
         let how = req_override(spec.context);
         table[i] = match spec.kind {
-            DirectiveKind::Args => hooks::command_argv(name, directive_argv, i, how, help),
-            DirectiveKind::Section => hooks::command_raw(name, directive_section, i, how, help),
+            ArgShape::Words => hooks::command_argv(name, directive_argv, i, how, help),
+            ArgShape::Options { .. } | ArgShape::Section => {
+                hooks::command_raw(name, directive_raw, i, how, help)
+            }
         };
         i += 1;
     }
@@ -137,17 +139,23 @@ unsafe extern "C" fn directive_argv(
     }
 }
 
-unsafe extern "C" fn directive_section(
+/// Directives mod_wsgi reads from the raw line (options with quotable
+/// values, section openers): split here as mod_wsgi splits them.
+unsafe extern "C" fn directive_raw(
     cmd: *mut ffi::cmd_parms,
     mconfig: *mut c_void,
     raw: *const c_char,
 ) -> *const c_char {
     // SAFETY: Apache calls us with live cmd_parms and the rest of the line.
     let parms = unsafe { CmdParms::from_raw(cmd) };
+    // SAFETY: as above; the line is a C string in the configuration pool.
     let line = unsafe { super::cstr(raw) }.unwrap_or("").to_string();
     let result = guard("directive", Err("internal error".to_string()), || {
-        let inner = line.trim().trim_end_matches('>');
-        let args: Vec<&str> = inner.split_whitespace().collect();
+        let shape = DIRECTIVES
+            .get(parms.data())
+            .map_or(ArgShape::Words, |spec| spec.kind);
+        let words = config::args::split(&line, shape);
+        let args: Vec<&str> = words.iter().map(String::as_str).collect();
         apply_directive(&parms, mconfig, &args)
     });
     match result {

@@ -559,6 +559,7 @@ impl<'a, 'w> Cx<'a, 'w> {
                 args.pop();
             }
         }
+        let mut seen = Vec::new();
         for word in &args {
             let Some((name, value)) = values::split_option(word) else {
                 return Err(format!(
@@ -566,12 +567,17 @@ impl<'a, 'w> Cx<'a, 'w> {
                     GROUP_OPTIONS.join(", ")
                 ));
             };
-            if !GROUP_OPTIONS.contains(&name) {
+            // mod_wsgi compares selector names without regard to case.
+            if !GROUP_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
                 return Err(format!(
                     "unknown selector '{name}'; allowed: {}",
                     GROUP_OPTIONS.join(", ")
                 ));
             }
+            if seen.iter().any(|s: &&str| s.eq_ignore_ascii_case(name)) {
+                return Err(format!("selector '{name}' is given more than once"));
+            }
+            seen.push(name);
             if value.is_empty() {
                 return Err(format!("selector '{name}' has an empty value"));
             }

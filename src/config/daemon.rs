@@ -194,7 +194,7 @@ impl DaemonOptions {
                     allowed_list()
                 ));
             };
-            if value.is_empty() {
+            if value.is_empty() && !EMPTY_MEANS_UNSET.contains(&name) {
                 return Err(format!("option '{name}' has an empty value"));
             }
             (spec.set)(&mut opts, value).map_err(|e| format!("option '{name}' {e}"))?;
@@ -220,9 +220,21 @@ fn allowed_list() -> String {
         .join(", ")
 }
 
-/// Values such as paths and names that are taken as given.
+/// Options mod_wsgi takes with an empty value (`python-path=''`, as
+/// mod_wsgi-express writes it): empty leaves them unset.
+const EMPTY_MEANS_UNSET: &[&str] = &[
+    "display-name",
+    "supplementary-groups",
+    "lang",
+    "locale",
+    "python-home",
+    "python-path",
+    "python-eggs",
+];
+
+/// Values such as paths and names that are taken as given; empty is unset.
 fn text(v: &str) -> Option<String> {
-    Some(v.to_string())
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 fn absolute(v: &str) -> Result<String, String> {
@@ -453,11 +465,35 @@ mod tests {
     }
 
     #[test]
+    fn empty_values_where_mod_wsgi_takes_them() {
+        for name in EMPTY_MEANS_UNSET {
+            let o = one(&format!("{name}=")).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(o.display_name, None);
+            assert_eq!(o.lang, None);
+            assert_eq!(o.locale, None);
+            assert_eq!(o.python_home, None);
+            assert!(o.python_path.is_empty());
+            assert_eq!(o.python_eggs, None);
+            assert!(o.supplementary_groups.is_empty());
+        }
+        for name in [
+            "threads",
+            "processes",
+            "home",
+            "user",
+            "umask",
+            "server-metrics",
+        ] {
+            let e = one(&format!("{name}=")).unwrap_err();
+            assert_eq!(e, format!("option '{name}' has an empty value"));
+        }
+    }
+
+    #[test]
     fn option_count() {
         assert_eq!(OPTIONS.len(), 44);
     }
 
-    /// A good and a bad value for every option in the table.
     /// Some non-root user and group of this system, found by id so the
     /// tests do not depend on one distribution's account names.
     fn system_user() -> String {
@@ -474,6 +510,8 @@ mod tests {
             .name
     }
 
+    /// A good and a bad value for every option in the table ("" for free
+    /// text, which has no bad value).
     #[test]
     fn every_option_good_and_bad() {
         let (user, group) = (system_user(), system_group());
@@ -532,6 +570,11 @@ mod tests {
         for (name, good, bad) in cases {
             let ok = one(&format!("{name}={good}"));
             assert!(ok.is_ok(), "{name}={good}: {ok:?}");
+            if bad.is_empty() {
+                // Free text: mod_wsgi takes any value, the empty one too.
+                assert!(one(&format!("{name}=")).is_ok(), "{name}=");
+                continue;
+            }
             let err = one(&format!("{name}={bad}")).expect_err(&format!("{name}={bad}"));
             assert!(err.starts_with(&format!("option '{name}'")), "{err}");
         }

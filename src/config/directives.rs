@@ -21,14 +21,7 @@ pub enum Context {
     DirHtaccessAuth,
 }
 
-/// How Apache hands over the arguments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirectiveKind {
-    /// Ordinary directive: words split by Apache, quotes removed.
-    Args,
-    /// A `<Section ...>` opener (only `<WSGIInterpreterOptions`).
-    Section,
-}
+pub use super::args::ArgShape;
 
 /// Whether mod_wsgi_rs does what the directive asks for yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +36,8 @@ pub enum Status {
 pub struct DirectiveSpec {
     pub name: &'static str,
     pub context: Context,
-    pub kind: DirectiveKind,
+    /// How the argument line is split (by Apache, or raw by us as mod_wsgi does).
+    pub kind: ArgShape,
     pub status: Status,
     /// Syntax line shown by Apache (e.g. in `httpd -L`).
     pub help: &'static str,
@@ -63,8 +57,8 @@ const CASE_SENSITIVITY: Status =
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 
+use ArgShape::*;
 use Context::*;
-use DirectiveKind::*;
 use Status::Implemented;
 
 const fn d(
@@ -76,9 +70,24 @@ const fn d(
     DirectiveSpec {
         name,
         context,
-        kind: Args,
+        kind: Words,
         status,
         help,
+    }
+}
+
+/// A directive whose `name=value` options mod_wsgi reads from the raw line
+/// after `leading` words.
+const fn o(
+    leading: usize,
+    name: &'static str,
+    context: Context,
+    status: Status,
+    help: &'static str,
+) -> DirectiveSpec {
+    DirectiveSpec {
+        kind: Options { leading },
+        ..d(name, context, status, help)
     }
 }
 
@@ -86,19 +95,22 @@ const fn d(
 /// contract: the edge passes the index to `apply`.
 pub static DIRECTIVES: &[DirectiveSpec] = &[
     // Mapping requests and choosing where they run.
-    d(
+    o(
+        2,
         "WSGIScriptAlias",
         ServerVhost,
         Implemented,
         "WSGIScriptAlias url-path file-or-dir [process-group=G] [application-group=A] [callable-object=C] [pass-authorization=On|Off]",
     ),
-    d(
+    o(
+        2,
         "WSGIScriptAliasMatch",
         ServerVhost,
         Implemented,
         "WSGIScriptAliasMatch regex file-path-with-$N [process-group=G] [application-group=A] [callable-object=C] [pass-authorization=On|Off]",
     ),
-    d(
+    o(
+        1,
         "WSGIDaemonProcess",
         ServerVhost,
         Implemented,
@@ -134,19 +146,22 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         Implemented,
         "WSGIRestrictEmbedded On|Off",
     ),
-    d(
+    o(
+        1,
         "WSGIImportScript",
         ServerOnly,
         Implemented,
         "WSGIImportScript path process-group=G application-group=A",
     ),
-    d(
+    o(
+        1,
         "WSGIDispatchScript",
         ServerVhostDirHtaccess,
         Status::Implemented,
         "WSGIDispatchScript path [process-group=G] [application-group=A]",
     ),
-    d(
+    o(
+        2,
         "WSGIHandlerScript",
         ServerVhostDirHtaccess,
         Status::Implemented,
@@ -312,19 +327,22 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         "WSGIPassApacheRequest On|Off",
     ),
     // Apache authentication and authorisation hooks.
-    d(
+    o(
+        1,
         "WSGIAccessScript",
         DirHtaccessAuth,
         Implemented,
         "WSGIAccessScript path [application-group=A] [process-group=G]",
     ),
-    d(
+    o(
+        1,
         "WSGIAuthUserScript",
         DirHtaccessAuth,
         Implemented,
         "WSGIAuthUserScript path [application-group=A] [process-group=G]",
     ),
-    d(
+    o(
+        1,
         "WSGIAuthGroupScript",
         DirHtaccessAuth,
         Implemented,
@@ -416,7 +434,7 @@ mod tests {
     fn only_the_interpreter_options_section_is_a_section() {
         let sections: Vec<_> = DIRECTIVES
             .iter()
-            .filter(|d| d.kind == DirectiveKind::Section)
+            .filter(|d| d.kind == Section)
             .map(|d| d.name)
             .collect();
         assert_eq!(sections, ["<WSGIInterpreterOptions"]);

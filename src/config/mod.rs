@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod apply;
+pub mod args;
 mod check;
 pub mod daemon;
 pub mod dir;
@@ -20,10 +21,11 @@ pub mod values;
 use std::fmt;
 
 pub use apply::apply;
+pub use args::ArgShape;
 pub use check::{check, not_yet_used};
 pub use daemon::{DaemonGroup, DaemonOptions, GroupSpec, UserSpec};
 pub use dir::{DirConfig, HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
-pub use directives::{Context, DIRECTIVES, DirectiveKind, DirectiveSpec, Status};
+pub use directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 pub use error::ConfigError;
 pub use server::{
     AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, PythonSettings,
