@@ -534,3 +534,45 @@ fn content_length_from_the_application_is_honoured() {
         }
     }
 }
+
+/// start_response raises in the application what mod_wsgi 6 raises, and a
+/// second call replaces the first until the response has started.
+#[test]
+fn start_response_raises_what_mod_wsgi_raises() {
+    let expected = "\
+int status: TypeError: must be str, not int
+tuple headers: TypeError: start_response() argument 2 must be list, not tuple
+two digits: ValueError: status code must be a 3 digit integer: b'20 OK'
+no space: ValueError: no space following status code: b'200OK'
+control in reason: ValueError: control character in status reason phrase: b'200 O\\x01K'
+non-latin-1 status: UnicodeEncodeError: 'latin-1' codec can't encode character '\\u20ac' in position 4: ordinal not in range(256)
+short header: ValueError: each header must be a 2-tuple, got length 1
+list header: TypeError: each header must be a 2-tuple, not list
+bytes name: TypeError: must be str, not bytes
+empty name: ValueError: header name is empty
+space in name: ValueError: space character in header name: b'X A'
+CRLF in value: ValueError: carriage return/line feed character in header value: b'a\\r\\nb'
+non-latin-1 value: UnicodeEncodeError: 'latin-1' codec can't encode character '\\u20ac' in position 0: ordinal not in range(256)
+exc_info not a tuple: RuntimeError: start_response() argument 'exc_info' must be a 3-tuple or None
+";
+    for mode in ["", "WSGIDaemonProcess sr threads=2\nWSGIProcessGroup sr\n"] {
+        let apache = Apache::builder()
+            .file(
+                "app/sr.wsgi",
+                include_str!("apps/start_response_errors.wsgi"),
+            )
+            .directives(&format!("{mode}WSGIScriptAlias /sr {{dir}}/app/sr.wsgi\n"))
+            .start();
+        let r = apache.get("/sr");
+        assert_eq!(r.status, 201, "{mode}: {}", apache.error_log());
+        assert_eq!(r.header("X-Second"), Some("1"));
+        assert_eq!(r.header("X-First"), None);
+        assert_eq!(r.text(), expected, "{mode}");
+        let r = apache.get("/sr/after-output");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.text(),
+            "one|RuntimeError: start_response() called more than once without exc_info"
+        );
+    }
+}

@@ -4,7 +4,7 @@ use super::Backend;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::sync::Arc;
 
 /// Status and headers as the application gave them, validated.
@@ -44,31 +44,103 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn check_text(what: &str, value: &str) -> PyResult<()> {
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        return Err(PyValueError::new_err(format!(
-            "{what} contains a control character: {value:?}"
+/// `value` as latin-1 bytes, as mod_wsgi converts status and headers: a
+/// `str` or TypeError, every character below 256 or the UnicodeEncodeError
+/// `str.encode('latin-1')` raises.
+fn latin1(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let Ok(text) = value.downcast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!(
+            "must be str, not {}",
+            value.get_type().name()?
         )));
+    };
+    let text = text.to_cow()?;
+    if text.chars().all(|c| (c as u32) <= 0xff) {
+        return Ok(text.chars().map(|c| c as u8).collect());
     }
-    if value.chars().any(|c| c as u32 > 0xff) {
-        return Err(PyValueError::new_err(format!(
-            "{what} is not latin-1: {value:?}"
-        )));
-    }
-    Ok(())
+    value.call_method1("encode", ("latin-1",))?;
+    unreachable!("str.encode('latin-1') raises for a character above 255")
 }
 
-/// Parses "200 OK" into (200, "200 OK").
-pub fn parse_status(status: &str) -> Result<(u16, String), String> {
-    let code = status.get(..3).and_then(|c| c.parse::<u16>().ok());
-    match code {
-        Some(c)
-            if (100..=999).contains(&c) && (status.len() == 3 || status.as_bytes()[3] == b' ') =>
-        {
-            Ok((c, status.to_string()))
-        }
-        _ => Err(format!("status must be 'NNN reason', got {status:?}")),
+/// A ValueError whose message ends with the value as Python shows bytes.
+fn value_error(py: Python<'_>, message: &str, value: &[u8]) -> PyErr {
+    let shown = PyBytes::new(py, value)
+        .repr()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    PyValueError::new_err(format!("{message}: {shown}"))
+}
+
+/// Status line rules (mod_wsgi 6): three digits, then the end or a space
+/// and a reason without control characters; the codes 100 to 999 (Apache
+/// has no use for a lower one).
+fn check_status(py: Python<'_>, status: &[u8]) -> PyResult<u16> {
+    let digits = status.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits != 3 {
+        return Err(value_error(
+            py,
+            "status code must be a 3 digit integer",
+            status,
+        ));
     }
+    match status.get(3) {
+        None => {}
+        Some(b' ') => {
+            if status[4..].iter().any(u8::is_ascii_control) {
+                return Err(value_error(
+                    py,
+                    "control character in status reason phrase",
+                    status,
+                ));
+            }
+        }
+        Some(_) => return Err(value_error(py, "no space following status code", status)),
+    }
+    let code = status[..3]
+        .iter()
+        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+    if code < 100 {
+        return Err(value_error(
+            py,
+            "status code must be from 100 to 999",
+            status,
+        ));
+    }
+    Ok(code)
+}
+
+/// Header name and value rules: mod_wsgi's (not empty, no control or space
+/// character in a name, no CR/LF in a value), plus what keeps a response
+/// whole behind Apache: no ':' in a name, no NUL in a value, no hop-by-hop
+/// header, a Content-Length of digits.
+fn check_header(py: Python<'_>, name: &[u8], value: &[u8]) -> PyResult<()> {
+    if name.is_empty() {
+        return Err(PyValueError::new_err("header name is empty"));
+    }
+    if name.iter().any(u8::is_ascii_control) {
+        return Err(value_error(py, "control character in header name", name));
+    }
+    if name.contains(&b' ') {
+        return Err(value_error(py, "space character in header name", name));
+    }
+    if name.contains(&b':') {
+        return Err(value_error(py, "colon in header name", name));
+    }
+    if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Err(value_error(
+            py,
+            "carriage return/line feed character in header value",
+            value,
+        ));
+    }
+    if value.contains(&0) {
+        return Err(value_error(py, "NUL character in header value", value));
+    }
+    let lower = name.to_ascii_lowercase();
+    if HOP_BY_HOP.iter().any(|h| h.as_bytes() == lower.as_slice()) {
+        return Err(value_error(py, "hop-by-hop header not allowed", name));
+    }
+    Ok(())
 }
 
 #[pyclass(module = "mod_wsgi")]
@@ -88,79 +160,83 @@ impl StartResponse {
 
 #[pymethods]
 impl StartResponse {
+    /// mod_wsgi 6's rules: a second call replaces the first until the
+    /// response head is sent; after that only a call with exc_info is
+    /// allowed, and it re-raises that exception. Bad arguments raise in
+    /// the application the exceptions mod_wsgi raises.
     #[pyo3(signature = (status, response_headers, exc_info = None))]
     fn __call__(
         &self,
-        _py: Python<'_>,
+        py: Python<'_>,
         status: &Bound<'_, PyAny>,
         response_headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Writer> {
-        let exc_info = exc_info.filter(|e| !e.is_none());
-        {
-            let head = self.head.lock();
-            if let Some(exc) = exc_info {
-                if head.sent {
-                    // Too late to change the response: re-raise the original error.
-                    let tuple = exc.downcast::<PyTuple>()?;
-                    return Err(PyErr::from_value(tuple.get_item(1)?));
-                }
-            } else if head.status.is_some() {
-                return Err(PyRuntimeError::new_err(
-                    "start_response() called again without exc_info",
-                ));
-            }
-        }
-        let status: String = status.extract().map_err(|_| {
-            PyTypeError::new_err(format!("status must be a str, got {}", status.get_type()))
-        })?;
-        check_text("status", &status)?;
-        let parsed = parse_status(&status).map_err(PyValueError::new_err)?;
-        if !response_headers.is_instance_of::<pyo3::types::PyList>() {
+        if !response_headers.is_instance_of::<PyList>() {
             return Err(PyTypeError::new_err(format!(
-                "response headers must be a list, got {}",
-                response_headers.get_type()
+                "start_response() argument 2 must be list, not {}",
+                response_headers.get_type().name()?
             )));
         }
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        if let Some(exc) = exc_info
+            && !exc.is_instance_of::<PyTuple>()
+        {
+            return Err(PyRuntimeError::new_err(
+                "start_response() argument 'exc_info' must be a 3-tuple or None",
+            ));
+        }
+        if self.head.lock().sent {
+            let Some(exc) = exc_info else {
+                return Err(PyRuntimeError::new_err(
+                    "start_response() called more than once without exc_info",
+                ));
+            };
+            // Too late to change the response: re-raise the application's error.
+            let (_, value, _): (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>) =
+                exc.extract()?;
+            return Err(PyErr::from_value(value));
+        }
+        let status_bytes = latin1(status)?;
+        let code = check_status(py, &status_bytes)?;
         let mut headers = Vec::new();
         let mut content_length = None;
         for item in response_headers.try_iter()? {
             let item = item?;
-            let pair: (String, String) = item.extract().map_err(|_| {
-                PyTypeError::new_err(format!(
-                    "each header must be a (str, str) tuple, got {item}"
-                ))
-            })?;
-            check_text("header name", &pair.0)?;
-            check_text("header value", &pair.1)?;
-            if pair.0.is_empty() || pair.0.contains([' ', ':', '\t']) {
+            let Ok(pair) = item.downcast::<PyTuple>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "each header must be a 2-tuple, not {}",
+                    item.get_type().name()?
+                )));
+            };
+            if pair.len() != 2 {
                 return Err(PyValueError::new_err(format!(
-                    "invalid header name {:?}",
-                    pair.0
+                    "each header must be a 2-tuple, got length {}",
+                    pair.len()
                 )));
             }
-            if HOP_BY_HOP.contains(&pair.0.to_ascii_lowercase().as_str()) {
-                return Err(PyValueError::new_err(format!(
-                    "hop-by-hop header not allowed: {}",
-                    pair.0
-                )));
-            }
-            if pair.0.eq_ignore_ascii_case("content-length") {
-                let value = pair.1.trim();
-                match value.parse::<u64>() {
-                    Ok(n) if value.bytes().all(|b| b.is_ascii_digit()) => content_length = Some(n),
+            let name = latin1(&pair.get_item(0)?)?;
+            let value = latin1(&pair.get_item(1)?)?;
+            check_header(py, &name, &value)?;
+            // Latin-1 bytes back to the same characters.
+            let name: String = name.iter().map(|&b| b as char).collect();
+            let value: String = value.iter().map(|&b| b as char).collect();
+            if name.eq_ignore_ascii_case("content-length") {
+                let digits = value.trim();
+                match digits.parse::<u64>() {
+                    Ok(n) if digits.bytes().all(|b| b.is_ascii_digit()) => content_length = Some(n),
                     _ => {
                         return Err(PyValueError::new_err(format!(
-                            "invalid Content-Length {:?}",
-                            pair.1
+                            "invalid Content-Length {value:?}"
                         )));
                     }
                 }
             }
-            headers.push(pair);
+            headers.push((name, value));
         }
+        let status: String = status_bytes.iter().map(|&b| b as char).collect();
         let mut head = self.head.lock();
-        head.status = Some(parsed);
+        head.status = Some((code, status));
         head.headers = headers;
         head.content_length = content_length;
         Ok(Writer {
