@@ -36,6 +36,7 @@ static const int MWRS_OR_FILEINFO = OR_FILEINFO;
 static const int MWRS_OR_AUTHCFG = OR_AUTHCFG;
 static const unsigned MWRS_GLOBAL_ONLY = GLOBAL_ONLY;
 static const unsigned MWRS_NOT_IN_VIRTUALHOST = NOT_IN_VIRTUALHOST;
+static const int MWRS_AP_REG_EXTENDED = AP_REG_EXTENDED;
 static const int MWRS_OK = OK;
 static const int MWRS_DECLINED = DECLINED;
 static const int MWRS_DONE = DONE;

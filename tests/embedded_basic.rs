@@ -140,6 +140,28 @@ fn script_alias_match_substitutes_groups() {
     assert_eq!(apache.get("/site/three").status, 404);
 }
 
+/// The expression is Apache's (PCRE, as mod_wsgi compiles it), not another
+/// engine's: look-ahead, a back-reference and a PCRE class work.
+#[test]
+fn script_alias_match_uses_apaches_regular_expressions() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [('%s|%s|%s' % (__file__.rsplit('/', 1)[1], environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()]\n";
+    let apache = Apache::builder()
+        .file("apps/one.wsgi", app)
+        .file("apps/two.wsgi", app)
+        .directives(
+            "WSGIScriptAliasMatch ^/(?!private)([[:alpha:]]+)/(\\d+)/\\2 {dir}/apps/$1.wsgi\n",
+        )
+        .start();
+    let r = apache.get("/one/42/42/rest");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(r.text(), "one.wsgi|/one/42/42|/rest");
+    assert_eq!(apache.get("/two/7/7").text(), "two.wsgi|/two/7/7|");
+    // The back-reference must repeat the number; the look-ahead keeps
+    // /private... out.
+    assert_eq!(apache.get("/one/42/43").status, 404);
+    assert_eq!(apache.get("/privateone/1/1").status, 404);
+}
+
 #[test]
 fn callable_object_option_and_directive() {
     let app = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'custom']\n\ndef other(environ, start_response):\n    start_response('200 OK', [])\n    return [b'other']\n";

@@ -10,6 +10,7 @@ pub mod log;
 pub mod module;
 pub mod pool;
 pub mod process;
+pub mod regex;
 pub mod request;
 pub mod request_facts;
 pub mod table;

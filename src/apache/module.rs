@@ -117,7 +117,16 @@ fn apply_directive(
         Scope::Htaccess => &mut scratch,
         _ => server_config(parms.server()).ok_or("no server configuration")?,
     };
-    config::apply(index, args, scope, &origin, server, dir).map_err(|e| e.to_string())
+    config::apply(
+        index,
+        args,
+        scope,
+        &origin,
+        server,
+        dir,
+        &super::regex::ApacheRegexEngine,
+    )
+    .map_err(|e| e.to_string())
 }
 
 unsafe extern "C" fn directive_argv(

@@ -6,8 +6,8 @@ use super::daemon::{DaemonGroup, DaemonOptions};
 use super::dir::{HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
 use super::directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 use super::server::{
-    AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, ScriptAlias,
-    ScriptOptions, TelemetryService,
+    AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, RegexEngine,
+    ScriptAlias, ScriptOptions, TelemetryService,
 };
 use super::values;
 use super::{ConfigError, DirConfig, Origin, Scope, ServerConfig};
@@ -27,6 +27,7 @@ pub fn apply(
     origin: &Origin,
     server: &mut ServerConfig,
     dir: &mut DirConfig,
+    regex: &dyn RegexEngine,
 ) -> Result<(), ConfigError> {
     let Some(spec) = DIRECTIVES.get(index) else {
         return Err(ConfigError::new(
@@ -41,6 +42,7 @@ pub fn apply(
         origin,
         server,
         dir,
+        regex,
         counts_as_not_yet: true,
     };
     cx.check_scope()
@@ -73,6 +75,7 @@ struct Cx<'a, 'w> {
     origin: &'a Origin,
     server: &'a mut ServerConfig,
     dir: &'a mut DirConfig,
+    regex: &'a dyn RegexEngine,
     /// Cleared when this particular use works even though the directive is
     /// NotYet (e.g. WSGIApplicationGroup %{GLOBAL}), so no warning is due.
     counts_as_not_yet: bool,
@@ -430,7 +433,9 @@ impl<'a, 'w> Cx<'a, 'w> {
             return Err("the URL and the script path must not be empty".into());
         }
         let matcher = if is_match {
-            let re = regex::Regex::new(url)
+            let re = self
+                .regex
+                .compile(url)
                 .map_err(|e| format!("regular expression '{url}' does not compile: {e}"))?;
             AliasMatcher::Regex(re)
         } else {
@@ -704,6 +709,7 @@ mod tests {
                 &origin(self.line),
                 &mut self.server,
                 &mut self.dir,
+                &super::super::server::RustRegex,
             )
         }
         fn ok(&mut self, name: &str, args: &[&str]) -> &mut Self {
@@ -736,6 +742,7 @@ mod tests {
             &origin(1),
             &mut c.server,
             &mut c.dir,
+            &super::super::server::RustRegex,
         );
         assert!(e.unwrap_err().message.contains("index 999"));
     }
@@ -1334,6 +1341,7 @@ mod tests {
                 &origin(1),
                 &mut c.server,
                 &mut c.dir,
+                &super::super::server::RustRegex,
             );
             if let Err(e) = r {
                 assert!(!e.message.contains("internal error"), "{}: {e}", spec.name);

@@ -105,6 +105,7 @@ mod tests {
                 &origin,
                 &mut s,
                 &mut d,
+                &crate::config::server::RustRegex,
             )
             .unwrap();
         }

@@ -28,8 +28,9 @@ pub use dir::{DirConfig, HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
 pub use directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 pub use error::ConfigError;
 pub use server::{
-    AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, PythonSettings,
-    ScriptAlias, ScriptOptions, ServerConfig, TelemetryService,
+    AliasMatcher, Captures, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection,
+    PythonSettings, RegexEngine, ScriptAlias, ScriptOptions, ServerConfig, TelemetryService,
+    UrlRegex,
 };
 
 /// Where in the configuration a directive was read.

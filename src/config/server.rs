@@ -1,6 +1,8 @@
 //! Per-server configuration: what the main server or one `<VirtualHost>`
 //! says about URL mapping, daemon groups and process-wide Python settings.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Origin;
@@ -169,20 +171,39 @@ pub struct ScriptOptions {
     pub pass_authorization: Option<bool>,
 }
 
+/// Byte spans of the whole match (`[0]`) and of groups 1 to 9 (`None`
+/// for a group that took no part), as `ap_regexec` reports them.
+pub type Captures = [Option<(usize, usize)>; 10];
+
+/// A compiled WSGIScriptAliasMatch expression. The Apache edge compiles it
+/// with Apache's own engine (`ap_regcomp`, PCRE), so look-around and
+/// back-references mean what they mean to mod_wsgi and mod_alias.
+pub trait UrlRegex: fmt::Debug + Send + Sync {
+    /// Where the expression matches first in `text`, with its groups.
+    fn captures(&self, text: &str) -> Option<Captures>;
+}
+
+/// Compiles WSGIScriptAliasMatch expressions for [`apply`](super::apply):
+/// a refusal is the engine's message.
+pub trait RegexEngine {
+    fn compile(&self, pattern: &str) -> Result<Arc<dyn UrlRegex>, String>;
+}
+
 /// How a script alias recognises its URLs.
 #[derive(Debug, Clone)]
 pub enum AliasMatcher {
     /// WSGIScriptAlias: a URL-path prefix, matched as mod_alias does.
     Prefix(String),
-    /// WSGIScriptAliasMatch: a regular expression on the URL path.
-    Regex(regex::Regex),
+    /// WSGIScriptAliasMatch: a regular expression on the URL path (its
+    /// source is the alias's `url`).
+    Regex(Arc<dyn UrlRegex>),
 }
 
 impl PartialEq for AliasMatcher {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (AliasMatcher::Prefix(a), AliasMatcher::Prefix(b)) => a == b,
-            (AliasMatcher::Regex(a), AliasMatcher::Regex(b)) => a.as_str() == b.as_str(),
+            (AliasMatcher::Regex(a), AliasMatcher::Regex(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -216,12 +237,12 @@ impl ScriptAlias {
             }
             AliasMatcher::Regex(re) => {
                 let caps = re.captures(uri)?;
-                let end = caps.get(0)?.end();
+                let (_, end) = caps[0]?;
                 // mod_wsgi ignores a match that covers nothing of the URI.
                 if end == 0 {
                     return None;
                 }
-                Some((uri[..end].to_string(), substitute(&self.target, &caps)))
+                Some((uri[..end].to_string(), substitute(&self.target, uri, &caps)))
             }
         }
     }
@@ -266,15 +287,15 @@ pub fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
 
 /// Apache's ap_pregsub: `$0`-`$9` become the capture (empty when the group
 /// did not take part), `\c` is a literal `c`, everything else is copied.
-fn substitute(template: &str, caps: &regex::Captures<'_>) -> String {
+fn substitute(template: &str, text: &str, caps: &Captures) -> String {
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '$' if chars.peek().is_some_and(|n| n.is_ascii_digit()) => {
                 let n = chars.next().and_then(|d| d.to_digit(10)).unwrap_or(0) as usize;
-                if let Some(m) = caps.get(n) {
-                    out.push_str(m.as_str());
+                if let Some((start, end)) = caps[n] {
+                    out.push_str(text.get(start..end).unwrap_or(""));
                 }
             }
             '\\' if chars.peek().is_some() => out.extend(chars.next()),
@@ -318,6 +339,33 @@ pub struct InterpreterOptionsSection {
     pub origin: Origin,
 }
 
+/// The regex crate standing in for Apache's engine in unit tests (the
+/// patterns used there mean the same in both).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct RustRegex;
+
+#[cfg(test)]
+impl RegexEngine for RustRegex {
+    fn compile(&self, pattern: &str) -> Result<Arc<dyn UrlRegex>, String> {
+        #[derive(Debug)]
+        struct Compiled(regex::Regex);
+        impl UrlRegex for Compiled {
+            fn captures(&self, text: &str) -> Option<Captures> {
+                let caps = self.0.captures(text)?;
+                let mut out = [None; 10];
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = caps.get(i).map(|m| (m.start(), m.end()));
+                }
+                Some(out)
+            }
+        }
+        regex::Regex::new(pattern)
+            .map(|re| Arc::new(Compiled(re)) as Arc<dyn UrlRegex>)
+            .map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,7 +390,7 @@ mod tests {
     fn regex(re: &str, target: &str) -> ScriptAlias {
         ScriptAlias {
             url: re.into(),
-            matcher: AliasMatcher::Regex(regex::Regex::new(re).unwrap()),
+            matcher: AliasMatcher::Regex(RustRegex.compile(re).unwrap()),
             target: target.into(),
             options: ScriptOptions::default(),
             origin: origin(),
