@@ -99,6 +99,18 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
             ));
         }
     }
+    if main.accept_mutex.is_some() && !groups.is_empty() {
+        // mod_wsgi serialises its daemons' accept() with this mutex to
+        // avoid waking every process for one connection; ours wait in an
+        // epoll set with EPOLLEXCLUSIVE, where the kernel already wakes one.
+        lines.push((
+            Level::Info,
+            format!(
+                "WSGIAcceptMutex {}: daemon processes need no accept mutex (the kernel hands each connection to one waiting thread)",
+                main.accept_mutex()
+            ),
+        ));
+    }
     for (directive, missing) in config::not_yet_used(main, vhosts) {
         lines.push((
             Level::Warning,

@@ -595,3 +595,92 @@ fn oversized_response_headers_are_a_502_saying_so() {
         apache.error_log()
     );
 }
+
+/// WSGISocketRotation Off: the socket keeps one name over restarts
+/// (`.u<uid>.` in place of the generation, as mod_wsgi names it), so Apache
+/// children of the old generation reach the new daemons; On (the default)
+/// names it per generation.
+#[test]
+fn socket_rotation_off_keeps_one_socket_path_over_restarts() {
+    for rotation in ["Off", "On"] {
+        let sockdir = tempfile::Builder::new()
+            .prefix("mwrs-rot-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(
+            sockdir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let apache = Apache::builder()
+            .file("app/pid.wsgi", PID_APP)
+            .directives(&format!(
+                "WSGISocketPrefix {}/wsgi\nWSGISocketRotation {rotation}\n\
+                 WSGIDaemonProcess g processes=1 threads=2\nWSGIProcessGroup g\n\
+                 WSGIScriptAlias / {{dir}}/app/pid.wsgi\n",
+                sockdir.path().display()
+            ))
+            .start();
+        let sockets = || -> Vec<String> {
+            std::fs::read_dir(sockdir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".sock"))
+                .collect()
+        };
+        let first = served_pid(&apache);
+        let before = sockets();
+        assert_eq!(before.len(), 1, "{before:?}");
+        let www = nix::unistd::User::from_name("www-data")
+            .unwrap()
+            .unwrap()
+            .uid;
+        let per_user = format!(".u{www}.0.sock");
+        assert_eq!(
+            before[0].ends_with(&per_user),
+            rotation == "Off",
+            "{rotation}: {before:?}"
+        );
+        apache.graceful_restart();
+        assert!(
+            wait_until(Duration::from_secs(10), || served_pid(&apache) != first),
+            "{}",
+            apache.error_log()
+        );
+        let after = sockets();
+        assert_eq!(after.len(), 1, "{rotation}: {after:?}");
+        assert_eq!(after == before, rotation == "Off", "{before:?} {after:?}");
+        apache.stop();
+        assert!(sockets().is_empty(), "the socket is removed at stop");
+    }
+}
+
+/// WSGIAcceptMutex has nothing to choose (the kernel wakes one daemon
+/// thread per connection): said once at startup at info level, not warned
+/// about as a feature missing, and the daemons serve.
+#[test]
+fn accept_mutex_is_explained_at_startup() {
+    let apache = Apache::builder()
+        .file("app/pid.wsgi", PID_APP)
+        .directives(
+            "LogLevel info\nWSGIAcceptMutex flock\nWSGIDaemonProcess g processes=2 threads=1\n\
+             WSGIProcessGroup g\nWSGIScriptAlias / {dir}/app/pid.wsgi\n",
+        )
+        .start();
+    served_pid(&apache);
+    assert!(
+        apache.wait_for_log(
+            "WSGIAcceptMutex flock: daemon processes need no accept mutex",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        !apache
+            .error_log()
+            .contains("WSGIAcceptMutex is accepted but not"),
+        "{}",
+        apache.error_log()
+    );
+}

@@ -364,13 +364,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISocketRotation",
         ServerOnly,
-        Status::NotYet("Off is not honoured: sockets are always named per restart generation"),
+        Implemented,
         "WSGISocketRotation On|Off",
     ),
     d(
         "WSGIAcceptMutex",
         ServerOnly,
-        Status::NotYet("ignored: daemon processes accept without a cross-process mutex"),
+        Implemented,
         "WSGIAcceptMutex default|flock|fcntl|sysvsem|posixsem|pthread",
     ),
     d(
@@ -486,6 +486,8 @@ mod tests {
                 "WSGIAuthGroupScript",
                 "WSGIGroupAuthoritative",
                 "WSGISocketPrefix",
+                "WSGISocketRotation",
+                "WSGIAcceptMutex",
                 "WSGIVerboseDebugging"
             ]
         );

@@ -66,13 +66,27 @@ pub fn collect_groups<'a>(
     out
 }
 
-/// Where a group's socket goes: `{prefix}.{parent pid}.{generation}.{n}.sock`
-/// (as mod_wsgi names them, so a new generation never meets an old socket).
-fn socket_path(prefix: &str, generation: i32, index: usize) -> PathBuf {
-    PathBuf::from(format!(
-        "{prefix}.{}.{generation}.{index}.sock",
-        std::process::id()
-    ))
+/// Where a group's socket goes, as mod_wsgi names them. With
+/// WSGISocketRotation On (the default) `{prefix}.{parent pid}.{generation}.{n}.sock`,
+/// so a new generation never meets an old socket; with Off
+/// `{prefix}.{parent pid}.u{daemon uid}.{n}.sock`, the same path in every
+/// generation, so Apache children of an old generation that still hold
+/// clients connect to the new generation's daemons.
+fn socket_path(prefix: &str, naming: SocketNaming, index: usize) -> PathBuf {
+    let parent = std::process::id();
+    PathBuf::from(match naming {
+        SocketNaming::PerGeneration(generation) => {
+            format!("{prefix}.{parent}.{generation}.{index}.sock")
+        }
+        SocketNaming::PerUser(uid) => format!("{prefix}.{parent}.u{uid}.{index}.sock"),
+    })
+}
+
+/// What tells one group's socket path from another's over restarts.
+#[derive(Debug, Clone, Copy)]
+enum SocketNaming {
+    PerGeneration(i32),
+    PerUser(u32),
 }
 
 fn create_listener(path: &Path, backlog: u32, owner: u32) -> Result<RawFd, String> {
@@ -176,7 +190,12 @@ pub fn start(
     let worker = process::worker_identity();
     let mut runtimes = Vec::new();
     for (i, g) in groups.iter().enumerate() {
-        let path = socket_path(&prefix, generation, i);
+        let naming = if main.socket_rotation() {
+            SocketNaming::PerGeneration(generation)
+        } else {
+            SocketNaming::PerUser(g.options.user.as_ref().map_or(worker.uid, |u| u.uid))
+        };
+        let path = socket_path(&prefix, naming, i);
         let owner = g.options.socket_user.as_ref().map_or(worker.uid, |u| u.uid);
         let listener = create_listener(&path, g.options.listen_backlog, owner)?;
         runtimes.push(GroupRuntime {
