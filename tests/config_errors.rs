@@ -335,6 +335,31 @@ fn option_words_as_mod_wsgi_splits_them() {
          lang= locale='' python-eggs=\"\" threads='3'\n\
          WSGIImportScript '{dir}/app/app.wsgi' process-group='g' application-group='%{GLOBAL}'\n\
          WSGIScriptAlias '/' '{dir}/app/app.wsgi' process-group='g' pass-authorization='oN'\n\
-         <WSGIInterpreterOptions Process-Group='g'>\n</WSGIInterpreterOptions>\n",
+         <WSGIInterpreterOptions Process-Group=g>\n</WSGIInterpreterOptions>\n",
+    );
+}
+
+/// Apache hands the lines inside <WSGIInterpreterOptions> to the section's
+/// handler: the Python directives are taken there, others are refused by
+/// name.
+#[test]
+fn interpreter_options_section_body() {
+    accepts(
+        "<WSGIInterpreterOptions application-group=%{GLOBAL}>\n\
+         WSGIPythonPath /tmp\nWSGIRestrictStdout On\nWSGISwitchInterval 0.01\n\
+         </WSGIInterpreterOptions>\n",
+    );
+    rejects(
+        "<WSGIInterpreterOptions application-group=x>\n\
+         WSGIScriptAlias / {dir}/app/app.wsgi\n</WSGIInterpreterOptions>\n",
+        &[
+            "WSGIScriptAlias",
+            "cannot occur inside <WSGIInterpreterOptions>; allowed there: WSGIPythonPath",
+        ],
+    );
+    rejects(
+        "<WSGIInterpreterOptions application-group=x>\n\
+         WSGIRestrictStdin maybe\n</WSGIInterpreterOptions>\n",
+        &["WSGIRestrictStdin", "On or Off", "maybe"],
     );
 }

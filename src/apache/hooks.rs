@@ -239,29 +239,86 @@ pub enum CmdScope {
     VirtualHost,
     Directory,
     Htaccess,
+    /// Directly inside `<WSGIInterpreterOptions>`.
+    InterpreterOptions,
 }
 
-/// The parameters Apache passes to a directive handler.
-pub struct CmdParms<'a>(&'a ffi::cmd_parms);
+/// The parameters Apache passes to a directive handler. Kept as the raw
+/// pointer (read field by field) because walking a section's body hands
+/// the same cmd_parms back to Apache, which writes to it.
+pub struct CmdParms<'a>(
+    *mut ffi::cmd_parms,
+    std::marker::PhantomData<&'a ffi::cmd_parms>,
+);
 
 impl<'a> CmdParms<'a> {
     /// # Safety
     /// `cmd` must be the live cmd_parms of the current directive call.
     pub unsafe fn from_raw(cmd: *mut ffi::cmd_parms) -> CmdParms<'a> {
-        // SAFETY: caller guarantees liveness for the call.
-        CmdParms(unsafe { &*cmd })
+        CmdParms(cmd, std::marker::PhantomData)
+    }
+
+    fn get(&self) -> &ffi::cmd_parms {
+        // SAFETY: live for the call (from_raw's contract); the borrow ends
+        // before anything hands the pointer to Apache again.
+        unsafe { &*self.0 }
+    }
+
+    /// Whether the directive sits directly inside a section named `name`
+    /// (compared as Apache compares directive names, ignoring case).
+    pub fn in_section(&self, name: &str) -> bool {
+        let d = self.get().directive;
+        if d.is_null() {
+            return false;
+        }
+        // SAFETY: the directive tree lives in pconf for the whole read.
+        let parent = unsafe { (*d).parent };
+        if parent.is_null() {
+            return false;
+        }
+        // SAFETY: as above; the name is a pool string.
+        unsafe { cstr((*parent).directive) }.is_some_and(|n| n.eq_ignore_ascii_case(name))
+    }
+
+    /// Applies the lines inside the section being opened, as a section
+    /// handler must (ap_walk_config over its children).
+    pub fn walk_section_body(&self) -> Result<(), String> {
+        let cmd = self.0;
+        // SAFETY: cmd is live; directive is the section's node (non-null
+        // while a section handler runs) and its children live in pconf.
+        let (first, context) = unsafe {
+            let d = (*cmd).directive;
+            if d.is_null() {
+                return Ok(());
+            }
+            ((*d).first_child, (*cmd).context)
+        };
+        if first.is_null() {
+            return Ok(());
+        }
+        // SAFETY: Apache's own walk with its own cmd_parms; no Rust
+        // reference into *cmd is alive across the call.
+        let error = unsafe { ffi::ap_walk_config(first, cmd, context) };
+        // SAFETY: null or a pool string with Apache's message.
+        match unsafe { cstr(error) } {
+            None if error.is_null() => Ok(()),
+            message => Err(message.unwrap_or("error in section").to_string()),
+        }
     }
 
     /// The cmd_data of our command_rec: the directive's index.
     pub fn data(&self) -> usize {
-        self.0.info as usize
+        self.get().info as usize
     }
 
     pub fn scope(&self) -> CmdScope {
         // ap_check_cmd_context recognises .htaccess the same way.
-        if self.0.pool == self.0.temp_pool {
+        let cmd = self.get();
+        if self.in_section("<WSGIInterpreterOptions") {
+            CmdScope::InterpreterOptions
+        } else if cmd.pool == cmd.temp_pool {
             CmdScope::Htaccess
-        } else if !self.0.path.is_null() {
+        } else if !cmd.path.is_null() {
             CmdScope::Directory
         } else if self.server_is_virtual() {
             CmdScope::VirtualHost
@@ -271,22 +328,23 @@ impl<'a> CmdParms<'a> {
     }
 
     fn server_is_virtual(&self) -> bool {
+        let server = self.get().server;
         // SAFETY: cmd->server is the live server being configured.
-        !self.0.server.is_null() && unsafe { (*self.0.server).is_virtual } != 0
+        !server.is_null() && unsafe { (*server).is_virtual } != 0
     }
 
     pub fn server(&self) -> *mut ffi::server_rec {
-        self.0.server
+        self.get().server
     }
 
     pub fn pool(&self) -> Pool {
         // SAFETY: the configuration pool outlives the directive call.
-        unsafe { Pool::from_raw(self.0.pool) }
+        unsafe { Pool::from_raw(self.get().pool) }
     }
 
     /// File and line of the directive being processed.
     pub fn origin(&self) -> (String, u32) {
-        let d = self.0.directive;
+        let d = self.get().directive;
         if d.is_null() {
             return (String::new(), 0);
         }

@@ -88,6 +88,7 @@ fn scope_of(s: CmdScope) -> Scope {
         CmdScope::VirtualHost => Scope::VirtualHost,
         CmdScope::Directory => Scope::Directory,
         CmdScope::Htaccess => Scope::Htaccess,
+        CmdScope::InterpreterOptions => Scope::InterpreterOptions,
     }
 }
 
@@ -165,7 +166,11 @@ unsafe extern "C" fn directive_raw(
             .map_or(ArgShape::Words, |spec| spec.kind);
         let words = config::args::split(&line, shape);
         let args: Vec<&str> = words.iter().map(String::as_str).collect();
-        apply_directive(&parms, mconfig, &args)
+        apply_directive(&parms, mconfig, &args)?;
+        if shape == ArgShape::Section {
+            parms.walk_section_body()?;
+        }
+        Ok(())
     });
     match result {
         Ok(()) => std::ptr::null(),

@@ -6,8 +6,8 @@ use super::daemon::{DaemonGroup, DaemonOptions};
 use super::dir::{HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
 use super::directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 use super::server::{
-    AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection, RegexEngine,
-    ScriptAlias, ScriptOptions, TelemetryService,
+    AliasMatcher, GroupRef, HashSeed, ImportScript, InterpreterOptions, InterpreterOptionsSection,
+    RegexEngine, ScriptAlias, ScriptOptions, TelemetryService,
 };
 use super::values;
 use super::{ConfigError, DirConfig, Origin, Scope, ServerConfig};
@@ -114,6 +114,14 @@ impl<'a, 'w> Cx<'a, 'w> {
             (ServerOnly | ServerVhost | ServerVhostDir, Htaccess) => {
                 Err("is not allowed in .htaccess files".into())
             }
+            _ if self.scope == InterpreterOptions
+                && !super::server::InterpreterOptions::DIRECTIVES.contains(&self.spec.name) =>
+            {
+                Err(format!(
+                    "cannot occur inside <WSGIInterpreterOptions>; allowed there: {}",
+                    super::server::InterpreterOptions::DIRECTIVES.join(", ")
+                ))
+            }
             (DirHtaccessAuth, Server | VirtualHost) => Err(
                 "is only allowed inside <Directory>, <Location> or <Files> sections \
                  and in .htaccess files"
@@ -188,8 +196,13 @@ impl<'a, 'w> Cx<'a, 'w> {
                 if dirs.is_empty() {
                     return Err(format!("expects directories separated by ':', got '{v}'"));
                 }
-                self.server.python.path = dirs;
-                Ok(())
+                match self.section_options() {
+                    Some(o) => put!(o.python_path, dirs),
+                    None => {
+                        self.server.python.path = dirs;
+                        Ok(())
+                    }
+                }
             }
             "WSGIPythonOptimize" => {
                 let v = self.one("0, 1 or 2")?;
@@ -229,18 +242,48 @@ impl<'a, 'w> Cx<'a, 'w> {
                 put!(self.server.python.destroy_interpreter, self.flag()?)
             }
             "WSGISwitchInterval" => {
-                let v = self.one("a number of seconds")?;
-                put!(
-                    self.server.python.switch_interval,
-                    values::positive_seconds(v)?
-                )
+                let v = values::positive_seconds(self.one("a number of seconds")?)?;
+                match self.section_options() {
+                    Some(o) => put!(o.switch_interval, v),
+                    None => put!(self.server.python.switch_interval, v),
+                }
             }
-            "WSGIPerInterpreterGIL" => put!(self.server.python.per_interpreter_gil, self.flag()?),
-            "WSGIFreeThreading" => put!(self.server.python.free_threading, self.flag()?),
+            "WSGIPerInterpreterGIL" => {
+                let on = self.flag()?;
+                match self.section_options() {
+                    Some(o) => put!(o.per_interpreter_gil, on),
+                    None => put!(self.server.python.per_interpreter_gil, on),
+                }
+            }
+            "WSGIFreeThreading" => {
+                let on = self.flag()?;
+                match self.section_options() {
+                    Some(o) => put!(o.free_threading, on),
+                    None => put!(self.server.python.free_threading, on),
+                }
+            }
             "<WSGIInterpreterOptions" => self.interpreter_options(),
-            "WSGIRestrictStdin" => put!(self.server.python.restrict_stdin, self.flag()?),
-            "WSGIRestrictStdout" => put!(self.server.python.restrict_stdout, self.flag()?),
-            "WSGIRestrictSignal" => put!(self.server.python.restrict_signal, self.flag()?),
+            "WSGIRestrictStdin" => {
+                let on = self.flag()?;
+                match self.section_options() {
+                    Some(o) => put!(o.restrict_stdin, on),
+                    None => put!(self.server.python.restrict_stdin, on),
+                }
+            }
+            "WSGIRestrictStdout" => {
+                let on = self.flag()?;
+                match self.section_options() {
+                    Some(o) => put!(o.restrict_stdout, on),
+                    None => put!(self.server.python.restrict_stdout, on),
+                }
+            }
+            "WSGIRestrictSignal" => {
+                let on = self.flag()?;
+                match self.section_options() {
+                    Some(o) => put!(o.restrict_signal, on),
+                    None => put!(self.server.python.restrict_signal, on),
+                }
+            }
             "WSGICaseSensitivity" => put!(self.server.python.case_sensitivity, self.flag()?),
 
             // Request handling (per directory).
@@ -564,7 +607,12 @@ impl<'a, 'w> Cx<'a, 'w> {
                 args.pop();
             }
         }
-        let mut seen = Vec::new();
+        let mut section = InterpreterOptionsSection {
+            process_group: None,
+            application_group: None,
+            options: InterpreterOptions::default(),
+            origin: self.origin.clone(),
+        };
         for word in &args {
             let Some((name, value)) = values::split_option(word) else {
                 return Err(format!(
@@ -572,28 +620,40 @@ impl<'a, 'w> Cx<'a, 'w> {
                     GROUP_OPTIONS.join(", ")
                 ));
             };
-            // mod_wsgi compares selector names without regard to case.
-            if !GROUP_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(name)) {
+            // mod_wsgi compares selector names without regard to case, and
+            // takes %{GLOBAL} (or nothing) for embedded mode / the main
+            // interpreter.
+            let slot = if name.eq_ignore_ascii_case("process-group") {
+                &mut section.process_group
+            } else if name.eq_ignore_ascii_case("application-group") {
+                &mut section.application_group
+            } else {
                 return Err(format!(
                     "unknown selector '{name}'; allowed: {}",
                     GROUP_OPTIONS.join(", ")
                 ));
-            }
-            if seen.iter().any(|s: &&str| s.eq_ignore_ascii_case(name)) {
+            };
+            if slot.is_some() {
                 return Err(format!("selector '{name}' is given more than once"));
             }
-            seen.push(name);
-            if value.is_empty() {
-                return Err(format!("selector '{name}' has an empty value"));
-            }
+            *slot = Some(if value == "%{GLOBAL}" { "" } else { value }.to_string());
+        }
+        // Not checked against the groups: a section at server level may
+        // name a group any virtual host defines, as in mod_wsgi.
+        self.server.interpreter_options.push(section);
+        Ok(())
+    }
+
+    /// Inside `<WSGIInterpreterOptions>`: the options of the section being
+    /// read (Apache walks a section's lines right after its opener).
+    fn section_options(&mut self) -> Option<&mut InterpreterOptions> {
+        if self.scope != Scope::InterpreterOptions {
+            return None;
         }
         self.server
             .interpreter_options
-            .push(InterpreterOptionsSection {
-                args,
-                origin: self.origin.clone(),
-            });
-        Ok(())
+            .last_mut()
+            .map(|s| &mut s.options)
     }
 
     fn telemetry_service(&mut self) -> Result<(), String> {
@@ -1292,8 +1352,19 @@ mod tests {
         .ok("<WSGIInterpreterOptions", &[">"])
         .ok("<WSGIInterpreterOptions", &[]);
         let s = &c.server.interpreter_options;
-        assert_eq!(s[0].args, ["process-group=g", "application-group=a"]);
-        assert!(s[1].args.is_empty() && s[2].args.is_empty());
+        assert_eq!(s[0].process_group.as_deref(), Some("g"));
+        assert_eq!(s[0].application_group.as_deref(), Some("a"));
+        assert!(s[1].process_group.is_none() && s[2].application_group.is_none());
+        c.ok("<WSGIInterpreterOptions", &["Application-Group=%{GLOBAL}>"]);
+        assert_eq!(
+            c.server.interpreter_options[3].application_group.as_deref(),
+            Some("")
+        );
+        let e = c.err(
+            "<WSGIInterpreterOptions",
+            &["process-group=a", "PROCESS-GROUP=b"],
+        );
+        assert!(e.contains("given more than once"), "{e}");
         let e = c.err("<WSGIInterpreterOptions", &["group=g>"]);
         assert!(
             e.starts_with("<WSGIInterpreterOptions: unknown selector 'group'"),
@@ -1303,6 +1374,58 @@ mod tests {
             .at(Scope::VirtualHost, "<WSGIInterpreterOptions", &[">"])
             .unwrap_err();
         assert!(e.message.contains("<VirtualHost>"));
+    }
+
+    /// The directives of a section set its options, the others are refused
+    /// there; which sections apply to an interpreter follows mod_wsgi.
+    #[test]
+    fn interpreter_options_section_body() {
+        let mut c = conf();
+        c.ok("WSGIPythonPath", &["/server"]);
+        c.ok("<WSGIInterpreterOptions", &["application-group=a>"]);
+        c.at(Scope::InterpreterOptions, "WSGIPythonPath", &["/a1:/a2"])
+            .unwrap();
+        c.at(Scope::InterpreterOptions, "WSGIRestrictStdout", &["On"])
+            .unwrap();
+        let e = c
+            .at(Scope::InterpreterOptions, "WSGIScriptAlias", &["/x", "/y"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "cannot occur inside <WSGIInterpreterOptions>; allowed there: WSGIPythonPath"
+            ),
+            "{e}"
+        );
+        c.ok(
+            "<WSGIInterpreterOptions",
+            &["process-group=g", "application-group=a>"],
+        );
+        c.at(Scope::InterpreterOptions, "WSGIPythonPath", &["/ga"])
+            .unwrap();
+        c.ok("<WSGIInterpreterOptions", &["process-group=g>"]);
+        c.at(Scope::InterpreterOptions, "WSGIPythonPath", &["/g"])
+            .unwrap();
+        c.at(Scope::InterpreterOptions, "WSGIRestrictStdout", &["Off"])
+            .unwrap();
+        c.ok("WSGIDaemonProcess", &["g"]);
+        // The server-wide value is untouched by the sections.
+        assert_eq!(c.server.python.path, ["/server"]);
+        let path = |g: &str, a: &str| c.server.interpreter_options_for(g, a).python_path;
+        let dirs = |d: &[&str]| Some(d.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        // Both selectors beat one; one beats none.
+        assert_eq!(path("g", "a"), dirs(&["/ga"]));
+        assert_eq!(path("", "a"), dirs(&["/a1", "/a2"]));
+        assert_eq!(path("g", "b"), dirs(&["/g"]));
+        assert_eq!(path("", "b"), None);
+        // Per setting: restrict-stdout is set by the application section
+        // (On) and by the later, equally specific group section (Off).
+        let o = c.server.interpreter_options_for("g", "a");
+        assert_eq!(o.restrict_stdout, Some(false));
+        assert_eq!(
+            c.server.interpreter_options_for("", "a").restrict_stdout,
+            Some(true)
+        );
     }
 
     #[test]

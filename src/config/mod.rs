@@ -28,9 +28,9 @@ pub use dir::{DirConfig, HandlerScript, MapHeadToGet, ScriptFile, TrustedProxy};
 pub use directives::{Context, DIRECTIVES, DirectiveSpec, Status};
 pub use error::ConfigError;
 pub use server::{
-    AliasMatcher, Captures, GroupRef, HashSeed, ImportScript, InterpreterOptionsSection,
-    PythonSettings, RegexEngine, ScriptAlias, ScriptOptions, ServerConfig, TelemetryService,
-    UrlRegex,
+    AliasMatcher, Captures, GroupRef, HashSeed, ImportScript, InterpreterOptions,
+    InterpreterOptionsSection, PythonSettings, RegexEngine, ScriptAlias, ScriptOptions,
+    ServerConfig, TelemetryService, UrlRegex,
 };
 
 /// Where in the configuration a directive was read.
@@ -44,6 +44,9 @@ pub enum Scope {
     Directory,
     /// An .htaccess file (read per request; must not touch ServerConfig).
     Htaccess,
+    /// Inside the `<WSGIInterpreterOptions>` section read last: the
+    /// directive sets that section's option, not the server's.
+    InterpreterOptions,
 }
 
 /// File and line of a directive, for messages that point back at it.

@@ -331,12 +331,103 @@ pub struct TelemetryService {
     pub interval: Option<Duration>,
 }
 
-/// The opening line of one `<WSGIInterpreterOptions ...>` section.
+/// The Python settings a `<WSGIInterpreterOptions>` section may give its
+/// interpreters; `None` leaves the server-wide value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterpreterOptions {
+    /// WSGIPythonPath: directories for the interpreter's sys.path.
+    pub python_path: Option<Vec<String>>,
+    pub switch_interval: Option<Duration>,
+    pub restrict_stdin: Option<bool>,
+    pub restrict_stdout: Option<bool>,
+    pub restrict_signal: Option<bool>,
+    pub per_interpreter_gil: Option<bool>,
+    pub free_threading: Option<bool>,
+}
+
+impl InterpreterOptions {
+    /// The directives allowed inside the section.
+    pub const DIRECTIVES: &[&str] = &[
+        "WSGIPythonPath",
+        "WSGISwitchInterval",
+        "WSGIRestrictStdin",
+        "WSGIRestrictStdout",
+        "WSGIRestrictSignal",
+        "WSGIPerInterpreterGIL",
+        "WSGIFreeThreading",
+    ];
+
+    /// `other`'s settings over these, where `other` gives one.
+    fn overlay(&mut self, other: &InterpreterOptions) {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if other.$field.is_some() {
+                    self.$field = other.$field.clone();
+                }
+            )*};
+        }
+        take!(
+            python_path,
+            switch_interval,
+            restrict_stdin,
+            restrict_stdout,
+            restrict_signal,
+            per_interpreter_gil,
+            free_threading
+        );
+    }
+}
+
+/// One `<WSGIInterpreterOptions process-group=G application-group=A>`
+/// section: which interpreters it selects, and what it sets for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterpreterOptionsSection {
-    /// Selector words as written, without the closing '>'.
-    pub args: Vec<String>,
+    /// None matches any group; "" is embedded mode (%{GLOBAL}).
+    pub process_group: Option<String>,
+    /// None matches any interpreter; "" is the main one (%{GLOBAL}).
+    pub application_group: Option<String>,
+    pub options: InterpreterOptions,
     pub origin: Origin,
+}
+
+impl ServerConfig {
+    /// The section settings for the interpreter `application_group` of a
+    /// process in `process_group` ("" for Apache children), as mod_wsgi
+    /// chooses them: a section matches when each selector it has is equal;
+    /// per setting, the section naming more selectors wins, and among
+    /// equals the later one.
+    pub fn interpreter_options_for(
+        &self,
+        process_group: &str,
+        application_group: &str,
+    ) -> InterpreterOptions {
+        let mut matching: Vec<(usize, &InterpreterOptionsSection)> = self
+            .interpreter_options
+            .iter()
+            .filter(|s| {
+                s.process_group
+                    .as_deref()
+                    .is_none_or(|g| g == process_group)
+            })
+            .filter(|s| {
+                s.application_group
+                    .as_deref()
+                    .is_none_or(|a| a == application_group)
+            })
+            .map(|s| {
+                let specificity = usize::from(s.process_group.is_some())
+                    + usize::from(s.application_group.is_some());
+                (specificity, s)
+            })
+            .collect();
+        // Stable: equal specificity keeps file order, so later sections win.
+        matching.sort_by_key(|(specificity, _)| *specificity);
+        let mut out = InterpreterOptions::default();
+        for (_, section) in matching {
+            out.overlay(&section.options);
+        }
+        out
+    }
 }
 
 /// The regex crate standing in for Apache's engine in unit tests (the
