@@ -7,6 +7,7 @@ use crate::apache::{mpm_info, status};
 use crate::config::{self, DirConfig, ServerConfig};
 use crate::daemon::supervisor::{self, Daemons};
 use crate::embedded::{self, RequestOptions};
+use crate::hooks;
 use std::sync::OnceLock;
 
 /// This Apache child's view of the daemon groups of its generation (set in
@@ -18,12 +19,6 @@ static DAEMONS: OnceLock<&'static Daemons> = OnceLock::new();
 const HANDLERS: &[&str] = &["wsgi-script", "application/x-httpd-wsgi"];
 /// Note on the request naming the WSGIScriptAlias that matched.
 const ALIAS_NOTE: &str = "mod_wsgi_rs.alias";
-/// Note on the request naming the WSGIHandlerScript serving it (its path),
-/// reported as mod_wsgi.handler_script.
-pub const HANDLER_SCRIPT_NOTE: &str = "mod_wsgi_rs.handler_script";
-/// The callable of a WSGIHandlerScript: fixed, WSGICallableObject does not
-/// apply (as documented for mod_wsgi).
-const HANDLER_CALLABLE: &str = "handle_request";
 
 pub fn banner() -> String {
     format!(
@@ -362,10 +357,7 @@ pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
 pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     // SetHandler / AddHandler naming a WSGIHandlerScript: its script serves
     // the file Apache matched (which stays r->filename, SCRIPT_FILENAME).
-    let handler_script = r
-        .handler()
-        .filter(|h| !HANDLERS.contains(h))
-        .and_then(|h| dir.handler_script(h));
+    let handler_script = hooks::handler::named(r.handler(), HANDLERS, dir);
     if handler_script.is_none() && !is_our_handler(r.handler(), None) {
         return status::DECLINED;
     }
@@ -386,7 +378,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     }
     let script = match handler_script {
         Some(h) => {
-            r.notes().set(r.pool(), HANDLER_SCRIPT_NOTE, &h.path);
+            hooks::handler::note(r, h);
             h.path.clone()
         }
         None => filename,
@@ -400,7 +392,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         Some(h) => Some(&h.options),
         None => alias.map(|a| &a.options),
     };
-    let fixed_callable = handler_script.map(|_| HANDLER_CALLABLE.to_string());
+    let fixed_callable = handler_script.map(|_| hooks::handler::CALLABLE.to_string());
     let pick = |from_alias: Option<&String>, default: &str| {
         from_alias.cloned().unwrap_or_else(|| default.to_string())
     };
@@ -436,7 +428,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     let mut request = request;
     if let Some(dispatch) = dir.dispatch_script.as_ref() {
         let current = resolve_application_group(r, &request.application_group);
-        match crate::dispatch_script::run(r, dir, dispatch, &current) {
+        match hooks::dispatch::run(r, dir, dispatch, &current) {
             Ok(choice) => {
                 if let Some(g) = choice.process_group {
                     request.process_group = g;
