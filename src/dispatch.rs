@@ -287,9 +287,27 @@ fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, 
     out
 }
 
-/// Brings Python up in a new Apache child, unless embedded mode is off.
-pub fn child_init(main: &ServerConfig) -> Result<(), String> {
-    if main.restrict_embedded() {
+/// Whether Python starts in Apache children, as mod_wsgi decides it
+/// (wsgi_python_required): for embedded-mode applications unless
+/// WSGIRestrictEmbedded is On, and whatever that says when something else
+/// always runs there: a hook script of `hooks::RUN_IN_CHILDREN` in the
+/// server configuration (`hook_scripts`) or a WSGIImportScript for
+/// process-group=%{GLOBAL}. (A WSGIHandlerScript does not count: an
+/// embedded one is refused with WSGIRestrictEmbedded On, as an application
+/// is.)
+pub fn python_in_children(main: &ServerConfig, hook_scripts: bool) -> bool {
+    !main.restrict_embedded() || hook_scripts || main.import_scripts.iter().any(imports_embedded)
+}
+
+/// A WSGIImportScript loaded in the Apache children.
+fn imports_embedded(script: &config::ImportScript) -> bool {
+    script.process_group == "%{GLOBAL}" || script.process_group.is_empty()
+}
+
+/// Brings Python up in a new Apache child when [`python_in_children`]
+/// says so; `hook_scripts`: a hook script is configured.
+pub fn child_init(main: &ServerConfig, hook_scripts: bool) -> Result<(), String> {
+    if !python_in_children(main, hook_scripts) {
         return Ok(());
     }
     let settings = crate::python::InitSettings::from_config(&main.python);
@@ -300,11 +318,7 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
         )
     })?;
     // WSGIImportScript for embedded mode (process-group=%{GLOBAL}).
-    for script in main
-        .import_scripts
-        .iter()
-        .filter(|s| s.process_group == "%{GLOBAL}" || s.process_group.is_empty())
-    {
+    for script in main.import_scripts.iter().filter(|s| imports_embedded(s)) {
         if let Err(e) = crate::wsgi::scripts::preload(&script.path, &script.application_group) {
             crate::apache::log::server(
                 None,
@@ -318,6 +332,22 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// WSGIRestrictEmbedded On and a request for embedded mode: one line
+/// saying so (Python may run in this child all the same, for hook scripts).
+fn refuse_embedded(r: &Request, script: &str) {
+    let pid = std::process::id();
+    let message = if crate::python::is_initialized() {
+        format!(
+            "embedded mode is off (WSGIRestrictEmbedded On): this Apache child (pid {pid}) runs Python for hook scripts only, cannot serve '{script}'; use WSGIProcessGroup or process-group= to send it to a daemon process group"
+        )
+    } else {
+        format!(
+            "Python is not running in this Apache child (pid {pid}): embedded mode is off (WSGIRestrictEmbedded On), cannot serve '{script}'; use WSGIProcessGroup or process-group= to send it to a daemon process group"
+        )
+    };
+    r.log(Level::Error, &message);
 }
 
 /// Joins a script alias target and the rest of the URI into the file name
@@ -457,6 +487,10 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         }
     };
     if group.is_empty() {
+        if server.restrict_embedded() {
+            refuse_embedded(r, &request.script);
+            return status::HTTP_SERVICE_UNAVAILABLE;
+        }
         return embedded::handle(r, &request);
     }
     // WSGIRestrictProcess: the groups this location may delegate to.
@@ -491,7 +525,30 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{GroupFacts, alias_filename, expand_application_group, resource_script_name};
+    use super::{
+        GroupFacts, alias_filename, expand_application_group, python_in_children,
+        resource_script_name,
+    };
+    use crate::config::{ImportScript, ServerConfig};
+
+    #[test]
+    fn python_starts_in_children_as_mod_wsgi_decides() {
+        let mut main = ServerConfig::default();
+        assert!(python_in_children(&main, false), "embedded mode by default");
+        main.restrict_embedded = Some(true);
+        assert!(!python_in_children(&main, false), "nothing needs it");
+        assert!(python_in_children(&main, true), "a hook script");
+        let import = |group: &str| ImportScript {
+            path: "/srv/import.py".into(),
+            process_group: group.into(),
+            application_group: "%{GLOBAL}".into(),
+            origin: Default::default(),
+        };
+        main.import_scripts.push(import("daemon"));
+        assert!(!python_in_children(&main, false), "imported in a daemon");
+        main.import_scripts.push(import("%{GLOBAL}"));
+        assert!(python_in_children(&main, false), "imported in the children");
+    }
 
     #[test]
     fn application_group_names_follow_mod_wsgi() {

@@ -146,7 +146,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         r.log(
             Level::Error,
             &format!(
-                "Python is not running in this Apache child (pid {}); embedded mode is off (WSGIRestrictEmbedded On?), cannot serve '{}'",
+                "Python is not running in this Apache child (pid {}): it failed to start (see the log of this child's start), cannot serve '{}'",
                 std::process::id(),
                 opts.script
             ),
