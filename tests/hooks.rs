@@ -3,7 +3,9 @@
 //! provider (WSGIAuthUserScript) and `Require wsgi-group`
 //! (WSGIAuthGroupScript); WSGIPassApacheRequest (the request_rec lent to
 //! the application) and CGI's local redirect (status 200 with a
-//! `Location: /path` makes Apache serve that path instead).
+//! `Location: /path` makes Apache serve that path instead); Python started
+//! in the Apache children for hook scripts under WSGIRestrictEmbedded On,
+//! and only then.
 
 mod common;
 use common::*;
@@ -928,9 +930,12 @@ fn restrict_embedded_still_runs_hook_scripts_in_children() {
     assert!(log.contains("check_password user=spy group=[]"), "{log}");
     assert!(!log.contains("Python is not running"), "{log}");
     // Python was started in the Apache children (not only in the daemon).
-    let daemon_pid: u32 = field(&get_as(&apache, "/app?allow", "spy", "secret").text(), "pid")
-        .parse()
-        .unwrap();
+    let daemon_pid: u32 = field(
+        &get_as(&apache, "/app?allow", "spy", "secret").text(),
+        "pid",
+    )
+    .parse()
+    .unwrap();
     let probed = probed_pids(&apache);
     assert!(
         probed.iter().any(|&p| p != daemon_pid),
@@ -963,7 +968,11 @@ fn restrict_embedded_keeps_python_out_of_children_when_nothing_needs_it() {
     // started Python, the probe would have logged (as it does in
     // restrict_embedded_still_runs_hook_scripts_in_children).
     let probed = probed_pids(&apache);
-    assert!(probed.is_empty(), "probe: {probed:?}\n{}", apache.error_log());
+    assert!(
+        probed.is_empty(),
+        "probe: {probed:?}\n{}",
+        apache.error_log()
+    );
     assert_eq!(apache.get("/embedded").status, 503);
     assert!(
         apache.wait_for_log(

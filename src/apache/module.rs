@@ -307,14 +307,12 @@ unsafe extern "C" fn post_config(
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         // SAFETY: `s` is the live main server child_init was given.
-        let daemons = unsafe { super::process::configuration_pool_of(s) }
-            .generation_userdata::<crate::daemon::supervisor::Daemons>(
+        let pconf = unsafe { super::process::configuration_pool_of(s) };
+        let daemons = pconf.generation_userdata::<crate::daemon::supervisor::Daemons>(
             crate::daemon::supervisor::POOL_KEY,
         );
         dispatch::adopt_daemons(daemons);
-        // SAFETY: as above.
-        let hook_scripts =
-            hooks::pool_marked(unsafe { super::process::configuration_pool_of(s) }, HOOK_SCRIPTS_KEY);
+        let hook_scripts = hooks::pool_marked(pconf, HOOK_SCRIPTS_KEY);
         if let Some(main) = server_config(s)
             && let Err(message) = dispatch::child_init(main, hook_scripts)
         {

@@ -83,7 +83,10 @@ mod tests {
         );
         assert_eq!(
             answer("application_group", Returned::Other("int".into())),
-            Err("application_group() returned a value of type int; it must return a string or None".into())
+            Err(
+                "application_group() returned a value of type int; it must return a string or None"
+                    .into()
+            )
         );
         assert!(answer("f", Returned::Bool(true)).is_err());
     }

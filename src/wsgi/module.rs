@@ -9,8 +9,8 @@
 //! built-in module, so its subpackages import while everything else
 //! (`mod_wsgi.version`, ...) stays ours.
 
-use parking_lot::Mutex;
 use crate::apache::log::Level;
+use parking_lot::Mutex;
 use pyo3::exceptions::PyModuleNotFoundError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
