@@ -7,6 +7,7 @@ use crate::apache::{mpm_info, status};
 use crate::config::{self, DirConfig, ServerConfig};
 use crate::daemon::supervisor::{self, Daemons};
 use crate::embedded::{self, RequestOptions};
+use crate::hooks;
 use std::sync::OnceLock;
 
 /// This Apache child's view of the daemon groups of its generation (set in
@@ -18,12 +19,6 @@ static DAEMONS: OnceLock<&'static Daemons> = OnceLock::new();
 const HANDLERS: &[&str] = &["wsgi-script", "application/x-httpd-wsgi"];
 /// Note on the request naming the WSGIScriptAlias that matched.
 const ALIAS_NOTE: &str = "mod_wsgi_rs.alias";
-/// Note on the request naming the WSGIHandlerScript serving it (its path),
-/// reported as mod_wsgi.handler_script.
-pub const HANDLER_SCRIPT_NOTE: &str = "mod_wsgi_rs.handler_script";
-/// The callable of a WSGIHandlerScript: fixed, WSGICallableObject does not
-/// apply (as documented for mod_wsgi).
-const HANDLER_CALLABLE: &str = "handle_request";
 
 pub fn banner() -> String {
     format!(
@@ -304,9 +299,27 @@ fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, 
     out
 }
 
-/// Brings Python up in a new Apache child, unless embedded mode is off.
-pub fn child_init(main: &ServerConfig) -> Result<(), String> {
-    if main.restrict_embedded() {
+/// Whether Python starts in Apache children, as mod_wsgi decides it
+/// (wsgi_python_required): for embedded-mode applications unless
+/// WSGIRestrictEmbedded is On, and whatever that says when something else
+/// always runs there: a hook script of `hooks::RUN_IN_CHILDREN` in the
+/// server configuration (`hook_scripts`) or a WSGIImportScript for
+/// process-group=%{GLOBAL}. (A WSGIHandlerScript does not count: an
+/// embedded one is refused with WSGIRestrictEmbedded On, as an application
+/// is.)
+pub fn python_in_children(main: &ServerConfig, hook_scripts: bool) -> bool {
+    !main.restrict_embedded() || hook_scripts || main.import_scripts.iter().any(imports_embedded)
+}
+
+/// A WSGIImportScript loaded in the Apache children.
+fn imports_embedded(script: &config::ImportScript) -> bool {
+    script.process_group == "%{GLOBAL}" || script.process_group.is_empty()
+}
+
+/// Brings Python up in a new Apache child when [`python_in_children`]
+/// says so; `hook_scripts`: a hook script is configured.
+pub fn child_init(main: &ServerConfig, hook_scripts: bool) -> Result<(), String> {
+    if !python_in_children(main, hook_scripts) {
         return Ok(());
     }
     let settings = crate::python::InitSettings::from_config(&main.python);
@@ -317,11 +330,7 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
         )
     })?;
     // WSGIImportScript for embedded mode (process-group=%{GLOBAL}).
-    for script in main
-        .import_scripts
-        .iter()
-        .filter(|s| s.process_group == "%{GLOBAL}" || s.process_group.is_empty())
-    {
+    for script in main.import_scripts.iter().filter(|s| imports_embedded(s)) {
         if let Err(e) = crate::wsgi::scripts::preload(&script.path, &script.application_group) {
             crate::apache::log::server(
                 None,
@@ -335,6 +344,22 @@ pub fn child_init(main: &ServerConfig) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// WSGIRestrictEmbedded On and a request for embedded mode: one line
+/// saying so (Python may run in this child all the same, for hook scripts).
+fn refuse_embedded(r: &Request, script: &str) {
+    let pid = std::process::id();
+    let message = if crate::python::is_initialized() {
+        format!(
+            "embedded mode is off (WSGIRestrictEmbedded On): this Apache child (pid {pid}) runs Python for hook scripts only, cannot serve '{script}'; use WSGIProcessGroup or process-group= to send it to a daemon process group"
+        )
+    } else {
+        format!(
+            "Python is not running in this Apache child (pid {pid}): embedded mode is off (WSGIRestrictEmbedded On), cannot serve '{script}'; use WSGIProcessGroup or process-group= to send it to a daemon process group"
+        )
+    };
+    r.log(Level::Error, &message);
 }
 
 /// Joins a script alias target and the rest of the URI into the file name
@@ -374,10 +399,7 @@ pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
 pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     // SetHandler / AddHandler naming a WSGIHandlerScript: its script serves
     // the file Apache matched (which stays r->filename, SCRIPT_FILENAME).
-    let handler_script = r
-        .handler()
-        .filter(|h| !HANDLERS.contains(h))
-        .and_then(|h| dir.handler_script(h));
+    let handler_script = hooks::handler::named(r.handler(), HANDLERS, dir);
     if handler_script.is_none() && !is_our_handler(r.handler(), None) {
         return status::DECLINED;
     }
@@ -398,7 +420,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     }
     let script = match handler_script {
         Some(h) => {
-            r.notes().set(r.pool(), HANDLER_SCRIPT_NOTE, &h.path);
+            hooks::handler::note(r, h);
             h.path.clone()
         }
         None => filename,
@@ -412,7 +434,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         Some(h) => Some(&h.options),
         None => alias.map(|a| &a.options),
     };
-    let fixed_callable = handler_script.map(|_| HANDLER_CALLABLE.to_string());
+    let fixed_callable = handler_script.map(|_| hooks::handler::CALLABLE.to_string());
     let pick = |from_alias: Option<&String>, default: &str| {
         from_alias.cloned().unwrap_or_else(|| default.to_string())
     };
@@ -448,7 +470,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     let mut request = request;
     if let Some(dispatch) = dir.dispatch_script.as_ref() {
         let current = resolve_application_group(r, &request.application_group);
-        match crate::dispatch_script::run(r, dir, dispatch, &current) {
+        match hooks::dispatch::run(r, dir, dispatch, &current) {
             Ok(choice) => {
                 if let Some(g) = choice.process_group {
                     request.process_group = g;
@@ -477,6 +499,10 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         }
     };
     if group.is_empty() {
+        if server.restrict_embedded() {
+            refuse_embedded(r, &request.script);
+            return status::HTTP_SERVICE_UNAVAILABLE;
+        }
         return embedded::handle(r, &request);
     }
     // WSGIRestrictProcess: the groups this location may delegate to.
@@ -511,7 +537,30 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{GroupFacts, alias_filename, expand_application_group, resource_script_name};
+    use super::{
+        GroupFacts, alias_filename, expand_application_group, python_in_children,
+        resource_script_name,
+    };
+    use crate::config::{ImportScript, ServerConfig};
+
+    #[test]
+    fn python_starts_in_children_as_mod_wsgi_decides() {
+        let mut main = ServerConfig::default();
+        assert!(python_in_children(&main, false), "embedded mode by default");
+        main.restrict_embedded = Some(true);
+        assert!(!python_in_children(&main, false), "nothing needs it");
+        assert!(python_in_children(&main, true), "a hook script");
+        let import = |group: &str| ImportScript {
+            path: "/srv/import.py".into(),
+            process_group: group.into(),
+            application_group: "%{GLOBAL}".into(),
+            origin: Default::default(),
+        };
+        main.import_scripts.push(import("daemon"));
+        assert!(!python_in_children(&main, false), "imported in a daemon");
+        main.import_scripts.push(import("%{GLOBAL}"));
+        assert!(python_in_children(&main, false), "imported in the children");
+    }
 
     #[test]
     fn application_group_names_follow_mod_wsgi() {

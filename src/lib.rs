@@ -10,10 +10,16 @@
 //! - `embedded`: the request path inside Apache's children.
 //! - `daemon`: the supervisor in the Apache parent, the daemon process and
 //!   its thread layout, and the worker side that proxies to it.
+//! - `cgi`: the request's CGI variables, as the Apache child hands them to
+//!   either mode.
 //! - `protocol`: the worker-daemon wire format, pure and fuzzed.
-//! - `dispatch` and `hooks_auth`: what happens at each Apache phase.
+//! - `dispatch`: what happens at each Apache phase (the `apache::module`
+//!   and `apache::auth` trampolines call it and `hooks`).
+//! - `hooks`: the Python hook scripts, a file per phase (access, auth,
+//!   dispatch, handler) sharing one "run a hook script" path.
 
 pub mod apache;
+pub mod cgi;
 pub mod config;
 pub mod daemon;
 pub mod embedded;
@@ -22,8 +28,7 @@ pub mod python;
 pub mod wsgi;
 
 pub mod dispatch;
-pub mod dispatch_script;
-pub mod hooks_auth;
+pub mod hooks;
 
 /// Version string used in the server banner and `mod_wsgi.version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -3,10 +3,13 @@
 //! provider (WSGIAuthUserScript) and `Require wsgi-group`
 //! (WSGIAuthGroupScript); WSGIPassApacheRequest (the request_rec lent to
 //! the application) and CGI's local redirect (status 200 with a
-//! `Location: /path` makes Apache serve that path instead).
+//! `Location: /path` makes Apache serve that path instead); Python started
+//! in the Apache children for hook scripts under WSGIRestrictEmbedded On,
+//! and only then.
 
 mod common;
 use common::*;
+use std::time::Duration;
 
 /// Reports the environ keys the proxy tests look at, as `key=value` lines
 /// ("-" for a missing key).
@@ -851,4 +854,132 @@ fn local_redirect_in_daemon_mode() {
 fn local_redirect_in_embedded_mode() {
     let apache = redirect_server();
     check_local_redirects(&apache, "/embedded", "");
+}
+
+// ------------------------------------------ Python in the Apache children
+
+/// Read by Python when it starts in a process whose sys.path gets this
+/// directory (site.addsitedir runs a .pth file's `import` lines): one log
+/// line per interpreter started, naming the process. The observable for
+/// "Python was initialised in this Apache child".
+const PROBE_PTH: &str =
+    "import os, sys; sys.stderr.write('python-probe started in pid %d\\n' % os.getpid())\n";
+
+const TO_BACKEND: &str = "def process_group(environ):\n    return 'backend'\n";
+
+/// WSGIRestrictEmbedded On with the probe on WSGIPythonPath (the Apache
+/// children's path; the daemon group has a path of its own), a daemon
+/// group, `/daemon` mapped to it, `/embedded` mapped to embedded mode, and
+/// `extra` directives.
+fn restricted_server(extra: &str) -> Apache {
+    let mut d = auth_modules();
+    d += "WSGIRestrictEmbedded On\n\
+          WSGIPythonPath {dir}/childlib\n\
+          WSGIDaemonProcess backend threads=2 python-path={dir}/daemonlib\n\
+          WSGIScriptAlias /daemon {dir}/app/env.wsgi process-group=backend\n\
+          WSGIScriptAlias /embedded {dir}/app/env.wsgi\n\
+          WSGIScriptAlias /app {dir}/app/env.wsgi\n";
+    d += extra;
+    Apache::builder()
+        .file("app/env.wsgi", ENV_APP)
+        .file("childlib/probe.pth", PROBE_PTH)
+        .file("daemonlib/README", "nothing to read here\n")
+        .file("hooks/access.wsgi", ACCESS_SCRIPT)
+        .file("hooks/auth.wsgi", AUTH_SCRIPT)
+        .file("hooks/dispatch.wsgi", TO_BACKEND)
+        .directives(&d)
+        .start()
+}
+
+/// Pids of the probe's lines in the error log.
+fn probed_pids(apache: &Apache) -> Vec<u32> {
+    apache
+        .error_log()
+        .lines()
+        .filter_map(|l| l.split("python-probe started in pid ").nth(1))
+        .filter_map(|pid| pid.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn restrict_embedded_still_runs_hook_scripts_in_children() {
+    // The dispatch script is what sends /app to the daemon group: without
+    // it the request would be for embedded mode, and refused.
+    let apache = restricted_server(
+        "<Location /app>\n\
+         WSGIAccessScript {dir}/hooks/access.wsgi\n\
+         AuthType Basic\nAuthName \"Top Secret\"\nAuthBasicProvider wsgi\n\
+         WSGIAuthUserScript {dir}/hooks/auth.wsgi\n\
+         Require valid-user\n\
+         WSGIDispatchScript {dir}/hooks/dispatch.wsgi\n\
+         </Location>\n",
+    );
+    let check = |apache: &Apache| {
+        let r = get_as(apache, "/app?allow", "spy", "secret");
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        let body = r.text();
+        assert_eq!(field(&body, "mod_wsgi.process_group"), "backend");
+        assert_eq!(field(&body, "REMOTE_USER"), "spy");
+        assert_eq!(get_as(apache, "/app?deny", "spy", "secret").status, 403);
+        assert_eq!(apache.get("/app?allow").status, 401);
+        assert_eq!(get_as(apache, "/app?allow", "spy", "wrong").status, 401);
+    };
+    check(&apache);
+    let log = apache.error_log();
+    assert!(log.contains("access check host=127.0.0.1"), "{log}");
+    assert!(log.contains("check_password user=spy group=[]"), "{log}");
+    assert!(!log.contains("Python is not running"), "{log}");
+    // Python was started in the Apache children (not only in the daemon).
+    let daemon_pid: u32 = field(
+        &get_as(&apache, "/app?allow", "spy", "secret").text(),
+        "pid",
+    )
+    .parse()
+    .unwrap();
+    let probed = probed_pids(&apache);
+    assert!(
+        probed.iter().any(|&p| p != daemon_pid),
+        "probe: {probed:?}\n{log}"
+    );
+    // Embedded mode stays off for applications.
+    let r = apache.get("/embedded");
+    assert_eq!(r.status, 503);
+    assert!(!r.text().contains("REMOTE_ADDR"), "the app must not run");
+    assert!(
+        apache.wait_for_log(
+            "embedded mode is off (WSGIRestrictEmbedded On): this Apache child",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
+    // The next generation decides again, and the same way.
+    apache.graceful_restart();
+    check(&apache);
+}
+
+#[test]
+fn restrict_embedded_keeps_python_out_of_children_when_nothing_needs_it() {
+    let apache = restricted_server("");
+    let r = apache.get("/daemon");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(field(&r.text(), "mod_wsgi.process_group"), "backend");
+    // The child that answered ran child_init before serving: had it
+    // started Python, the probe would have logged (as it does in
+    // restrict_embedded_still_runs_hook_scripts_in_children).
+    let probed = probed_pids(&apache);
+    assert!(
+        probed.is_empty(),
+        "probe: {probed:?}\n{}",
+        apache.error_log()
+    );
+    assert_eq!(apache.get("/embedded").status, 503);
+    assert!(
+        apache.wait_for_log(
+            "Python is not running in this Apache child",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
 }

@@ -114,3 +114,27 @@ fn a_failing_import_script_is_logged_and_the_process_still_serves() {
         apache.error_log()
     );
 }
+
+#[test]
+fn embedded_import_script_starts_python_in_children_despite_restrict_embedded() {
+    let dir = marker_dir();
+    let marker = dir.path().join("loaded");
+    let apache = Apache::builder()
+        .mpm(Mpm::Prefork)
+        .file("app/a.wsgi", &app(&marker))
+        .directives(
+            "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n\
+             WSGIRestrictEmbedded On\n\
+             WSGIDaemonProcess g threads=1\n\
+             WSGIImportScript {dir}/app/a.wsgi process-group=%{GLOBAL} application-group=%{GLOBAL}\n\
+             WSGIScriptAlias / {dir}/app/a.wsgi process-group=g application-group=%{GLOBAL}\n",
+        )
+        .start();
+    // As with mod_wsgi, WSGIRestrictEmbedded keeps applications out of the
+    // Apache children, not what always runs there.
+    let loaded = wait_for_file(&marker);
+    let child: u32 = loaded.lines().next().unwrap().parse().unwrap();
+    assert!(apache.pids().contains(&child), "loaded in an Apache child");
+    let served: u32 = apache.get("/").text().parse().unwrap();
+    assert_ne!(served, child, "the application runs in the daemon");
+}

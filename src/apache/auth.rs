@@ -4,7 +4,7 @@
 //! AuthDigestProvider wsgi) and `wsgi-group` authz provider
 //! (`Require wsgi-group ...`) as static tables of function pointers that
 //! mod_auth_basic, mod_auth_digest and mod_authz_core call. What the
-//! scripts decide lives in `crate::hooks_auth`.
+//! scripts decide lives in `crate::hooks::access` and `crate::hooks::auth`.
 
 use super::request::Request;
 use super::{cstr, ffi};
@@ -145,7 +145,7 @@ mod trampolines {
     use crate::apache::pool::Pool;
     use crate::apache::{guard, status};
     use crate::config::DirConfig;
-    use crate::hooks_auth;
+    use crate::hooks::{access, auth};
 
     /// Our merged DirConfig of the request (or of the AuthnProviderAlias
     /// section mod_authn_core swapped in).
@@ -202,7 +202,7 @@ mod trampolines {
             }
             // SAFETY: Apache passes the live request to this hook.
             let request = unsafe { Request::from_raw(r) };
-            hooks_auth::access_checker(request, dir)
+            access::access_checker(request, dir)
         })
     }
 
@@ -219,7 +219,7 @@ mod trampolines {
                 unsafe { (Request::from_raw(r), cstr(user), cstr(password)) };
             match (dir, user, password) {
                 (Some(dir), Some(user), Some(password)) => {
-                    hooks_auth::check_password(request, dir, user, password)
+                    auth::check_password(request, dir, user, password)
                 }
                 (_, None, _) | (_, _, None) => {
                     request.log(
@@ -250,7 +250,7 @@ mod trampolines {
             let (Some(user), Some(realm)) = (user, realm) else {
                 return AuthnStatus::UserNotFound;
             };
-            match hooks_auth::get_realm_hash(request, dir, user, realm) {
+            match auth::get_realm_hash(request, dir, user, realm) {
                 Ok(hash) => {
                     let copy = request.pool().strdup(&hash) as *mut c_char;
                     // SAFETY: Apache gives a place for one string pointer;
@@ -276,7 +276,7 @@ mod trampolines {
             // SAFETY: Apache passes the live request and the rest of the
             // Require line (a configuration-pool string).
             let (request, line) = unsafe { (Request::from_raw(r), cstr(require_line)) };
-            hooks_auth::check_group(request, dir, line.unwrap_or(""))
+            auth::check_group(request, dir, line.unwrap_or(""))
         })
         .raw()
     }
@@ -288,7 +288,7 @@ mod trampolines {
     ) -> *const c_char {
         // SAFETY: Apache passes the live cmd_parms and the rest of the line.
         let line = unsafe { cstr(require_line) }.unwrap_or("");
-        match hooks_auth::parse_group_line(line) {
+        match auth::parse_group_line(line) {
             Ok(_) => std::ptr::null(),
             Err(message) => {
                 // SAFETY: the configuration pool of the directive.

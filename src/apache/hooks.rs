@@ -425,12 +425,25 @@ pub unsafe fn process_pool(s: *mut ffi::server_rec) -> Pool {
 
 /// Returns true the first time it is called for `key` in this pool.
 pub fn first_time_in_pool(pool: Pool, key: &'static CStr) -> bool {
+    if pool_marked(pool, key) {
+        return false;
+    }
+    mark_pool(pool, key);
+    true
+}
+
+/// Whether [`mark_pool`] was called for `key` in this pool (since it was
+/// last cleared).
+pub fn pool_marked(pool: Pool, key: &'static CStr) -> bool {
     let mut data: *mut c_void = std::ptr::null_mut();
     // SAFETY: userdata lookup in a live pool; the key is static.
     unsafe { ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool.as_ptr()) };
-    if !data.is_null() {
-        return false;
-    }
+    !data.is_null()
+}
+
+/// Leaves a marker under `key` in the pool, gone when the pool is cleared
+/// (for the configuration pool: at the next restart generation).
+pub fn mark_pool(pool: Pool, key: &'static CStr) {
     // SAFETY: any non-null marker will do; it is never dereferenced.
     unsafe {
         ffi::apr_pool_userdata_set(
@@ -440,7 +453,6 @@ pub fn first_time_in_pool(pool: Pool, key: &'static CStr) -> bool {
             pool.as_ptr(),
         )
     };
-    true
 }
 
 /// Per-directory config vector of a request.

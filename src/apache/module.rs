@@ -127,8 +127,23 @@ fn apply_directive(
         dir,
         &super::regex::ApacheRegexEngine,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    // Hook scripts sit in <Directory>/<Location> configs, which child_init
+    // cannot walk: remember, for this generation, that one is configured.
+    // (.htaccess is read in the children, too late to start Python.)
+    if scope != Scope::Htaccess
+        && DIRECTIVES
+            .get(index)
+            .is_some_and(|spec| crate::hooks::RUN_IN_CHILDREN.contains(&spec.name))
+    {
+        hooks::mark_pool(parms.pool(), HOOK_SCRIPTS_KEY);
+    }
+    Ok(())
 }
+
+/// Configuration-pool marker: a directive of `hooks::RUN_IN_CHILDREN` was
+/// read for this generation.
+const HOOK_SCRIPTS_KEY: &std::ffi::CStr = c"mod_wsgi_rs.hook_scripts";
 
 unsafe extern "C" fn directive_argv(
     cmd: *mut ffi::cmd_parms,
@@ -306,13 +321,14 @@ unsafe extern "C" fn post_config(
 unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
         // SAFETY: `s` is the live main server child_init was given.
-        let daemons = unsafe { super::process::configuration_pool_of(s) }
-            .generation_userdata::<crate::daemon::supervisor::Daemons>(
+        let pconf = unsafe { super::process::configuration_pool_of(s) };
+        let daemons = pconf.generation_userdata::<crate::daemon::supervisor::Daemons>(
             crate::daemon::supervisor::POOL_KEY,
         );
         dispatch::adopt_daemons(daemons);
+        let hook_scripts = hooks::pool_marked(pconf, HOOK_SCRIPTS_KEY);
         if let Some(main) = server_config(s)
-            && let Err(message) = dispatch::child_init(main)
+            && let Err(message) = dispatch::child_init(main, hook_scripts)
         {
             log::server(Some(s), log::Level::Crit, &message);
         }

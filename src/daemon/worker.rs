@@ -78,7 +78,7 @@ pub fn handle(
     if opts.pass_apache_request {
         warn_no_request_rec(r, &group.name);
     }
-    let mut vars = crate::embedded::cgi_vars(r, opts.pass_authorization, &opts.proxy);
+    let mut vars = crate::cgi::vars(r, opts.pass_authorization, &opts.proxy);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
     // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
     // server, port and URI are known: the daemon gets the name.

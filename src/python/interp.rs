@@ -440,18 +440,14 @@ fn create(group: &str) -> Result<(StatePtr, StatePtr), String> {
 }
 
 /// What every interpreter gets when it starts: our sys.stdout/sys.stderr
-/// and signal policy, the `mod_wsgi` module naming its application group,
-/// WSGIPythonPath, and the hint for extension modules that refuse it.
+/// and signal policy, the hint for extension modules that refuse it,
+/// WSGIPythonPath, then the `mod_wsgi` module naming its application group
+/// (after the path, where the companion mod_wsgi package may be).
 fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> {
     super::stdio::install(py, settings)?;
-    crate::wsgi::module::install(py, group)?;
-    if !settings.path.is_empty() {
-        let site = py.import("site")?;
-        for dir in &settings.path {
-            site.call_method1("addsitedir", (dir,))?;
-        }
-    }
-    install_refusal_hint(py, group)
+    install_refusal_hint(py, group)?;
+    super::add_python_path(py, settings)?;
+    crate::wsgi::module::install(py, group)
 }
 
 /// Python side of the extension-module hint: wraps the loader of C

@@ -236,7 +236,9 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
                 .set_item("PYTHON_EGG_CACHE", eggs)?;
         }
         stdio::install(py, settings)?;
-        // The main interpreter is application group '' (%{GLOBAL}).
+        add_python_path(py, settings)?;
+        // The main interpreter is application group '' (%{GLOBAL}); after
+        // WSGIPythonPath, where the companion mod_wsgi package may be.
         crate::wsgi::module::install(py, "")?;
         // pyo3 creates a #[pyclass]'s type object once per process, in the
         // interpreter that first uses it, and every interpreter then shares
@@ -247,12 +249,6 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         py.get_type::<crate::wsgi::start_response::StartResponse>();
         py.get_type::<crate::wsgi::file_wrapper::FileWrapper>();
         py.get_type::<pyo3::panic::PanicException>();
-        if !settings.path.is_empty() {
-            let site = py.import("site")?;
-            for dir in &settings.path {
-                site.call_method1("addsitedir", (dir,))?;
-            }
-        }
         Ok(())
     });
     interp::remember_settings(settings);
@@ -270,6 +266,18 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         unsafe { libc::atexit(finalize_at_exit) };
     }
     setup.map_err(|e| InitError(format!("setting up Python: {e}")))
+}
+
+/// WSGIPythonPath / python-path: each entry through site.addsitedir (so
+/// its .pth files are read), in the interpreter the GIL is held for.
+pub(crate) fn add_python_path(py: Python<'_>, settings: &InitSettings) -> PyResult<()> {
+    if !settings.path.is_empty() {
+        let site = py.import("site")?;
+        for dir in &settings.path {
+            site.call_method1("addsitedir", (dir,))?;
+        }
+    }
+    Ok(())
 }
 
 extern "C" fn finalize_at_exit() {

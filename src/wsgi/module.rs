@@ -2,8 +2,16 @@
 //! (process group, application group, process and thread limits), the
 //! version, and process metrics. Registered in sys.modules when Python
 //! starts; daemon mode sets its own process facts with [`set_process_info`].
+//!
+//! As with C mod_wsgi, a `mod_wsgi` *package* importable in the interpreter
+//! (the companion package of the PyPI `mod-wsgi` distribution, with
+//! `mod_wsgi.express`, `mod_wsgi.server`, ...) lends its `__path__` to the
+//! built-in module, so its subpackages import while everything else
+//! (`mod_wsgi.version`, ...) stays ours.
 
+use crate::apache::log::Level;
 use parking_lot::Mutex;
+use pyo3::exceptions::PyModuleNotFoundError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyDict, PyModule};
@@ -114,10 +122,73 @@ fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(d)
 }
 
+/// How log lines name an interpreter.
+fn interpreter_label(application_group: &str) -> String {
+    if application_group.is_empty() {
+        "the main interpreter".to_string()
+    } else {
+        format!("the sub-interpreter of application group '{application_group}'")
+    }
+}
+
+/// The `__path__` of the companion `mod_wsgi` package, imported from
+/// sys.path (WSGIPythonPath / python-path included) before the built-in
+/// module takes its name. No such package: None, silently. A package that
+/// raises while importing: None, with one line naming the cause and then
+/// the traceback in the error log; the interpreter goes on without it.
+fn companion_path<'py>(py: Python<'py>, application_group: &str) -> Option<Bound<'py, PyAny>> {
+    match py.import("mod_wsgi") {
+        // A plain module has no __path__: nothing to lend.
+        Ok(package) => {
+            let path = package.getattr("__path__").ok()?;
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                crate::python::stdio::log_line(
+                    Level::Info,
+                    &format!(
+                        "mod_wsgi companion package found (__path__ {}): its subpackages import through the built-in mod_wsgi module (pid {})",
+                        path.str().map(|s| s.to_string()).unwrap_or_default(),
+                        std::process::id()
+                    ),
+                );
+            });
+            Some(path)
+        }
+        Err(e) if is_absent(py, &e) => None,
+        Err(e) => {
+            let traceback = super::response::format_exception(py, &e);
+            let cause = traceback.lines().last().unwrap_or("").to_string();
+            crate::python::stdio::log_line(
+                Level::Error,
+                &format!(
+                    "importing the mod_wsgi companion package failed in {} (pid {}): {cause}; the built-in mod_wsgi module is used without it",
+                    interpreter_label(application_group),
+                    std::process::id()
+                ),
+            );
+            for line in traceback.lines() {
+                crate::python::stdio::log_line(Level::Error, line);
+            }
+            None
+        }
+    }
+}
+
+/// Whether an import error says the `mod_wsgi` package itself is not there
+/// (and not that the package failed on a module it imports).
+fn is_absent(py: Python<'_>, e: &PyErr) -> bool {
+    e.is_instance_of::<PyModuleNotFoundError>(py)
+        && e.value(py)
+            .getattr("name")
+            .and_then(|n| n.extract::<String>())
+            .is_ok_and(|n| n == "mod_wsgi")
+}
+
 /// Creates the module and registers it in sys.modules of the current
-/// interpreter; called once in each interpreter when it starts: the main
-/// one (application group '') and each sub-interpreter, named after its
-/// application group.
+/// interpreter; called once in each interpreter when it starts (after
+/// WSGIPythonPath is on sys.path, where the companion package may be): the
+/// main one (application group '') and each sub-interpreter, named after
+/// its application group.
 pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     {
         let mut started = STARTED.lock();
@@ -143,6 +214,9 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
         namespace,
     ))?;
     module.setattr("RequestTimeout", request_timeout)?;
+    if let Some(path) = companion_path(py, application_group) {
+        module.setattr("__path__", path)?;
+    }
     py.import("sys")?
         .getattr("modules")?
         .set_item("mod_wsgi", &module)?;

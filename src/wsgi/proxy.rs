@@ -13,7 +13,7 @@
 //!
 //! Sets with no header named are left alone. Pure logic over the CGI
 //! variables, shared by embedded and daemon mode (both build them in
-//! `embedded::cgi_vars`).
+//! `cgi::vars`).
 
 use crate::config::{DirConfig, TrustedProxy};
 use std::net::IpAddr;
