@@ -129,6 +129,7 @@ fn main() {
         .allowlist_function("ap_internal_redirect_handler|ap_discard_request_body")
         .allowlist_type("core_dir_config")
         .allowlist_function("ap_regcomp|ap_regexec_len|ap_regfree|ap_regerror|ap_walk_config")
+        .allowlist_function("ap_allow_options")
         .allowlist_type("ap_regex_t|ap_regmatch_t")
         .derive_debug(false)
         .derive_default(false)

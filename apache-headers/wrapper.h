@@ -61,6 +61,7 @@ static const int MWRS_AP_MPMQ_MAX_DAEMONS = AP_MPMQ_MAX_DAEMONS;
 static const int MWRS_AP_MPMQ_MAX_THREADS = AP_MPMQ_MAX_THREADS;
 static const int MWRS_AP_MPMQ_GENERATION = AP_MPMQ_GENERATION;
 static const int MWRS_APR_REG = APR_REG;
+static const int MWRS_OPT_EXECCGI = OPT_EXECCGI;
 static const int MWRS_APR_DIR = APR_DIR;
 static const int MWRS_APR_NOFILE = APR_NOFILE;
 static const int MWRS_HTTP_OK = HTTP_OK;

@@ -406,17 +406,33 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     let Some(filename) = r.filename().map(str::to_string) else {
         return status::DECLINED;
     };
-    if !r.is_regular_file() {
-        let what = if handler_script.is_some() {
-            "Target file of WSGI handler script"
-        } else {
-            "Target WSGI script"
-        };
-        r.log(
-            Level::Error,
-            &format!("{what} not found or unable to stat: {filename}"),
-        );
-        return status::HTTP_NOT_FOUND;
+    // A handler script serves whatever URL reaches it, file or not (as
+    // mod_wsgi: mod_wsgi-express routes every unmatched URL to one); a
+    // WSGI script must be an existing file where ExecCGI is on, unless a
+    // WSGIScriptAlias mapped it.
+    if handler_script.is_none() {
+        let script_aliased = r.notes().get(ALIAS_NOTE).is_some();
+        if !script_aliased && !r.allows_exec_cgi() {
+            r.log(
+                Level::Error,
+                &format!("Options ExecCGI is off in this directory: {filename}"),
+            );
+            return status::HTTP_FORBIDDEN;
+        }
+        if r.is_directory() {
+            r.log(
+                Level::Error,
+                &format!("Attempt to invoke directory as WSGI application: {filename}"),
+            );
+            return status::HTTP_FORBIDDEN;
+        }
+        if !r.is_regular_file() {
+            r.log(
+                Level::Error,
+                &format!("Target WSGI script not found or unable to stat: {filename}"),
+            );
+            return status::HTTP_NOT_FOUND;
+        }
     }
     let script = match handler_script {
         Some(h) => {

@@ -15,8 +15,11 @@ KEYS = ["SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "mod_wsgi.handler_script"
         "mod_wsgi.request_handler"]
 def handle_request(environ, start_response):
     lines = ["%s=%s" % (k, environ.get(k, "-")) for k in KEYS]
-    with open(environ["SCRIPT_FILENAME"]) as f:
-        lines.append("content=%s" % f.read().strip())
+    if os.path.exists(environ["SCRIPT_FILENAME"]):
+        with open(environ["SCRIPT_FILENAME"]) as f:
+            lines.append("content=%s" % f.read().strip())
+    else:
+        lines.append("content=-")
     lines.append("pid=%d" % os.getpid())
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["\n".join(lines).encode()]
@@ -113,13 +116,13 @@ fn handler_script_with_set_handler_in_location() {
     assert_eq!(field(&body, "mod_wsgi.request_handler"), "show");
     assert_eq!(field(&body, "mod_wsgi.process_group"), "");
     assert_eq!(field(&body, "mod_wsgi.application_group"), "");
-    // A missing file is a 404, as for a missing WSGI script.
-    let r = apache.get("/files/missing.txt");
-    assert_eq!(r.status, 404);
-    assert!(
-        apache.error_log().contains("missing.txt"),
-        "{}",
-        apache.error_log()
+    // A URL with no file behind it still reaches the handler script, as
+    // with mod_wsgi (mod_wsgi-express sends every unmatched URL to one).
+    let body = ok_body(&apache, "/files/missing.txt");
+    assert_eq!(field(&body, "content"), "-");
+    assert_eq!(
+        field(&body, "SCRIPT_FILENAME"),
+        format!("{dir}/htdocs/files/missing.txt")
     );
     // Outside the location the file is Apache's as usual.
     let r = apache.get("/plain/b.txt");
@@ -342,4 +345,31 @@ fn error_override_lets_error_document_replace_daemon_errors() {
     // The daemon stays usable after a discarded body.
     let r = apache.get("/over/200");
     assert_eq!(r.status, 200);
+}
+
+/// `AddHandler wsgi-script` outside a WSGIScriptAlias runs a script only
+/// where `Options ExecCGI` is on, as mod_wsgi. (A directory is refused
+/// too, but mod_dir redirects such URLs before any handler runs.)
+#[test]
+fn wsgi_script_handler_needs_exec_cgi() {
+    let app = "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'ran']\n";
+    let apache = Apache::builder()
+        .file("htdocs/cgi/app.wsgi", app)
+        .file("htdocs/plain/app.wsgi", app)
+        .directives(
+            "AddHandler wsgi-script .wsgi\n\
+             <Directory {dir}/htdocs/cgi>\n  Options +ExecCGI\n</Directory>\n\
+             <Directory {dir}/htdocs/plain>\n  Options -ExecCGI\n</Directory>\n",
+        )
+        .start();
+    assert_eq!(ok_body(&apache, "/cgi/app.wsgi"), "ran");
+    assert_eq!(apache.get("/plain/app.wsgi").status, 403);
+    assert!(
+        apache
+            .error_log()
+            .contains("Options ExecCGI is off in this directory"),
+        "{}",
+        apache.error_log()
+    );
+    assert_eq!(apache.get("/cgi/gone.wsgi").status, 404);
 }

@@ -82,6 +82,19 @@ impl Request {
         self.0.finfo.filetype as i32 == ffi::MWRS_APR_REG
     }
 
+    /// True when the directory walk found a directory at `filename`.
+    pub fn is_directory(&self) -> bool {
+        self.0.finfo.filetype as i32 == ffi::MWRS_APR_DIR
+    }
+
+    /// Whether `Options ExecCGI` is on where the request landed.
+    pub fn allows_exec_cgi(&self) -> bool {
+        // SAFETY: a live request; ap_allow_options only reads its
+        // per-directory core configuration.
+        let options = unsafe { ffi::ap_allow_options(self.as_ptr()) };
+        options & ffi::MWRS_OPT_EXECCGI != 0
+    }
+
     pub fn set_filename(&mut self, value: &str) {
         self.0.filename = self.pool().strdup(value) as *mut c_char;
     }
