@@ -245,8 +245,26 @@ def application(environ, start_response):
     sys.stderr.write("stderr line\n")
     sys.stderr.write("partial ")
     sys.stderr.write("then finished\n")
+    errors = environ["wsgi.errors"]
+    out.append("errors_type=%s.%s" % (type(errors).__module__, type(errors).__name__))
+    out.append("errors_buffer=%s" % errors.buffer.name)
+    errors.buffer.write(b"bytes through the buffer\n")
+    errors.writelines(["written ", "lines\n"])
+    errors.write("left without a newline")
+    global KEPT
+    KEPT = errors
     start_response("200 OK", [])
     return [("\n".join(out) + "\n").encode()]
+
+KEPT = None
+def kept(environ, start_response):
+    try:
+        KEPT.write("too late\n")
+        result = "no error"
+    except RuntimeError as e:
+        result = str(e)
+    start_response("200 OK", [])
+    return [("kept=%s\n" % result).encode()]
 "#;
 
 /// The error-log lines containing `needle`.
@@ -285,11 +303,20 @@ fn stdout_and_stderr_go_to_the_error_log_line_by_line() {
     }
     assert!(!apache.error_log().contains("print line one"));
     let log = fs::read_to_string(&vhost_log).unwrap();
+    // As mod_wsgi 6: wsgi.errors is a text wrapper over a binary buffer,
+    // everything logs at error level tagged with the request's script, and
+    // a partial line is logged when the request ends.
+    assert_eq!(f["errors_type"], "_io.TextIOWrapper", "{f:?}");
+    assert_eq!(f["errors_buffer"], "<wsgi.errors>", "{f:?}");
+    let script = format!("[script {}/app/stdio.wsgi]", apache.dir.display());
     for (text, level) in [
-        ("print line one", "[wsgi:info]"),
-        ("print line two", "[wsgi:info]"),
+        ("print line one", "[wsgi:error]"),
+        ("print line two", "[wsgi:error]"),
         ("stderr line", "[wsgi:error]"),
         ("partial then finished", "[wsgi:error]"),
+        ("bytes through the buffer", "[wsgi:error]"),
+        ("written lines", "[wsgi:error]"),
+        ("left without a newline", "[wsgi:error]"),
     ] {
         let lines = log_lines(&log, text);
         assert_eq!(lines.len(), 1, "{text}: {log}");
@@ -299,11 +326,32 @@ fn stdout_and_stderr_go_to_the_error_log_line_by_line() {
             lines[0]
         );
         assert!(
-            lines[0].ends_with(text),
-            "one message per line: {}",
+            lines[0].ends_with(&format!("{script} {text}")),
+            "one message per line, tagged with the script: {}",
             lines[0]
         );
     }
+}
+
+/// wsgi.errors kept beyond its request refuses, as mod_wsgi's does (one
+/// daemon process, so the second request finds what the first kept).
+#[test]
+fn wsgi_errors_kept_beyond_the_request_refuses() {
+    let apache = Apache::builder()
+        .file("app/stdio.wsgi", STDIO_APP)
+        .directives(
+            "WSGIDaemonProcess one processes=1 threads=1
+             WSGIScriptAlias /io {dir}/app/stdio.wsgi process-group=one application-group=%{GLOBAL}
+             WSGIScriptAlias /kept {dir}/app/stdio.wsgi process-group=one application-group=%{GLOBAL} callable-object=kept
+",
+        )
+        .start();
+    get_fields(&apache, "/io");
+    let f = get_fields(&apache, "/kept");
+    assert_eq!(
+        f["kept"], "write() called on wsgi.errors after request completed",
+        "{f:?}"
+    );
 }
 
 #[test]

@@ -288,6 +288,8 @@ def check_password(environ, user, password):
         return password == "secret"
     if user == "agent":
         return password == "007"
+    if user == "latin":
+        return password == "b"
     if user == "alias":
         return "canonical" if password == "pw" else False
     if user == "boom":
@@ -309,6 +311,8 @@ def groups_for_user(environ, user):
         return ["secret-agents", "staff"]
     if user == "canonical":
         return ("staff",)
+    if user == "latin":
+        return [b"other group"]
     if user == "agent":
         return "secret-agents"
     return []
@@ -470,6 +474,9 @@ fn wsgi_group_authorization() {
     assert_eq!(get_as(&apache, "/group", "alias", "pw").status, 401);
     // Authentication still comes first.
     assert_eq!(get_as(&apache, "/group", "spy", "wrong").status, 401);
+    // Names as bytes count too, as with mod_wsgi.
+    let r = get_as(&apache, "/group", "latin", "b");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
     assert!(
         apache
             .error_log()

@@ -226,8 +226,8 @@ pub fn check_group(r: &mut Request, dir: &DirConfig, line: &str) -> AuthzStatus 
     decision
 }
 
-/// groups_for_user's answer: any iterable of str (a single string is
-/// refused: iterating it would give its letters).
+/// groups_for_user's answer: any iterable of str or bytes (a single
+/// string is refused: iterating it would give its letters).
 fn group_names(value: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
     if value.is_instance_of::<PyString>() || value.is_instance_of::<PyBytes>() {
         return Err(format!(
@@ -244,11 +244,16 @@ fn group_names(value: &Bound<'_, PyAny>) -> Result<Vec<String>, String> {
     let mut groups = Vec::new();
     for item in iter {
         let item = item.map_err(|e| crate::wsgi::response::format_exception(value.py(), &e))?;
+        // Bytes are names too, read as latin-1 (as mod_wsgi takes them).
+        if let Ok(bytes) = item.downcast::<PyBytes>() {
+            groups.push(bytes.as_bytes().iter().map(|&b| char::from(b)).collect());
+            continue;
+        }
         match Returned::from_py(&item) {
             Returned::Str(s) => groups.push(s),
             other => {
                 return Err(format!(
-                    "returned a list holding {}; group names must be str",
+                    "returned a list holding {}; group names must be str or bytes",
                     other.describe()
                 ));
             }

@@ -153,13 +153,14 @@ impl<'py> LoadedScript<'py, '_> {
             self.ctx,
         )
         .map_err(format)?;
-        let errors = Bound::new(py, crate::wsgi::errors::ErrorLog::new(self.backend.clone()))
-            .map_err(format)?;
+        let log = crate::wsgi::errors::LogSink::for_request(self.backend.clone(), None);
+        let _output = crate::wsgi::errors::route_to_request(log.clone());
+        let errors = crate::wsgi::errors::wsgi_errors(py, log.clone()).map_err(format)?;
         environ.set_item("wsgi.errors", &errors).map_err(format)?;
         let mut items: Vec<Bound<'py, PyAny>> = vec![environ.into_any()];
         items.extend(args.iter().map(|a| PyString::new(py, a).into_any()));
         let result = f.call1(PyTuple::new(py, items).map_err(format)?);
-        let _ = errors.call_method0("flush");
+        log.close();
         result.map(Some).map_err(format)
     }
 
@@ -226,7 +227,6 @@ pub(crate) fn run<T>(
         apache_request: None,
     };
     let outcome = crate::python::with_interpreter(&group, |py| -> Result<T, String> {
-        let _output = crate::python::stdio::route_to_request(backend.clone());
         let module =
             crate::wsgi::scripts::load(py, path, mtime, reloading).map_err(|e| match e {
                 WsgiError::Script(m) | WsgiError::Application(m) => m,

@@ -245,7 +245,7 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         // it (sound with the one GIL they share). Create them here, so they
         // belong to the main interpreter, which outlives all others.
         py.get_type::<crate::wsgi::input::Input>();
-        py.get_type::<crate::wsgi::errors::ErrorLog>();
+        py.get_type::<crate::wsgi::errors::LogBuffer>();
         py.get_type::<crate::wsgi::start_response::StartResponse>();
         py.get_type::<crate::wsgi::file_wrapper::FileWrapper>();
         py.get_type::<pyo3::panic::PanicException>();

@@ -2,7 +2,7 @@
 //! load the script, build the environ, call the application, stream the
 //! response, and classify what went wrong.
 
-use super::errors::ErrorLog;
+use super::errors::{self, LogSink};
 use super::input::Input;
 use super::start_response::StartResponse;
 use super::{Backend, EnvironContext, Level, WsgiError, environ, response, scripts};
@@ -37,7 +37,6 @@ pub fn serve<'v>(
     // The application group's interpreter: "" is the main one, any other
     // name a sub-interpreter of this process, created on first use.
     let entered = crate::python::with_interpreter(ctx.application_group, |py| {
-        let _output = crate::python::stdio::route_to_request(backend.clone());
         let early = |error| Failure {
             started: false,
             error,
@@ -52,6 +51,16 @@ pub fn serve<'v>(
             )))
         })?;
         let environ = environ::build(py, vars, ctx).map_err(py_err)?;
+        // From here the request's output carries its client and script;
+        // what the script printed while being imported went to the
+        // server's log, as with mod_wsgi.
+        let script_filename = environ
+            .get_item("SCRIPT_FILENAME")
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<String>().ok());
+        let log = LogSink::for_request(backend.clone(), script_filename);
+        let _output = errors::route_to_request(log.clone());
         // WSGIPassApacheRequest: the request_rec for C code, lent until the
         // application is done with the request (close() included); the
         // capsule is refused from then on.
@@ -68,10 +77,14 @@ pub fn serve<'v>(
             }
             None => None,
         };
-        let errors = Bound::new(py, ErrorLog::new(backend.clone())).map_err(py_err)?;
         let input = Bound::new(py, Input::new(backend.clone())).map_err(py_err)?;
         environ.set_item("wsgi.input", input).map_err(py_err)?;
-        environ.set_item("wsgi.errors", &errors).map_err(py_err)?;
+        environ
+            .set_item(
+                "wsgi.errors",
+                errors::wsgi_errors(py, log.clone()).map_err(py_err)?,
+            )
+            .map_err(py_err)?;
         let wrapper = py.get_type::<super::file_wrapper::FileWrapper>();
         environ
             .set_item("wsgi.file_wrapper", wrapper)
@@ -79,7 +92,7 @@ pub fn serve<'v>(
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
         let result = response::run(py, &application, environ, &*backend, start);
-        let _ = errors.call_method0("flush");
+        log.close();
         drop(lent_request);
         result.map_err(|error| Failure {
             started: head.lock().sent,
