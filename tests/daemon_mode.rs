@@ -684,3 +684,34 @@ fn accept_mutex_is_explained_at_startup() {
         apache.error_log()
     );
 }
+
+/// The application's lines during a request in a daemon read as C
+/// mod_wsgi's daemon writes them: the client as `[remote ADDR:PORT]`, then
+/// `[script PATH]`, then the text.
+#[test]
+fn application_log_lines_name_the_remote_client_and_script() {
+    let app = "import sys\ndef application(environ, start_response):\n    print('said by print')\n    environ['wsgi.errors'].write('said to wsgi.errors\\n')\n    start_response('200 OK', [])\n    return [b'ok']\n";
+    let apache = Apache::builder()
+        .file("app/say.wsgi", app)
+        .directives(
+            "WSGIDaemonProcess g threads=1\nWSGIScriptAlias / {dir}/app/say.wsgi process-group=g\n",
+        )
+        .start();
+    assert_eq!(apache.get("/").status, 200);
+    let script = format!("[script {}/app/say.wsgi]", apache.dir.display());
+    for text in ["said by print", "said to wsgi.errors"] {
+        assert!(
+            apache.wait_for_log(text, Duration::from_secs(5)),
+            "{}",
+            apache.error_log()
+        );
+        let log = apache.error_log();
+        let line = log.lines().find(|l| l.contains(text)).unwrap();
+        assert!(
+            line.contains("[wsgi:error]")
+                && line.contains("[remote 127.0.0.1:")
+                && line.ends_with(&format!("{script} {text}")),
+            "{line}"
+        );
+    }
+}

@@ -545,6 +545,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     // sent then (see `monitor_thread`), so the worker can name this process
     // if it dies or times out on the request.
     backend.hold_accepted();
+    backend.note_client(&environ);
     shared.active.lock()[slot] = Some(Instant::now());
     shared.exchanges.lock()[slot] = Some(backend.clone());
     shared

@@ -13,6 +13,9 @@ pub struct SocketBackend {
     limits: Limits,
     /// Prefix of our log lines: the group and this process.
     who: String,
+    /// `[remote ADDR:PORT]` of the request being served: what C mod_wsgi's
+    /// daemon puts in front of the application's log lines.
+    client: std::sync::OnceLock<String>,
     pid: u32,
 }
 
@@ -72,7 +75,22 @@ impl SocketBackend {
             }),
             limits,
             who: format!("daemon process '{group}' (pid {pid})"),
+            client: std::sync::OnceLock::new(),
             pid,
+        }
+    }
+
+    /// Takes the client's address from the request's environ, for the
+    /// application's log lines.
+    pub fn note_client(&self, environ: &[(Vec<u8>, Vec<u8>)]) {
+        let get = |key: &[u8]| {
+            environ
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        if let (Some(addr), Some(port)) = (get(b"REMOTE_ADDR"), get(b"REMOTE_PORT")) {
+            let _ = self.client.set(format!("[remote {addr}:{port}]"));
         }
     }
 
@@ -190,8 +208,14 @@ impl Backend for SocketBackend {
         protocol::encode(&Frame::ResponseBody(data.to_vec()), &mut c.pending).map_err(gone)
     }
 
+    /// Lines of the application during a request read as C mod_wsgi's
+    /// daemon writes them (`[remote ADDR:PORT] ...`; Apache adds the pid);
+    /// without a request, the group and pid lead.
     fn log(&self, level: Level, text: &str) {
-        log::server(None, level, &format!("{}: {text}", self.who));
+        match self.client.get() {
+            Some(client) => log::server(None, level, &format!("{client} {text}")),
+            None => log::server(None, level, &format!("{}: {text}", self.who)),
+        }
     }
 }
 
