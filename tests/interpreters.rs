@@ -396,3 +396,62 @@ fn sub_interpreter_with_live_daemon_thread_still_runs_atexit() {
         );
     }
 }
+
+/// `<WSGIInterpreterOptions>`: the sections matching an interpreter add
+/// their WSGIPythonPath after the server's and set its stream restrictions;
+/// other interpreters keep the server-wide settings. In embedded mode and
+/// in a daemon group (process-group= selects it).
+#[test]
+fn interpreter_options_sections_apply_per_interpreter() {
+    let app = r#"
+import sys
+def application(environ, start_response):
+    lines = ["group=%s" % environ["mod_wsgi.application_group"]]
+    lines.append("extra=%s" % ",".join(p.rsplit("/", 1)[1] for p in sys.path if "/extra-" in p))
+    try:
+        print("stdout works")
+        lines.append("stdout=ok")
+    except OSError as e:
+        lines.append("stdout=%s" % e)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["\n".join(lines).encode()]
+"#;
+    let apache = Apache::builder()
+        .file("app/o.wsgi", app)
+        .file("extra-all/.keep", "")
+        .file("extra-a/.keep", "")
+        .file("extra-daemon/.keep", "")
+        .directives(
+            "WSGIPythonPath {dir}/extra-all\n\
+             <WSGIInterpreterOptions application-group=a>\n\
+             WSGIPythonPath {dir}/extra-a\n\
+             WSGIRestrictStdout On\n\
+             </WSGIInterpreterOptions>\n\
+             <WSGIInterpreterOptions process-group=d>\n\
+             WSGIPythonPath {dir}/extra-daemon\n\
+             </WSGIInterpreterOptions>\n\
+             WSGIDaemonProcess d threads=1\n\
+             WSGIScriptAlias /a {dir}/app/o.wsgi application-group=a\n\
+             WSGIScriptAlias /b {dir}/app/o.wsgi application-group=b\n\
+             WSGIScriptAlias /d {dir}/app/o.wsgi application-group=a process-group=d\n",
+        )
+        .start();
+    let body = |path: &str| {
+        let r = apache.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", apache.error_log());
+        r.text()
+    };
+    assert_eq!(
+        body("/a"),
+        "group=a\nextra=extra-all,extra-a\nstdout=sys.stdout access restricted by mod_wsgi"
+    );
+    assert_eq!(body("/b"), "group=b\nextra=extra-all\nstdout=ok");
+    // In the daemon the process-group section matches the main interpreter
+    // too, and a sub-interpreter starts from the main one's sys.path (as
+    // CPython makes it, with mod_wsgi too): extra-daemon is there before
+    // the section for application group a adds extra-a.
+    assert_eq!(
+        body("/d"),
+        "group=a\nextra=extra-all,extra-daemon,extra-a\nstdout=sys.stdout access restricted by mod_wsgi"
+    );
+}

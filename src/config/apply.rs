@@ -640,7 +640,7 @@ impl<'a, 'w> Cx<'a, 'w> {
         }
         // Not checked against the groups: a section at server level may
         // name a group any virtual host defines, as in mod_wsgi.
-        self.server.interpreter_options.push(section);
+        self.server.python.interpreter_options.push(section);
         Ok(())
     }
 
@@ -651,6 +651,7 @@ impl<'a, 'w> Cx<'a, 'w> {
             return None;
         }
         self.server
+            .python
             .interpreter_options
             .last_mut()
             .map(|s| &mut s.options)
@@ -1351,13 +1352,15 @@ mod tests {
         )
         .ok("<WSGIInterpreterOptions", &[">"])
         .ok("<WSGIInterpreterOptions", &[]);
-        let s = &c.server.interpreter_options;
+        let s = &c.server.python.interpreter_options;
         assert_eq!(s[0].process_group.as_deref(), Some("g"));
         assert_eq!(s[0].application_group.as_deref(), Some("a"));
         assert!(s[1].process_group.is_none() && s[2].application_group.is_none());
         c.ok("<WSGIInterpreterOptions", &["Application-Group=%{GLOBAL}>"]);
         assert_eq!(
-            c.server.interpreter_options[3].application_group.as_deref(),
+            c.server.python.interpreter_options[3]
+                .application_group
+                .as_deref(),
             Some("")
         );
         let e = c.err(
@@ -1411,19 +1414,22 @@ mod tests {
         c.ok("WSGIDaemonProcess", &["g"]);
         // The server-wide value is untouched by the sections.
         assert_eq!(c.server.python.path, ["/server"]);
-        let path = |g: &str, a: &str| c.server.interpreter_options_for(g, a).python_path;
+        let path = |g: &str, a: &str| c.server.python.interpreter_options_for(g, a).python_path;
         let dirs = |d: &[&str]| Some(d.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        // Both selectors beat one; one beats none.
-        assert_eq!(path("g", "a"), dirs(&["/ga"]));
+        // Paths add up: less specific sections first, then file order.
+        assert_eq!(path("g", "a"), dirs(&["/a1", "/a2", "/g", "/ga"]));
         assert_eq!(path("", "a"), dirs(&["/a1", "/a2"]));
         assert_eq!(path("g", "b"), dirs(&["/g"]));
         assert_eq!(path("", "b"), None);
         // Per setting: restrict-stdout is set by the application section
         // (On) and by the later, equally specific group section (Off).
-        let o = c.server.interpreter_options_for("g", "a");
+        let o = c.server.python.interpreter_options_for("g", "a");
         assert_eq!(o.restrict_stdout, Some(false));
         assert_eq!(
-            c.server.interpreter_options_for("", "a").restrict_stdout,
+            c.server
+                .python
+                .interpreter_options_for("", "a")
+                .restrict_stdout,
             Some(true)
         );
     }

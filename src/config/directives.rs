@@ -50,8 +50,6 @@ const DAEMON: Status = Status::NotYet("accepted; this daemon-mode feature is not
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const INTERPRETER_OPTIONS: Status =
-    Status::NotYet("options for chosen interpreters are not applied yet");
 const CASE_SENSITIVITY: Status =
     Status::NotYet("script paths are always compared case-sensitively for now");
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
@@ -238,7 +236,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         name: "<WSGIInterpreterOptions",
         context: ServerOnly,
         kind: Section,
-        status: INTERPRETER_OPTIONS,
+        status: Implemented,
         help: "<WSGIInterpreterOptions [process-group=G] [application-group=A]> ... </WSGIInterpreterOptions>",
     },
     d(
@@ -470,6 +468,7 @@ mod tests {
                 "WSGIDontWriteBytecode",
                 "WSGIDestroyInterpreter",
                 "WSGISwitchInterval",
+                "<WSGIInterpreterOptions",
                 "WSGIRestrictStdin",
                 "WSGIRestrictStdout",
                 "WSGIRestrictSignal",

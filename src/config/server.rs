@@ -33,7 +33,6 @@ pub struct ServerConfig {
     pub telemetry_service: Option<TelemetryService>,
     /// WSGITelemetryOptions tokens, all lines in order (they layer).
     pub telemetry_options: Vec<String>,
-    pub interpreter_options: Vec<InterpreterOptionsSection>,
     /// WSGIVerboseDebugging: accepted for compatibility, has no effect.
     pub verbose_debugging: Option<bool>,
 }
@@ -120,6 +119,8 @@ pub struct PythonSettings {
     pub restrict_stdout: Option<bool>,
     pub restrict_signal: Option<bool>,
     pub case_sensitivity: Option<bool>,
+    /// `<WSGIInterpreterOptions>` sections, in file order.
+    pub interpreter_options: Vec<InterpreterOptionsSection>,
 }
 
 impl PythonSettings {
@@ -357,8 +358,14 @@ impl InterpreterOptions {
         "WSGIFreeThreading",
     ];
 
-    /// `other`'s settings over these, where `other` gives one.
+    /// `other`'s settings over these, where `other` gives one; its
+    /// python-path entries after these.
     fn overlay(&mut self, other: &InterpreterOptions) {
+        if let Some(more) = &other.python_path {
+            self.python_path
+                .get_or_insert_with(Vec::new)
+                .extend(more.iter().cloned());
+        }
         macro_rules! take {
             ($($field:ident),*) => {$(
                 if other.$field.is_some() {
@@ -367,7 +374,6 @@ impl InterpreterOptions {
             )*};
         }
         take!(
-            python_path,
             switch_interval,
             restrict_stdin,
             restrict_stdout,
@@ -390,12 +396,13 @@ pub struct InterpreterOptionsSection {
     pub origin: Origin,
 }
 
-impl ServerConfig {
+impl PythonSettings {
     /// The section settings for the interpreter `application_group` of a
     /// process in `process_group` ("" for Apache children), as mod_wsgi
     /// chooses them: a section matches when each selector it has is equal;
     /// per setting, the section naming more selectors wins, and among
-    /// equals the later one.
+    /// equals the later one. Paths add up instead: every matching section's
+    /// WSGIPythonPath, the less specific first, each group in file order.
     pub fn interpreter_options_for(
         &self,
         process_group: &str,

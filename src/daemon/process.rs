@@ -157,7 +157,8 @@ fn setup_and_serve(
         t.set(&title);
     }
     become_group_identity(group)?;
-    let settings = crate::python::InitSettings::for_daemon(&group.python, &group.options);
+    let settings =
+        crate::python::InitSettings::for_daemon(&group.python, &group.name, &group.options);
     crate::wsgi::module::set_process_info(
         &group.name,
         group.options.threads,

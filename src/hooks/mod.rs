@@ -153,8 +153,14 @@ impl<'py> LoadedScript<'py, '_> {
             self.ctx,
         )
         .map_err(format)?;
-        let log = crate::wsgi::errors::LogSink::for_request(self.backend.clone(), None);
-        let _output = crate::wsgi::errors::route_to_request(log.clone());
+        // wsgi.errors is the request's (tagged with its file, as mod_wsgi
+        // tags it); print() in a hook goes to the server's log, as there.
+        let filename = self
+            .vars
+            .iter()
+            .find(|(k, _)| k == "SCRIPT_FILENAME")
+            .map(|(_, v)| v.clone());
+        let log = crate::wsgi::errors::LogSink::for_request(self.backend.clone(), filename);
         let errors = crate::wsgi::errors::wsgi_errors(py, log.clone()).map_err(format)?;
         environ.set_item("wsgi.errors", &errors).map_err(format)?;
         let mut items: Vec<Bound<'py, PyAny>> = vec![environ.into_any()];

@@ -439,14 +439,26 @@ fn create(group: &str) -> Result<(StatePtr, StatePtr), String> {
     }
 }
 
-/// What every interpreter gets when it starts: our sys.stdout/sys.stderr
-/// and signal policy, the hint for extension modules that refuse it,
-/// WSGIPythonPath, then the `mod_wsgi` module naming its application group
-/// (after the path, where the companion mod_wsgi package may be).
+/// What every interpreter gets when it starts, with what the
+/// `<WSGIInterpreterOptions>` sections matching it say: our
+/// sys.stdout/sys.stderr and signal policy, the hint for extension modules
+/// that refuse it, WSGIPythonPath, then the `mod_wsgi` module naming its
+/// application group (after the path, where the companion mod_wsgi package
+/// may be).
 fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> {
+    let process_wide = settings;
+    let settings = &settings.for_interpreter(group);
     super::stdio::install(py, settings)?;
     install_refusal_hint(py, group)?;
     super::add_python_path(py, settings)?;
+    // A <WSGIInterpreterOptions> switch interval: CPython has one for all
+    // interpreters sharing the GIL, so it holds from here on for all.
+    if settings.switch_interval != process_wide.switch_interval
+        && let Some(interval) = settings.switch_interval
+    {
+        py.import("sys")?
+            .call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
+    }
     crate::wsgi::module::install(py, group)
 }
 

@@ -51,6 +51,11 @@ pub struct InitSettings {
     /// WSGIRestrictSignal: signal.signal() from applications is ignored
     /// (with a warning) instead of replacing Apache's handlers.
     pub restrict_signal: bool,
+    /// The daemon process group this process serves ("" in Apache
+    /// children), which `<WSGIInterpreterOptions process-group=>` matches.
+    pub process_group: String,
+    /// The `<WSGIInterpreterOptions>` sections of the configuration.
+    pub sections: crate::config::PythonSettings,
 }
 
 impl InitSettings {
@@ -72,16 +77,43 @@ impl InitSettings {
             restrict_stdin: global.restrict_stdin(),
             restrict_stdout: global.restrict_stdout(),
             restrict_signal: global.restrict_signal(),
+            process_group: String::new(),
+            sections: crate::config::PythonSettings {
+                interpreter_options: global.interpreter_options.clone(),
+                ..Default::default()
+            },
         }
+    }
+
+    /// The settings of the interpreter `application_group` in this process:
+    /// these, with what the `<WSGIInterpreterOptions>` sections matching it
+    /// say (their python-path entries added after WSGIPythonPath's).
+    pub fn for_interpreter(&self, application_group: &str) -> InitSettings {
+        let chosen = self
+            .sections
+            .interpreter_options_for(&self.process_group, application_group);
+        let mut s = self.clone();
+        if let Some(more) = chosen.python_path {
+            s.path.extend(more);
+        }
+        if chosen.switch_interval.is_some() {
+            s.switch_interval = chosen.switch_interval;
+        }
+        s.restrict_stdin = chosen.restrict_stdin.unwrap_or(s.restrict_stdin);
+        s.restrict_stdout = chosen.restrict_stdout.unwrap_or(s.restrict_stdout);
+        s.restrict_signal = chosen.restrict_signal.unwrap_or(s.restrict_signal);
+        s
     }
 
     /// Settings for a daemon process of a group: its options override the
     /// server-wide directives where given.
     pub fn for_daemon(
         global: &crate::config::PythonSettings,
+        name: &str,
         group: &crate::config::DaemonOptions,
     ) -> InitSettings {
         let mut s = InitSettings::from_config(global);
+        s.process_group = name.to_string();
         if let Some(home) = &group.python_home {
             s.home = Some(home.clone());
         }
@@ -223,6 +255,8 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
     // Still holding the GIL on the initializing thread: set up the process
     // before any request can run. Importing threading here makes this thread
     // threading's main thread, which finalization expects.
+    // The main interpreter is application group '' (%{GLOBAL}).
+    let settings = &settings.for_interpreter("");
     let setup = Python::with_gil(|py| -> PyResult<()> {
         py.import("threading")?;
         let sys = py.import("sys")?;
