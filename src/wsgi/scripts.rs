@@ -125,7 +125,7 @@ fn load_script<'py>(
     // Another thread may have (re)loaded it while this one waited.
     if let Some(now) = cached_module(&cache, path)
         && cached.as_ref().is_none_or(|before| !before.is(&now))
-        && module_mtime(&now) == Some(mtime)
+        && (!reloading || module_mtime(&now) == Some(mtime))
     {
         return Ok(fresh(&now));
     }
