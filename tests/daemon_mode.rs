@@ -258,10 +258,10 @@ fn exception_in_daemon_is_500_with_traceback_naming_group_and_pid() {
     let log = apache.error_log();
     let line = log
         .lines()
-        .find(|l| l.contains("Exception occurred processing WSGI script"))
+        .find(|l| l.contains("KeyError exception raised processing WSGI script"))
         .unwrap();
     assert!(
-        line.contains("daemon process group 'g'") && line.contains("pid "),
+        line.contains("of daemon process 'g'") && line.contains("pid "),
         "{line}"
     );
 }

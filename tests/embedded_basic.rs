@@ -206,7 +206,7 @@ fn exception_is_500_with_traceback_in_log() {
     assert!(
         apache
             .error_log()
-            .contains("Exception occurred processing WSGI script")
+            .contains("ValueError exception raised processing WSGI script")
     );
     // The child survived: the next request is served normally.
     assert_eq!(apache.get("/bad").status, 500);
@@ -247,7 +247,10 @@ def application(environ, start_response):
         "{log}"
     );
     assert!(log.contains("hop-by-hop"), "{log}");
-    assert!(log.contains("must return bytes"), "{log}");
+    assert!(
+        log.contains("TypeError: response iterable must yield bytes, not str"),
+        "{log}"
+    );
 }
 
 #[test]

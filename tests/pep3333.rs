@@ -277,7 +277,7 @@ fn protocol_complaints(log: &str) -> Vec<String> {
                 "AssertionError",
                 "WSGIWarning",
                 "Traceback",
-                "Exception occurred",
+                "exception raised",
                 "garbage collected without being closed",
             ]
             .iter()

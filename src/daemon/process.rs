@@ -20,7 +20,7 @@ use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
 use crate::protocol::{FailureKind, Frame, Limits, PROTOCOL_VERSION, ProtocolError};
 use crate::wsgi::serve::{self, AppTarget};
-use crate::wsgi::{Backend, EnvironContext, WsgiError};
+use crate::wsgi::{Backend, EnvironContext, RequestError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{SockFlag, accept4};
@@ -632,8 +632,10 @@ fn serve_request(
             );
         }
     }
+    let resource = var(&vars, "SCRIPT_FILENAME").unwrap_or(&script).to_string();
     let target = AppTarget {
         script: &script,
+        resource: &resource,
         callable_object: &callable,
         mtime,
         reloading,
@@ -675,26 +677,49 @@ fn serve_request(
         crate::python::interp::current_thread_ident(),
         app_group.clone(),
     ));
-    let outcome = serve::serve(dyn_backend, &target, pairs, &ctx);
+    let served = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.running.lock()[slot] = None;
     shared.script_loaded.store(true, Ordering::Relaxed);
-    match outcome {
+    if served.reload_requested && !shared.stopping.load(Ordering::SeqCst) {
+        shared.request_exit(
+            GRACEFUL,
+            &format!("reload_required() of script '{script}' asked for a reload; recycling (WSGIScriptReloading)"),
+        );
+    }
+    match served.outcome {
         Ok(()) => {
             let _ = backend.send(&Frame::ResponseEnd);
         }
         Err(failure) => {
-            let mode = format!("daemon process group '{}'", shared.group.name);
-            serve::report(&**backend, &failure, &script, &mode);
-            if let WsgiError::Script(msg) | WsgiError::Application(msg) = failure.error {
-                let first = msg.lines().next().unwrap_or("").to_string();
-                let _ = backend.send(&Frame::failure(
+            serve::report(&**backend, &failure, &target, &ctx);
+            let where_logged = format!(
+                "in the log of daemon process '{}' pid {}",
+                shared.group.name, shared.pid
+            );
+            let (kind, message) = match &failure.error {
+                RequestError::ClientGone => return,
+                RequestError::RequestTimeout => (
+                    FailureKind::RequestTimeout,
+                    format!(
+                        "the application was interrupted by mod_wsgi.RequestTimeout (details {where_logged})"
+                    ),
+                ),
+                RequestError::Exception(exception) => (
                     FailureKind::ApplicationError,
                     format!(
-                        "{first} (traceback in the log of daemon process '{}' pid {})",
-                        shared.group.name, shared.pid
+                        "{} exception raised (traceback {where_logged})",
+                        exception.class
                     ),
-                ));
-            }
+                ),
+                RequestError::Message(message) => (
+                    FailureKind::ApplicationError,
+                    format!(
+                        "{} (details {where_logged})",
+                        message.lines().next().unwrap_or("")
+                    ),
+                ),
+            };
+            let _ = backend.send(&Frame::failure(kind, message));
         }
     }
 }

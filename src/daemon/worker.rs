@@ -284,7 +284,12 @@ pub fn handle(
                 };
             }
             Frame::Failure { kind, message } => {
-                let level = if kind == protocol::FailureKind::ApplicationError {
+                // The daemon logged what the application did (a traceback,
+                // or mod_wsgi's RequestTimeout line): only a pointer here.
+                let level = if matches!(
+                    kind,
+                    protocol::FailureKind::ApplicationError | protocol::FailureKind::RequestTimeout
+                ) {
                     Level::Info
                 } else {
                     Level::Error

@@ -5,7 +5,7 @@ use crate::apache::log::Level;
 use crate::apache::request::{Request, RequestScope, SharedRequest};
 use crate::apache::status;
 use crate::wsgi::serve::{self, AppTarget};
-use crate::wsgi::{Backend, BackendError, EnvironContext};
+use crate::wsgi::{Backend, BackendError, EnvironContext, RequestError};
 use std::sync::Arc;
 
 /// Per-request choices made from the configuration.
@@ -164,8 +164,10 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     {
         v.1 = "1".into();
     }
+    let resource = r.filename().unwrap_or(&opts.script).to_string();
     let target = AppTarget {
         script: &opts.script,
+        resource: &resource,
         callable_object: &opts.callable_object,
         // A WSGIHandlerScript is not the file Apache matched: its own mtime.
         mtime: if r.filename() == Some(opts.script.as_str()) {
@@ -191,12 +193,15 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         local_redirect: parking_lot::Mutex::new(None),
     });
     let backend: Arc<dyn Backend> = apache.clone();
+    // reload_requested needs nothing more here: the module was loaded
+    // again, which is all embedded mode does for it.
     let outcome = serve::serve(
         backend.clone(),
         &target,
         vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &ctx,
-    );
+    )
+    .outcome;
     let redirect = apache.local_redirect.lock().take();
     let mut outcome = outcome;
     if let (Some(_), Err(failure)) = (&redirect, &mut outcome) {
@@ -206,10 +211,11 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     let code = match &outcome {
         Ok(()) => status::OK,
         Err(failure) => {
-            serve::report(&*backend, failure, &opts.script, "embedded");
+            serve::report(&*backend, failure, &target, &ctx);
             match (&failure.error, failure.started) {
-                (crate::wsgi::WsgiError::ClientGone, _) => status::OK,
+                (RequestError::ClientGone, _) => status::OK,
                 (_, true) => status::DONE,
+                (RequestError::RequestTimeout, false) => status::HTTP_GATEWAY_TIME_OUT,
                 (_, false) => status::HTTP_INTERNAL_SERVER_ERROR,
             }
         }

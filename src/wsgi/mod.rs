@@ -28,6 +28,34 @@ pub enum WsgiError {
     ClientGone,
 }
 
+/// Why serving one request stopped early. Each mode's boundary turns it
+/// into a status and its log lines (`serve::report`).
+#[derive(Debug)]
+pub enum RequestError {
+    /// A failure the adapter describes itself (a script that would not
+    /// load, or lacks its callable): the lines to log, the headline first.
+    Message(String),
+    /// The application raised, or broke the WSGI protocol (raised as the
+    /// Python exception mod_wsgi raises for it).
+    Exception(response::PythonException),
+    /// `mod_wsgi.RequestTimeout` reached the adapter, raised by the
+    /// application or injected by the daemon's request-timeout: as with
+    /// mod_wsgi 6, a 504 before the headers, a cut response after, and an
+    /// info line instead of a traceback.
+    RequestTimeout,
+    /// The client (or the worker relaying it) went away.
+    ClientGone,
+}
+
+impl From<WsgiError> for RequestError {
+    fn from(e: WsgiError) -> RequestError {
+        match e {
+            WsgiError::Script(m) | WsgiError::Application(m) => RequestError::Message(m),
+            WsgiError::ClientGone => RequestError::ClientGone,
+        }
+    }
+}
+
 /// Failures of the other side, as the adapter needs to tell them apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendError {

@@ -3,8 +3,9 @@
 //! and close() always.
 
 use super::start_response::{ResponseHead, StartResponse};
-use super::{Backend, BackendError, WsgiError};
+use super::{Backend, BackendError, RequestError, WsgiError};
 use parking_lot::Mutex;
+use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
@@ -20,6 +21,87 @@ pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
         .unwrap_or_else(|_| err.to_string())
         .trim_end()
         .to_string()
+}
+
+/// A Python exception as mod_wsgi logs it: a headline naming its class
+/// and where it was raised, then the traceback as Python prints it.
+#[derive(Debug)]
+pub struct PythonException {
+    /// The exception's class name (`ValueError`).
+    pub class: String,
+    /// SystemExit: mod_wsgi logs it as ignored (the process goes on).
+    pub system_exit: bool,
+    /// What traceback.print_exception() prints for it.
+    pub traceback: String,
+}
+
+impl PythonException {
+    pub fn capture(py: Python<'_>, err: &PyErr) -> PythonException {
+        let ty = err.get_type(py);
+        PythonException {
+            class: ty
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "Exception".into()),
+            system_exit: err.is_instance_of::<PySystemExit>(py),
+            traceback: format_exception(py, err),
+        }
+    }
+
+    /// mod_wsgi 6's first line for it (wsgi_logger.c, WSGI0174 / WSGI0175):
+    /// `resource` is the file Apache matched (a request's `[script ...]`
+    /// tag), `script` the file named, `context` where it ran
+    /// ([`interpreter_context`]).
+    pub fn headline(&self, resource: Option<&str>, script: &str, context: &str) -> String {
+        let tag = resource.map_or(String::new(), |r| format!("[script {r}] "));
+        let class = &self.class;
+        if self.system_exit {
+            format!(
+                "WSGI0175: {tag}{class} exception raised by WSGI script '{script}' for {context}; ignored."
+            )
+        } else {
+            format!(
+                "WSGI0174: {tag}{class} exception raised processing WSGI script '{script}' for {context}."
+            )
+        }
+    }
+
+    /// The traceback, one log line each; blank lines are left out, as
+    /// mod_wsgi does.
+    pub fn traceback_lines(&self) -> impl Iterator<Item = &str> {
+        self.traceback.lines().filter(|l| !l.trim().is_empty())
+    }
+}
+
+/// Where Python code runs, as mod_wsgi names it in its log lines:
+/// "main interpreter in embedded mode", "sub-interpreter 'x|/app' of
+/// daemon process 'g'" (wsgi_format_interp_context).
+pub fn interpreter_context(application_group: &str, process_group: &str) -> String {
+    let interpreter = if application_group.is_empty() {
+        "main interpreter".to_string()
+    } else {
+        format!("sub-interpreter '{application_group}'")
+    };
+    if process_group.is_empty() {
+        format!("{interpreter} in embedded mode")
+    } else {
+        format!("{interpreter} of daemon process '{process_group}'")
+    }
+}
+
+/// What an exception reaching the adapter means for the request: this
+/// interpreter's `mod_wsgi.RequestTimeout` (or a subclass) is a timeout,
+/// anything else an application error.
+pub fn request_error(py: Python<'_>, err: PyErr) -> RequestError {
+    let timeout = py
+        .import("mod_wsgi")
+        .and_then(|m| m.getattr("RequestTimeout"))
+        .is_ok_and(|class| err.is_instance(py, &class));
+    if timeout {
+        RequestError::RequestTimeout
+    } else {
+        RequestError::Exception(PythonException::capture(py, &err))
+    }
 }
 
 fn lost(e: BackendError) -> WsgiError {
@@ -86,7 +168,7 @@ pub(super) fn take_unsent_head(
     }
     let Some((code, line)) = h.status.clone() else {
         return Err(WsgiError::Application(
-            "application returned data before calling start_response()".into(),
+            "start_response() must be called before response content is produced".into(),
         ));
     };
     h.sent = true;
@@ -101,15 +183,21 @@ pub fn run(
     environ: Bound<'_, PyDict>,
     backend: &dyn Backend,
     start: Bound<'_, StartResponse>,
-) -> Result<(), WsgiError> {
+) -> Result<(), RequestError> {
     let head = start.borrow().head.clone();
-    let app_error = |e: PyErr| WsgiError::Application(format_exception(py, &e));
+    let app_error = |e: PyErr| request_error(py, e);
+    // The one slip of the application the send path finds, output before
+    // start_response(), is a RuntimeError as with mod_wsgi.
+    let send_error = |e: WsgiError| match e {
+        WsgiError::Application(message) => request_error(py, PyRuntimeError::new_err(message)),
+        other => other.into(),
+    };
     let result = application.call1((environ, start)).map_err(app_error)?;
-    let outcome = (|| -> Result<(), WsgiError> {
+    let outcome = (|| -> Result<(), RequestError> {
         // A wsgi.file_wrapper of a regular file: the backend may send the
         // file itself (embedded mode: sendfile / mmap, as static files).
         if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>()
-            && super::file_wrapper::send_direct(py, wrapper, backend, &head)?
+            && super::file_wrapper::send_direct(py, wrapper, backend, &head).map_err(send_error)?
         {
             return Ok(());
         }
@@ -125,18 +213,19 @@ pub fn run(
         for (index, item) in result.try_iter().map_err(app_error)?.enumerate() {
             let item = item.map_err(app_error)?;
             let bytes = item.downcast::<PyBytes>().map_err(|_| {
-                WsgiError::Application(format!(
-                    "application must return bytes, got {}",
-                    item.get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
-                ))
+                let name = item
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default();
+                app_error(PyTypeError::new_err(format!(
+                    "response iterable must yield bytes, not {name}"
+                )))
             })?;
             let last = known_len == Some(index + 1);
-            send_block(py, backend, &head, bytes.as_bytes(), last)?;
+            send_block(py, backend, &head, bytes.as_bytes(), last).map_err(send_error)?;
         }
-        send_chunk(py, backend, &head, b"")
+        send_chunk(py, backend, &head, b"").map_err(send_error)
     })();
     // PEP 3333: close() is called whatever happened.
     // A list or tuple has no close(); asking would raise and format an
@@ -148,7 +237,13 @@ pub fn run(
     } else {
         Ok(())
     };
-    outcome.and(closed)
+    match (outcome, closed) {
+        (Err(e), _) => Err(e),
+        // A RequestTimeout from close() once the response is complete
+        // changes nothing for the client; mod_wsgi drops it silently.
+        (Ok(()), Err(RequestError::RequestTimeout)) => Ok(()),
+        (Ok(()), closed) => closed,
+    }
 }
 
 /// The local URL a response asks Apache to serve in its place, by the CGI

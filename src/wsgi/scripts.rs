@@ -1,18 +1,27 @@
 //! Loading WSGI script files as Python modules, once per interpreter
-//! (application group) of the process, again when the file changes and
-//! WSGIScriptReloading is On.
+//! (application group) of the process, and again, with WSGIScriptReloading
+//! On, when the file changes or the script's `reload_required()` asks, as
+//! mod_wsgi 6 does (wsgi_interp.c: wsgi_load_source, wsgi_reload_required).
 
-use crate::wsgi::WsgiError;
-use crate::wsgi::response::format_exception;
+use crate::python::stdio::log_line;
+use crate::wsgi::response::{PythonException, interpreter_context};
+use crate::wsgi::{Level, WsgiError};
+use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
 
 /// Key, in the current interpreter's own dict, of the script cache:
-/// path -> (mtime, module). Each interpreter has its own, which ends with it.
+/// path -> module, the module's `__mtime__` saying which version of the
+/// file it is. Each interpreter has its own, which ends with it.
 /// It is a Python dict so that the GIL, not a Rust lock, guards it:
 /// executing a script can release the GIL, and a Rust mutex held across that
 /// would deadlock against another request thread.
 const CACHE_KEY: &str = "mod_wsgi_rs.scripts";
+
+/// Key, in the same dict, of the lock held while a script is checked and
+/// (re)loaded, so that threads arriving together load it once (mod_wsgi's
+/// module lock). A Python lock: waiting for it releases the GIL.
+const LOAD_LOCK_KEY: &str = "mod_wsgi_rs.script_load_lock";
 
 fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let interp = crate::python::interpreter_dict(py)?;
@@ -47,49 +56,241 @@ mod tests {
     }
 }
 
-fn exec_script<'py>(py: Python<'py>, path: &str) -> PyResult<Bound<'py, PyModule>> {
-    let source = std::fs::read(path)?;
-    let name = module_name(path);
-    let module = PyModule::new(py, &name)?;
-    module.setattr("__file__", path)?;
-    let builtins = py.import("builtins")?;
-    let code = builtins.getattr("compile")?.call1((source, path, "exec"))?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item(&name, &module)?;
-    if let Err(e) = builtins.getattr("exec")?.call1((code, module.dict())) {
-        let _ = py.import("sys")?.getattr("modules")?.del_item(&name);
-        return Err(e);
-    }
-    Ok(module)
+/// A loaded script module, and whether its `reload_required()` made it
+/// load again (daemon mode then restarts the process, as mod_wsgi).
+pub struct Loaded<'py> {
+    pub module: Bound<'py, PyModule>,
+    pub reload_requested: bool,
 }
 
-/// Returns the script's module, (re)loading it when needed.
+/// Why a cached module is not used as it is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// Its `__mtime__` is not the file's modification time.
+    Modified,
+    /// Its `reload_required(resource)` answered true.
+    Requested,
+}
+
+/// Returns the script's module, (re)loading it when needed: for scripts
+/// that are not a request's application (access, authentication, dispatch
+/// scripts), whose `reload_required()` mod_wsgi does not consult.
 pub fn load<'py>(
     py: Python<'py>,
     path: &str,
     mtime: i64,
     reloading: bool,
 ) -> Result<Bound<'py, PyModule>, WsgiError> {
-    let cache = cache(py).map_err(|e| {
+    load_script(py, path, mtime, reloading, None).map(|loaded| loaded.module)
+}
+
+/// Returns the module of a request's script, (re)loading it when needed.
+/// `mtime` is the file's modification time as the caller saw it (APR's
+/// microseconds); `resource` the file Apache matched, passed to the
+/// script's `reload_required()`.
+pub fn load_for_request<'py>(
+    py: Python<'py>,
+    path: &str,
+    mtime: i64,
+    reloading: bool,
+    resource: &str,
+) -> Result<Loaded<'py>, WsgiError> {
+    load_script(py, path, mtime, reloading, Some(resource))
+}
+
+fn load_script<'py>(
+    py: Python<'py>,
+    path: &str,
+    mtime: i64,
+    reloading: bool,
+    resource: Option<&str>,
+) -> Result<Loaded<'py>, WsgiError> {
+    let internal = |e: PyErr| {
         WsgiError::Script(format!(
-            "Failed to exec Python script file '{path}': {}",
-            format_exception(py, &e)
+            "cannot load WSGI script '{path}': {}",
+            crate::wsgi::response::format_exception(py, &e)
         ))
-    })?;
-    if let Ok(Some(entry)) = cache.get_item(path)
-        && let Ok((loaded_mtime, module)) = entry.extract::<(i64, Bound<'py, PyModule>)>()
-        && (!reloading || loaded_mtime == mtime)
+    };
+    let cache = cache(py).map_err(internal)?;
+    let cached = cached_module(&cache, path);
+    let stale = match &cached {
+        Some(module) if !reloading => return Ok(fresh(module)),
+        Some(module) => match staleness(py, module, path, mtime, resource) {
+            None => return Ok(fresh(module)),
+            stale => stale,
+        },
+        None => None,
+    };
+    let lock = LoadLock::acquire(py).map_err(internal)?;
+    // Another thread may have (re)loaded it while this one waited.
+    if let Some(now) = cached_module(&cache, path)
+        && cached.as_ref().is_none_or(|before| !before.is(&now))
+        && (!reloading || module_mtime(&now) == Some(mtime))
     {
-        return Ok(module);
+        return Ok(fresh(&now));
     }
-    let module = exec_script(py, path).map_err(|e| {
-        WsgiError::Script(format!(
-            "Failed to exec Python script file '{path}': {}",
-            format_exception(py, &e)
-        ))
+    let context = this_interpreter(py);
+    let verb = if cached.is_some() {
+        "Reloading"
+    } else {
+        "Loading"
+    };
+    log_line(
+        Level::Info,
+        &format!("{verb} WSGI script '{path}' into {context}."),
+    );
+    let module = exec_script(py, path, mtime, &context)?;
+    let _ = cache.set_item(path, &module);
+    drop(lock);
+    Ok(Loaded {
+        module,
+        reload_requested: stale == Some(Stale::Requested),
+    })
+}
+
+fn fresh<'py>(module: &Bound<'py, PyModule>) -> Loaded<'py> {
+    Loaded {
+        module: module.clone(),
+        reload_requested: false,
+    }
+}
+
+fn cached_module<'py>(cache: &Bound<'py, PyDict>, path: &str) -> Option<Bound<'py, PyModule>> {
+    cache
+        .get_item(path)
+        .ok()
+        .flatten()
+        .and_then(|m| m.downcast_into::<PyModule>().ok())
+}
+
+/// The module's `__mtime__`, None when it has none usable.
+fn module_mtime(module: &Bound<'_, PyModule>) -> Option<i64> {
+    module.getattr("__mtime__").ok()?.extract().ok()
+}
+
+/// Whether a loaded script must load again, as wsgi_reload_required
+/// decides: its `__mtime__` (missing, or not the file's) first, then, for
+/// a request, its own `reload_required(resource)`. That function raising
+/// is logged and keeps the module (a restart per request otherwise).
+fn staleness(
+    py: Python<'_>,
+    module: &Bound<'_, PyModule>,
+    path: &str,
+    mtime: i64,
+    resource: Option<&str>,
+) -> Option<Stale> {
+    if module_mtime(module) != Some(mtime) {
+        return Some(Stale::Modified);
+    }
+    let resource = resource?;
+    let ask = module.dict().get_item("reload_required").ok().flatten()?;
+    match ask.call1((resource,)).and_then(|answer| answer.is_truthy()) {
+        Ok(true) => Some(Stale::Requested),
+        Ok(false) => None,
+        Err(e) => {
+            let exception = PythonException::capture(py, &e);
+            log_line(
+                Level::Error,
+                &exception.headline(Some(resource), path, &this_interpreter(py)),
+            );
+            for line in exception.traceback_lines() {
+                log_line(Level::Error, line);
+            }
+            None
+        }
+    }
+}
+
+/// The interpreter the caller runs in, in mod_wsgi's words, from what
+/// this interpreter's `mod_wsgi` module says about it.
+fn this_interpreter(py: Python<'_>) -> String {
+    let fact = |name: &str| -> String {
+        py.import("mod_wsgi")
+            .and_then(|m| m.getattr(name))
+            .and_then(|v| v.extract())
+            .unwrap_or_default()
+    };
+    interpreter_context(&fact("application_group"), &fact("process_group"))
+}
+
+/// Held while a script is checked and (re)loaded; released when dropped.
+struct LoadLock<'py>(Bound<'py, PyAny>);
+
+impl<'py> LoadLock<'py> {
+    fn acquire(py: Python<'py>) -> PyResult<LoadLock<'py>> {
+        let interp = crate::python::interpreter_dict(py)?;
+        let lock = match interp.get_item(LOAD_LOCK_KEY)? {
+            Some(lock) => lock,
+            None => {
+                let lock = py.import("_thread")?.call_method0("allocate_lock")?;
+                interp.set_item(LOAD_LOCK_KEY, &lock)?;
+                lock
+            }
+        };
+        lock.call_method0("acquire")?;
+        Ok(LoadLock(lock))
+    }
+}
+
+impl Drop for LoadLock<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.call_method0("release");
+    }
+}
+
+/// Reads, compiles and executes the script as a fresh module; on failure
+/// the lines mod_wsgi logs for it (wsgi_load_source).
+fn exec_script<'py>(
+    py: Python<'py>,
+    path: &str,
+    mtime: i64,
+    context: &str,
+) -> Result<Bound<'py, PyModule>, WsgiError> {
+    let with_exception = |headline: String, e: &PyErr| {
+        let exception = PythonException::capture(py, e);
+        let mut lines = vec![headline, exception.headline(None, path, context)];
+        lines.extend(exception.traceback_lines().map(str::to_string));
+        WsgiError::Script(lines.join("\n"))
+    };
+    let name = module_name(path);
+    let builtins = py
+        .import("builtins")
+        .map_err(|e| with_exception(format!("cannot load WSGI script '{path}'"), &e))?;
+    let code = std::fs::read(path)
+        .map_err(PyErr::from)
+        .and_then(|source| builtins.getattr("compile")?.call1((source, path, "exec")))
+        .map_err(|e| {
+            with_exception(
+                format!("WSGI0105: Could not read or compile WSGI script '{path}' for {context}."),
+                &e,
+            )
+        })?;
+    let executed = (|| -> PyResult<Bound<'py, PyModule>> {
+        let module = PyModule::new(py, &name)?;
+        module.setattr("__file__", path)?;
+        let modules = py.import("sys")?.getattr("modules")?;
+        modules.set_item(&name, &module)?;
+        if let Err(e) = builtins.getattr("exec")?.call1((code, module.dict())) {
+            let _ = modules.del_item(&name);
+            return Err(e);
+        }
+        Ok(module)
+    })();
+    let module = executed.map_err(|e| {
+        if e.is_instance_of::<PySystemExit>(py) {
+            WsgiError::Script(format!(
+                "WSGI0107: SystemExit exception raised when doing exec of Python script file '{path}'."
+            ))
+        } else {
+            with_exception(
+                format!("WSGI0109: Unable to execute Python script file '{path}'."),
+                &e,
+            )
+        }
     })?;
-    let _ = cache.set_item(path, (mtime, &module));
+    // Which version of the file this is, as mod_wsgi records it (APR's
+    // microseconds), for the reload check and for the application.
+    let _ = module.setattr("__mtime__", mtime);
     Ok(module)
 }
 

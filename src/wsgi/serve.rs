@@ -4,8 +4,9 @@
 
 use super::errors::{self, LogSink};
 use super::input::Input;
+use super::response::interpreter_context;
 use super::start_response::StartResponse;
-use super::{Backend, EnvironContext, Level, WsgiError, environ, response, scripts};
+use super::{Backend, EnvironContext, Level, RequestError, environ, response, scripts};
 use crate::python::capsule::LentPointer;
 use pyo3::prelude::*;
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use std::sync::Arc;
 /// Which application to run.
 pub struct AppTarget<'a> {
     pub script: &'a str,
+    /// The file Apache matched (`r->filename`, SCRIPT_FILENAME): the
+    /// script itself, or the file a WSGIHandlerScript serves. mod_wsgi's
+    /// log lines name it, and the script's `reload_required()` gets it.
+    pub resource: &'a str,
     pub callable_object: &'a str,
     /// Modification time of the script as the caller saw it (for reloading).
     pub mtime: i64,
@@ -24,7 +29,15 @@ pub struct AppTarget<'a> {
 pub struct Failure {
     /// Whether the response had started (status and headers sent).
     pub started: bool,
-    pub error: WsgiError,
+    pub error: RequestError,
+}
+
+/// How serving a request went.
+pub struct Served {
+    pub outcome: Result<(), Failure>,
+    /// The script's `reload_required()` made it load again: daemon mode
+    /// restarts the process for that, as mod_wsgi does.
+    pub reload_requested: bool,
 }
 
 /// Serves one request on `backend`.
@@ -33,7 +46,8 @@ pub fn serve<'v>(
     target: &AppTarget<'_>,
     vars: impl IntoIterator<Item = (&'v str, &'v str)>,
     ctx: &EnvironContext<'_>,
-) -> Result<(), Failure> {
+) -> Served {
+    let mut reload_requested = false;
     // The application group's interpreter: "" is the main one, any other
     // name a sub-interpreter of this process, created on first use.
     let entered = crate::python::with_interpreter(ctx.application_group, |py| {
@@ -41,12 +55,19 @@ pub fn serve<'v>(
             started: false,
             error,
         };
-        let py_err = |e: PyErr| early(WsgiError::Application(response::format_exception(py, &e)));
-        let module =
-            scripts::load(py, target.script, target.mtime, target.reloading).map_err(early)?;
-        let application = module.getattr(target.callable_object).map_err(|_| {
-            early(WsgiError::Script(format!(
-                "Target WSGI script '{}' does not contain WSGI application '{}'",
+        let py_err = |e: PyErr| early(response::request_error(py, e));
+        let loaded = scripts::load_for_request(
+            py,
+            target.script,
+            target.mtime,
+            target.reloading,
+            target.resource,
+        )
+        .map_err(|e| early(e.into()))?;
+        reload_requested = loaded.reload_requested;
+        let application = loaded.module.getattr(target.callable_object).map_err(|_| {
+            early(RequestError::Message(format!(
+                "WSGI0089: Target WSGI script '{}' does not contain WSGI application '{}'.",
                 target.script, target.callable_object
             )))
         })?;
@@ -99,39 +120,70 @@ pub fn serve<'v>(
             error,
         })
     });
-    entered.unwrap_or_else(|why| {
+    let outcome = entered.unwrap_or_else(|why| {
         Err(Failure {
             started: false,
-            error: WsgiError::Script(format!(
+            error: RequestError::Message(format!(
                 "cannot run '{}' in application group '{}': {why}",
                 target.script, ctx.application_group
             )),
         })
-    })
+    });
+    Served {
+        outcome,
+        reload_requested,
+    }
 }
 
-/// Logs a failed request as one headline plus the traceback lines, naming
-/// the script, where it ran and the pid.
-pub fn report(backend: &dyn Backend, failure: &Failure, script: &str, mode: &str) {
+/// Logs a failed request as mod_wsgi 6 does (a headline, then the
+/// traceback lines; an info line for RequestTimeout), each headline
+/// followed by this process's pid and what became of the response.
+pub fn report(
+    backend: &dyn Backend,
+    failure: &Failure,
+    target: &AppTarget<'_>,
+    ctx: &EnvironContext<'_>,
+) {
     let pid = std::process::id();
+    let resource = target.resource;
+    let context = interpreter_context(ctx.application_group, ctx.process_group);
+    let cut = if failure.started {
+        ", after the response started: response cut short"
+    } else {
+        ""
+    };
     match &failure.error {
-        WsgiError::ClientGone => backend.log(
+        RequestError::ClientGone => backend.log(
             Level::Info,
             &format!(
-                "client closed the connection while '{script}' was responding ({mode}, pid {pid})"
+                "[script {resource}] client closed the connection while the response was sent ({context}, pid {pid})"
             ),
         ),
-        WsgiError::Script(msg) | WsgiError::Application(msg) => {
-            let mut lines = msg.lines();
+        RequestError::RequestTimeout if failure.started => backend.log(
+            Level::Info,
+            &format!(
+                "[script {resource}] Request interrupted by RequestTimeout after headers sent; response truncated. ({context}, pid {pid})"
+            ),
+        ),
+        RequestError::RequestTimeout => backend.log(
+            Level::Info,
+            &format!(
+                "[script {resource}] Request interrupted by RequestTimeout; thread recovered. ({context}, pid {pid}: 504 Gateway Timeout)"
+            ),
+        ),
+        RequestError::Exception(exception) => {
+            let headline = exception.headline(Some(resource), resource, &context);
+            backend.log(Level::Error, &format!("{headline} (pid {pid}{cut})"));
+            for line in exception.traceback_lines() {
+                backend.log(Level::Error, line);
+            }
+        }
+        RequestError::Message(message) => {
+            let mut lines = message.lines();
             let first = lines.next().unwrap_or("");
-            let when = if failure.started {
-                "after the response started; the response is cut short"
-            } else {
-                "returning 500"
-            };
             backend.log(
                 Level::Error,
-                &format!("Exception occurred processing WSGI script '{script}' ({mode}, pid {pid}), {when}: {first}"),
+                &format!("[script {resource}] {first} (pid {pid}{cut})"),
             );
             for line in lines {
                 backend.log(Level::Error, line);
