@@ -168,6 +168,9 @@ pub struct GroupFacts<'a> {
     /// The request's URI path and the PATH_INFO Apache split off it.
     pub uri: &'a str,
     pub path_info: &'a str,
+    /// WSGICaseSensitivity (On by default on Linux): Off lower-cases the
+    /// script name %{RESOURCE} uses.
+    pub case_sensitive: bool,
 }
 
 /// "host" or "host:port", the port left out when it is 80 or 443, as
@@ -179,9 +182,11 @@ fn host_and_port(host: &str, port: u16) -> String {
     }
 }
 
-/// SCRIPT_NAME as mod_wsgi computes it for %{RESOURCE}: the URI up to where
-/// PATH_INFO starts, runs of '/' collapsed, in lower case.
-fn resource_script_name(uri: &str, path_info: &str) -> String {
+/// SCRIPT_NAME as mod_wsgi 6 computes it for %{RESOURCE}: the URI up to
+/// where PATH_INFO starts, runs of '/' collapsed, in lower case only when
+/// the file system is taken as case-insensitive (WSGICaseSensitivity Off;
+/// mod_wsgi 4 lowered it always).
+fn resource_script_name(uri: &str, path_info: &str, case_sensitive: bool) -> String {
     let u = uri.as_bytes();
     let p = path_info.as_bytes();
     let mut end = u.len();
@@ -208,7 +213,11 @@ fn resource_script_name(uri: &str, path_info: &str) -> String {
         if c == '/' && out.ends_with('/') {
             continue;
         }
-        out.extend(c.to_lowercase());
+        if case_sensitive {
+            out.push(c);
+        } else {
+            out.extend(c.to_lowercase());
+        }
     }
     out
 }
@@ -240,7 +249,7 @@ pub fn expand_application_group(
         "%{RESOURCE}" => format!(
             "{}|{}",
             server(),
-            resource_script_name(facts.uri, facts.path_info)
+            resource_script_name(facts.uri, facts.path_info, facts.case_sensitive)
         ),
         other => match other
             .strip_prefix("%{ENV:")
@@ -265,6 +274,7 @@ pub fn resolve_application_group(r: &Request, configured: &str) -> String {
         hostname: r.hostname(),
         uri: r.uri(),
         path_info: r.path_info(),
+        case_sensitive: crate::wsgi::scripts::case_sensitive(),
     };
     let env = |name: &str| {
         r.notes()
@@ -319,6 +329,7 @@ fn imports_embedded(script: &config::ImportScript) -> bool {
 /// Brings Python up in a new Apache child when [`python_in_children`]
 /// says so; `hook_scripts`: a hook script is configured.
 pub fn child_init(main: &ServerConfig, hook_scripts: bool) -> Result<(), String> {
+    crate::wsgi::scripts::set_case_sensitive(main.python.case_sensitivity());
     if !python_in_children(main, hook_scripts) {
         return Ok(());
     }
@@ -586,6 +597,7 @@ mod tests {
             hostname: Some("alias.example.com"),
             uri: "/Shop/Cart/items",
             path_info: "/items",
+            case_sensitive: false,
         };
         let env = |name: &str| match name {
             "GROUP" => Some("from-env".to_string()),
@@ -610,16 +622,24 @@ mod tests {
         assert_eq!(expand("%{SERVER}"), "www.example.com");
         assert_eq!(expand("%{HOST}"), "www.example.com");
         assert_eq!(expand("%{RESOURCE}"), "www.example.com|/shop/cart");
+        // WSGICaseSensitivity On, the default: the case is kept.
+        let sensitive = GroupFacts {
+            case_sensitive: true,
+            ..standard
+        };
+        let expand = |c: &str| expand_application_group(c, &sensitive, &env);
+        assert_eq!(expand("%{RESOURCE}"), "www.example.com|/Shop/Cart");
     }
 
     #[test]
     fn resource_script_name_is_the_uri_before_path_info() {
-        assert_eq!(resource_script_name("/", ""), "/");
-        assert_eq!(resource_script_name("/", "/"), "");
-        assert_eq!(resource_script_name("/app", ""), "/app");
-        assert_eq!(resource_script_name("/app/x/y", "/x/y"), "/app");
-        assert_eq!(resource_script_name("/app//x", "/x"), "/app");
-        assert_eq!(resource_script_name("//App///b", ""), "/app/b");
+        assert_eq!(resource_script_name("/", "", false), "/");
+        assert_eq!(resource_script_name("/", "/", false), "");
+        assert_eq!(resource_script_name("/app", "", false), "/app");
+        assert_eq!(resource_script_name("/app/x/y", "/x/y", false), "/app");
+        assert_eq!(resource_script_name("/app//x", "/x", false), "/app");
+        assert_eq!(resource_script_name("//App///b", "", false), "/app/b");
+        assert_eq!(resource_script_name("//App///b", "", true), "/App/b");
     }
 
     #[test]

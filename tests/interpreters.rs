@@ -455,3 +455,28 @@ def application(environ, start_response):
         "group=a\nextra=extra-all,extra-daemon,extra-a\nstdout=sys.stdout access restricted by mod_wsgi"
     );
 }
+
+/// %{RESOURCE} keeps the case of the URL as mod_wsgi 6 does on Linux
+/// (WSGICaseSensitivity On, the default); WSGICaseSensitivity Off lowers
+/// it, taking paths that differ in case as one (as mod_wsgi 4 always did).
+#[test]
+fn case_sensitivity_decides_the_resource_group_name() {
+    for (setting, expected) in [
+        ("", "/MixedCase"),
+        ("WSGICaseSensitivity Off\n", "/mixedcase"),
+    ] {
+        let apache = Apache::builder()
+            .file("app/state.wsgi", STATE_APP)
+            .file("app/shared_state.py", SHARED_STATE)
+            .directives(&format!(
+                "{setting}WSGIPythonPath {{dir}}/app\nWSGIScriptAlias /MixedCase {{dir}}/app/state.wsgi\n"
+            ))
+            .start();
+        let f = get_fields(&apache, "/MixedCase/more");
+        assert_eq!(
+            f["group"],
+            format!("127.0.0.1:{}|{expected}", apache.port),
+            "{setting}"
+        );
+    }
+}

@@ -50,8 +50,6 @@ const DAEMON: Status = Status::NotYet("accepted; this daemon-mode feature is not
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const CASE_SENSITIVITY: Status =
-    Status::NotYet("script paths are always compared case-sensitively for now");
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 
@@ -260,7 +258,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGICaseSensitivity",
         ServerOnly,
-        CASE_SENSITIVITY,
+        Implemented,
         "WSGICaseSensitivity On|Off",
     ),
     // Request handling.
@@ -472,6 +470,7 @@ mod tests {
                 "WSGIRestrictStdin",
                 "WSGIRestrictStdout",
                 "WSGIRestrictSignal",
+                "WSGICaseSensitivity",
                 "WSGIPassAuthorization",
                 "WSGIScriptReloading",
                 "WSGIErrorOverride",

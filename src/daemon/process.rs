@@ -157,6 +157,7 @@ fn setup_and_serve(
         t.set(&title);
     }
     become_group_identity(group)?;
+    crate::wsgi::scripts::set_case_sensitive(group.python.case_sensitivity());
     let settings =
         crate::python::InitSettings::for_daemon(&group.python, &group.name, &group.options);
     crate::wsgi::module::set_process_info(

@@ -9,6 +9,7 @@ use crate::wsgi::{Level, WsgiError};
 use pyo3::exceptions::PySystemExit;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyModule};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Key, in the current interpreter's own dict, of the script cache:
 /// path -> module, the module's `__mtime__` saying which version of the
@@ -33,13 +34,35 @@ fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(cache)
 }
 
+/// WSGICaseSensitivity of this process (server-wide; set when the process
+/// starts): Off takes script paths that differ only in case as one file.
+static CASE_SENSITIVE: AtomicBool = AtomicBool::new(true);
+
+pub fn set_case_sensitive(on: bool) {
+    CASE_SENSITIVE.store(on, Ordering::Relaxed);
+}
+
+pub fn case_sensitive() -> bool {
+    CASE_SENSITIVE.load(Ordering::Relaxed)
+}
+
+/// A script's identity: its path, lower-cased where the file system is
+/// taken as case-insensitive (as mod_wsgi names the module).
+fn script_key(path: &str) -> std::borrow::Cow<'_, str> {
+    if case_sensitive() {
+        path.into()
+    } else {
+        path.to_lowercase().into()
+    }
+}
+
 /// The module name mod_wsgi gives a script: `_mod_wsgi_` and the MD5 of
-/// its path, stable per path and never clashing with a real package.
-/// Computed in Rust: importing Python's hashlib would map OpenSSL's
-/// libcrypto into every process (about 4 MiB of RSS).
+/// its path (see [`script_key`]), stable per path and never clashing with
+/// a real package. Computed in Rust: importing Python's hashlib would map
+/// OpenSSL's libcrypto into every process (about 4 MiB of RSS).
 fn module_name(path: &str) -> String {
     use md5::{Digest, Md5};
-    let digest = Md5::digest(path.as_bytes());
+    let digest = Md5::digest(script_key(path).as_bytes());
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("_mod_wsgi_{hex}")
 }
@@ -112,7 +135,8 @@ fn load_script<'py>(
         ))
     };
     let cache = cache(py).map_err(internal)?;
-    let cached = cached_module(&cache, path);
+    let key = script_key(path);
+    let cached = cached_module(&cache, &key);
     let stale = match &cached {
         Some(module) if !reloading => return Ok(fresh(module)),
         Some(module) => match staleness(py, module, path, mtime, resource) {
@@ -123,7 +147,7 @@ fn load_script<'py>(
     };
     let lock = LoadLock::acquire(py).map_err(internal)?;
     // Another thread may have (re)loaded it while this one waited.
-    if let Some(now) = cached_module(&cache, path)
+    if let Some(now) = cached_module(&cache, &key)
         && cached.as_ref().is_none_or(|before| !before.is(&now))
         && (!reloading || module_mtime(&now) == Some(mtime))
     {
@@ -140,7 +164,7 @@ fn load_script<'py>(
         &format!("{verb} WSGI script '{path}' into {context}."),
     );
     let module = exec_script(py, path, mtime, &context)?;
-    let _ = cache.set_item(path, &module);
+    let _ = cache.set_item(&*key, &module);
     drop(lock);
     Ok(Loaded {
         module,
