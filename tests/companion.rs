@@ -49,14 +49,6 @@ def application(environ, start_response):
     return [body.encode()]
 "#;
 
-fn field(body: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("{key} missing in:\n{body}"))
-        .to_string()
-}
-
 fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }

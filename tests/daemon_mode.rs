@@ -417,15 +417,7 @@ fn unknown_runtime_group_from_env_is_a_clear_500() {
 
 #[test]
 fn stop_leaves_no_daemon_and_no_socket() {
-    let sockdir = tempfile::Builder::new()
-        .prefix("mwrs-sock-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        sockdir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let sockdir = temp_dir_with_mode("mwrs-sock-", 0o755);
     let apache = Apache::builder()
         .file("app/pid.wsgi", PID_APP)
         .directives(&format!(
@@ -603,15 +595,7 @@ fn oversized_response_headers_are_a_502_saying_so() {
 #[test]
 fn socket_rotation_off_keeps_one_socket_path_over_restarts() {
     for rotation in ["Off", "On"] {
-        let sockdir = tempfile::Builder::new()
-            .prefix("mwrs-rot-")
-            .tempdir()
-            .unwrap();
-        std::fs::set_permissions(
-            sockdir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        let sockdir = temp_dir_with_mode("mwrs-rot-", 0o755);
         let apache = Apache::builder()
             .file("app/pid.wsgi", PID_APP)
             .directives(&format!(

@@ -249,15 +249,7 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["\n".join(lines).encode()]
 "#;
-    let sockdir = tempfile::Builder::new()
-        .prefix("mwrs-opts-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        sockdir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let sockdir = temp_dir_with_mode("mwrs-opts-", 0o755);
     let home = sockdir.path().join("home");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -371,15 +363,7 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["\n".join(lines).encode()]
 "#;
-    let home = tempfile::Builder::new()
-        .prefix("mwrs home ")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        home.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let home = temp_dir_with_mode("mwrs home ", 0o755);
     let apache = Apache::builder()
         .file(
             "app/o.wsgi",

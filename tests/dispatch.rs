@@ -66,15 +66,6 @@ def callable_object(environ):
     return None
 "#;
 
-/// `key` from the app's `key=value` lines.
-fn field(body: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("{key} missing in:\n{body}"))
-        .to_string()
-}
-
 fn ok_body(apache: &Apache, path: &str) -> String {
     let r = apache.get(path);
     assert_eq!(

@@ -4,42 +4,16 @@
 
 mod common;
 use common::*;
-use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Apps answer with "key=value" lines; this reads them back.
-fn fields(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn get_fields(apache: &Apache, path: &str) -> HashMap<String, String> {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    fields(&r.text())
-}
-
 /// A directory outside Apache's ServerRoot (it outlives the server) that
 /// Apache's user may write to.
 fn shared_dir() -> tempfile::TempDir {
-    let td = tempfile::Builder::new()
-        .prefix("mwsgi-py-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    fs::set_permissions(td.path(), fs::Permissions::from_mode(0o777)).unwrap();
-    td
+    temp_dir_with_mode("mwsgi-py-", 0o777)
 }
 
 fn wait_for_file(p: &Path, timeout: Duration) -> Option<String> {

@@ -28,15 +28,6 @@ def application(environ, start_response):
     return ["\n".join(lines).encode()]
 "#;
 
-/// `key` from the app's `key=value` lines.
-fn field(body: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("{key} missing in:\n{body}"))
-        .to_string()
-}
-
 const PROXY_HEADERS: &[(&str, &str)] = &[
     ("X-Forwarded-For", "198.51.100.77, 203.0.113.9"),
     ("X-Real-IP", "192.0.2.1"),

@@ -28,16 +28,7 @@ fn wait_for_file(path: &std::path::Path) -> String {
 }
 
 fn marker_dir() -> tempfile::TempDir {
-    let d = tempfile::Builder::new()
-        .prefix("mwrs-import-")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        d.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
-    d
+    temp_dir_with_mode("mwrs-import-", 0o777)
 }
 
 #[test]

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,25 +46,6 @@ def application(environ, start_response):
 /// One process, one request thread: embedded prefork with a single child.
 const ONE_PREFORK_CHILD: &str = "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\n\
      ServerLimit 1\nMaxRequestWorkers 1\n";
-
-fn fields(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn get_fields(apache: &Apache, path: &str) -> HashMap<String, String> {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    fields(&r.text())
-}
 
 /// The routes of the group tests: /a and /b default to %{RESOURCE}; the
 /// others pick their group through the alias option or a Location.
@@ -314,11 +294,7 @@ fn atexit_in_sub_interpreter(
     mpm: Mpm,
     path: &str,
 ) -> (Option<String>, String) {
-    let markers = tempfile::Builder::new()
-        .prefix("mwsgi-interp-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    fs::set_permissions(markers.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let markers = temp_dir_with_mode("mwsgi-interp-", 0o777);
     let apache = Apache::builder()
         .mpm(mpm)
         .file("app/exit.wsgi", ATEXIT_APP)

@@ -141,7 +141,50 @@ pub fn pick_port() -> u16 {
     panic!("could not pick a fresh loopback port");
 }
 
+// ------------------------------------------------- key=value answers
+
+/// Test apps answer with "key=value" lines; this reads them back.
+pub fn fields(body: &str) -> std::collections::HashMap<String, String> {
+    body.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `key` from an app's "key=value" lines (panics naming it when missing).
+pub fn field(body: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{key} missing in:\n{body}"))
+        .to_string()
+}
+
+/// GET `path`, expecting 200, and read the answer's "key=value" lines.
+pub fn get_fields(apache: &Apache, path: &str) -> std::collections::HashMap<String, String> {
+    let r = apache.get(path);
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}\n{}",
+        r.text(),
+        apache.error_log()
+    );
+    fields(&r.text())
+}
+
 // ---------------------------------------------------------------- files
+
+/// A temp dir outside the server's own, with `mode` (0755 for Apache's
+/// children to traverse, 0777 for them to write in), removed when dropped.
+pub fn temp_dir_with_mode(prefix: &str, mode: u32) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    chmod(dir.path(), mode);
+    dir
+}
 
 fn chmod(p: &Path, mode: u32) {
     fs::set_permissions(p, fs::Permissions::from_mode(mode))
