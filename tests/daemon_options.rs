@@ -265,15 +265,8 @@ def application(environ, start_response):
             home = home.display()
         ))
         .start();
-    let r = apache.get("/");
-    assert_eq!(r.status, 200, "{}", apache.error_log());
-    let text = r.text();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or("")
-            .to_string()
-    };
+    let text = ok_body(&apache, "/");
+    let field = |k: &str| field(&text, k);
     assert_eq!(field("umask"), "27");
     assert_eq!(field("lang"), "C.UTF-8");
     assert_eq!(field("cwd"), home.display().to_string());
@@ -381,15 +374,8 @@ def application(environ, start_response):
             home = home.path().display()
         ))
         .start();
-    let r = apache.get("/");
-    assert_eq!(r.status, 200, "{}", apache.error_log());
-    let text = r.text();
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{k}=")))
-            .unwrap_or("")
-            .to_string()
-    };
+    let text = ok_body(&apache, "/");
+    let field = |k: &str| field(&text, k);
     assert_eq!(field("cwd"), home.path().display().to_string(), "{text}");
     assert_eq!(field("lang"), "C.UTF-8");
     assert_eq!(

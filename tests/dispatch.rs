@@ -66,18 +66,6 @@ def callable_object(environ):
     return None
 "#;
 
-fn ok_body(apache: &Apache, path: &str) -> String {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    r.text()
-}
-
 #[test]
 fn handler_script_with_set_handler_in_location() {
     let apache = Apache::builder()

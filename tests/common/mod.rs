@@ -160,8 +160,9 @@ pub fn field(body: &str, key: &str) -> String {
         .to_string()
 }
 
-/// GET `path`, expecting 200, and read the answer's "key=value" lines.
-pub fn get_fields(apache: &Apache, path: &str) -> std::collections::HashMap<String, String> {
+/// GET `path`, expecting 200 (else the body and the error log are shown),
+/// and return the body.
+pub fn ok_body(apache: &Apache, path: &str) -> String {
     let r = apache.get(path);
     assert_eq!(
         r.status,
@@ -170,7 +171,12 @@ pub fn get_fields(apache: &Apache, path: &str) -> std::collections::HashMap<Stri
         r.text(),
         apache.error_log()
     );
-    fields(&r.text())
+    r.text()
+}
+
+/// GET `path`, expecting 200, and read the answer's "key=value" lines.
+pub fn get_fields(apache: &Apache, path: &str) -> std::collections::HashMap<String, String> {
+    fields(&ok_body(apache, path))
 }
 
 // ---------------------------------------------------------------- files
