@@ -125,15 +125,6 @@ impl Request {
         unsafe { Table::from_raw(self.0.subprocess_env) }
     }
 
-    /// Fills subprocess_env with the CGI variables, as mod_cgi would.
-    pub fn add_cgi_vars(&mut self) {
-        // SAFETY: both functions only read and extend the live request.
-        unsafe {
-            ffi::ap_add_common_vars(self.as_ptr());
-            ffi::ap_add_cgi_vars(self.as_ptr());
-        }
-    }
-
     /// The status line the application chose, e.g. "200 OK".
     pub fn set_status(&mut self, code: i32, line: &str) {
         self.0.status = code;
