@@ -262,7 +262,10 @@ fn missing_script_is_404_with_log_line() {
 #[test]
 fn not_yet_directives_warn_at_startup() {
     let apache = Apache::builder()
-        .file("app/hello.wsgi", include_str!("../conf-examples/hello.wsgi"))
+        .file(
+            "app/hello.wsgi",
+            include_str!("../conf-examples/hello.wsgi"),
+        )
         .directives(
             "WSGIServerMetrics On\nWSGIScriptAlias / {dir}/app/hello.wsgi\nWSGIServerMetrics Off\n",
         )
