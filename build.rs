@@ -127,6 +127,8 @@ fn main() {
         .allowlist_function("apr_os_file_put|apr_brigade_create|apr_brigade_insert_file|apr_bucket_file_enable_mmap")
         .allowlist_function("ap_pass_brigade|ap_get_core_module_config")
         .allowlist_function("ap_internal_redirect_handler|ap_discard_request_body")
+        .allowlist_function("ap_get_server_banner|ap_get_server_name_for_url|ap_document_root|ap_run_http_scheme")
+        .allowlist_function("ap_context_prefix|ap_context_document_root|ap_find_path_info|apr_hash_get|apr_uri_unparse")
         .allowlist_type("core_dir_config")
         .allowlist_function("ap_regcomp|ap_regexec_len|ap_regfree|ap_regerror|ap_walk_config")
         .allowlist_function("ap_allow_options")

@@ -1,24 +1,66 @@
 //! The CGI variables of a request in the Apache child: what the child
 //! hands to Python whichever mode serves the request (embedded, or a daemon
 //! process through `daemon::worker`), and to the dispatch script.
+//!
+//! The set is C mod_wsgi 6's (wsgi_environ.c): what Apache's
+//! ap_add_common_vars and ap_add_cgi_vars give a CGI script, without
+//! PATH_TRANSLATED (a subrequest: a second walk of the URL for a value
+//! WSGI applications do not use), REMOTE_HOST and REMOTE_IDENT (a DNS or
+//! ident lookup), GATEWAY_INTERFACE (not CGI), SERVER_SIGNATURE (HTML) and
+//! the process's PATH and library-path variables (nothing is exec'd).
+//! docs/environ-differences.md compares the result with C mod_wsgi.
 
 use crate::apache::log::Level;
 use crate::apache::request::Request;
+use crate::config::MapHeadToGet;
 
-/// The CGI variables of the request, as mod_cgi would give them, with what
-/// a trusted proxy says applied (`wsgi::proxy`), plus the Authorization
-/// header when it is passed on purpose.
+/// Keys of the environ that carry a fact from the Apache child to the
+/// process running the application, and that the application does not
+/// see (`wsgi::environ` drops them, as C mod_wsgi drops its
+/// `mod_wsgi.x-*` keys).
+pub const INTERNAL_PREFIX: &str = "mod_wsgi.x-";
+/// When Apache read the request (µs since the epoch); the environ has it
+/// as `mod_wsgi.request_start`, in seconds.
+pub const REQUEST_START_US: &str = "mod_wsgi.x-request_start_us";
+/// When the Apache child handed the request to a daemon process group
+/// (µs); `mod_wsgi.queue_start` in the environ.
+pub const QUEUE_START_US: &str = "mod_wsgi.x-queue_start_us";
+/// When the daemon process took the request (µs); `mod_wsgi.daemon_start`.
+pub const DAEMON_START_US: &str = "mod_wsgi.x-daemon_start_us";
+/// WSGIScriptReloading of the request ("1"/"0"), for the daemon process.
+pub const SCRIPT_RELOADING: &str = "mod_wsgi.x-script_reloading";
+/// WSGIIgnoreActivity of the request ("1"/"0"): the daemon process does
+/// not count the request as activity for inactivity-timeout.
+pub const IGNORE_ACTIVITY: &str = "mod_wsgi.x-ignore_activity";
+
+/// The CGI variables of the request, with what a trusted proxy says
+/// applied (`wsgi::proxy`), the Authorization header when it is passed on
+/// purpose, and the `mod_wsgi.*` facts known in the Apache child.
 pub fn vars(
     r: &mut Request,
     pass_authorization: bool,
     proxy: &crate::wsgi::proxy::ProxyTrust,
 ) -> Vec<(String, String)> {
-    r.add_cgi_vars();
-    let mut vars: Vec<(String, String)> = r
-        .subprocess_env()
+    // Into subprocess_env, replacing what was there, as mod_cgi (and
+    // mod_wsgi) do: a request Apache redirects from here carries them on
+    // as REDIRECT_*.
+    let env = r.subprocess_env();
+    for (k, v) in request_vars(r) {
+        env.set(r.pool(), &k, &v);
+    }
+    let mut vars: Vec<(String, String)> = env
         .entries()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
+        set(&mut vars, "HTTP_AUTHORIZATION", auth);
+    }
+    // As mod_wsgi: SCRIPT_NAME and PATH_INFO before a proxy rewrites them.
+    let raw_script_name = var(&vars, "SCRIPT_NAME").unwrap_or("").to_string();
+    let (script_name, path_info) = crate::wsgi::environ::script_name_and_path_info(
+        &raw_script_name,
+        var(&vars, "PATH_INFO").unwrap_or(""),
+    );
     let outcome = crate::wsgi::proxy::apply(&mut vars, proxy);
     if !outcome.unusable.is_empty() {
         r.log(
@@ -29,11 +71,13 @@ pub fn vars(
             ),
         );
     }
-    if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
-        vars.push(("HTTP_AUTHORIZATION".into(), auth.to_string()));
+    // A trusted X-Script-Name replaced SCRIPT_NAME: mod_wsgi says so.
+    if let Some(mount) = var(&vars, "SCRIPT_NAME").filter(|s| *s != raw_script_name) {
+        let mount = mount.to_string();
+        vars.push(("mod_wsgi.mount_point".into(), mount));
     }
-    // What C mod_wsgi adds on the Apache side, whichever mode runs the
-    // application (docs/environ-differences.md compares the two).
+    vars.push(("mod_wsgi.script_name".into(), script_name));
+    vars.push(("mod_wsgi.path_info".into(), path_info));
     let (listener_host, listener_port) = r.listener();
     let facts = [
         (
@@ -43,16 +87,190 @@ pub fn vars(
         ("mod_wsgi.handler_script", crate::hooks::handler::noted(r)),
         ("mod_wsgi.listener_host", listener_host),
         ("mod_wsgi.listener_port", listener_port.to_string()),
-        // WSGIIgnoreActivity is not applied yet: its default. Embedded
-        // mode's handle() reports WSGIEnableSendfile; daemon mode streams
-        // file_wrapper content, hence "0".
-        ("mod_wsgi.enable_sendfile", "0".to_string()),
-        ("mod_wsgi.ignore_activity", "0".to_string()),
-        ("mod_wsgi.request_start", r.request_time_us().to_string()),
+        // The Apache child serving the request, in either mode.
+        ("mod_wsgi.server_pid", std::process::id().to_string()),
+        (REQUEST_START_US, r.request_time_us().to_string()),
     ];
     vars.extend(facts.into_iter().map(|(k, v)| (k.to_string(), v)));
     if let Some(id) = r.log_id() {
         vars.push(("mod_wsgi.request_id".into(), id));
     }
+    if let Some(id) = r.connection_log_id() {
+        vars.push(("mod_wsgi.connection_id".into(), id.to_string()));
+    }
     vars
+}
+
+/// WSGIMapHEADToGET: a HEAD request is presented to the application as a
+/// GET, so that it produces the body an output filter may need to get
+/// the headers right (Content-Length after mod_deflate, for one). `On`
+/// always, `Auto` when the output chain starts with a content filter, as
+/// mod_wsgi decides; Apache still sends no body for the HEAD.
+pub fn map_head_to_get(r: &Request, vars: &mut Vec<(String, String)>, setting: MapHeadToGet) {
+    let map = match setting {
+        MapHeadToGet::Off => false,
+        MapHeadToGet::On => r.method_is_get(),
+        MapHeadToGet::Auto => r.method_is_get() && r.is_head() && r.has_content_output_filter(),
+    };
+    if map {
+        set(vars, "REQUEST_METHOD", "GET");
+    }
+}
+
+/// The variables ap_add_common_vars and ap_add_cgi_vars would add, less
+/// the ones C mod_wsgi 6 leaves out (see the module's doc), in the order
+/// they are set: a later one of the same name wins.
+fn request_vars(r: &Request) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(40);
+    let mut add = |k: &str, v: &str| out.push((k.to_string(), v.to_string()));
+    let pass_auth = r.cgi_pass_auth();
+    for (name, value) in r.headers_in().entries() {
+        if name.eq_ignore_ascii_case("Content-Type") {
+            add("CONTENT_TYPE", value);
+        } else if name.eq_ignore_ascii_case("Content-Length") {
+            add("CONTENT_LENGTH", value);
+        } else if name.eq_ignore_ascii_case("Proxy") {
+            // Never HTTP_PROXY: a client must not pick a proxy (httpoxy).
+        } else if (name.eq_ignore_ascii_case("Authorization")
+            || name.eq_ignore_ascii_case("Proxy-Authorization"))
+            && !pass_auth
+        {
+            // Only with CGIPassAuth On (or WSGIPassAuthorization, later).
+        } else if let Some(key) = http_env_name(name) {
+            add(&key, value);
+        }
+        // Otherwise the name has '_' or another character that is neither
+        // a letter, a digit nor '-', and could pose as another header.
+    }
+    add(
+        "SERVER_SOFTWARE",
+        crate::apache::request_facts::server_banner(),
+    );
+    add("SERVER_NAME", &escape_html(r.server_name_for_url()));
+    add("SERVER_ADDR", r.local_ip());
+    add("SERVER_PORT", &r.server_port().to_string());
+    add("REMOTE_ADDR", r.useragent_ip());
+    add("DOCUMENT_ROOT", r.document_root());
+    add("REQUEST_SCHEME", r.http_scheme());
+    add("CONTEXT_PREFIX", r.context_prefix());
+    add("CONTEXT_DOCUMENT_ROOT", r.context_document_root());
+    if let Some(admin) = r.server_admin() {
+        add("SERVER_ADMIN", admin);
+    }
+    let filename = r.filename().unwrap_or("");
+    if r.notes().get("proxy-noquery").is_some() {
+        add("SCRIPT_FILENAME", filename.split('?').next().unwrap_or(""));
+    } else {
+        add("SCRIPT_FILENAME", filename);
+    }
+    add("REMOTE_PORT", &r.client_port().to_string());
+    let redirected = r.redirected_from();
+    match (r.user(), redirected.as_ref().and_then(|p| p.user)) {
+        (Some(user), _) => add("REMOTE_USER", user),
+        (None, Some(user)) => add("REDIRECT_REMOTE_USER", user),
+        (None, None) => {}
+    }
+    if let Some(auth_type) = r.auth_type() {
+        add("AUTH_TYPE", auth_type);
+    }
+    if let Some(from) = &redirected {
+        if let Some(url) = &from.url {
+            add("REDIRECT_URL", url);
+        }
+        if let Some(query) = from.query {
+            add("REDIRECT_QUERY_STRING", query);
+        }
+    }
+    add("SERVER_PROTOCOL", r.protocol());
+    add("REQUEST_METHOD", r.method());
+    add("QUERY_STRING", r.args().unwrap_or(""));
+    if r.cgi_request_uri_is_current() {
+        add("REQUEST_URI", r.uri());
+    } else {
+        add("REQUEST_URI", original_uri(r.the_request().unwrap_or("")));
+    }
+    let (uri, path_info) = (r.uri(), r.path_info());
+    if r.protocol() == "INCLUDED" || path_info.is_empty() {
+        add("SCRIPT_NAME", uri);
+        if !path_info.is_empty() {
+            add("PATH_INFO", path_info);
+        }
+    } else {
+        add("SCRIPT_NAME", uri.get(..r.path_info_start()).unwrap_or(uri));
+        add("PATH_INFO", path_info);
+    }
+    out
+}
+
+/// The CGI name of a request header ("X-Foo" -> "HTTP_X_FOO"); None when
+/// the name has a character other than a letter, a digit or '-' (as
+/// Apache 2.4 and mod_wsgi drop such headers).
+fn http_env_name(header: &str) -> Option<String> {
+    let mut out = String::with_capacity(header.len() + 5);
+    out.push_str("HTTP_");
+    for c in header.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c.to_ascii_uppercase()),
+            '-' => out.push('_'),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// The URL as the request line has it (ap_add_cgi_vars' REQUEST_URI): the
+/// word after the method, before internal redirects changed anything.
+fn original_uri(request_line: &str) -> &str {
+    request_line.split_ascii_whitespace().nth(1).unwrap_or("")
+}
+
+/// ap_escape_html: SERVER_NAME is made safe to put in a page.
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Replaces the value of `key`, or adds it.
+fn set(vars: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match vars.iter_mut().find(|(k, _)| k == key) {
+        Some(entry) => entry.1 = value.to_string(),
+        None => vars.push((key.to_string(), value.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names() {
+        assert_eq!(http_env_name("X-Foo-1").as_deref(), Some("HTTP_X_FOO_1"));
+        assert_eq!(http_env_name("X_Under"), None);
+        assert_eq!(http_env_name("X.Dot"), None);
+    }
+
+    #[test]
+    fn request_line_uri() {
+        assert_eq!(original_uri("GET /a%20b?x=1 HTTP/1.1"), "/a%20b?x=1");
+        assert_eq!(original_uri("GET  /two-spaces HTTP/1.0"), "/two-spaces");
+        assert_eq!(original_uri(""), "");
+    }
+
+    #[test]
+    fn html_escaping() {
+        assert_eq!(escape_html("a<b>&\"c"), "a&lt;b&gt;&amp;&quot;c");
+    }
 }

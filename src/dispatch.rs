@@ -491,6 +491,8 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
         proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
         error_override: dir.error_override(),
         pass_apache_request: dir.pass_apache_request(),
+        map_head_to_get: dir.map_head_to_get(),
+        ignore_activity: dir.ignore_activity(),
     };
     // WSGIDispatchScript: may replace the three choices (in their
     // configured forms, expanded below as the directives' are).

@@ -265,19 +265,22 @@ fn missing_script_is_404_with_log_line() {
 #[test]
 fn not_yet_directives_warn_at_startup() {
     let apache = Apache::builder()
-        .file("app/hello.wsgi", include_str!("../conf-examples/hello.wsgi"))
+        .file(
+            "app/hello.wsgi",
+            include_str!("../conf-examples/hello.wsgi"),
+        )
         .directives(
-            "WSGIIgnoreActivity On\nWSGIScriptAlias / {dir}/app/hello.wsgi\n<Location /x>\n  WSGIIgnoreActivity Off\n</Location>\n",
+            "WSGIServerMetrics On\nWSGIScriptAlias / {dir}/app/hello.wsgi\nWSGIServerMetrics Off\n",
         )
         .start();
     assert_eq!(apache.get("/").text(), "Hello, World!");
     let log = apache.error_log();
     assert!(
-        log.contains("WSGIIgnoreActivity is accepted but not implemented yet"),
+        log.contains("WSGIServerMetrics is accepted but not implemented yet"),
         "{log}"
     );
     assert_eq!(
-        log.matches("WSGIIgnoreActivity is accepted but not implemented yet")
+        log.matches("WSGIServerMetrics is accepted but not implemented yet")
             .count(),
         1,
         "{log}"

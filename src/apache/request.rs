@@ -73,6 +73,21 @@ impl Request {
     pub fn is_head(&self) -> bool {
         self.0.header_only != 0
     }
+    /// Whether the output filter chain starts with a filter working below
+    /// the protocol level (a content or resource filter, such as
+    /// mod_deflate's DEFLATE), which may need the whole body to set the
+    /// headers even for HEAD: what mod_wsgi's WSGIMapHEADToGET Auto looks at.
+    pub fn has_content_output_filter(&self) -> bool {
+        // SAFETY: output_filters is NULL or the live top of the request's
+        // output chain; its frec is its registered filter record.
+        unsafe {
+            self.0
+                .output_filters
+                .as_ref()
+                .and_then(|f| f.frec.as_ref())
+                .is_some_and(|rec| rec.ftype < ffi::ap_filter_type_AP_FTYPE_PROTOCOL)
+        }
+    }
     pub fn is_main(&self) -> bool {
         self.0.main.is_null()
     }
@@ -121,15 +136,6 @@ impl Request {
     pub fn subprocess_env(&self) -> Table {
         // SAFETY: as for notes.
         unsafe { Table::from_raw(self.0.subprocess_env) }
-    }
-
-    /// Fills subprocess_env with the CGI variables, as mod_cgi would.
-    pub fn add_cgi_vars(&mut self) {
-        // SAFETY: both functions only read and extend the live request.
-        unsafe {
-            ffi::ap_add_common_vars(self.as_ptr());
-            ffi::ap_add_cgi_vars(self.as_ptr());
-        }
     }
 
     /// The status line the application chose, e.g. "200 OK".

@@ -1440,14 +1440,15 @@ mod tests {
         c.ok("WSGIServerMetrics", &["On"])
             .ok("WSGIServerMetrics", &["Off"])
             .ok("WSGIPythonHome", &["/v"])
-            .ok("WSGIIgnoreActivity", &["On"]);
+            .ok("WSGIIgnoreActivity", &["On"])
+            .ok("WSGICaseSensitivity", &["On"]);
         let names: Vec<_> = c
             .server
             .used_not_yet
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIServerMetrics", "WSGIIgnoreActivity"]);
+        assert_eq!(names, ["WSGIServerMetrics", "WSGICaseSensitivity"]);
         // A failed directive is not recorded.
         let _ = c.err("WSGIMapHEADToGET", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);

@@ -250,25 +250,24 @@ mod tests {
             Scope::Server,
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
-                ("WSGIIgnoreActivity", &["On"]),
-                ("WSGIMapHEADToGET", &["On"]),
+                ("WSGIServerMetrics", &["On"]),
+                ("WSGICaseSensitivity", &["On"]),
             ],
         );
+        // Every directive still "not yet" is server-wide: the second
+        // configuration stands for one more, as a vhost's would.
         let v = server(
             "v.conf",
-            Scope::VirtualHost,
+            Scope::Server,
             &[
-                ("WSGIMapHEADToGET", &["Off"]),
-                ("WSGIIgnoreActivity", &["Off"]),
+                ("WSGICaseSensitivity", &["Off"]),
+                ("WSGIServerMetrics", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGIMapHEADToGET", "WSGIIgnoreActivity"]);
-        assert_eq!(
-            used[1].1,
-            "accepted; this daemon-mode feature is not built yet"
-        );
+        assert_eq!(names, ["WSGICaseSensitivity", "WSGIServerMetrics"]);
+        assert_eq!(used[1].1, "server metrics are not built yet");
         assert!(not_yet_used(&ServerConfig::default(), &[]).is_empty());
     }
 }

@@ -46,12 +46,10 @@ pub struct DirectiveSpec {
 // What is missing, shared by the directives that wait for the same feature.
 // Flip a directive to `Implemented` in the table below when it works; these
 // phrases and the table are the only place status lives.
-const DAEMON: Status = Status::NotYet("accepted; this daemon-mode feature is not built yet");
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
 const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
-const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 
 use ArgShape::*;
 use Context::*;
@@ -289,13 +287,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIMapHEADToGET",
         ServerVhostDirHtaccess,
-        REQUEST,
+        Implemented,
         "WSGIMapHEADToGET On|Off|Auto",
     ),
     d(
         "WSGIIgnoreActivity",
         ServerVhostDirHtaccess,
-        DAEMON,
+        Implemented,
         "WSGIIgnoreActivity On|Off",
     ),
     d(
@@ -475,6 +473,8 @@ mod tests {
                 "WSGIScriptReloading",
                 "WSGIErrorOverride",
                 "WSGIChunkedRequest",
+                "WSGIMapHEADToGET",
+                "WSGIIgnoreActivity",
                 "WSGIEnableSendfile",
                 "WSGITrustedProxyHeaders",
                 "WSGITrustedProxies",

@@ -316,26 +316,36 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
         nix::unistd::setuid(Uid::from_raw(uid))
             .map_err(|e| format!("setuid({uid}) for user '{user_name}': {e}"))?;
     }
+    // The working directory, as mod_wsgi chooses it: home=, else the home
+    // directory of the account when it is not Apache's own. mod_wsgi
+    // stops the process when it cannot go there; an account without a
+    // usable home directory (nobody's /nonexistent) keeps the current one.
+    let account = nix::unistd::User::from_uid(Uid::effective()).ok().flatten();
     if let Some(home) = &o.home {
         std::env::set_current_dir(home)
             .map_err(|e| format!("cannot change to home={home}: {e}"))?;
-        crate::apache::process::set_env("HOME", home);
-    } else if o.user.is_some() {
-        // As mod_wsgi: the user's home directory when user= is given; an
-        // account without a usable one (nobody) keeps the current directory.
-        if let Ok(Some(u)) = nix::unistd::User::from_uid(Uid::from_raw(uid)) {
-            if std::env::set_current_dir(&u.dir).is_ok() {
-                crate::apache::process::set_env("HOME", &u.dir.to_string_lossy());
-            } else {
-                log::server(
-                    None,
-                    Level::Info,
-                    &format!(
-                        "daemon process '{}': home directory {} of user '{user_name}' is not usable; staying in the current directory",
-                        group.name,
-                        u.dir.display()
-                    ),
-                );
+    } else if Uid::effective().as_raw() != worker.uid
+        && let Some(u) = &account
+        && std::env::set_current_dir(&u.dir).is_err()
+    {
+        log::server(
+            None,
+            Level::Info,
+            &format!(
+                "daemon process '{}': home directory {} of user '{user_name}' is not usable; staying in the current directory",
+                group.name,
+                u.dir.display()
+            ),
+        );
+    }
+    // HOME, and USER, USERNAME and LOGNAME where the Apache parent had
+    // them, name the account the process runs as (not root's, inherited),
+    // whatever home= says: as mod_wsgi sets them in a daemon process.
+    if let Some(u) = &account {
+        crate::apache::process::set_env("HOME", &u.dir.to_string_lossy());
+        for name in ["USER", "USERNAME", "LOGNAME"] {
+            if std::env::var_os(name).is_some() {
+                crate::apache::process::set_env(name, &u.name);
             }
         }
     }
@@ -550,15 +560,24 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     backend.note_client(&environ);
     shared.active.lock()[slot] = Some(Instant::now());
     shared.exchanges.lock()[slot] = Some(backend.clone());
-    shared
-        .last_activity_ms
-        .store(shared.now_ms(), Ordering::Relaxed);
+    // WSGIIgnoreActivity On: the request does not count as activity for
+    // inactivity-timeout (a health check must not keep an idle process).
+    let activity = !environ.iter().any(|(k, v)| {
+        k.as_slice() == crate::cgi::IGNORE_ACTIVITY.as_bytes() && v.as_slice() == b"1"
+    });
+    if activity {
+        shared
+            .last_activity_ms
+            .store(shared.now_ms(), Ordering::Relaxed);
+    }
     serve_request(shared, slot, &backend, environ);
     shared.exchanges.lock()[slot] = None;
     shared.active.lock()[slot] = None;
-    shared
-        .last_activity_ms
-        .store(shared.now_ms(), Ordering::Relaxed);
+    if activity {
+        shared
+            .last_activity_ms
+            .store(shared.now_ms(), Ordering::Relaxed);
+    }
     let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if o.maximum_requests > 0 && served == o.maximum_requests {
         shared.request_exit(
@@ -594,12 +613,11 @@ fn serve_request(
         .into_iter()
         .map(|(k, v)| (latin1_string(k), latin1_string(v)))
         .collect();
-    // When this daemon took the request (C mod_wsgi's key; see
-    // docs/environ-differences.md).
+    // When this daemon took the request (mod_wsgi.daemon_start).
     let daemon_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    vars.push(("mod_wsgi.daemon_start".into(), daemon_start.to_string()));
+    vars.push((crate::cgi::DAEMON_START_US.into(), daemon_start.to_string()));
     // A WSGIHandlerScript serves SCRIPT_FILENAME (the file Apache matched).
     let script = var(&vars, "mod_wsgi.handler_script")
         .filter(|s| !s.is_empty())
@@ -617,7 +635,7 @@ fn serve_request(
     let app_group = var(&vars, "mod_wsgi.application_group")
         .unwrap_or("")
         .to_string();
-    let reloading = var(&vars, "mod_wsgi.script_reloading") != Some("0");
+    let reloading = var(&vars, crate::cgi::SCRIPT_RELOADING) != Some("0");
     let mtime = crate::wsgi::scripts::mtime_of(&script).unwrap_or(0);
     let o = &shared.group.options;
     if reloading {
@@ -655,7 +673,7 @@ fn serve_request(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        let queued = var(&vars, "mod_wsgi.queue_start")
+        let queued = var(&vars, crate::cgi::QUEUE_START_US)
             .and_then(|v| v.parse::<u128>().ok())
             .map(|t| now.saturating_sub(t));
         if let Some(waited) = queued.filter(|w| *w > o.queue_timeout.as_micros()) {

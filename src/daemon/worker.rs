@@ -15,28 +15,15 @@ use std::io::{ErrorKind, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-/// Connect attempts made for one request (mod_wsgi.daemon_connects), and
-/// how many of them found no daemon listening because it was (re)starting
-/// (mod_wsgi.daemon_restarts).
-#[derive(Default)]
-struct Attempts {
-    connects: u32,
-    restarts: u32,
-}
-
 /// Connects to the group's socket, retrying while the daemons are busy or
 /// (re)starting, for up to connect-timeout.
-fn connect(group: &GroupRuntime, attempts: &mut Attempts) -> Result<UnixStream, String> {
+fn connect(group: &GroupRuntime) -> Result<UnixStream, String> {
     let deadline = Instant::now() + group.options.connect_timeout;
     let mut pause = Duration::from_millis(10);
     loop {
-        attempts.connects += 1;
         match UnixStream::connect(&group.socket_path) {
             Ok(s) => return Ok(s),
             Err(e) => {
-                if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) {
-                    attempts.restarts += 1;
-                }
                 let retry = matches!(
                     e.kind(),
                     ErrorKind::ConnectionRefused | ErrorKind::NotFound | ErrorKind::WouldBlock
@@ -79,6 +66,7 @@ pub fn handle(
         warn_no_request_rec(r, &group.name);
     }
     let mut vars = crate::cgi::vars(r, opts.pass_authorization, &opts.proxy);
+    crate::cgi::map_head_to_get(r, &mut vars, opts.map_head_to_get);
     vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
     // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
     // server, port and URI are known: the daemon gets the name.
@@ -90,30 +78,27 @@ pub fn handle(
         "mod_wsgi.callable_object".into(),
         opts.callable_object.clone(),
     ));
+    // For the daemon process only (not in the application's environ).
+    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
     vars.push((
-        "mod_wsgi.script_reloading".into(),
-        if opts.script_reloading { "1" } else { "0" }.into(),
+        crate::cgi::SCRIPT_RELOADING.into(),
+        flag(opts.script_reloading),
+    ));
+    vars.push((
+        crate::cgi::IGNORE_ACTIVITY.into(),
+        flag(opts.ignore_activity),
     ));
     let queue_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    let mut attempts = Attempts::default();
-    let stream = match connect(group, &mut attempts) {
+    let stream = match connect(group) {
         Ok(s) => s,
         Err(message) => {
             r.log(Level::Error, &message);
             return status::HTTP_SERVICE_UNAVAILABLE;
         }
     };
-    vars.push(("mod_wsgi.queue_start".into(), queue_start.to_string()));
-    vars.push((
-        "mod_wsgi.daemon_connects".into(),
-        attempts.connects.to_string(),
-    ));
-    vars.push((
-        "mod_wsgi.daemon_restarts".into(),
-        attempts.restarts.to_string(),
-    ));
+    vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
     let environ = vars
         .into_iter()
         .map(|(k, v)| (k.into_bytes(), v.into_bytes()))

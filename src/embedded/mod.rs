@@ -30,6 +30,11 @@ pub struct RequestOptions {
     /// WSGIPassApacheRequest: embedded mode lends the request_rec to the
     /// application (`apache.request_rec`); daemon mode cannot.
     pub pass_apache_request: bool,
+    /// WSGIMapHEADToGET: when a HEAD reaches the application as a GET.
+    pub map_head_to_get: crate::config::MapHeadToGet,
+    /// WSGIIgnoreActivity (daemon mode): the request does not keep the
+    /// daemon process from counting as idle for inactivity-timeout.
+    pub ignore_activity: bool,
 }
 
 /// The WSGI backend of embedded mode: Apache's own request.
@@ -157,13 +162,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         return code;
     }
     let mut vars = crate::cgi::vars(r, opts.pass_authorization, &opts.proxy);
-    if opts.enable_sendfile
-        && let Some(v) = vars
-            .iter_mut()
-            .find(|(k, _)| k == "mod_wsgi.enable_sendfile")
-    {
-        v.1 = "1".into();
-    }
+    crate::cgi::map_head_to_get(r, &mut vars, opts.map_head_to_get);
     let resource = r.filename().unwrap_or(&opts.script).to_string();
     let target = AppTarget {
         script: &opts.script,

@@ -27,6 +27,10 @@ pub struct InitSettings {
     pub home: Option<String>,
     /// WSGIPythonPath entries, added with site.addsitedir.
     pub path: Vec<String>,
+    /// A daemon group's home=: first on sys.path in every interpreter of
+    /// its processes, as mod_wsgi puts it (the way a script's directory is
+    /// when Python runs it from the command line).
+    pub daemon_home: Option<String>,
     /// WSGIPythonOptimize: 0, 1 (-O) or 2 (-OO).
     pub optimize: u8,
     /// WSGIPythonHashSeed: None = random (or PYTHONHASHSEED from the
@@ -64,6 +68,7 @@ impl InitSettings {
         InitSettings {
             home: global.home.clone(),
             path: global.path.clone(),
+            daemon_home: None,
             optimize: global.optimize(),
             hash_seed: match global.hash_seed() {
                 crate::config::HashSeed::Random => None,
@@ -120,6 +125,7 @@ impl InitSettings {
         if !group.python_path.is_empty() {
             s.path = group.python_path.clone();
         }
+        s.daemon_home = group.home.clone();
         if let Some(eggs) = &group.python_eggs {
             s.eggs = Some(eggs.clone());
         }
@@ -193,9 +199,16 @@ unsafe fn apply_config(
     // setters, which copy the strings we pass.
     unsafe {
         // Apache owns the process: no signal handlers of Python's own, and
-        // no command line or environment-derived argv.
+        // no command line or environment-derived argv. sys.argv is
+        // ['mod_wsgi'], as mod_wsgi sets it, for modules that read argv[0];
+        // sub-interpreters copy it from this configuration.
         (*config).install_signal_handlers = 0;
         (*config).parse_argv = 0;
+        let argv0 = wide("mod_wsgi");
+        status(
+            "setting sys.argv",
+            ffi::PyWideStringList_Append(&raw mut (*config).argv, argv0.as_ptr()),
+        )?;
         (*config).optimization_level = settings.optimize as i32;
         if let Some(seed) = settings.hash_seed {
             (*config).use_hash_seed = 1;
@@ -302,14 +315,37 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
     setup.map_err(|e| InitError(format!("setting up Python: {e}")))
 }
 
-/// WSGIPythonPath / python-path: each entry through site.addsitedir (so
-/// its .pth files are read), in the interpreter the GIL is held for.
+/// sys.path of the interpreter the GIL is held for, as mod_wsgi makes it:
+/// WSGIPythonPath / python-path entries through site.addsitedir (so their
+/// .pth files are read), then everything that added moved to the front,
+/// in order, so those directories win over site-packages; then a daemon
+/// group's home= first of all.
 pub(crate) fn add_python_path(py: Python<'_>, settings: &InitSettings) -> PyResult<()> {
+    use pyo3::types::PyList;
+    let sys_path = py
+        .import("sys")?
+        .getattr("path")?
+        .downcast_into::<PyList>()?;
     if !settings.path.is_empty() {
+        let before = PyList::new(py, sys_path.iter())?;
         let site = py.import("site")?;
         for dir in &settings.path {
             site.call_method1("addsitedir", (dir,))?;
         }
+        let mut added = Vec::new();
+        for entry in sys_path.iter().collect::<Vec<_>>() {
+            if !before.contains(&entry)? {
+                let at = sys_path.index(&entry)?;
+                sys_path.del_item(at)?;
+                added.push(entry);
+            }
+        }
+        for (at, entry) in added.into_iter().enumerate() {
+            sys_path.insert(at, entry)?;
+        }
+    }
+    if let Some(home) = &settings.daemon_home {
+        sys_path.insert(0, home)?;
     }
     Ok(())
 }

@@ -34,58 +34,55 @@ pub fn collapse_slashes(s: &str) -> String {
     out
 }
 
+/// SCRIPT_NAME and PATH_INFO as the application gets them: runs of '/'
+/// collapsed, and a mount at "/" giving SCRIPT_NAME "".
+pub fn script_name_and_path_info(script_name: &str, path_info: &str) -> (String, String) {
+    split_script_name(&collapse_slashes(script_name), &collapse_slashes(path_info))
+}
+
+/// Now, in µs since the epoch.
 fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// Requests served so far by this process and by the calling thread, and a
-/// small id for the thread (1, 2, ... in the order threads first serve a
-/// request): mod_wsgi.total_requests, mod_wsgi.thread_requests and
-/// mod_wsgi.thread_id. Counts are of the requests before this one.
-struct RequestCounters {
-    total_requests: u64,
-    thread_id: u64,
-    thread_requests: u64,
+/// A small id for the calling thread (1, 2, ... in the order threads first
+/// serve a request): mod_wsgi.thread_id.
+fn thread_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    ID.with(|id| *id)
 }
 
-impl RequestCounters {
-    fn next() -> RequestCounters {
-        use std::cell::Cell;
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static TOTAL: AtomicU64 = AtomicU64::new(0);
-        static NEXT_THREAD_ID: AtomicU64 = AtomicU64::new(1);
-        thread_local! {
-            static THREAD: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
-        }
-        let (thread_id, thread_requests) = THREAD.with(|t| {
-            let (id, served) = t
-                .get()
-                .unwrap_or_else(|| (NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed), 0));
-            t.set(Some((id, served + 1)));
-            (id, served)
-        });
-        RequestCounters {
-            total_requests: TOTAL.fetch_add(1, Ordering::Relaxed),
-            thread_id,
-            thread_requests,
-        }
-    }
+/// A time the Apache child or the daemon recorded in µs, in seconds as
+/// mod_wsgi 6 gives it (0.0 when the mode has no such moment).
+fn seconds(us: Option<&str>) -> f64 {
+    us.and_then(|v| v.parse::<i64>().ok())
+        .map_or(0.0, |us| us as f64 / 1e6)
 }
 
 /// `vars` are the CGI variables (SCRIPT_NAME and PATH_INFO as Apache
-/// computed them); the result is the complete environ, minus wsgi.input and
-/// wsgi.errors which the caller adds.
+/// computed them) and the `mod_wsgi.*` facts of the Apache child (and of
+/// the daemon); the result is the complete environ, minus wsgi.input and
+/// wsgi.errors which the caller adds. The `mod_wsgi.x-*` keys carry facts
+/// between processes and stay out of it, as with mod_wsgi.
 pub fn build<'py, 'v>(
     py: Python<'py>,
     vars: impl IntoIterator<Item = (&'v str, &'v str)>,
     ctx: &EnvironContext<'_>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    use crate::cgi::{DAEMON_START_US, INTERNAL_PREFIX, QUEUE_START_US, REQUEST_START_US};
+    // mod_wsgi.application_start: when the application is called, i.e. now.
+    let application_start = now_us();
     let environ = PyDict::new(py);
     let mut script_name = "";
     let mut path_info = "";
     let mut https = false;
+    let (mut request_start, mut queue_start, mut daemon_start) = (None, None, None);
     for (k, v) in vars {
         match k {
             "SCRIPT_NAME" => script_name = v,
@@ -95,20 +92,27 @@ pub fn build<'py, 'v>(
             "PATH" => {}
             // Reported as wsgi.url_scheme and, as mod_wsgi does, not passed on.
             "HTTPS" => https = v.eq_ignore_ascii_case("on") || v == "1",
+            REQUEST_START_US => request_start = Some(v),
+            QUEUE_START_US => queue_start = Some(v),
+            DAEMON_START_US => daemon_start = Some(v),
+            _ if k.starts_with(INTERNAL_PREFIX) => {}
             _ => environ.set_item(k, v)?,
         }
     }
-    let (script_name, path_info) =
-        split_script_name(&collapse_slashes(script_name), &collapse_slashes(path_info));
-    environ.set_item("mod_wsgi.script_name", &script_name)?;
-    environ.set_item("mod_wsgi.path_info", &path_info)?;
+    let (script_name, path_info) = script_name_and_path_info(script_name, path_info);
+    // The Apache child gives the values from before a trusted proxy's
+    // X-Script-Name; a hook script's environ has none yet.
+    if !environ.contains("mod_wsgi.script_name")? {
+        environ.set_item("mod_wsgi.script_name", &script_name)?;
+        environ.set_item("mod_wsgi.path_info", &path_info)?;
+    }
     environ.set_item("SCRIPT_NAME", script_name)?;
     environ.set_item("PATH_INFO", path_info)?;
-    let counters = RequestCounters::next();
-    environ.set_item("mod_wsgi.script_start", now_us().to_string())?;
-    environ.set_item("mod_wsgi.total_requests", counters.total_requests)?;
-    environ.set_item("mod_wsgi.thread_id", counters.thread_id)?;
-    environ.set_item("mod_wsgi.thread_requests", counters.thread_requests)?;
+    environ.set_item("mod_wsgi.request_start", seconds(request_start))?;
+    environ.set_item("mod_wsgi.queue_start", seconds(queue_start))?;
+    environ.set_item("mod_wsgi.daemon_start", seconds(daemon_start))?;
+    environ.set_item("mod_wsgi.application_start", application_start as f64 / 1e6)?;
+    environ.set_item("mod_wsgi.thread_id", thread_id())?;
     if let Some(version) = crate::apache::request_facts::server_version() {
         environ.set_item("apache.version", version)?;
     }
@@ -121,10 +125,6 @@ pub fn build<'py, 'v>(
     environ.set_item("mod_wsgi.process_group", ctx.process_group)?;
     environ.set_item("mod_wsgi.application_group", ctx.application_group)?;
     environ.set_item("mod_wsgi.callable_object", ctx.callable_object)?;
-    environ.set_item(
-        "mod_wsgi.script_reloading",
-        if ctx.script_reloading { "1" } else { "0" },
-    )?;
     environ.set_item("mod_wsgi.version", crate::version_tuple())?;
     Ok(environ)
 }
