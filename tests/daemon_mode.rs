@@ -328,6 +328,28 @@ fn inactivity_timeout_recycles_an_idle_daemon() {
     assert!(wait_until(Duration::from_secs(10), || served_pid(&apache) != before));
 }
 
+/// As mod_wsgi's idle timer, ours runs from the first request: a daemon
+/// that never served one is not recycled over and over.
+#[test]
+fn inactivity_timeout_waits_for_a_first_request() {
+    let apache = Apache::builder()
+        .file("app/pid.wsgi", PID_APP)
+        .directives(
+            "WSGIDaemonProcess g processes=1 threads=1 inactivity-timeout=1
+             WSGIScriptAlias / {dir}/app/pid.wsgi process-group=g
+",
+        )
+        .start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !apache
+            .error_log()
+            .contains("no requests for inactivity-timeout"),
+        "{}",
+        apache.error_log()
+    );
+}
+
 /// Sends `count` requests from `clients` threads; returns the failures.
 fn load(apache: &Apache, clients: usize, count: usize) -> Vec<String> {
     let failures = std::sync::Mutex::new(Vec::new());

@@ -270,17 +270,17 @@ fn not_yet_directives_warn_at_startup() {
             include_str!("../conf-examples/hello.wsgi"),
         )
         .directives(
-            "WSGIServerMetrics On\nWSGIScriptAlias / {dir}/app/hello.wsgi\nWSGIServerMetrics Off\n",
+            "WSGIPerInterpreterGIL On\nWSGIScriptAlias / {dir}/app/hello.wsgi\nWSGIPerInterpreterGIL Off\n",
         )
         .start();
     assert_eq!(apache.get("/").text(), "Hello, World!");
     let log = apache.error_log();
     assert!(
-        log.contains("WSGIServerMetrics is accepted but not implemented yet"),
+        log.contains("WSGIPerInterpreterGIL is accepted but not implemented yet"),
         "{log}"
     );
     assert_eq!(
-        log.matches("WSGIServerMetrics is accepted but not implemented yet")
+        log.matches("WSGIPerInterpreterGIL is accepted but not implemented yet")
             .count(),
         1,
         "{log}"

@@ -43,8 +43,9 @@ impl Request {
     }
 
     /// The CGI variables of the request line, as ap_add_cgi_vars gives
-    /// them, without its PATH_TRANSLATED subrequest; SCRIPT_NAME is the
-    /// URI before PATH_INFO.
+    /// them, without its PATH_TRANSLATED subrequest and without
+    /// GATEWAY_INTERFACE (mod_wsgi 6 gives hook scripts neither);
+    /// SCRIPT_NAME is the URI before PATH_INFO.
     pub fn request_line_vars(&self) -> Vec<(&'static str, String)> {
         // SAFETY: a live request; these fields are NULL or request-pool
         // strings.
@@ -60,7 +61,6 @@ impl Request {
         let path_info = self.path_info();
         let script_name = uri.strip_suffix(path_info).unwrap_or(uri);
         vec![
-            ("GATEWAY_INTERFACE", "CGI/1.1".to_string()),
             ("SERVER_PROTOCOL", protocol.unwrap_or("").to_string()),
             ("REQUEST_METHOD", self.method().to_string()),
             ("QUERY_STRING", args.unwrap_or("").to_string()),
@@ -71,7 +71,7 @@ impl Request {
     }
 
     /// Fills subprocess_env with the common CGI variables only (headers,
-    /// server and client facts): unlike `add_cgi_vars` this makes no
+    /// server and client facts): unlike ap_add_cgi_vars this makes no
     /// subrequest, so it is safe in the access and auth phases.
     pub fn add_common_vars(&mut self) {
         // SAFETY: reads and extends the live request's tables.

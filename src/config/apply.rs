@@ -1437,20 +1437,20 @@ mod tests {
     #[test]
     fn not_yet_directives_are_recorded_once_and_implemented_ones_not() {
         let mut c = conf();
-        c.ok("WSGIServerMetrics", &["On"])
-            .ok("WSGIServerMetrics", &["Off"])
+        c.ok("WSGIPerInterpreterGIL", &["On"])
+            .ok("WSGIPerInterpreterGIL", &["Off"])
             .ok("WSGIPythonHome", &["/v"])
             .ok("WSGIIgnoreActivity", &["On"])
-            .ok("WSGICaseSensitivity", &["On"]);
+            .ok("WSGIFreeThreading", &["On"]);
         let names: Vec<_> = c
             .server
             .used_not_yet
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIServerMetrics", "WSGICaseSensitivity"]);
+        assert_eq!(names, ["WSGIPerInterpreterGIL", "WSGIFreeThreading"]);
         // A failed directive is not recorded.
-        let _ = c.err("WSGIMapHEADToGET", &["x"]);
+        let _ = c.err("WSGIFreeThreading", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);
     }
 

@@ -250,8 +250,8 @@ mod tests {
             Scope::Server,
             &[
                 ("WSGIScriptAlias", &["/", "/x.wsgi"]),
-                ("WSGIServerMetrics", &["On"]),
-                ("WSGICaseSensitivity", &["On"]),
+                ("WSGIFreeThreading", &["On"]),
+                ("WSGIPerInterpreterGIL", &["On"]),
             ],
         );
         // Every directive still "not yet" is server-wide: the second
@@ -260,14 +260,17 @@ mod tests {
             "v.conf",
             Scope::Server,
             &[
-                ("WSGICaseSensitivity", &["Off"]),
-                ("WSGIServerMetrics", &["Off"]),
+                ("WSGIPerInterpreterGIL", &["Off"]),
+                ("WSGIFreeThreading", &["Off"]),
             ],
         );
         let used = not_yet_used(&main, &[&v]);
         let names: Vec<_> = used.iter().map(|u| u.0).collect();
-        assert_eq!(names, ["WSGICaseSensitivity", "WSGIServerMetrics"]);
-        assert_eq!(used[1].1, "server metrics are not built yet");
+        assert_eq!(names, ["WSGIPerInterpreterGIL", "WSGIFreeThreading"]);
+        assert_eq!(
+            used[1].1,
+            "free-threaded Python builds are not supported yet"
+        );
         assert!(not_yet_used(&ServerConfig::default(), &[]).is_empty());
     }
 }

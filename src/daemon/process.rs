@@ -67,7 +67,9 @@ struct Shared {
     /// Per request thread: when its current request started.
     active: Mutex<Vec<Option<Instant>>>,
     requests: AtomicU64,
-    /// Milliseconds since `started` of the last request activity.
+    /// Milliseconds since `started` of the last request activity (at least
+    /// 1); 0 until a request counts as activity, as mod_wsgi's idle timer
+    /// only runs from the first one.
     last_activity_ms: AtomicU64,
     /// Milliseconds since `started` when the deadlock thread last held the GIL.
     last_gil_ms: AtomicU64,
@@ -568,7 +570,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     if activity {
         shared
             .last_activity_ms
-            .store(shared.now_ms(), Ordering::Relaxed);
+            .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
     serve_request(shared, slot, &backend, environ);
     shared.exchanges.lock()[slot] = None;
@@ -576,7 +578,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     if activity {
         shared
             .last_activity_ms
-            .store(shared.now_ms(), Ordering::Relaxed);
+            .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
     let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     if o.maximum_requests > 0 && served == o.maximum_requests {
@@ -787,10 +789,11 @@ fn monitor_thread(shared: &Shared) {
             continue;
         }
         let busy: Vec<Instant> = shared.active.lock().iter().flatten().copied().collect();
+        let last_activity = shared.last_activity_ms.load(Ordering::Relaxed);
         if !o.inactivity_timeout.is_zero()
             && busy.is_empty()
-            && now.saturating_sub(shared.last_activity_ms.load(Ordering::Relaxed))
-                > secs(o.inactivity_timeout)
+            && last_activity != 0
+            && now.saturating_sub(last_activity) > secs(o.inactivity_timeout)
         {
             shared.request_exit(
                 GRACEFUL,
