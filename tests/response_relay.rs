@@ -198,8 +198,11 @@ fn response_buffer_size_flushes_after_that_many_bytes_back_to_back() {
 
 #[test]
 fn a_body_and_its_end_together_get_a_content_length() {
+    // The daemon writes the end apart from the body: it comes within the
+    // flush delay, and the two go to Apache together. (With
+    // response-flush-delay=0 only an end already read with the body does.)
     let apache = server();
-    for path in ["/default/short", "/zero/short", "/held/short"] {
+    for path in ["/default/short", "/held/short"] {
         let r = apache.get(path);
         assert_eq!(r.status, 200, "{path}: {}", apache.error_log());
         assert_eq!(r.text(), "hello", "{path}");
