@@ -289,22 +289,9 @@ pub fn resolve_application_group(r: &Request, configured: &str) -> String {
 /// Daemon options given in the configuration that the daemon does not act
 /// on yet, with why: said at startup so that none is silently ignored.
 fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, &'static str)> {
-    let defaults = crate::config::DaemonOptions::default();
     let mut out = Vec::new();
     if o.server_metrics {
         out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
-    }
-    if o.response_flush_delay != defaults.response_flush_delay {
-        out.push((
-            "response-flush-delay",
-            "every response chunk is relayed at once",
-        ));
-    }
-    if o.response_buffer_size != defaults.response_buffer_size {
-        out.push((
-            "response-buffer-size",
-            "the worker relays each chunk as it arrives and never buffers a whole response",
-        ));
     }
     out
 }

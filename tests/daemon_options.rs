@@ -104,15 +104,9 @@ fn socket_buffer_sizes_reach_the_daemon_socket() {
 
 #[test]
 fn options_not_acted_on_are_announced_at_startup() {
-    let apache = server("threads=1 response-flush-delay=20 server-metrics=On");
+    let apache = server("threads=1 server-metrics=On");
     assert_eq!(apache.get("/").status, 200);
     let log = apache.error_log();
-    assert!(
-        log.contains(
-            "WSGIDaemonProcess g: option response-flush-delay is accepted but not acted on yet"
-        ),
-        "{log}"
-    );
     assert!(
         log.contains("WSGIDaemonProcess g: option server-metrics is accepted but not acted on yet"),
         "{log}"

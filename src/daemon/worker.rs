@@ -145,6 +145,16 @@ pub fn handle(
     // Allocated on the first ReadBody only: most requests have no body, and
     // with hundreds of Apache threads per child the memory adds up.
     let mut body: Vec<u8> = Vec::new();
+    // response-flush-delay and response-buffer-size, as mod_wsgi 6.1.1's
+    // wsgi_transfer_response has them: body bytes go down the output
+    // filters without a flush while the daemon keeps sending; a flush when
+    // nothing more came within the delay, and after every buffer-size
+    // bytes whatever else happens (a guard against a filter that holds
+    // what it is given until it is flushed).
+    let flush_delay = group.options.response_flush_delay;
+    let buffer_size = group.options.response_buffer_size.max(1);
+    // Body bytes passed to Apache since the last flush.
+    let mut unflushed: usize = 0;
     let location = loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
@@ -153,6 +163,19 @@ pub fn handle(
         };
         match frame {
             Frame::ReadBody { max } => {
+                // The application reads its input while responding: what
+                // it has answered so far goes out before this thread waits
+                // for the client, who may be waiting for it.
+                if unflushed > 0 {
+                    unflushed = 0;
+                    if r.flush().is_err() {
+                        r.log(
+                            Level::Info,
+                            &format!("client went away while {who} was responding"),
+                        );
+                        return status::OK;
+                    }
+                }
                 if body.is_empty() {
                     body = vec![0u8; 64 * 1024];
                 }
@@ -245,14 +268,26 @@ pub fn handle(
                     );
                     return status::HTTP_BAD_GATEWAY;
                 }
-                // Flushed per block, as the daemon sends what the
-                // application yields: streamed responses stay streamed. When
-                // the next frame has already arrived there is nothing to
-                // wait for, and Apache sends everything together.
-                let more_waiting = !reader.buffer().is_empty();
-                let sent = r
-                    .write(&data)
-                    .and_then(|()| if more_waiting { Ok(()) } else { r.flush() });
+                // A flush after each response-buffer-size bytes, then one
+                // when the daemon has nothing more within
+                // response-flush-delay: streamed responses stay streamed,
+                // while blocks sent back to back go to Apache together.
+                // Unlike mod_wsgi, no flush before the end: a body whose
+                // end follows within the delay is passed with it, so Apache
+                // can give the response a Content-Length.
+                let mut sent = Ok(());
+                for piece in pieces(&data, buffer_size, &mut unflushed) {
+                    sent = r
+                        .write(piece.bytes)
+                        .and_then(|()| if piece.flush { r.flush() } else { Ok(()) });
+                    if sent.is_err() {
+                        break;
+                    }
+                }
+                if sent.is_ok() && unflushed > 0 && !more_within(&reader, &stream, flush_delay) {
+                    unflushed = 0;
+                    sent = r.flush();
+                }
                 if sent.is_err() {
                     r.log(
                         Level::Info,
@@ -312,6 +347,66 @@ pub fn handle(
     );
     r.internal_redirect(&location);
     status::OK
+}
+
+/// A piece of a response body block, and whether a flush follows it.
+#[derive(Debug, PartialEq)]
+struct Piece<'a> {
+    bytes: &'a [u8],
+    flush: bool,
+}
+
+/// Splits `data` so that at most `limit` bytes go downstream without a
+/// flush (response-buffer-size); `unflushed` counts the bytes passed since
+/// the last flush, before and after.
+fn pieces<'a>(
+    data: &'a [u8],
+    limit: usize,
+    unflushed: &'a mut usize,
+) -> impl Iterator<Item = Piece<'a>> {
+    let mut rest = data;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let room = limit.saturating_sub(*unflushed).max(1);
+        let (now, later) = rest.split_at(rest.len().min(room));
+        rest = later;
+        *unflushed += now.len();
+        let flush = *unflushed >= limit;
+        if flush {
+            *unflushed = 0;
+        }
+        Some(Piece { bytes: now, flush })
+    })
+}
+
+/// Whether more from the daemon is ready within `linger`
+/// (response-flush-delay): a frame, or part of one, already read, or the
+/// socket readable (an end of stream counts: the next read says what it
+/// is). Zero only looks.
+fn more_within(
+    reader: &std::io::BufReader<&UnixStream>,
+    stream: &UnixStream,
+    linger: Duration,
+) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    if !reader.buffer().is_empty() {
+        return true;
+    }
+    let deadline = Instant::now() + linger;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => {}
+            Err(_) => return false,
+        }
+    }
 }
 
 /// The local URL of a response head that asks for an internal redirect.
@@ -421,5 +516,32 @@ pub fn set_buffer_sizes(stream: &UnixStream, group: &GroupRuntime) {
     }
     if o.receive_buffer_size > 0 {
         let _ = setsockopt(stream, sockopt::RcvBuf, &(o.receive_buffer_size as usize));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(data: &[u8], limit: usize, unflushed: &mut usize) -> Vec<(usize, bool)> {
+        pieces(data, limit, unflushed)
+            .map(|p| (p.bytes.len(), p.flush))
+            .collect()
+    }
+
+    #[test]
+    fn a_flush_after_every_limit_bytes() {
+        let mut n = 0;
+        assert_eq!(
+            split(&[0; 10], 4, &mut n),
+            [(4, true), (4, true), (2, false)]
+        );
+        assert_eq!(n, 2);
+        assert_eq!(split(&[0; 3], 4, &mut n), [(2, true), (1, false)]);
+        assert_eq!(n, 1);
+        assert_eq!(split(&[0; 2], 4, &mut n), [(2, false)]);
+        assert_eq!(n, 3);
+        assert_eq!(split(&[], 4, &mut n), []);
+        assert_eq!(n, 3);
     }
 }
