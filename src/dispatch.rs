@@ -281,9 +281,6 @@ pub fn resolve_application_group(r: &Request, configured: &str) -> String {
 fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, &'static str)> {
     let defaults = crate::config::DaemonOptions::default();
     let mut out = Vec::new();
-    if o.server_metrics {
-        out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
-    }
     if o.response_flush_delay != defaults.response_flush_delay {
         out.push((
             "response-flush-delay",

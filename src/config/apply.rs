@@ -1431,8 +1431,8 @@ mod tests {
     #[test]
     fn not_yet_directives_are_recorded_once_and_implemented_ones_not() {
         let mut c = conf();
-        c.ok("WSGIServerMetrics", &["On"])
-            .ok("WSGIServerMetrics", &["Off"])
+        c.ok("WSGISlowRequests", &["1"])
+            .ok("WSGISlowRequests", &["2"])
             .ok("WSGIPythonHome", &["/v"])
             .ok("WSGIIgnoreActivity", &["On"]);
         let names: Vec<_> = c
@@ -1441,7 +1441,7 @@ mod tests {
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIServerMetrics", "WSGIIgnoreActivity"]);
+        assert_eq!(names, ["WSGISlowRequests", "WSGIIgnoreActivity"]);
         // A failed directive is not recorded.
         let _ = c.err("WSGIMapHEADToGET", &["x"]);
         assert_eq!(c.server.used_not_yet.len(), 2);

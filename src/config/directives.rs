@@ -376,7 +376,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIServerMetrics",
         ServerOnly,
-        Status::NotYet("server metrics are not built yet"),
+        Implemented,
         "WSGIServerMetrics On|Off",
     ),
     d(

@@ -103,7 +103,10 @@ pub fn run(
     start: Bound<'_, StartResponse>,
 ) -> Result<(), WsgiError> {
     let head = start.borrow().head.clone();
-    let app_error = |e: PyErr| WsgiError::Application(format_exception(py, &e));
+    let app_error = |e: PyErr| {
+        super::events::request_exception(py, &e);
+        WsgiError::Application(format_exception(py, &e))
+    };
     let result = application.call1((environ, start)).map_err(app_error)?;
     let outcome = (|| -> Result<(), WsgiError> {
         // A wsgi.file_wrapper of a regular file: the backend may send the
