@@ -184,7 +184,10 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     super::metrics::install(&module)?;
     super::events::install(&module, application_group)?;
     module.add_class::<super::file_wrapper::FileWrapper>()?;
-    module.setattr("LogHandler", log_handler(py)?)?;
+    // LogHandler subclasses logging.Handler: made on first use, so that
+    // an interpreter whose application never asks for it does not import
+    // logging (and threading) while it starts.
+    module.add_function(wrap_pyfunction!(module_getattr, &module)?)?;
     // Raised inside a request that runs past request-timeout when
     // interrupt-timeout is set (daemon mode), as mod_wsgi 6 does.
     let timeout_error = py.get_type::<pyo3::exceptions::PyTimeoutError>();
@@ -240,6 +243,23 @@ LogHandler.__module__ = "mod_wsgi"
     namespace
         .get_item("LogHandler")?
         .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("LogHandler was not defined"))
+}
+
+/// The module's `__getattr__` (PEP 562), for the names made on first use.
+#[pyfunction]
+#[pyo3(name = "__getattr__")]
+fn module_getattr<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    if name == "LogHandler" {
+        let handler = log_handler(py)?;
+        py.import("sys")?
+            .getattr("modules")?
+            .get_item("mod_wsgi")?
+            .setattr("LogHandler", &handler)?;
+        return Ok(handler);
+    }
+    Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+        "module 'mod_wsgi' has no attribute '{name}'"
+    )))
 }
 
 /// Logs a formatted record at the Apache level of its Python level.
