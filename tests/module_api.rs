@@ -379,7 +379,10 @@ fn subscribe_signals_gets_sighup_and_sigusr2_in_a_daemon_process() {
     assert_eq!(f["signal_callbacks"], "1", "{f:?}");
     let pid: i32 = f["pid"].parse().unwrap();
     for (sig, line) in [
-        (nix::sys::signal::Signal::SIGUSR2, "process_signal SIGUSR2 12"),
+        (
+            nix::sys::signal::Signal::SIGUSR2,
+            "process_signal SIGUSR2 12",
+        ),
         (nix::sys::signal::Signal::SIGHUP, "process_signal SIGHUP 1"),
     ] {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
@@ -460,7 +463,10 @@ fn check_scoreboard(what: &str, f: &HashMap<String, String>) {
         "current_time,processes,restart_time,running_generation,running_time,server_limit,thread_limit",
         "{what}"
     );
-    assert_eq!(f["process_keys"], "generation,pid,process_num,quiescing,workers", "{what}");
+    assert_eq!(
+        f["process_keys"], "generation,pid,process_num,quiescing,workers",
+        "{what}"
+    );
     assert_eq!(
         f["worker_keys"],
         "access_count,bytes_served,client,generation,last_used,request,start_time,status,stop_time,thread_num,vhost",
@@ -481,7 +487,9 @@ fn check_scoreboard(what: &str, f: &HashMap<String, String>) {
 fn server_metrics_reads_the_scoreboard_when_enabled() {
     let apache = Apache::builder()
         .file("app/m.wsgi", SERVER_METRICS_APP)
-        .directives(&format!("WSGIServerMetrics On\n{SERVER_METRICS_DIRECTIVES}"))
+        .directives(&format!(
+            "WSGIServerMetrics On\n{SERVER_METRICS_DIRECTIVES}"
+        ))
         .start();
     let embedded = get_fields(&apache, "/embedded");
     check_scoreboard("embedded", &embedded);
@@ -493,7 +501,10 @@ fn server_metrics_reads_the_scoreboard_when_enabled() {
     // The daemons of the next generation too.
     apache.graceful_restart();
     check_scoreboard("daemon after graceful restart", &get_fields(&apache, "/on"));
-    check_scoreboard("embedded after graceful restart", &get_fields(&apache, "/embedded"));
+    check_scoreboard(
+        "embedded after graceful restart",
+        &get_fields(&apache, "/embedded"),
+    );
 }
 
 #[test]
@@ -506,7 +517,9 @@ fn server_metrics_is_none_without_wsgi_server_metrics() {
     assert_eq!(get_fields(&apache, "/off")["metrics"], "None");
     check_scoreboard("daemon", &get_fields(&apache, "/on"));
     assert!(
-        !apache.error_log().contains("WSGIServerMetrics is accepted but not implemented"),
+        !apache
+            .error_log()
+            .contains("WSGIServerMetrics is accepted but not implemented"),
         "{}",
         apache.error_log()
     );
@@ -736,7 +749,10 @@ fn every_mod_wsgi_name_and_the_apache_module_in_both_modes() {
         let f = get_fields(&apache, path);
         assert_eq!(f["missing"], "[]", "{path}: {f:?}");
         assert_eq!(f["file_wrapper"], "True", "{path}");
-        assert_eq!(f["containers"], "['list', 'list', 'list', 'dict']", "{path}");
+        assert_eq!(
+            f["containers"], "['list', 'list', 'list', 'dict']",
+            "{path}"
+        );
         assert_eq!(f["unknown_is_attribute_error"], "True", "{path}");
         assert!(f["apache.version"].starts_with("(2, 4, "), "{path}: {f:?}");
         assert_eq!(f["apache.description"], description, "{path}");

@@ -54,7 +54,9 @@ const INTERPRETER_OPTIONS: Status =
     Status::NotYet("options for chosen interpreters are not applied yet");
 const CASE_SENSITIVITY: Status =
     Status::NotYet("script paths are always compared case-sensitively for now");
-const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
+const TELEMETRY: Status = Status::NotYet(
+    "the telemetry stream (mod_wsgi 6's binary datagrams to a unix socket) is not built yet",
+);
 const REQUEST: Status = Status::NotYet("this request-handling setting is not applied yet");
 
 use ArgShape::*;
@@ -382,7 +384,9 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISlowRequests",
         ServerOnly,
-        TELEMETRY,
+        Status::NotYet(
+            "as in mod_wsgi 6 it only adds slow-request records to the telemetry stream, which is not built yet",
+        ),
         "WSGISlowRequests seconds",
     ),
     d(

@@ -35,6 +35,8 @@ static INTERPRETERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 struct Current {
     request_data: Py<PyDict>,
     request_id: Option<String>,
+    /// Its interpreter's `mod_wsgi` module, looked up once per request.
+    module: Py<PyAny>,
 }
 
 thread_local! {
@@ -66,10 +68,14 @@ pub(super) fn install(module: &Bound<'_, PyModule>, application_group: &str) -> 
     Ok(())
 }
 
-/// The current interpreter's `mod_wsgi` module (from sys.modules, where an
-/// application may have looked it up).
+/// The current interpreter's `mod_wsgi` module: the one of the request
+/// this thread serves, else the one in sys.modules.
 fn module(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    py.import("sys")?.getattr("modules")?.get_item("mod_wsgi")
+    let current = CURRENT.with(|c| c.borrow().as_ref().map(|c| c.module.clone_ref(py)));
+    match current {
+        Some(m) => Ok(m.into_bound(py)),
+        None => py.import("sys")?.getattr("modules")?.get_item("mod_wsgi"),
+    }
 }
 
 /// The list `name` of the current interpreter's `mod_wsgi` module.
@@ -290,18 +296,23 @@ impl<'py> RequestScope<'py> {
     pub fn begin(py: Python<'py>, request_id: Option<&str>) -> RequestScope<'py> {
         metrics::request_began();
         let request_data = PyDict::new(py);
-        if let Some(id) = request_id
-            && let Ok(active) = module(py).and_then(|m| m.getattr("active_requests"))
-            && let Err(e) = active.set_item(id, &request_data)
-        {
-            e.write_unraisable(py, None);
+        // No module (an application removed it from sys.modules): the
+        // request goes on without request_data() and events.
+        if let Ok(module) = module(py) {
+            if let Some(id) = request_id
+                && let Ok(active) = module.getattr("active_requests")
+                && let Err(e) = active.set_item(id, &request_data)
+            {
+                e.write_unraisable(py, None);
+            }
+            CURRENT.with(|c| {
+                *c.borrow_mut() = Some(Current {
+                    request_data: request_data.unbind(),
+                    request_id: request_id.map(str::to_string),
+                    module: module.unbind(),
+                })
+            });
         }
-        CURRENT.with(|c| {
-            *c.borrow_mut() = Some(Current {
-                request_data: request_data.unbind(),
-                request_id: request_id.map(str::to_string),
-            })
-        });
         RequestScope {
             py,
             request_id: request_id.map(str::to_string),
