@@ -109,7 +109,7 @@ pub fn snapshot() -> Option<Scoreboard> {
                     thread_num: w.thread_num,
                     generation: w.generation,
                     status: status_flag(i32::from(w.status)),
-                    access_count: u64::from(w.access_count),
+                    access_count: w.access_count,
                     bytes_served: w.bytes_served as u64,
                     start_time_us: w.start_time,
                     stop_time_us: w.stop_time,
