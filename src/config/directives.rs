@@ -492,6 +492,7 @@ mod tests {
                 "WSGISocketPrefix",
                 "WSGISocketRotation",
                 "WSGIAcceptMutex",
+                "WSGIServerMetrics",
                 "WSGIVerboseDebugging"
             ]
         );
