@@ -20,6 +20,7 @@
 #include <apr_thread_proc.h>
 #include <ap_listen.h>
 #include <unixd.h>
+#include <scoreboard.h>
 
 /* Values that only exist as macros. Declared here as constants so that bindgen
  * evaluates them with the real headers instead of us typing numbers by hand. */
@@ -30,6 +31,7 @@ static const int MWRS_APR_HOOK_MIDDLE = APR_HOOK_MIDDLE;
 static const int MWRS_APR_HOOK_FIRST = APR_HOOK_FIRST;
 static const int MWRS_APR_HOOK_REALLY_FIRST = APR_HOOK_REALLY_FIRST;
 static const int MWRS_APR_HOOK_LAST = APR_HOOK_LAST;
+static const int MWRS_APR_HOOK_REALLY_LAST = APR_HOOK_REALLY_LAST;
 static const int MWRS_RSRC_CONF = RSRC_CONF;
 static const int MWRS_ACCESS_CONF = ACCESS_CONF;
 static const int MWRS_OR_FILEINFO = OR_FILEINFO;
@@ -93,3 +95,18 @@ static const int MWRS_ENABLE_MMAP_OFF = ENABLE_MMAP_OFF;
 static const int MWRS_AP_CGI_PASS_AUTH_ON = AP_CGI_PASS_AUTH_ON;
 static const int MWRS_AP_CORE_CONFIG_ON = AP_CORE_CONFIG_ON;
 static const long MWRS_APR_HASH_KEY_STRING = APR_HASH_KEY_STRING;
+static const int MWRS_AP_SERVER_MAJORVERSION_NUMBER = AP_SERVER_MAJORVERSION_NUMBER;
+static const int MWRS_AP_SERVER_MINORVERSION_NUMBER = AP_SERVER_MINORVERSION_NUMBER;
+static const int MWRS_AP_SERVER_PATCHLEVEL_NUMBER = AP_SERVER_PATCHLEVEL_NUMBER;
+static const int MWRS_SERVER_NUM_STATUS = SERVER_NUM_STATUS;
+static const int MWRS_SERVER_DEAD = SERVER_DEAD;
+static const int MWRS_SERVER_STARTING = SERVER_STARTING;
+static const int MWRS_SERVER_READY = SERVER_READY;
+static const int MWRS_SERVER_BUSY_READ = SERVER_BUSY_READ;
+static const int MWRS_SERVER_BUSY_WRITE = SERVER_BUSY_WRITE;
+static const int MWRS_SERVER_BUSY_KEEPALIVE = SERVER_BUSY_KEEPALIVE;
+static const int MWRS_SERVER_BUSY_LOG = SERVER_BUSY_LOG;
+static const int MWRS_SERVER_BUSY_DNS = SERVER_BUSY_DNS;
+static const int MWRS_SERVER_CLOSING = SERVER_CLOSING;
+static const int MWRS_SERVER_GRACEFUL = SERVER_GRACEFUL;
+static const int MWRS_SERVER_IDLE_KILL = SERVER_IDLE_KILL;

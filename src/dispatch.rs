@@ -83,17 +83,6 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
             std::process::id()
         ),
     ));
-    for group in &groups {
-        for (option, why) in options_not_acted_on(&group.options) {
-            lines.push((
-                Level::Warning,
-                format!(
-                    "WSGIDaemonProcess {}: option {option} is accepted but not acted on yet: {why}",
-                    group.name
-                ),
-            ));
-        }
-    }
     if main.accept_mutex.is_some() && !groups.is_empty() {
         // mod_wsgi serialises its daemons' accept() with this mutex to
         // avoid waking every process for one connection; ours wait in an
@@ -284,16 +273,6 @@ pub fn resolve_application_group(r: &Request, configured: &str) -> String {
             .or_else(|| std::env::var(name).ok())
     };
     expand_application_group(configured, &facts, &env)
-}
-
-/// Daemon options given in the configuration that the daemon does not act
-/// on yet, with why: said at startup so that none is silently ignored.
-fn options_not_acted_on(o: &crate::config::DaemonOptions) -> Vec<(&'static str, &'static str)> {
-    let mut out = Vec::new();
-    if o.server_metrics {
-        out.push(("server-metrics", "mod_wsgi.server_metrics() returns None"));
-    }
-    out
 }
 
 /// Whether Python starts in Apache children, as mod_wsgi decides it

@@ -459,6 +459,8 @@ fn destroy_interpreter_off_skips_finalization() {
 const MODULE_APP: &str = r#"
 import os, mod_wsgi
 def application(environ, start_response):
+    # As mod_wsgi 6: None until recording starts (tests/module_api.rs).
+    mod_wsgi.start_recording_metrics()
     m = mod_wsgi.process_metrics()
     out = {
         "version": mod_wsgi.version,
@@ -469,7 +471,7 @@ def application(environ, start_response):
         "server_metrics": mod_wsgi.server_metrics(),
         "metrics_pid_ok": m["pid"] == os.getpid(),
         "memory_rss_positive": m["memory_rss"] > 0,
-        "threads_positive": m["threads"] >= 1,
+        "threads_positive": len(m["threads"]) >= 1,
         "running_time_ok": 0 <= m["running_time"] < 600,
         "cpu_ok": m["cpu_user_time"] >= 0 and m["cpu_system_time"] >= 0,
         "environ_version": environ["mod_wsgi.version"] == mod_wsgi.version,

@@ -190,6 +190,7 @@ pub type PostConfigFn = unsafe extern "C" fn(
     *mut ffi::server_rec,
 ) -> c_int;
 pub type ChildInitFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, *mut ffi::server_rec);
+pub type PreMpmFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, ffi::ap_scoreboard_e) -> c_int;
 pub type RequestFn = unsafe extern "C" fn(*mut ffi::request_rec) -> c_int;
 
 pub fn post_config(f: PostConfigFn, order: Order) {
@@ -199,6 +200,20 @@ pub fn post_config(f: PostConfigFn, order: Order) {
 pub fn check_config(f: PostConfigFn, order: Order) {
     // SAFETY: as above.
     unsafe { ffi::ap_hook_check_config(Some(f), std::ptr::null(), std::ptr::null(), order.raw()) };
+}
+/// Registered after the hooks were sorted (from post_config), so it runs
+/// after every pre_mpm hook registered before it, the scoreboard's
+/// creation included.
+pub fn pre_mpm_last(f: PreMpmFn) {
+    // SAFETY: as above.
+    unsafe {
+        ffi::ap_hook_pre_mpm(
+            Some(f),
+            std::ptr::null(),
+            std::ptr::null(),
+            ffi::MWRS_APR_HOOK_REALLY_LAST,
+        )
+    };
 }
 pub fn child_init(f: ChildInitFn, order: Order) {
     // SAFETY: as above.

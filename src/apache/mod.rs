@@ -13,6 +13,8 @@ pub mod process;
 pub mod regex;
 pub mod request;
 pub mod request_facts;
+pub mod scoreboard;
+pub mod server_facts;
 pub mod table;
 
 use std::ffi::{CStr, c_char};

@@ -10,6 +10,7 @@ use super::{ffi, guard, log, status};
 use crate::config::{self, ArgShape, DIRECTIVES, DirConfig, Origin, Scope, ServerConfig};
 use crate::dispatch;
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 const N: usize = DIRECTIVES.len();
 const NAME_LEN: usize = 40;
@@ -306,20 +307,61 @@ unsafe extern "C" fn post_config(
         for line in dispatch::startup_lines(main, &vhosts) {
             log::server(Some(s), line.0, &line.1);
         }
-        // SAFETY: `s` is the live main server post_config was given.
-        let title = unsafe { super::process::ProcessTitle::of(s) };
-        match dispatch::start_daemons(pconf, title, main, &vhosts) {
-            Ok(()) => status::OK,
-            Err(message) => {
-                log::server(Some(s), log::Level::Emerg, &message);
-                status::HTTP_INTERNAL_SERVER_ERROR
-            }
+        crate::wsgi::metrics::configure_server_metrics(main, &vhosts);
+        // As mod_wsgi: daemon processes are forked once the scoreboard
+        // exists, so they inherit it (mod_wsgi.server_metrics() reads it).
+        // At the first start it is made just before the MPM runs (pre_mpm);
+        // a restart keeps it, so the daemons start now.
+        if super::scoreboard::exists() {
+            start_daemons(pconf, s)
+        } else {
+            DEFERRED_POOL.store(pconf.as_ptr(), Ordering::SeqCst);
+            DEFERRED_SERVER.store(s, Ordering::SeqCst);
+            hooks::pre_mpm_last(pre_mpm);
+            status::OK
         }
     })
 }
 
-unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+/// The configuration pool and main server post_config left the daemon
+/// start to pre_mpm with (the first start only).
+static DEFERRED_POOL: AtomicPtr<ffi::apr_pool_t> = AtomicPtr::new(std::ptr::null_mut());
+static DEFERRED_SERVER: AtomicPtr<ffi::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+
+unsafe extern "C" fn pre_mpm(_p: *mut ffi::apr_pool_t, _sb_type: ffi::ap_scoreboard_e) -> c_int {
+    guard("pre_mpm", status::OK, || {
+        let pconf = DEFERRED_POOL.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        let s = DEFERRED_SERVER.swap(std::ptr::null_mut(), Ordering::SeqCst);
+        if pconf.is_null() || s.is_null() {
+            return status::OK;
+        }
+        // SAFETY: the configuration pool post_config was given, which lives
+        // for this whole generation (pre_mpm runs within it).
+        start_daemons(unsafe { Pool::from_raw(pconf) }, s)
+    })
+}
+
+/// Forks the daemon process groups of this generation.
+fn start_daemons(pconf: Pool, s: *mut ffi::server_rec) -> c_int {
+    let (main, vhosts) = all_server_configs(s);
+    let Some(main) = main else { return status::OK };
+    // SAFETY: `s` is the live main server of this generation.
+    let title = unsafe { super::process::ProcessTitle::of(s) };
+    match dispatch::start_daemons(pconf, title, main, &vhosts) {
+        Ok(()) => status::OK,
+        Err(message) => {
+            log::server(Some(s), log::Level::Emerg, &message);
+            status::HTTP_INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
+        // As mod_wsgi: when the child ends (its pool goes, before Python is
+        // finalized at exit), the applications' shutdown callbacks run.
+        // SAFETY: the child pool Apache passed, destroyed when the child exits.
+        unsafe { Pool::from_raw(p) }.on_cleanup(|| crate::wsgi::events::process_stopping(""));
         // SAFETY: `s` is the live main server child_init was given.
         let pconf = unsafe { super::process::configuration_pool_of(s) };
         let daemons = pconf.generation_userdata::<crate::daemon::supervisor::Daemons>(

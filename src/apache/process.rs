@@ -263,6 +263,41 @@ pub fn route_signals_to(fd: i32) {
     }
 }
 
+/// The write end of the pipe SIGHUP / SIGUSR2 are reported into once an
+/// application subscribed to them (mod_wsgi.subscribe_signals).
+static SIGNAL_EVENT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn report_signal(sig: c_int) {
+    let byte: u8 = if sig == libc::SIGHUP { b'H' } else { b'U' };
+    let fd = SIGNAL_EVENT_FD.load(std::sync::atomic::Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; the byte lives on our stack.
+        // The pipe is non-blocking: with the reader behind, the signal is
+        // dropped rather than the handler blocked.
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// In a daemon process: from now on SIGHUP writes `H` and SIGUSR2 `U` into
+/// `fd` (a non-blocking pipe) instead of stopping the process, as mod_wsgi
+/// 6 hands those two signals to the application.
+pub fn route_signal_events_to(fd: std::os::fd::BorrowedFd<'static>) {
+    SIGNAL_EVENT_FD.store(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // SAFETY: installing plain handlers that only call write(2).
+    unsafe {
+        for sig in [libc::SIGHUP, libc::SIGUSR2] {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = report_signal as *const () as usize;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Ends the process at once, without running atexit handlers or Apache's
 /// pool cleanups (which belong to the parent this process was forked from).
 pub fn exit_now(code: i32) -> ! {

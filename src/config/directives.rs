@@ -49,7 +49,9 @@ pub struct DirectiveSpec {
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const TELEMETRY: Status = Status::NotYet("telemetry reporting is not built yet");
+const TELEMETRY: Status = Status::NotYet(
+    "the telemetry stream (mod_wsgi 6's binary datagrams to a unix socket) is not built yet",
+);
 
 use ArgShape::*;
 use Context::*;
@@ -370,13 +372,15 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIServerMetrics",
         ServerOnly,
-        Status::NotYet("server metrics are not built yet"),
+        Implemented,
         "WSGIServerMetrics On|Off",
     ),
     d(
         "WSGISlowRequests",
         ServerOnly,
-        TELEMETRY,
+        Status::NotYet(
+            "as in mod_wsgi 6 it only adds slow-request records to the telemetry stream, which is not built yet",
+        ),
         "WSGISlowRequests seconds",
     ),
     d(
@@ -486,6 +490,7 @@ mod tests {
                 "WSGISocketPrefix",
                 "WSGISocketRotation",
                 "WSGIAcceptMutex",
+                "WSGIServerMetrics",
                 "WSGIVerboseDebugging"
             ]
         );

@@ -405,6 +405,11 @@ fn caretaker(
             );
             proc_edge::exit_now(super::supervisor::EXIT_REAPED);
         });
+    crate::wsgi::events::process_stopping(match how {
+        GRACEFUL => "graceful_signal",
+        EVICTION => "eviction_signal",
+        _ => "shutdown_signal",
+    });
     wait_idle(shared, timeout, None);
     let idle = shared.active.lock().iter().all(Option::is_none);
     // Destroying the interpreter runs the application's atexit handlers;

@@ -5,8 +5,10 @@
 
 pub mod environ;
 pub mod errors;
+pub mod events;
 pub mod file_wrapper;
 pub mod input;
+pub mod metrics;
 pub mod module;
 pub mod proxy;
 pub mod response;

@@ -80,46 +80,27 @@ pub fn set_process_info(process_group: &str, threads: usize, processes: usize) {
     }
 }
 
-/// mod_wsgi.server_metrics(): Apache scoreboard figures, only with
-/// WSGIServerMetrics On in mod_wsgi; not collected yet, so always None.
-#[pyfunction]
-fn server_metrics(py: Python<'_>) -> PyObject {
-    py.None()
+/// Whether this process is a daemon process (else an Apache child).
+pub fn in_daemon_process() -> bool {
+    PROCESS_INFO.lock().is_some()
 }
 
-/// mod_wsgi.process_metrics(): figures about this process.
-#[pyfunction]
-fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    let started = *STARTED.lock();
-    let current = now();
-    let info = current_info();
-    d.set_item("pid", std::process::id())?;
-    d.set_item("restart_time", started)?;
-    d.set_item("current_time", current)?;
-    d.set_item("running_time", (current - started).max(0.0))?;
-    d.set_item("request_threads", info.threads)?;
-    let usage = py
-        .import("resource")?
-        .getattr("getrusage")?
-        .call1((py.import("resource")?.getattr("RUSAGE_SELF")?,))?;
-    d.set_item("cpu_user_time", usage.getattr("ru_utime")?)?;
-    d.set_item("cpu_system_time", usage.getattr("ru_stime")?)?;
-    // ru_maxrss is in KiB on Linux.
-    let max_rss: u64 = usage.getattr("ru_maxrss")?.extract()?;
-    d.set_item("memory_max_rss", max_rss * 1024)?;
-    let page: u64 = py
-        .import("os")?
-        .getattr("sysconf")?
-        .call1(("SC_PAGE_SIZE",))?
-        .extract()?;
-    let rss_pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok());
-    d.set_item("memory_rss", rss_pages.map(|p| p * page))?;
-    let threads = std::fs::read_dir("/proc/self/task").map(|r| r.count()).ok();
-    d.set_item("threads", threads)?;
-    Ok(d)
+/// The daemon process group this process belongs to, if it is one.
+pub fn daemon_group() -> Option<String> {
+    PROCESS_INFO
+        .lock()
+        .as_ref()
+        .map(|i| i.process_group.clone())
+}
+
+/// Request threads of this process at most (mod_wsgi.threads_per_process).
+pub fn request_threads_maximum() -> usize {
+    current_info().threads
+}
+
+/// When Python started in this process (seconds since the epoch).
+pub fn process_started() -> f64 {
+    *STARTED.lock()
 }
 
 /// How log lines name an interpreter.
@@ -200,9 +181,13 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     module.setattr("version", crate::version_tuple())?;
     module.setattr("application_group", application_group)?;
     apply(&module, &current_info())?;
-    module.add_function(wrap_pyfunction!(server_metrics, &module)?)?;
-    module.add_function(wrap_pyfunction!(process_metrics, &module)?)?;
+    super::metrics::install(&module)?;
+    super::events::install(&module, application_group)?;
     module.add_class::<super::file_wrapper::FileWrapper>()?;
+    // LogHandler subclasses logging.Handler: made on first use, so that
+    // an interpreter whose application never asks for it does not import
+    // logging (and threading) while it starts.
+    module.add_function(wrap_pyfunction!(module_getattr, &module)?)?;
     // Raised inside a request that runs past request-timeout when
     // interrupt-timeout is set (daemon mode), as mod_wsgi 6 does.
     let timeout_error = py.get_type::<pyo3::exceptions::PyTimeoutError>();
@@ -220,8 +205,116 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     py.import("sys")?
         .getattr("modules")?
         .set_item("mod_wsgi", &module)?;
+    install_apache_module(py)?;
     // The main interpreter's module (the first installed), which
     // set_process_info updates; sub-interpreters start from current_info().
     let _ = MODULE.set(py, module.unbind());
+    Ok(())
+}
+
+/// mod_wsgi.LogHandler: a logging.Handler writing each record to Apache's
+/// error log (the request's when the thread serves one), one line per line
+/// of the formatted record, at the level matching the record's:
+/// CRITICAL crit, ERROR error, WARNING warning, INFO info, anything lower
+/// debug (levels in between round down). LogLevel decides what is kept.
+fn log_handler(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("_log_record", wrap_pyfunction!(log_record, py)?)?;
+    py.run(
+        cr#"
+import logging
+
+class LogHandler(logging.Handler):
+    """Writes log records to the Apache error log."""
+
+    def emit(self, record):
+        try:
+            message = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        _log_record(record.levelno, message)
+
+LogHandler.__module__ = "mod_wsgi"
+"#,
+        Some(&namespace),
+        None,
+    )?;
+    namespace
+        .get_item("LogHandler")?
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("LogHandler was not defined"))
+}
+
+/// The module's `__getattr__` (PEP 562), for the names made on first use.
+#[pyfunction]
+#[pyo3(name = "__getattr__")]
+fn module_getattr<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    if name == "LogHandler" {
+        let handler = log_handler(py)?;
+        py.import("sys")?
+            .getattr("modules")?
+            .get_item("mod_wsgi")?
+            .setattr("LogHandler", &handler)?;
+        return Ok(handler);
+    }
+    Err(pyo3::exceptions::PyAttributeError::new_err(format!(
+        "module 'mod_wsgi' has no attribute '{name}'"
+    )))
+}
+
+/// Logs a formatted record at the Apache level of its Python level.
+#[pyfunction]
+fn log_record(levelno: i64, message: &str) {
+    let level = match levelno {
+        50.. => Level::Crit,
+        40..=49 => Level::Error,
+        30..=39 => Level::Warning,
+        20..=29 => Level::Info,
+        _ => Level::Debug,
+    };
+    for line in message.split('\n') {
+        crate::python::stdio::log_line(level, line);
+    }
+}
+
+/// The `apache` module of mod_wsgi: Apache's version (of the headers this
+/// module was built with), the MPM's process and thread limits, the
+/// server's description, MPM name and build date. In an Apache child an
+/// importable `apache` module is used and these names added to it, as
+/// mod_wsgi does; a daemon process always gets a module of its own.
+fn install_apache_module(py: Python<'_>) -> PyResult<()> {
+    use crate::apache::server_facts;
+    let existing = if in_daemon_process() {
+        None
+    } else {
+        match py.import("apache") {
+            Ok(m) => Some(m.into_any()),
+            Err(e) if e.is_instance_of::<PyModuleNotFoundError>(py) => None,
+            Err(e) => {
+                let traceback = super::response::format_exception(py, &e);
+                for line in traceback.lines() {
+                    crate::python::stdio::log_line(Level::Error, line);
+                }
+                None
+            }
+        }
+    };
+    let module = match existing {
+        Some(m) => m,
+        None => {
+            let m = PyModule::new(py, "apache")?;
+            py.import("sys")?
+                .getattr("modules")?
+                .set_item("apache", &m)?;
+            m.into_any()
+        }
+    };
+    let mpm = crate::apache::mpm_info();
+    module.setattr("version", server_facts::server_version_built())?;
+    module.setattr("maximum_processes", mpm.max_daemons.max(1))?;
+    module.setattr("threads_per_process", mpm.max_threads.max(1))?;
+    module.setattr("description", server_facts::server_description())?;
+    module.setattr("mpm_name", server_facts::mpm_name())?;
+    module.setattr("build_date", server_facts::build_date())?;
     Ok(())
 }

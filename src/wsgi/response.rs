@@ -185,7 +185,10 @@ pub fn run(
     start: Bound<'_, StartResponse>,
 ) -> Result<(), RequestError> {
     let head = start.borrow().head.clone();
-    let app_error = |e: PyErr| request_error(py, e);
+    let app_error = |e: PyErr| {
+        super::events::request_exception(py, &e);
+        request_error(py, e)
+    };
     // The one slip of the application the send path finds, output before
     // start_response(), is a RuntimeError as with mod_wsgi.
     let send_error = |e: WsgiError| match e {

@@ -48,9 +48,20 @@ pub fn serve<'v>(
     ctx: &EnvironContext<'_>,
 ) -> Served {
     let mut reload_requested = false;
+    // Body bytes in and out are counted for the request's events and metrics.
+    let metered = Arc::new(super::metrics::Metered::new(backend));
+    let backend: Arc<dyn Backend> = metered.clone();
+    let vars: Vec<(&str, &str)> = vars.into_iter().collect();
+    let request_id = vars
+        .iter()
+        .find(|(k, _)| *k == "mod_wsgi.request_id")
+        .map(|(_, id)| *id);
     // The application group's interpreter: "" is the main one, any other
     // name a sub-interpreter of this process, created on first use.
     let entered = crate::python::with_interpreter(ctx.application_group, |py| {
+        // From before the script loads until it is dropped, at the end:
+        // request_data(), active_requests, the events and process metrics.
+        let mut scope = super::events::RequestScope::begin(py, request_id);
         let early = |error| Failure {
             started: false,
             error,
@@ -82,6 +93,7 @@ pub fn serve<'v>(
             .and_then(|v| v.extract::<String>().ok());
         let log = LogSink::for_request(backend.clone(), script_filename);
         let _output = errors::route_to_request(log.clone());
+        let application = scope.application_starting(&environ, application, target.callable_object);
         // WSGIPassApacheRequest: the request_rec for C code, lent until the
         // application is done with the request (close() included); the
         // capsule is refused from then on.
@@ -113,6 +125,8 @@ pub fn serve<'v>(
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
         let result = response::run(py, &application, environ, &*backend, start);
+        let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
+        scope.application_finished(status, &metered.io());
         log.close();
         drop(lent_request);
         result.map_err(|error| Failure {

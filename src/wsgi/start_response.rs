@@ -197,6 +197,7 @@ impl StartResponse {
                 exc.extract()?;
             return Err(PyErr::from_value(value));
         }
+        super::events::response_started(py, status, response_headers, exc_info);
         let status_bytes = latin1(status)?;
         let code = check_status(py, &status_bytes)?;
         let mut headers = Vec::new();
