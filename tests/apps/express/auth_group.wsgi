@@ -1,5 +1,10 @@
-# --auth-group-script: alice is an editor, bob is not.
-GROUPS = {"alice": [b"editors", b"staff"], "bob": [b"staff"]}
+# --auth-group-script: alice and carol are editors, bob is not. Group names
+# as bytes (what mod_wsgi's documentation shows) and as str.
+GROUPS = {
+    "alice": [b"editors", b"staff"],
+    "bob": [b"staff"],
+    "carol": ["staff", "editors"],
+}
 
 
 def groups_for_user(environ, user):

@@ -1,7 +1,7 @@
 # --auth-user-script: Basic (check_password) and Digest (get_realm_hash).
 import hashlib
 
-USERS = {"alice": "wonderland", "bob": "builder"}
+USERS = {"alice": "wonderland", "bob": "builder", "carol": "singer"}
 
 
 def check_password(environ, user, password):
