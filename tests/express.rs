@@ -29,7 +29,7 @@
 //! - `MOD_WSGI_RS_EXPRESS_SECOND=c`: the second run uses C mod_wsgi too
 //!   (checks the harness itself: every set must pass C against C).
 //! - `MOD_WSGI_RS_EXPRESS_PREVIEW=a,b`: look past the two known gaps of our
-//!   module before their fixes land, for the second run only: `a` prepends
+//!   module (`KNOWN_GAPS`) before their fixes land, for the second run only: `a` prepends
 //!   to the generated handler.wsgi a line giving our built-in `mod_wsgi`
 //!   module the `__path__` of the pip-installed package (what the fix of
 //!   gap (a) does), `b` turns the generated `WSGIRestrictEmbedded On` off
@@ -39,7 +39,8 @@
 //! - `MOD_WSGI_RS_EXPRESS_DUMP=DIR`: write what each run showed (every
 //!   observation, the application log lines, the whole error log) to
 //!   `DIR/<set>.c.txt` and `DIR/<set>.second.txt`.
-//! - `MOD_WSGI_RS_KEEP_TMP`: keep the run directories of failed sets.
+//! - `MOD_WSGI_RS_KEEP_TMP`: keep every run's directory (site, server
+//!   root, logs) under /tmp.
 
 mod common;
 
@@ -174,6 +175,20 @@ fn express_bin() -> PathBuf {
     express_venv().join("bin/mod_wsgi-express")
 }
 
+/// Directory of the pip-installed `mod_wsgi` package (for the preview of
+/// gap (a)).
+fn express_package_dir() -> PathBuf {
+    let out = Command::new(express_venv().join("bin/python"))
+        .args([
+            "-c",
+            "import mod_wsgi, os; print(os.path.dirname(mod_wsgi.__file__))",
+        ])
+        .output()
+        .expect("the virtualenv's python");
+    assert!(out.status.success(), "{out:?}");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
 /// The C module that pip built (`mod_wsgi-express module-location`).
 fn c_module() -> &'static Path {
     static C: OnceLock<PathBuf> = OnceLock::new();
@@ -273,6 +288,37 @@ open(key_path, "wb").write(key.private_bytes(serialization.Encoding.PEM,
     (cert, key)
 }
 
+// ------------------------------------------------------------ known gaps
+
+/// Gaps of our module that are known and being fixed elsewhere. Every set
+/// runs into (a); the sets with an access or auth script into (b) too
+/// (`OptionSet::gaps`). No set is `#[ignore]`d for them: with both worked
+/// around (MOD_WSGI_RS_EXPRESS_PREVIEW=a,b), every set still shows other
+/// differences, which the failure messages list (and
+/// docs/environ-differences.md, "mod_wsgi-express 6.1.1", describes).
+/// Once (a) and (b) are fixed, remove the preview knob and these notes.
+const KNOWN_GAPS: &[(&str, &str)] = &[
+    (
+        "a",
+        "the generated handler.wsgi does `from mod_wsgi.express.runtime import ...`; \
+         our built-in `mod_wsgi` module hides the pip-installed `mod_wsgi` package \
+         (fix: our module takes the package's __path__)",
+    ),
+    (
+        "b",
+        "`WSGIRestrictEmbedded On` (express always sets it) makes our module refuse \
+         to run access/auth scripts in Apache children",
+    ),
+];
+
+fn gap_notes(gaps: &str) -> String {
+    KNOWN_GAPS
+        .iter()
+        .filter(|(id, _)| gaps.split(',').any(|g| g.trim() == *id))
+        .map(|(id, what)| format!("  ({id}) {what}\n"))
+        .collect()
+}
+
 // ------------------------------------------------------------ option sets
 
 /// One mod_wsgi-express configuration and the requests it gets.
@@ -285,6 +331,9 @@ struct OptionSet {
     options: &'static [&'static str],
     /// Wants a second port for --https-port and a certificate.
     https: bool,
+    /// Which of the known gaps of our module (see `KNOWN_GAPS`) this set
+    /// runs into today.
+    gaps: &'static str,
     /// Requests sent (and other observations made) on the running server.
     exercise: fn(&Run, &mut Observations),
 }
@@ -309,6 +358,7 @@ const DAEMON: OptionSet = OptionSet {
         "info",
     ],
     https: false,
+    gaps: "a",
     exercise: exercise_daemon,
 };
 
@@ -356,6 +406,7 @@ const STATIC_MOUNT: OptionSet = OptionSet {
         "/app",
     ],
     https: false,
+    gaps: "a",
     exercise: exercise_static_mount,
 };
 
@@ -396,6 +447,7 @@ const AUTH_BASIC: OptionSet = OptionSet {
         "editors",
     ],
     https: false,
+    gaps: "a,b",
     exercise: exercise_auth_basic,
 };
 
@@ -422,6 +474,7 @@ const AUTH_DIGEST: OptionSet = OptionSet {
         "Digest",
     ],
     https: false,
+    gaps: "a,b",
     exercise: exercise_auth_digest,
 };
 
@@ -437,6 +490,7 @@ const HOST_ACCESS: OptionSet = OptionSet {
     name: "host_access",
     options: &["--host-access-script", "{site}/host_access.wsgi"],
     https: false,
+    gaps: "a,b",
     exercise: exercise_host_access,
 };
 
@@ -453,6 +507,7 @@ const INCLUDE: OptionSet = OptionSet {
     name: "include_file",
     options: &["--include-file", "{site}/extra.conf"],
     https: false,
+    gaps: "a",
     exercise: exercise_include,
 };
 
@@ -478,6 +533,7 @@ const HTTPS: OptionSet = OptionSet {
         SERVER_NAME,
     ],
     https: true,
+    gaps: "a",
     exercise: exercise_https,
 };
 
@@ -502,6 +558,7 @@ const COMPRESS_METRICS: OptionSet = OptionSet {
     name: "compress_metrics",
     options: &["--compress-responses", "--server-metrics"],
     https: false,
+    gaps: "a",
     exercise: exercise_compress_metrics,
 };
 
@@ -518,14 +575,14 @@ const RELOAD: OptionSet = OptionSet {
     name: "reload_on_changes",
     options: &["--reload-on-changes", "--python-path", "{site}/pylib"],
     https: false,
+    gaps: "a",
     exercise: exercise_reload,
 };
 
 fn exercise_reload(run: &Run, obs: &mut Observations) {
-    let first = run.fetch(&Req::get("/reload"));
-    let worked = first.body == b"helper=helper-v1\n";
-    obs.request(run, Req::get("/reload"));
-    if !worked {
+    // C answers at once; a server that hangs is not waited for long.
+    let first = obs.request(run, Req::get("/reload").max_time(10));
+    if first != b"helper=helper-v1\n" {
         // Nothing to reload; do not wait for it.
         obs.note(
             "reload after the change",
@@ -685,7 +742,7 @@ struct Run {
     cert: Option<PathBuf>,
     started: bool,
     start_error: String,
-    _tmp: Option<tempfile::TempDir>,
+    tmp_dir: Option<tempfile::TempDir>,
 }
 
 impl Run {
@@ -776,7 +833,7 @@ impl Run {
             if preview('a') {
                 let handler = root.join("handler.wsgi");
                 let text = fs::read_to_string(&handler).unwrap();
-                let pkg = express_venv().join("lib/python3.11/site-packages/mod_wsgi");
+                let pkg = express_package_dir();
                 let shim = format!(
                     "import mod_wsgi; mod_wsgi.__path__ = [{:?}]  # MOD_WSGI_RS_EXPRESS_PREVIEW=a\n",
                     pkg.display().to_string()
@@ -794,7 +851,7 @@ impl Run {
             cert: tls.map(|t| t.0.clone()),
             started: false,
             start_error: String::new(),
-            _tmp: Some(tmp),
+            tmp_dir: Some(tmp),
         }
     }
 
@@ -1046,11 +1103,6 @@ impl Drop for Run {
         if let Some(problem) = self.stop() {
             eprintln!("[express] {problem}");
         }
-        if std::thread::panicking() && std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some() {
-            if let Some(td) = self._tmp.take() {
-                eprintln!("[express] kept {}", td.keep().display());
-            }
-        }
     }
 }
 
@@ -1067,7 +1119,8 @@ impl Observations {
         self.items.push((label.to_string(), text));
     }
 
-    fn request(&mut self, run: &Run, req: Req) {
+    /// Sends the request, records what came back; returns the body.
+    fn request(&mut self, run: &Run, req: Req) -> Vec<u8> {
         let r = run.fetch(&req);
         let mut text = String::new();
         match r.status {
@@ -1088,6 +1141,7 @@ impl Observations {
         }
         self.items
             .push((req.label(), mask_digest(&run.normalize(&text))));
+        r.body
     }
 
     /// The names of the daemon processes, as ps shows them: express gives
@@ -1236,6 +1290,11 @@ fn run_once(
         (set.exercise)(&run, &mut obs);
     }
     let stop_problem = run.stop();
+    if std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some() {
+        if let Some(td) = run.tmp_dir.take() {
+            eprintln!("[express] {}: kept {}", run.label(), td.keep().display());
+        }
+    }
     let outcome = Outcome {
         module,
         label: run.label(),
@@ -1414,8 +1473,16 @@ fn check_with(set: &OptionSet, second: Module) {
             .filter(|l| l.contains("[wsgi:") && !l.contains("express-app:"))
             .take(30)
             .collect();
+        let gaps = if second == Module::Ours {
+            format!(
+                "\n--- known gaps of our module this set runs into (see KNOWN_GAPS):\n{}",
+                gap_notes(set.gaps)
+            )
+        } else {
+            String::new()
+        };
         panic!(
-            "option set {}: {} difference(s) between {} and {}:\n\n{}\n--- {} module lines in its error log (first 30):\n{}",
+            "option set {}: {} difference(s) between {} and {}:\n\n{}\n--- {} module lines in its error log (first 30):\n{}\n{gaps}",
             set.name,
             diffs.len(),
             c.label,
