@@ -7,11 +7,8 @@
 
 mod common;
 use common::*;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const PYTHON: &str = "/usr/bin/python3";
 /// What the virtualenv holds; a change here rebuilds it.
 const REQUIREMENTS: &[&str] = &["flask>=3,<4", "django>=4.2,<6"];
 
@@ -36,66 +33,9 @@ const DJANGO_FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// True if every directory from / down to `p` may be entered by anyone
-/// (Apache's User must reach the virtualenv).
-fn world_traversable(p: &Path) -> bool {
-    p.ancestors().all(|a| {
-        std::fs::metadata(a)
-            .map(|m| m.mode() & 0o001 != 0)
-            .unwrap_or(false)
-    })
-}
-
-/// The cached virtualenv: `$CARGO_TARGET_DIR/test-venv` (default
-/// `target/test-venv`), or /var/tmp when the target directory is not
-/// reachable by Apache's user.
-fn venv_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    if world_traversable(&target) {
-        target.join("test-venv")
-    } else {
-        PathBuf::from("/var/tmp/mod_wsgi_rs-test-venv")
-    }
-}
-
-/// Builds the virtualenv unless a complete one for these requirements is
-/// there. Serialized across processes with flock(1): test binaries and
-/// other `cargo test` runs may want it at the same time.
+/// The cached virtualenv (see `common::venv`): `target/test-venv`.
 fn ensure_venv() -> PathBuf {
-    let venv = venv_dir();
-    let parent = venv.parent().unwrap();
-    std::fs::create_dir_all(parent).unwrap();
-    let stamp_text = format!("{PYTHON} {}", REQUIREMENTS.join(" "));
-    let script = r#"
-set -e
-venv="$1"; stamp="$2"; python="$3"; shift 3
-if [ -f "$venv/.complete" ] && [ "$(cat "$venv/.complete")" = "$stamp" ]; then exit 0; fi
-rm -rf "$venv"
-"$python" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
-chmod -R a+rX "$venv"
-printf '%s' "$stamp" > "$venv/.complete"
-"#;
-    let lock = parent.join("test-venv.lock");
-    let out = Command::new("flock")
-        .arg(&lock)
-        .args(["sh", "-c", script, "sh"])
-        .arg(&venv)
-        .arg(&stamp_text)
-        .arg(PYTHON)
-        .args(REQUIREMENTS)
-        .output()
-        .expect("running flock sh (util-linux)");
-    assert!(
-        out.status.success(),
-        "building the test virtualenv {} failed:\n{}\n{}",
-        venv.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    venv
+    common::venv::ensure_venv("test-venv", REQUIREMENTS)
 }
 
 #[derive(Clone, Copy, Debug)]

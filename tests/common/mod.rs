@@ -27,6 +27,8 @@
 
 #![allow(dead_code)]
 
+pub mod venv;
+
 use std::collections::HashSet;
 use std::fs;
 use std::io::{ErrorKind, Read, Write};

@@ -1,0 +1,76 @@
+//! Cached virtualenvs for tests that need packages from PyPI.
+//!
+//! A virtualenv is built once per machine under the cargo target directory
+//! (`$CARGO_TARGET_DIR/<name>`, default `target/<name>`), or under /var/tmp
+//! when the target directory is not reachable by Apache's user. A stamp file
+//! (`<venv>/.complete`) records the interpreter and the requirement list: a
+//! change of either rebuilds the virtualenv. Builds are serialized across
+//! processes with flock(1) on `<name>.lock` beside it, since several test
+//! binaries and `cargo test` runs may want one at the same time. The whole
+//! tree is made a+rX: Apache's children (www-data) import from it.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The interpreter every virtualenv is made from (Debian's Python).
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// True if every directory from / down to `p` may be entered by anyone
+/// (Apache's User must reach the virtualenv).
+pub fn world_traversable(p: &Path) -> bool {
+    p.ancestors().all(|a| {
+        std::fs::metadata(a)
+            .map(|m| m.mode() & 0o001 != 0)
+            .unwrap_or(false)
+    })
+}
+
+/// Where the virtualenv called `name` lives.
+pub fn venv_dir(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    if world_traversable(&target) {
+        target.join(name)
+    } else {
+        PathBuf::from(format!("/var/tmp/mod_wsgi_rs-{name}"))
+    }
+}
+
+/// Builds the virtualenv `name` with `pip install <requirements>` unless a
+/// complete one for exactly these requirements is there; returns its path.
+pub fn ensure_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    let venv = venv_dir(name);
+    let parent = venv.parent().unwrap();
+    std::fs::create_dir_all(parent).unwrap();
+    let stamp_text = format!("{PYTHON} {}", requirements.join(" "));
+    let script = r#"
+set -e
+venv="$1"; stamp="$2"; python="$3"; shift 3
+if [ -f "$venv/.complete" ] && [ "$(cat "$venv/.complete")" = "$stamp" ]; then exit 0; fi
+rm -rf "$venv"
+"$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+chmod -R a+rX "$venv"
+printf '%s' "$stamp" > "$venv/.complete"
+"#;
+    let lock = parent.join(format!("{name}.lock"));
+    let out = Command::new("flock")
+        .arg(&lock)
+        .args(["sh", "-c", script, "sh"])
+        .arg(&venv)
+        .arg(&stamp_text)
+        .arg(PYTHON)
+        .args(requirements)
+        .output()
+        .expect("running flock sh (util-linux)");
+    assert!(
+        out.status.success(),
+        "building the test virtualenv {} failed:\n{}\n{}",
+        venv.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    venv
+}
