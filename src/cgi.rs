@@ -56,9 +56,8 @@ pub fn vars(
         set(&mut vars, "HTTP_AUTHORIZATION", auth);
     }
     // As mod_wsgi: SCRIPT_NAME and PATH_INFO before a proxy rewrites them.
-    let raw_script_name = var(&vars, "SCRIPT_NAME").unwrap_or("").to_string();
     let (script_name, path_info) = crate::wsgi::environ::script_name_and_path_info(
-        &raw_script_name,
+        var(&vars, "SCRIPT_NAME").unwrap_or(""),
         var(&vars, "PATH_INFO").unwrap_or(""),
     );
     let outcome = crate::wsgi::proxy::apply(&mut vars, proxy);
@@ -70,11 +69,6 @@ pub fn vars(
                 outcome.unusable.join(", ")
             ),
         );
-    }
-    // A trusted X-Script-Name replaced SCRIPT_NAME: mod_wsgi says so.
-    if let Some(mount) = var(&vars, "SCRIPT_NAME").filter(|s| *s != raw_script_name) {
-        let mount = mount.to_string();
-        vars.push(("mod_wsgi.mount_point".into(), mount));
     }
     vars.push(("mod_wsgi.script_name".into(), script_name));
     vars.push(("mod_wsgi.path_info".into(), path_info));

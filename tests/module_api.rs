@@ -712,6 +712,7 @@ def application(environ, start_response):
         "containers=%s" % [type(getattr(mod_wsgi, n)).__name__ for n in
                             ("event_callbacks", "shutdown_callbacks", "signal_callbacks", "active_requests")],
         "unknown_is_attribute_error=%s" % (not hasattr(mod_wsgi, "no_such_name")),
+        "request_timeout_bases=%s" % ([c.__name__ for c in mod_wsgi.RequestTimeout.__mro__],),
         "apache.version=%s" % (apache.version,),
         "apache.description=%s" % apache.description,
         "apache.mpm_name=%s" % apache.mpm_name,
@@ -754,6 +755,12 @@ fn every_mod_wsgi_name_and_the_apache_module_in_both_modes() {
             "{path}"
         );
         assert_eq!(f["unknown_is_attribute_error"], "True", "{path}");
+        // As mod_wsgi's: not an Exception, so `except Exception:` in the
+        // application does not swallow it.
+        assert_eq!(
+            f["request_timeout_bases"], "['RequestTimeout', 'BaseException', 'object']",
+            "{path}"
+        );
         assert!(f["apache.version"].starts_with("(2, 4, "), "{path}: {f:?}");
         assert_eq!(f["apache.description"], description, "{path}");
         assert_eq!(f["apache.mpm_name"], "event", "{path}");

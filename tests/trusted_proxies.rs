@@ -12,6 +12,7 @@ use common::*;
 const ENV_APP: &str = r#"
 KEYS = ["REMOTE_ADDR", "wsgi.url_scheme", "HTTPS", "REQUEST_SCHEME", "HTTP_HOST",
         "SERVER_NAME", "SERVER_PORT", "SCRIPT_NAME", "mod_wsgi.mount_point",
+        "mod_wsgi.script_name",
         "mod_wsgi.process_group",
         "HTTP_X_FORWARDED_FOR", "HTTP_X_CLIENT_IP", "HTTP_X_REAL_IP",
         "HTTP_X_FORWARDED_HOST", "HTTP_X_HOST", "HTTP_X_FORWARDED_SERVER",
@@ -23,15 +24,6 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return ["\n".join(lines).encode()]
 "#;
-
-/// `key` from the app's `key=value` lines.
-fn field(body: &str, key: &str) -> String {
-    let prefix = format!("{key}=");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("{key} missing in:\n{body}"))
-        .to_string()
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Category {
@@ -59,7 +51,7 @@ const HEADERS: &[(&str, Category, &str)] = &[
     ("X-Forwarded-Server", Server, "front.example.com"),
     ("X-Forwarded-Port", Port, "8443"),
     ("X-Script-Name", ScriptName, "/shop"),
-    ("X-Forwarded-Script-Name", ScriptName, "/store"),
+    ("X-Forwarded-Script-Name", ScriptName, "/store/"),
     ("X-Forwarded-Proto", Scheme, "https"),
     ("X-Forwarded-Scheme", Scheme, "HTTPS"),
     ("X-Scheme", Scheme, "https"),
@@ -186,8 +178,11 @@ fn check_header(apache: &Apache, mode: &str, group: &str, trust: Trust, case: &s
     } else {
         (mount.as_str(), "-")
     };
+    // The mount point as the proxy gave it ("/store/" keeps its slash), as
+    // mod_wsgi 6; mod_wsgi.script_name keeps Apache's.
     assert_eq!(field(&body, "SCRIPT_NAME"), script_name, "{at}");
     assert_eq!(field(&body, "mod_wsgi.mount_point"), mount_point, "{at}");
+    assert_eq!(field(&body, "mod_wsgi.script_name"), mount, "{at}");
     let scheme = if applies(Scheme) { "https" } else { "http" };
     assert_eq!(field(&body, "wsgi.url_scheme"), scheme, "{at}");
     assert_eq!(field(&body, "HTTPS"), "-", "{at}: HTTPS is never passed on");

@@ -106,7 +106,12 @@ pub fn build<'py, 'v>(
         environ.set_item("mod_wsgi.script_name", &script_name)?;
         environ.set_item("mod_wsgi.path_info", &path_info)?;
     }
-    environ.set_item("SCRIPT_NAME", script_name)?;
+    // A trusted proxy's X-Script-Name is the mount point, used as it is
+    // (as mod_wsgi 6 does); otherwise Apache's, cleaned up.
+    match environ.get_item("mod_wsgi.mount_point")? {
+        Some(mount) => environ.set_item("SCRIPT_NAME", mount)?,
+        None => environ.set_item("SCRIPT_NAME", script_name)?,
+    }
     environ.set_item("PATH_INFO", path_info)?;
     environ.set_item("mod_wsgi.request_start", seconds(request_start))?;
     environ.set_item("mod_wsgi.queue_start", seconds(queue_start))?;

@@ -189,15 +189,21 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
     // logging (and threading) while it starts.
     module.add_function(wrap_pyfunction!(module_getattr, &module)?)?;
     // Raised inside a request that runs past request-timeout when
-    // interrupt-timeout is set (daemon mode), as mod_wsgi 6 does.
-    let timeout_error = py.get_type::<pyo3::exceptions::PyTimeoutError>();
+    // interrupt-timeout is set (daemon mode), as mod_wsgi 6 does. A
+    // BaseException, as mod_wsgi's: `except Exception:` in the application
+    // does not swallow it.
+    let base = py.get_type::<pyo3::exceptions::PyBaseException>();
     let namespace = pyo3::types::PyDict::new(py);
     namespace.set_item("__module__", "mod_wsgi")?;
-    let request_timeout = py.import("builtins")?.getattr("type")?.call1((
-        "RequestTimeout",
-        (timeout_error,),
-        namespace,
-    ))?;
+    namespace.set_item(
+        "__doc__",
+        "Raised when a daemon request exceeds request-timeout with interrupt-timeout set; \
+         re-raise it so the request ends with 504.",
+    )?;
+    let request_timeout =
+        py.import("builtins")?
+            .getattr("type")?
+            .call1(("RequestTimeout", (base,), namespace))?;
     module.setattr("RequestTimeout", request_timeout)?;
     if let Some(path) = companion_path(py, application_group) {
         module.setattr("__path__", path)?;

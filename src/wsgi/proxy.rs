@@ -355,9 +355,10 @@ fn apply_one(
             set(vars, "SERVER_PORT", value);
             true
         }
+        // The environ's SCRIPT_NAME becomes this value as it is (see
+        // `environ::build`); mod_wsgi.script_name keeps Apache's.
         Effect::MountPoint => {
             set(vars, "mod_wsgi.mount_point", value);
-            set(vars, "SCRIPT_NAME", value);
             true
         }
         Effect::SchemeName => {
@@ -577,7 +578,7 @@ mod tests {
                     Effect::HttpHost => ("HTTP_HOST", sent.as_str()),
                     Effect::ServerName => ("SERVER_NAME", sent.as_str()),
                     Effect::ServerPort => ("SERVER_PORT", sent.as_str()),
-                    Effect::MountPoint => ("SCRIPT_NAME", sent.as_str()),
+                    Effect::MountPoint => ("mod_wsgi.mount_point", sent.as_str()),
                     Effect::SchemeName | Effect::SchemeFlag => ("HTTPS", "1"),
                 };
                 assert_eq!(get(&v, var), Some(want), "{}", h.name);
@@ -787,11 +788,13 @@ mod tests {
         assert_eq!(get(&v, "HTTP_HOST"), Some("a.example, b.example"));
         assert_eq!(get(&v, "SERVER_NAME"), Some(""));
         assert_eq!(get(&v, "SERVER_PORT"), Some("http"));
-        assert_eq!(get(&v, "SCRIPT_NAME"), Some("/shop/"));
+        // Apache's SCRIPT_NAME stays for mod_wsgi.script_name; the mount
+        // point becomes the environ's SCRIPT_NAME (`environ::build`).
+        assert_eq!(get(&v, "SCRIPT_NAME"), Some("/app"));
         assert_eq!(get(&v, "mod_wsgi.mount_point"), Some("/shop/"));
         // Variables keep their place.
         assert_eq!(v[0].0, "REMOTE_ADDR");
-        assert_eq!(v[5], ("SCRIPT_NAME".into(), "/shop/".into()));
+        assert_eq!(v[2], ("SERVER_PORT".into(), "http".into()));
     }
 
     #[test]
