@@ -335,6 +335,32 @@ fn subscribe_shutdown_runs_when_a_daemon_process_stops() {
     );
 }
 
+/// A daemon that recycles on its own names why, with mod_wsgi's word.
+#[test]
+fn shutdown_reason_names_a_recycle_for_maximum_requests() {
+    let shared = shared_dir();
+    let marker = shared.path().join("stopped");
+    let apache = Apache::builder()
+        .file("app/s.wsgi", SHUTDOWN_APP)
+        .file("app/marker_path", &marker.display().to_string())
+        .directives(
+            "WSGIDaemonProcess mr processes=1 threads=1 maximum-requests=1
+             WSGIScriptAlias /s {dir}/app/s.wsgi process-group=mr
+",
+        )
+        .start();
+    let pid = get_fields(&apache, "/s")["pid"].clone();
+    let expected = format!("process_stopping reason=[maximum_requests] pid={pid}");
+    let lines = wait_for_lines(&marker, Duration::from_secs(15), |l| {
+        l.iter().any(|x| *x == expected)
+    });
+    assert!(
+        lines.iter().any(|x| *x == expected),
+        "wanted {expected:?} in {lines:?}\n{}",
+        apache.error_log()
+    );
+}
+
 #[test]
 fn subscribe_shutdown_runs_when_an_apache_child_exits() {
     check_shutdown("embedded", "WSGIScriptAlias /s {dir}/app/s.wsgi\n", "");

@@ -71,6 +71,9 @@ struct Shared {
     /// 1); 0 until a request counts as activity, as mod_wsgi's idle timer
     /// only runs from the first one.
     last_activity_ms: AtomicU64,
+    /// Why this process stops, when it decided so itself (mod_wsgi's
+    /// `shutdown_reason` words); signals name themselves.
+    shutdown_reason: std::sync::OnceLock<&'static str>,
     /// Milliseconds since `started` when the deadlock thread last held the GIL.
     last_gil_ms: AtomicU64,
     /// Set once the script has loaded (for startup-timeout).
@@ -101,7 +104,11 @@ impl Shared {
     }
 
     /// Asks the caretaker to stop the process, saying why.
-    fn request_exit(&self, how: u8, why: &str) {
+    /// Asks the caretaker to stop this process (`how`); `reason` is
+    /// mod_wsgi's word for why, reported as `shutdown_reason` (the first
+    /// one asked stands).
+    fn request_exit(&self, how: u8, reason: &'static str, why: &str) {
+        let _ = self.shutdown_reason.set(reason);
         log::server(None, Level::Info, &format!("{}: {why}", self.who()));
         let _ = nix::unistd::write(process_fd(self.wake_write), &[how]);
     }
@@ -211,6 +218,7 @@ fn setup_and_serve(
         active: Mutex::new(vec![None; threads]),
         requests: AtomicU64::new(0),
         last_activity_ms: AtomicU64::new(0),
+        shutdown_reason: std::sync::OnceLock::new(),
         last_gil_ms: AtomicU64::new(0),
         script_loaded: AtomicBool::new(false),
         python_gate: Mutex::new(false),
@@ -405,11 +413,13 @@ fn caretaker(
             );
             proc_edge::exit_now(super::supervisor::EXIT_REAPED);
         });
-    crate::wsgi::events::process_stopping(match how {
-        GRACEFUL => "graceful_signal",
-        EVICTION => "eviction_signal",
-        _ => "shutdown_signal",
-    });
+    crate::wsgi::events::process_stopping(shared.shutdown_reason.get().copied().unwrap_or(
+        match how {
+            GRACEFUL => "graceful_signal",
+            EVICTION => "eviction_signal",
+            _ => "shutdown_signal",
+        },
+    ));
     wait_idle(shared, timeout, None);
     let idle = shared.active.lock().iter().all(Option::is_none);
     // Destroying the interpreter runs the application's atexit handlers;
@@ -589,6 +599,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     if o.maximum_requests > 0 && served == o.maximum_requests {
         shared.request_exit(
             GRACEFUL,
+            "maximum_requests",
             &format!("reached maximum-requests={}; recycling", o.maximum_requests),
         );
     }
@@ -654,6 +665,7 @@ fn serve_request(
         if first != mtime && !shared.stopping.load(Ordering::SeqCst) {
             shared.request_exit(
                 GRACEFUL,
+                "script_reload",
                 &format!("script '{script}' changed; recycling (WSGIScriptReloading)"),
             );
         }
@@ -709,6 +721,7 @@ fn serve_request(
     if served.reload_requested && !shared.stopping.load(Ordering::SeqCst) {
         shared.request_exit(
             GRACEFUL,
+            "script_reload",
             &format!("reload_required() of script '{script}' asked for a reload; recycling (WSGIScriptReloading)"),
         );
     }
@@ -776,6 +789,7 @@ fn monitor_thread(shared: &Shared) {
         {
             shared.request_exit(
                 SHUTDOWN,
+                "deadlock_timeout",
                 &format!(
                     "Python GIL not acquirable for deadlock-timeout={}s; restarting",
                     o.deadlock_timeout.as_secs()
@@ -786,6 +800,7 @@ fn monitor_thread(shared: &Shared) {
         if !o.restart_interval.is_zero() && now > secs(o.restart_interval) {
             shared.request_exit(
                 GRACEFUL,
+                "restart_interval",
                 &format!(
                     "restart-interval={}s reached; recycling",
                     o.restart_interval.as_secs()
@@ -802,6 +817,7 @@ fn monitor_thread(shared: &Shared) {
         {
             shared.request_exit(
                 GRACEFUL,
+                "inactivity_timeout",
                 &format!(
                     "no requests for inactivity-timeout={}s; recycling",
                     o.inactivity_timeout.as_secs()
@@ -853,7 +869,7 @@ fn monitor_thread(shared: &Shared) {
                 }
             }
             if let Some(ran) = restart {
-                shared.request_exit(SHUTDOWN, &format!(
+                shared.request_exit(SHUTDOWN, "request_timeout", &format!(
                     "a request has run {:.0}s and did not stop within interrupt-timeout={}s of being interrupted; restarting",
                     ran.as_secs_f64(),
                     o.interrupt_timeout.as_secs()
@@ -867,6 +883,7 @@ fn monitor_thread(shared: &Shared) {
         {
             shared.request_exit(
                 SHUTDOWN,
+                "request_timeout",
                 &format!(
                     "a request has run {:.0}s, over request-timeout={}s; restarting",
                     longest.as_secs_f64(),
@@ -882,6 +899,7 @@ fn monitor_thread(shared: &Shared) {
         {
             shared.request_exit(
                 SHUTDOWN,
+                "startup_timeout",
                 &format!(
                     "the script did not load within startup-timeout={}s; restarting",
                     o.startup_timeout.as_secs()
