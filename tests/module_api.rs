@@ -86,8 +86,9 @@ def on_event(name, **event):
     elif name == "request_exception":
         detail = "type=%s" % event["exception_info"][0].__name__
     elif name == "request_finished":
-        detail = "status=%s from_app=%s output=%s" % (
-            event["status"], data.get("from_app"), event["output_length"])
+        detail = "status=%s from_app=%s output=%s gil_waited=%s" % (
+            event["status"], data.get("from_app"), event["output_length"],
+            event["gil_wait_count"] > 0 and event["gil_wait_time"] >= 0)
     record("%s id=%s keys=%s %s" % (name, event.get("request_id"), ",".join(sorted(event)), detail))
 
 def wrapping(name, **event):
@@ -203,7 +204,9 @@ fn check_events(mode: &str, directives: &str) {
     // with the status and the body length.
     let body_len = apache.get("/app/plain").text().len();
     assert!(
-        mine[2].ends_with(&format!("status=200 from_app=yes output={body_len}")),
+        mine[2].ends_with(&format!(
+            "status=200 from_app=yes output={body_len} gil_waited=True"
+        )),
         "{mode}: {}",
         mine[2]
     );

@@ -214,12 +214,31 @@ impl Drop for GilTurn {
     }
 }
 
+thread_local! {
+    /// This thread's waits to take the GIL back after releasing it: how
+    /// many, and seconds in all (mod_wsgi's gil_wait_count / _time).
+    static GIL_WAITS: std::cell::Cell<(u64, f64)> = const { std::cell::Cell::new((0, 0.0)) };
+}
+
+/// This thread's GIL waits so far: (count, seconds). A request takes the
+/// difference between its start and its end.
+pub fn gil_waits() -> (u64, f64) {
+    GIL_WAITS.try_with(|w| w.get()).unwrap_or((0, 0.0))
+}
+
 /// `py.allow_threads(f)`, with the re-acquisition of the GIL afterwards
-/// queued in the waiting room like the first acquisition.
+/// queued in the waiting room like the first acquisition (and counted in
+/// [`gil_waits`]).
 pub fn allow_threads<T: Send>(py: Python<'_>, f: impl Send + FnOnce() -> T) -> T {
-    let (result, turn) = py.allow_threads(|| {
+    let (result, turn, waiting_since) = py.allow_threads(|| {
         let result = f();
-        (result, GilTurn::enter())
+        let waiting_since = std::time::Instant::now();
+        (result, GilTurn::enter(), waiting_since)
+    });
+    let waited = waiting_since.elapsed().as_secs_f64();
+    let _ = GIL_WAITS.try_with(|w| {
+        let (count, total) = w.get();
+        w.set((count + 1, total + waited));
     });
     drop(turn);
     result

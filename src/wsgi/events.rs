@@ -419,10 +419,8 @@ impl<'py> RequestScope<'py> {
                 event.set_item("application_finish", finish)?;
                 event.set_item("application_time", application_time)?;
                 event.set_item("status", status)?;
-                // Not measured: waits for the GIL happen inside the
-                // interpreter layer, which keeps no account of them.
-                event.set_item("gil_wait_time", 0.0)?;
-                event.set_item("gil_wait_count", 0)?;
+                event.set_item("gil_wait_time", io.gil_wait_time)?;
+                event.set_item("gil_wait_count", io.gil_wait_count)?;
                 Ok(())
             })();
             match filled {

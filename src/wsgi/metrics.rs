@@ -119,6 +119,7 @@ struct Interval {
     input_reads: u64,
     output_bytes: u64,
     output_writes: u64,
+    gil_wait_count: u64,
     /// Responses by class, 1xx to 5xx.
     statuses: [u64; 5],
 }
@@ -282,6 +283,10 @@ pub struct RequestIo {
     pub output_bytes: u64,
     pub output_writes: u64,
     pub output_time: f64,
+    /// Times the request thread took the GIL back after releasing it, and
+    /// the seconds it waited for it.
+    pub gil_wait_count: u64,
+    pub gil_wait_time: f64,
 }
 
 /// When a request passed each point (seconds since the epoch; queue and
@@ -333,7 +338,8 @@ pub fn record_request(times: &RequestTimes) {
     p.request.record(server + queue + daemon + application);
     p.input_read.record((times.io.input_time * 1e6) as u64);
     p.output_write.record((times.io.output_time * 1e6) as u64);
-    p.gil_wait.record(0);
+    p.gil_wait.record((times.io.gil_wait_time * 1e6) as u64);
+    interval.gil_wait_count += times.io.gil_wait_count;
     if super::module::in_daemon_process() {
         p.queue.record(queue);
         p.daemon.record(daemon);
@@ -374,6 +380,7 @@ fn start_recording_metrics() {
         phases: Phases::default(),
         input_bytes: 0,
         input_reads: 0,
+        gil_wait_count: 0,
         output_bytes: 0,
         output_writes: 0,
         statuses: [0; 5],
@@ -472,6 +479,7 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
             phases: Phases::default(),
             input_bytes: 0,
             input_reads: 0,
+            gil_wait_count: 0,
             output_bytes: 0,
             output_writes: 0,
             statuses: [0; 5],
@@ -595,8 +603,7 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
             }
         }
     }
-    // Not measured (see `events`): every request waited 0 s for the GIL.
-    d.set_item("gil_wait_count", 0)?;
+    d.set_item("gil_wait_count", interval.gil_wait_count)?;
     Ok(d.into_any().unbind())
 }
 
@@ -713,6 +720,8 @@ pub struct Metered {
     output_bytes: AtomicU64,
     output_writes: AtomicU64,
     output_us: AtomicU64,
+    /// The serving thread's GIL waits when the request started.
+    gil_waits_before: (u64, f64),
 }
 
 impl Metered {
@@ -725,13 +734,18 @@ impl Metered {
             output_bytes: AtomicU64::new(0),
             output_writes: AtomicU64::new(0),
             output_us: AtomicU64::new(0),
+            gil_waits_before: crate::python::interp::gil_waits(),
         }
     }
 
-    /// What went through so far.
+    /// What went through so far (called on the thread serving the request,
+    /// whose GIL waits it reports).
     pub fn io(&self) -> RequestIo {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (count, seconds) = crate::python::interp::gil_waits();
         RequestIo {
+            gil_wait_count: count.saturating_sub(self.gil_waits_before.0),
+            gil_wait_time: (seconds - self.gil_waits_before.1).max(0.0),
             input_bytes: get(&self.input_bytes),
             input_reads: get(&self.input_reads),
             input_time: get(&self.input_us) as f64 / 1e6,
