@@ -39,15 +39,7 @@ def application(environ, start_response):
 type Facts = BTreeMap<String, String>;
 
 fn facts(apache: &Apache, path: &str) -> Facts {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    r.text()
+    ok_body(apache, path)
         .lines()
         .filter_map(|l| l.split_once('\t'))
         .map(|(k, v)| (k.to_string(), v.to_string()))

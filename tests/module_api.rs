@@ -13,26 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Apps answer with "key=value" lines; this reads them back.
-fn fields(body: &str) -> HashMap<String, String> {
-    body.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn get_fields(apache: &Apache, path: &str) -> HashMap<String, String> {
-    let r = apache.get(path);
-    assert_eq!(
-        r.status,
-        200,
-        "{path}: {}\n{}",
-        r.text(),
-        apache.error_log()
-    );
-    fields(&r.text())
-}
-
 /// A directory outside ServerRoot that Apache's user (www-data when the
 /// tests run as root) may write to; it outlives the server.
 fn shared_dir() -> tempfile::TempDir {
