@@ -49,8 +49,8 @@ pub struct DirectiveSpec {
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const TELEMETRY: Status = Status::NotYet(
-    "the telemetry stream (mod_wsgi 6's binary datagrams to a unix socket) is not built yet",
+const SLOW_RECORDS: Status = Status::NotYet(
+    "slow-request records of the telemetry stream are not built yet (periodic samples and lifecycle records are)",
 );
 
 use ArgShape::*;
@@ -378,21 +378,19 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISlowRequests",
         ServerOnly,
-        Status::NotYet(
-            "as in mod_wsgi 6 it only adds slow-request records to the telemetry stream, which is not built yet",
-        ),
+        SLOW_RECORDS,
         "WSGISlowRequests seconds",
     ),
     d(
         "WSGITelemetryService",
         ServerOnly,
-        TELEMETRY,
+        Implemented,
         "WSGITelemetryService unix:/path [interval=seconds]",
     ),
     d(
         "WSGITelemetryOptions",
         ServerOnly,
-        TELEMETRY,
+        SLOW_RECORDS,
         "WSGITelemetryOptions [+|-]Flag ... | None | All",
     ),
     d(
@@ -491,6 +489,7 @@ mod tests {
                 "WSGISocketRotation",
                 "WSGIAcceptMutex",
                 "WSGIServerMetrics",
+                "WSGITelemetryService",
                 "WSGIVerboseDebugging"
             ]
         );

@@ -383,6 +383,9 @@ fn start_recording_metrics() {
 /// mod_wsgi.process_metrics(): this process, once recording started.
 #[pyfunction]
 fn process_metrics(py: Python<'_>) -> PyResult<PyObject> {
+    if crate::telemetry::is_enabled() {
+        return Ok(py.None());
+    }
     let (busy, count, active, threads) = {
         let mut state = STATE.lock();
         if state.interval.is_none() {
@@ -420,18 +423,31 @@ fn process_metrics(py: Python<'_>) -> PyResult<PyObject> {
     Ok(d.into_any().unbind())
 }
 
-/// mod_wsgi.request_metrics(): the interval since the last call (or since
-/// recording started), which starts a new interval.
-#[pyfunction]
-fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
+/// One interval, taken (and a new one started) by `drain`.
+struct Drained {
+    interval: Interval,
+    stop: f64,
+    period: f64,
+    cpu_user: f64,
+    cpu_system: f64,
+    max_rss: Option<u64>,
+    max: usize,
+    threads_started: usize,
+    request_busy: f64,
+    request_count: u64,
+    active_threads: usize,
+    /// Per slot: completed, busy us, cpu us, current elapsed us, max us.
+    slots: Vec<(u64, u64, u64, u64, u64)>,
+}
+
+/// Ends the interval being recorded (None if none is) and starts the next.
+fn drain() -> Option<Drained> {
     let (cpu_now, max_rss) = process_usage();
     let stop = now();
     let max = threads_maximum();
-    let (interval, busy, count, slots) = {
+    let (interval, busy, count, slots, threads_started) = {
         let mut state = STATE.lock();
-        if state.interval.is_none() {
-            return Ok(py.None());
-        }
+        state.interval.as_ref()?;
         let busy = state.account(0);
         let count = state.total;
         // Each slot's figures for the interval, the running request's busy
@@ -477,7 +493,8 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
             statuses: [0; 5],
         };
         let interval = state.interval.replace(next).expect("checked above");
-        (interval, busy, count, slots)
+        let started = state.threads.len();
+        (interval, busy, count, slots, started)
     };
     let period = {
         let p = stop - interval.start;
@@ -491,6 +508,47 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
         .iter()
         .filter(|(completed, _, _, elapsed, _)| *completed > 0 || *elapsed > 0)
         .count();
+    Some(Drained {
+        interval,
+        stop,
+        period,
+        cpu_user,
+        cpu_system,
+        max_rss,
+        max,
+        threads_started,
+        request_busy,
+        request_count,
+        active_threads,
+        slots,
+    })
+}
+
+/// mod_wsgi.request_metrics(): the interval since the last call (or since
+/// recording started), which starts a new interval. None while the
+/// telemetry reporter is the consumer (WSGITelemetryService), as mod_wsgi.
+#[pyfunction]
+fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
+    if crate::telemetry::is_enabled() {
+        return Ok(py.None());
+    }
+    let Some(Drained {
+        interval,
+        stop,
+        period,
+        cpu_user,
+        cpu_system,
+        max_rss,
+        max,
+        threads_started,
+        request_busy,
+        request_count,
+        active_threads,
+        slots,
+    }) = drain()
+    else {
+        return Ok(py.None());
+    };
     let d = PyDict::new(py);
     d.set_item("pid", std::process::id())?;
     d.set_item("start_time", interval.start)?;
@@ -505,7 +563,7 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
     d.set_item("memory_max_rss", max_rss.unwrap_or(0))?;
     d.set_item("memory_rss", current_rss().unwrap_or(0))?;
     d.set_item("request_threads_maximum", max)?;
-    d.set_item("request_threads_started", STATE.lock().threads.len())?;
+    d.set_item("request_threads_started", threads_started)?;
     d.set_item("request_threads_active", active_threads)?;
     d.set_item("capacity_utilization", request_busy / period / max as f64)?;
     d.set_item("request_count", request_count)?;
@@ -598,6 +656,82 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
     // Not measured (see `events`): every request waited 0 s for the GIL.
     d.set_item("gil_wait_count", 0)?;
     Ok(d.into_any().unbind())
+}
+
+/// Starts recording for the telemetry reporter (WSGITelemetryService), as
+/// start_recording_metrics() would.
+pub fn start_recording_for_telemetry() {
+    start_recording_metrics();
+}
+
+/// Requests running now and done so far in this process.
+pub fn request_counts() -> (u64, u64) {
+    let state = STATE.lock();
+    (state.active, state.total)
+}
+
+/// The telemetry sample of the interval since the last one (which starts
+/// the next); None before recording started.
+pub fn telemetry_sample() -> Option<crate::telemetry::wire::Sample> {
+    use crate::telemetry::wire::{PhaseStats, Sample, SlotStats};
+    let d = drain()?;
+    let i = &d.interval;
+    let p = &i.phases;
+    let stats = |phase: &Phase| PhaseStats {
+        mean: if i.requests > 0 {
+            phase.total / i.requests as f64
+        } else {
+            0.0
+        },
+        min_max_us: phase.min_us.map(|m| (m, phase.max_us)),
+        buckets: phase
+            .buckets
+            .iter()
+            .map(|b| i32::try_from(*b).unwrap_or(i32::MAX))
+            .collect(),
+    };
+    let secs = |us: u64| us as f64 / 1e6;
+    Some(Sample {
+        sample_period: d.period,
+        request_count: d.request_count,
+        request_throughput: d.request_count as f64 / d.period,
+        capacity_utilization: d.request_busy / d.period / d.max as f64,
+        cpu_user_utilization: d.cpu_user,
+        cpu_system_utilization: d.cpu_system,
+        memory_rss: current_rss().unwrap_or(0),
+        memory_max_rss: d.max_rss.unwrap_or(0),
+        request_threads_maximum: d.max as u64,
+        request_threads_started: d.threads_started as u64,
+        request_threads_active: d.active_threads as u64,
+        phases: [
+            stats(&p.server),
+            stats(&p.queue),
+            stats(&p.daemon),
+            stats(&p.application),
+            stats(&p.request),
+            stats(&p.gil_wait),
+            stats(&p.input_read),
+            stats(&p.output_write),
+        ],
+        has_daemon_timing: super::module::in_daemon_process(),
+        input_bytes: i.input_bytes,
+        input_reads: i.input_reads,
+        output_bytes: i.output_bytes,
+        output_writes: i.output_writes,
+        statuses: i.statuses,
+        slots: d
+            .slots
+            .iter()
+            .map(|s| SlotStats {
+                completed: s.0,
+                busy: secs(s.1),
+                cpu: secs(s.2),
+                current_elapsed: secs(s.3),
+                max_duration: secs(s.4),
+            })
+            .collect(),
+        ..Sample::default()
+    })
 }
 
 /// WSGIServerMetrics (Apache children) and each daemon group's
