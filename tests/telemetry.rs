@@ -172,7 +172,7 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [body.encode()]
     if path == "/slow":
-        time.sleep(0.6)
+        time.sleep(1.6)
     code = path.strip("/") if path.strip("/").isdigit() else "200"
     headers = [("Content-Type", "text/plain")]
     if code.startswith("3"):
@@ -376,5 +376,116 @@ fn daemon_samples_and_lifecycle_reach_the_real_ingester() {
         "WSGIDaemonProcess tel processes=1 threads=2\n\
          WSGIScriptAlias /t {dir}/app/t.wsgi process-group=tel application-group=%{GLOBAL}\n",
         "tel",
+    );
+}
+
+/// WSGISlowRequests: active SLOW_REQUEST records each tick while a request
+/// runs past the threshold, then one completed record; none for the quick
+/// ones; the User-Agent only with WSGITelemetryOptions +CaptureUserAgent.
+fn check_slow(mode: &str, directives: &str, capture: bool) {
+    let ingester = Ingester::start();
+    let options = if capture {
+        "WSGITelemetryOptions +CaptureUserAgent\n"
+    } else {
+        ""
+    };
+    let apache = Apache::builder()
+        .file("app/t.wsgi", APP)
+        .directives(&format!(
+            "WSGITelemetryService {} interval=1\nWSGISlowRequests 0.3\n{options}{directives}",
+            ingester.target()
+        ))
+        .start();
+    let agent = [("User-Agent", "telemetry-test/1.0")];
+    for path in ["/t/200", "/t/404"] {
+        apache.request("GET", path, &agent, b"");
+    }
+    let r = apache.request("GET", "/t/slow?x=1", &agent, b"");
+    assert_eq!(r.status, 200, "{mode}: {}", r.text());
+    let served: u32 = common::field(&r.text(), "pid").parse().unwrap();
+    let records = ingester.wait(Duration::from_secs(20), |r| {
+        r.iter().any(requests("slow_request")) && total(r, "request_count") >= 3
+    });
+    let context = || format!("{mode}: {}\n{records:#?}", ingester.errors());
+    let slow: Vec<&Record> = records
+        .iter()
+        .filter(|r| requests("slow_request")(r))
+        .collect();
+    // While it ran past the threshold, each tick (1 s) sent an active
+    // record (the 1.3 s it ran past 0.3 s hold at least one tick); then
+    // one completed record, the last, with the same start.
+    let (done, running): (Vec<&Record>, Vec<&Record>) =
+        slow.iter().partition(|r| r.u("slow_record_state") == 1);
+    assert_eq!(done.len(), 1, "{}", context());
+    assert!(!running.is_empty(), "{}", context());
+    let s = done[0];
+    assert!(std::ptr::eq(*slow.last().unwrap(), s), "{}", context());
+    for a in &running {
+        assert_eq!(a.u("slow_record_state"), 0, "{a:?}");
+        assert_eq!(a.u("slow_status"), 0, "not known while running: {a:?}");
+        assert_eq!(a.f("slow_start_stamp"), s.f("slow_start_stamp"), "{a:?}");
+        assert!(
+            a.f("slow_duration") >= 0.3 && a.f("slow_duration") <= s.f("slow_duration"),
+            "{a:?}"
+        );
+        assert_eq!(a.s("slow_path_info"), "/slow", "{a:?}");
+        assert_eq!(a.u("slow_thread_id"), s.u("slow_thread_id"), "{a:?}");
+    }
+    assert_eq!(s.pid, served, "{}", context());
+    assert_eq!(s.u("slow_record_state"), 1, "completed: {s:?}");
+    assert_eq!(s.u("slow_status"), 200, "{s:?}");
+    assert!(
+        s.f("slow_duration") >= 1.6 && s.f("slow_duration") < 10.0,
+        "{s:?}"
+    );
+    assert!(s.f("slow_application_time") >= 1.6, "{s:?}");
+    assert!(s.f("slow_start_stamp") > 1.6e9, "{s:?}");
+    assert_eq!(s.s("slow_method"), "GET", "{s:?}");
+    assert_eq!(s.s("slow_script_name"), "/t", "{s:?}");
+    assert_eq!(s.s("slow_path_info"), "/slow", "{s:?}");
+    assert_eq!(s.s("slow_scheme"), "http", "{s:?}");
+    assert_eq!(s.s("slow_protocol"), "HTTP/1.1", "{s:?}");
+    assert_eq!(s.s("slow_peer_ip"), "127.0.0.1", "{s:?}");
+    assert_eq!(s.s("slow_hostname"), "127.0.0.1", "{s:?}");
+    assert!(s.u("slow_thread_id") >= 1, "{s:?}");
+    assert!(s.f("slow_server_time") > 0.0, "{s:?}");
+    assert!(s.u("slow_output_bytes") > 0, "{s:?}");
+    assert!(s.u("slow_active_at_start") >= 1, "{s:?}");
+    let server_pid = s.u("slow_server_pid");
+    if directives.contains("process-group") {
+        assert_ne!(
+            server_pid,
+            u64::from(served),
+            "the Apache child, not the daemon: {s:?}"
+        );
+        assert!(server_pid > 0, "{s:?}");
+    } else {
+        assert_eq!(server_pid, u64::from(served), "{s:?}");
+    }
+    assert_eq!(
+        s.fields.get("slow_user_agent").map(String::as_str),
+        capture.then_some("telemetry-test/1.0"),
+        "{s:?}"
+    );
+    for sample in records.iter().filter(|r| r.kind == "request_metrics") {
+        assert!(
+            (sample.f("slow_requests_threshold") - 0.3).abs() < 1e-9,
+            "{sample:?}"
+        );
+    }
+}
+
+#[test]
+fn slow_requests_embedded_with_user_agent() {
+    check_slow("embedded", "WSGIScriptAlias /t {dir}/app/t.wsgi\n", true);
+}
+
+#[test]
+fn slow_requests_daemon_without_user_agent() {
+    check_slow(
+        "daemon",
+        "WSGIDaemonProcess tel processes=1 threads=2\n\
+         WSGIScriptAlias /t {dir}/app/t.wsgi process-group=tel application-group=%{GLOBAL}\n",
+        false,
     );
 }

@@ -49,9 +49,6 @@ pub struct DirectiveSpec {
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const SLOW_RECORDS: Status = Status::NotYet(
-    "slow-request records of the telemetry stream are not built yet (periodic samples and lifecycle records are)",
-);
 
 use ArgShape::*;
 use Context::*;
@@ -378,7 +375,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISlowRequests",
         ServerOnly,
-        SLOW_RECORDS,
+        Implemented,
         "WSGISlowRequests seconds",
     ),
     d(
@@ -390,7 +387,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGITelemetryOptions",
         ServerOnly,
-        SLOW_RECORDS,
+        Implemented,
         "WSGITelemetryOptions [+|-]Flag ... | None | All",
     ),
     d(
@@ -489,7 +486,9 @@ mod tests {
                 "WSGISocketRotation",
                 "WSGIAcceptMutex",
                 "WSGIServerMetrics",
+                "WSGISlowRequests",
                 "WSGITelemetryService",
+                "WSGITelemetryOptions",
                 "WSGIVerboseDebugging"
             ]
         );

@@ -83,8 +83,17 @@ impl Reporter {
             let seq = self.next_seq();
             self.send(&wire::encode_sample(&self.identity, seq, now(), &sample));
         }
-        let slow = std::mem::take(&mut *self.slow.lock());
+        if self.slow_threshold <= 0.0 {
+            return;
+        }
+        // Completed records first, then the requests still running past
+        // the threshold (one record each per tick), as mod_wsgi.
+        let mut slow = std::mem::take(&mut *self.slow.lock());
         let stamp = now();
+        slow.extend(crate::wsgi::metrics::slow_running(
+            stamp,
+            self.slow_threshold,
+        ));
         for record in slow {
             let seq = self.next_seq();
             self.send(&wire::encode_slow(self.identity.pid, seq, stamp, &record));

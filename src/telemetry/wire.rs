@@ -67,6 +67,7 @@ pub mod f {
     pub const SLOW_START_STAMP: u16 = 201;
     pub const SLOW_DURATION: u16 = 202;
     pub const SLOW_THREAD_ID: u16 = 203;
+    pub const SLOW_LOG_ID: u16 = 204;
     pub const SLOW_SERVER_PID: u16 = 205;
     pub const SLOW_METHOD: u16 = 210;
     pub const SLOW_SCHEME: u16 = 211;
@@ -337,10 +338,14 @@ pub fn encode_stopped(id: &Identity, seq: u32, stamp: f64, s: &Stopped<'_>) -> V
 /// A completed request that took at least the WSGISlowRequests threshold.
 #[derive(Clone, Debug, Default)]
 pub struct SlowRecord {
+    /// 0 while the request runs (sent each tick), 1 once it completed.
+    pub state: u8,
     pub start_stamp: f64,
     pub duration: f64,
     pub thread_id: u64,
     pub server_pid: u64,
+    /// Apache's log id of the request (empty without one).
+    pub log_id: String,
     pub method: String,
     pub scheme: String,
     pub hostname: String,
@@ -380,13 +385,15 @@ fn bounded(s: &str, max: usize) -> String {
     format!("{}...", &s[..end])
 }
 
-/// SLOW_REQUEST, completed state (1).
+/// SLOW_REQUEST. A running request's record has no status, CPU or I/O
+/// figures yet (zeros, as mod_wsgi sends them).
 pub fn encode_slow(pid: u32, seq: u32, stamp: f64, s: &SlowRecord) -> Vec<u8> {
     let mut d = Datagram::new(KIND_SLOW_REQUEST, pid, seq, stamp);
-    d.u64(f::SLOW_RECORD_STATE, 1)
+    d.u64(f::SLOW_RECORD_STATE, u64::from(s.state))
         .f64(f::SLOW_START_STAMP, s.start_stamp)
         .f64(f::SLOW_DURATION, s.duration)
         .u64(f::SLOW_THREAD_ID, s.thread_id)
+        .bytes(f::SLOW_LOG_ID, bounded(&s.log_id, 64).as_bytes())
         .u64(f::SLOW_SERVER_PID, s.server_pid)
         .bytes(f::SLOW_METHOD, bounded(&s.method, 16).as_bytes())
         .bytes(f::SLOW_SCHEME, bounded(&s.scheme, 16).as_bytes())
@@ -549,6 +556,7 @@ mod tests {
             2,
             3.0,
             &SlowRecord {
+                state: 1,
                 method: "GET".into(),
                 path_info: "x".repeat(600),
                 status: 200,

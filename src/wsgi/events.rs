@@ -335,6 +335,7 @@ impl<'py> RequestScope<'py> {
         let arrival = Arrival::of(environ);
         self.application_start = now();
         metrics::application_started(arrival.thread_id);
+        metrics::slow_request_starting(environ);
         let chosen = if has_subscribers(py) {
             self.cpu_start = metrics::ThreadCpu::now();
             let event = PyDict::new(py);

@@ -252,6 +252,9 @@ thread_local! {
 /// A request is over (whatever happened to it).
 pub fn request_ended() {
     let thread_id = CURRENT_SLOT.with(|c| c.take());
+    if let Some(id) = thread_id {
+        SLOW_RUNNING.lock().remove(&id);
+    }
     let cpu = thread_id.and_then(|_| ThreadCpu::now());
     let t = now();
     let mut state = STATE.lock();
@@ -306,6 +309,7 @@ fn micros_between(from: f64, to: f64) -> u64 {
 /// Adds a finished request to the interval being recorded, if any.
 pub fn record_request(times: &RequestTimes) {
     let mut state = STATE.lock();
+    let active = state.active;
     let Some(interval) = state.interval.as_mut() else {
         return;
     };
@@ -326,6 +330,7 @@ pub fn record_request(times: &RequestTimes) {
         )
     };
     let application = micros_between(times.application_start, times.application_finish);
+    slow_request_finished(times, active);
     let p = &mut interval.phases;
     interval.requests += 1;
     p.server.record(server);
@@ -352,6 +357,175 @@ pub fn record_request(times: &RequestTimes) {
     if let Some(c) = class {
         interval.statuses[c] += 1;
     }
+}
+
+/// A request that may become a slow record: what the record says about
+/// it, and when it arrived (the Apache child) and its application started.
+struct SlowCandidate {
+    record: crate::telemetry::wire::SlowRecord,
+    arrival: (f64, f64, f64),
+    application_start: f64,
+}
+
+/// The running requests, by request thread id (kept only while
+/// WSGISlowRequests is on).
+static SLOW_RUNNING: Mutex<std::collections::BTreeMap<u64, SlowCandidate>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// The application of a request is about to run: keeps what a slow record
+/// of it would say (only with WSGISlowRequests and the reporter running).
+pub fn slow_request_starting(environ: &Bound<'_, PyDict>) {
+    if crate::telemetry::slow_threshold().is_none() {
+        return;
+    }
+    let text = |key: &str| -> String {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<String>().ok())
+            .unwrap_or_default()
+    };
+    let number = |key: &str| -> u64 {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| {
+                v.extract::<u64>()
+                    .ok()
+                    .or_else(|| v.extract::<String>().ok()?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let host = text("HTTP_HOST");
+    // Host without its port (an IPv6 literal keeps its brackets).
+    let hostname = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && !port.contains(']') => h.to_string(),
+        _ if host.is_empty() => text("SERVER_NAME"),
+        _ => host,
+    };
+    let server_pid = match number("mod_wsgi.server_pid") {
+        0 if !super::module::in_daemon_process() => u64::from(std::process::id()),
+        pid => pid,
+    };
+    let record = crate::telemetry::wire::SlowRecord {
+        log_id: text("mod_wsgi.request_id"),
+        thread_id: number("mod_wsgi.thread_id"),
+        server_pid,
+        method: text("REQUEST_METHOD"),
+        scheme: text("wsgi.url_scheme"),
+        hostname,
+        script_name: text("SCRIPT_NAME"),
+        path_info: text("PATH_INFO"),
+        protocol: text("SERVER_PROTOCOL"),
+        peer_ip: text("REMOTE_ADDR"),
+        user_agent: if crate::telemetry::captures_user_agent() {
+            text("HTTP_USER_AGENT")
+        } else {
+            String::new()
+        },
+        active_at_start: STATE.lock().active,
+        ..Default::default()
+    };
+    // Seconds since the epoch (a float in the environ; 0 when not known).
+    let micros = |key: &str| -> f64 {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let candidate = SlowCandidate {
+        arrival: (
+            micros("mod_wsgi.request_start"),
+            micros("mod_wsgi.queue_start"),
+            micros("mod_wsgi.daemon_start"),
+        ),
+        application_start: now(),
+        record,
+    };
+    SLOW_RUNNING
+        .lock()
+        .insert(candidate.record.thread_id, candidate);
+}
+
+/// Slow records (state active) of the requests running for at least
+/// `threshold` seconds at `at`, for the reporter's tick.
+pub fn slow_running(at: f64, threshold: f64) -> Vec<crate::telemetry::wire::SlowRecord> {
+    let running = SLOW_RUNNING.lock();
+    let mut out = Vec::new();
+    for c in running.values() {
+        if at - c.start() < threshold {
+            continue;
+        }
+        let mut r = c.timed(at);
+        r.state = 0;
+        out.push(r);
+    }
+    out
+}
+
+impl SlowCandidate {
+    /// The request's start: its arrival in the Apache child, else the
+    /// start of its application.
+    fn start(&self) -> f64 {
+        if self.arrival.0 > 0.0 {
+            self.arrival.0
+        } else {
+            self.application_start
+        }
+    }
+
+    /// The record with its times up to `at`.
+    fn timed(&self, at: f64) -> crate::telemetry::wire::SlowRecord {
+        let (request_start, queue_start, daemon_start) = self.arrival;
+        let mut r = self.record.clone();
+        let start = self.start();
+        r.start_stamp = start;
+        r.duration = (at - start).max(0.0);
+        let secs = |us: u64| us as f64 / 1e6;
+        if queue_start > 0.0 {
+            r.server_time = secs(micros_between(request_start, queue_start));
+            r.queue_time = secs(micros_between(queue_start, daemon_start));
+            r.daemon_time = secs(micros_between(daemon_start, self.application_start));
+        } else {
+            r.server_time = secs(micros_between(request_start, self.application_start));
+        }
+        r.application_time = (at - self.application_start).max(0.0);
+        r
+    }
+}
+
+/// A finished request that took at least the WSGISlowRequests threshold
+/// goes to the reporter as a completed slow record.
+fn slow_request_finished(times: &RequestTimes, active: u64) {
+    let Some(thread_id) = CURRENT_SLOT.with(|c| c.get()) else {
+        return;
+    };
+    let Some(candidate) = SLOW_RUNNING.lock().remove(&thread_id) else {
+        return;
+    };
+    let Some(threshold) = crate::telemetry::slow_threshold() else {
+        return;
+    };
+    let finish = times.application_finish;
+    if finish - candidate.start() < threshold {
+        return;
+    }
+    let mut record = candidate.timed(finish);
+    record.state = 1;
+    record.input_bytes = times.io.input_bytes;
+    record.input_reads = times.io.input_reads;
+    record.output_bytes = times.io.output_bytes;
+    record.output_writes = times.io.output_writes;
+    record.input_read_time = times.io.input_time;
+    record.output_write_time = times.io.output_time;
+    // No status (failed before start_response) is the 500 the client got.
+    record.status = if times.status == 0 { 500 } else { times.status };
+    record.active_at_completion = active;
+    crate::telemetry::push_slow(record);
 }
 
 /// mod_wsgi.start_recording_metrics(): records from now on (once; later
