@@ -288,6 +288,8 @@ fn check(mode: &str, directives: &str, process_group: &str) {
         );
         if s.u("request_count") > 0 {
             assert!(s.f("request_time_max") >= s.f("request_time_min"), "{s:?}");
+            assert!(s.f("server_time_max") > 0.0, "{s:?}");
+            assert!(s.f("request_time") > s.f("application_time"), "{s:?}");
         }
     }
     // Sequence numbers go up in each process.

@@ -244,9 +244,8 @@ impl Arrival {
                 .get_item(key)
                 .ok()
                 .flatten()
-                .and_then(|v| v.extract::<String>().ok())
-                .and_then(|v| v.parse::<f64>().ok())
-                .map_or(0.0, |us| us / 1e6)
+                .and_then(|v| v.extract::<f64>().ok()) // seconds, as mod_wsgi 6
+                .unwrap_or(0.0)
         };
         let thread_id = environ
             .get_item("mod_wsgi.thread_id")
