@@ -320,6 +320,9 @@ pub fn child_init(main: &ServerConfig, hook_scripts: bool) -> Result<(), String>
             );
         }
     }
+    if !main.restrict_embedded() {
+        crate::telemetry::start("");
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub mod daemon;
 pub mod embedded;
 pub mod protocol;
 pub mod python;
+pub mod telemetry;
 pub mod wsgi;
 
 pub mod dispatch;

@@ -308,6 +308,7 @@ unsafe extern "C" fn post_config(
             log::server(Some(s), line.0, &line.1);
         }
         crate::wsgi::metrics::configure_server_metrics(main, &vhosts);
+        crate::telemetry::configure(main);
         // As mod_wsgi: daemon processes are forked once the scoreboard
         // exists, so they inherit it (mod_wsgi.server_metrics() reads it).
         // At the first start it is made just before the MPM runs (pre_mpm);
@@ -361,7 +362,10 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
         // As mod_wsgi: when the child ends (its pool goes, before Python is
         // finalized at exit), the applications' shutdown callbacks run.
         // SAFETY: the child pool Apache passed, destroyed when the child exits.
-        unsafe { Pool::from_raw(p) }.on_cleanup(|| crate::wsgi::events::process_stopping(""));
+        unsafe { Pool::from_raw(p) }.on_cleanup(|| {
+            crate::wsgi::events::process_stopping("");
+            crate::telemetry::child_exiting();
+        });
         // SAFETY: `s` is the live main server child_init was given.
         let pconf = unsafe { super::process::configuration_pool_of(s) };
         let daemons = pconf.generation_userdata::<crate::daemon::supervisor::Daemons>(

@@ -49,9 +49,6 @@ pub struct DirectiveSpec {
 const PER_INTERPRETER_GIL: Status = Status::NotYet(
     "sub-interpreters share one GIL (as with mod_wsgi's default); a GIL per interpreter is not built yet",
 );
-const TELEMETRY: Status = Status::NotYet(
-    "the telemetry stream (mod_wsgi 6's binary datagrams to a unix socket) is not built yet",
-);
 
 use ArgShape::*;
 use Context::*;
@@ -378,21 +375,19 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGISlowRequests",
         ServerOnly,
-        Status::NotYet(
-            "as in mod_wsgi 6 it only adds slow-request records to the telemetry stream, which is not built yet",
-        ),
+        Implemented,
         "WSGISlowRequests seconds",
     ),
     d(
         "WSGITelemetryService",
         ServerOnly,
-        TELEMETRY,
+        Implemented,
         "WSGITelemetryService unix:/path [interval=seconds]",
     ),
     d(
         "WSGITelemetryOptions",
         ServerOnly,
-        TELEMETRY,
+        Implemented,
         "WSGITelemetryOptions [+|-]Flag ... | None | All",
     ),
     d(
@@ -491,6 +486,9 @@ mod tests {
                 "WSGISocketRotation",
                 "WSGIAcceptMutex",
                 "WSGIServerMetrics",
+                "WSGISlowRequests",
+                "WSGITelemetryService",
+                "WSGITelemetryOptions",
                 "WSGIVerboseDebugging"
             ]
         );

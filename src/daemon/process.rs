@@ -189,6 +189,7 @@ fn setup_and_serve(
             );
         }
     }
+    crate::telemetry::start(&group.name);
 
     let (stop_read, stop_write) =
         nix::unistd::pipe().map_err(|e| format!("cannot create pipe: {e}"))?;
@@ -413,14 +414,15 @@ fn caretaker(
             );
             proc_edge::exit_now(super::supervisor::EXIT_REAPED);
         });
-    crate::wsgi::events::process_stopping(shared.shutdown_reason.get().copied().unwrap_or(
-        match how {
-            GRACEFUL => "graceful_signal",
-            EVICTION => "eviction_signal",
-            _ => "shutdown_signal",
-        },
-    ));
+    let reason = shared.shutdown_reason.get().copied().unwrap_or(match how {
+        GRACEFUL => "graceful_signal",
+        EVICTION => "eviction_signal",
+        _ => "shutdown_signal",
+    });
+    crate::wsgi::events::process_stopping(reason);
+    crate::telemetry::process_stopping(reason);
     wait_idle(shared, timeout, None);
+    crate::telemetry::process_stopped(reason);
     let idle = shared.active.lock().iter().all(Option::is_none);
     // Destroying the interpreter runs the application's atexit handlers;
     // only safe once no request thread is inside Python.

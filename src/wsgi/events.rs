@@ -244,9 +244,8 @@ impl Arrival {
                 .get_item(key)
                 .ok()
                 .flatten()
-                .and_then(|v| v.extract::<String>().ok())
-                .and_then(|v| v.parse::<f64>().ok())
-                .map_or(0.0, |us| us / 1e6)
+                .and_then(|v| v.extract::<f64>().ok()) // seconds, as mod_wsgi 6
+                .unwrap_or(0.0)
         };
         let thread_id = environ
             .get_item("mod_wsgi.thread_id")
@@ -335,6 +334,7 @@ impl<'py> RequestScope<'py> {
         let arrival = Arrival::of(environ);
         self.application_start = now();
         metrics::application_started(arrival.thread_id);
+        metrics::slow_request_starting(environ);
         let chosen = if has_subscribers(py) {
             self.cpu_start = metrics::ThreadCpu::now();
             let event = PyDict::new(py);

@@ -253,6 +253,9 @@ thread_local! {
 /// A request is over (whatever happened to it).
 pub fn request_ended() {
     let thread_id = CURRENT_SLOT.with(|c| c.take());
+    if let Some(id) = thread_id {
+        SLOW_RUNNING.lock().remove(&id);
+    }
     let cpu = thread_id.and_then(|_| ThreadCpu::now());
     let t = now();
     let mut state = STATE.lock();
@@ -311,6 +314,7 @@ fn micros_between(from: f64, to: f64) -> u64 {
 /// Adds a finished request to the interval being recorded, if any.
 pub fn record_request(times: &RequestTimes) {
     let mut state = STATE.lock();
+    let active = state.active;
     let Some(interval) = state.interval.as_mut() else {
         return;
     };
@@ -331,6 +335,7 @@ pub fn record_request(times: &RequestTimes) {
         )
     };
     let application = micros_between(times.application_start, times.application_finish);
+    slow_request_finished(times, active);
     let p = &mut interval.phases;
     interval.requests += 1;
     p.server.record(server);
@@ -358,6 +363,175 @@ pub fn record_request(times: &RequestTimes) {
     if let Some(c) = class {
         interval.statuses[c] += 1;
     }
+}
+
+/// A request that may become a slow record: what the record says about
+/// it, and when it arrived (the Apache child) and its application started.
+struct SlowCandidate {
+    record: crate::telemetry::wire::SlowRecord,
+    arrival: (f64, f64, f64),
+    application_start: f64,
+}
+
+/// The running requests, by request thread id (kept only while
+/// WSGISlowRequests is on).
+static SLOW_RUNNING: Mutex<std::collections::BTreeMap<u64, SlowCandidate>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// The application of a request is about to run: keeps what a slow record
+/// of it would say (only with WSGISlowRequests and the reporter running).
+pub fn slow_request_starting(environ: &Bound<'_, PyDict>) {
+    if crate::telemetry::slow_threshold().is_none() {
+        return;
+    }
+    let text = |key: &str| -> String {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<String>().ok())
+            .unwrap_or_default()
+    };
+    let number = |key: &str| -> u64 {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| {
+                v.extract::<u64>()
+                    .ok()
+                    .or_else(|| v.extract::<String>().ok()?.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    let host = text("HTTP_HOST");
+    // Host without its port (an IPv6 literal keeps its brackets).
+    let hostname = match host.rsplit_once(':') {
+        Some((h, port)) if !h.is_empty() && !port.contains(']') => h.to_string(),
+        _ if host.is_empty() => text("SERVER_NAME"),
+        _ => host,
+    };
+    let server_pid = match number("mod_wsgi.server_pid") {
+        0 if !super::module::in_daemon_process() => u64::from(std::process::id()),
+        pid => pid,
+    };
+    let record = crate::telemetry::wire::SlowRecord {
+        log_id: text("mod_wsgi.request_id"),
+        thread_id: number("mod_wsgi.thread_id"),
+        server_pid,
+        method: text("REQUEST_METHOD"),
+        scheme: text("wsgi.url_scheme"),
+        hostname,
+        script_name: text("SCRIPT_NAME"),
+        path_info: text("PATH_INFO"),
+        protocol: text("SERVER_PROTOCOL"),
+        peer_ip: text("REMOTE_ADDR"),
+        user_agent: if crate::telemetry::captures_user_agent() {
+            text("HTTP_USER_AGENT")
+        } else {
+            String::new()
+        },
+        active_at_start: STATE.lock().active,
+        ..Default::default()
+    };
+    // Seconds since the epoch (a float in the environ; 0 when not known).
+    let micros = |key: &str| -> f64 {
+        environ
+            .get_item(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.extract::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let candidate = SlowCandidate {
+        arrival: (
+            micros("mod_wsgi.request_start"),
+            micros("mod_wsgi.queue_start"),
+            micros("mod_wsgi.daemon_start"),
+        ),
+        application_start: now(),
+        record,
+    };
+    SLOW_RUNNING
+        .lock()
+        .insert(candidate.record.thread_id, candidate);
+}
+
+/// Slow records (state active) of the requests running for at least
+/// `threshold` seconds at `at`, for the reporter's tick.
+pub fn slow_running(at: f64, threshold: f64) -> Vec<crate::telemetry::wire::SlowRecord> {
+    let running = SLOW_RUNNING.lock();
+    let mut out = Vec::new();
+    for c in running.values() {
+        if at - c.start() < threshold {
+            continue;
+        }
+        let mut r = c.timed(at);
+        r.state = 0;
+        out.push(r);
+    }
+    out
+}
+
+impl SlowCandidate {
+    /// The request's start: its arrival in the Apache child, else the
+    /// start of its application.
+    fn start(&self) -> f64 {
+        if self.arrival.0 > 0.0 {
+            self.arrival.0
+        } else {
+            self.application_start
+        }
+    }
+
+    /// The record with its times up to `at`.
+    fn timed(&self, at: f64) -> crate::telemetry::wire::SlowRecord {
+        let (request_start, queue_start, daemon_start) = self.arrival;
+        let mut r = self.record.clone();
+        let start = self.start();
+        r.start_stamp = start;
+        r.duration = (at - start).max(0.0);
+        let secs = |us: u64| us as f64 / 1e6;
+        if queue_start > 0.0 {
+            r.server_time = secs(micros_between(request_start, queue_start));
+            r.queue_time = secs(micros_between(queue_start, daemon_start));
+            r.daemon_time = secs(micros_between(daemon_start, self.application_start));
+        } else {
+            r.server_time = secs(micros_between(request_start, self.application_start));
+        }
+        r.application_time = (at - self.application_start).max(0.0);
+        r
+    }
+}
+
+/// A finished request that took at least the WSGISlowRequests threshold
+/// goes to the reporter as a completed slow record.
+fn slow_request_finished(times: &RequestTimes, active: u64) {
+    let Some(thread_id) = CURRENT_SLOT.with(|c| c.get()) else {
+        return;
+    };
+    let Some(candidate) = SLOW_RUNNING.lock().remove(&thread_id) else {
+        return;
+    };
+    let Some(threshold) = crate::telemetry::slow_threshold() else {
+        return;
+    };
+    let finish = times.application_finish;
+    if finish - candidate.start() < threshold {
+        return;
+    }
+    let mut record = candidate.timed(finish);
+    record.state = 1;
+    record.input_bytes = times.io.input_bytes;
+    record.input_reads = times.io.input_reads;
+    record.output_bytes = times.io.output_bytes;
+    record.output_writes = times.io.output_writes;
+    record.input_read_time = times.io.input_time;
+    record.output_write_time = times.io.output_time;
+    // No status (failed before start_response) is the 500 the client got.
+    record.status = if times.status == 0 { 500 } else { times.status };
+    record.active_at_completion = active;
+    crate::telemetry::push_slow(record);
 }
 
 /// mod_wsgi.start_recording_metrics(): records from now on (once; later
@@ -390,6 +564,9 @@ fn start_recording_metrics() {
 /// mod_wsgi.process_metrics(): this process, once recording started.
 #[pyfunction]
 fn process_metrics(py: Python<'_>) -> PyResult<PyObject> {
+    if crate::telemetry::is_enabled() {
+        return Ok(py.None());
+    }
     let (busy, count, active, threads) = {
         let mut state = STATE.lock();
         if state.interval.is_none() {
@@ -427,18 +604,31 @@ fn process_metrics(py: Python<'_>) -> PyResult<PyObject> {
     Ok(d.into_any().unbind())
 }
 
-/// mod_wsgi.request_metrics(): the interval since the last call (or since
-/// recording started), which starts a new interval.
-#[pyfunction]
-fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
+/// One interval, taken (and a new one started) by `drain`.
+struct Drained {
+    interval: Interval,
+    stop: f64,
+    period: f64,
+    cpu_user: f64,
+    cpu_system: f64,
+    max_rss: Option<u64>,
+    max: usize,
+    threads_started: usize,
+    request_busy: f64,
+    request_count: u64,
+    active_threads: usize,
+    /// Per slot: completed, busy us, cpu us, current elapsed us, max us.
+    slots: Vec<(u64, u64, u64, u64, u64)>,
+}
+
+/// Ends the interval being recorded (None if none is) and starts the next.
+fn drain() -> Option<Drained> {
     let (cpu_now, max_rss) = process_usage();
     let stop = now();
     let max = threads_maximum();
-    let (interval, busy, count, slots) = {
+    let (interval, busy, count, slots, threads_started) = {
         let mut state = STATE.lock();
-        if state.interval.is_none() {
-            return Ok(py.None());
-        }
+        state.interval.as_ref()?;
         let busy = state.account(0);
         let count = state.total;
         // Each slot's figures for the interval, the running request's busy
@@ -485,7 +675,8 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
             statuses: [0; 5],
         };
         let interval = state.interval.replace(next).expect("checked above");
-        (interval, busy, count, slots)
+        let started = state.threads.len();
+        (interval, busy, count, slots, started)
     };
     let period = {
         let p = stop - interval.start;
@@ -499,6 +690,47 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
         .iter()
         .filter(|(completed, _, _, elapsed, _)| *completed > 0 || *elapsed > 0)
         .count();
+    Some(Drained {
+        interval,
+        stop,
+        period,
+        cpu_user,
+        cpu_system,
+        max_rss,
+        max,
+        threads_started,
+        request_busy,
+        request_count,
+        active_threads,
+        slots,
+    })
+}
+
+/// mod_wsgi.request_metrics(): the interval since the last call (or since
+/// recording started), which starts a new interval. None while the
+/// telemetry reporter is the consumer (WSGITelemetryService), as mod_wsgi.
+#[pyfunction]
+fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
+    if crate::telemetry::is_enabled() {
+        return Ok(py.None());
+    }
+    let Some(Drained {
+        interval,
+        stop,
+        period,
+        cpu_user,
+        cpu_system,
+        max_rss,
+        max,
+        threads_started,
+        request_busy,
+        request_count,
+        active_threads,
+        slots,
+    }) = drain()
+    else {
+        return Ok(py.None());
+    };
     let d = PyDict::new(py);
     d.set_item("pid", std::process::id())?;
     d.set_item("start_time", interval.start)?;
@@ -513,7 +745,7 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
     d.set_item("memory_max_rss", max_rss.unwrap_or(0))?;
     d.set_item("memory_rss", current_rss().unwrap_or(0))?;
     d.set_item("request_threads_maximum", max)?;
-    d.set_item("request_threads_started", STATE.lock().threads.len())?;
+    d.set_item("request_threads_started", threads_started)?;
     d.set_item("request_threads_active", active_threads)?;
     d.set_item("capacity_utilization", request_busy / period / max as f64)?;
     d.set_item("request_count", request_count)?;
@@ -605,6 +837,82 @@ fn request_metrics(py: Python<'_>) -> PyResult<PyObject> {
     }
     d.set_item("gil_wait_count", interval.gil_wait_count)?;
     Ok(d.into_any().unbind())
+}
+
+/// Starts recording for the telemetry reporter (WSGITelemetryService), as
+/// start_recording_metrics() would.
+pub fn start_recording_for_telemetry() {
+    start_recording_metrics();
+}
+
+/// Requests running now and done so far in this process.
+pub fn request_counts() -> (u64, u64) {
+    let state = STATE.lock();
+    (state.active, state.total)
+}
+
+/// The telemetry sample of the interval since the last one (which starts
+/// the next); None before recording started.
+pub fn telemetry_sample() -> Option<crate::telemetry::wire::Sample> {
+    use crate::telemetry::wire::{PhaseStats, Sample, SlotStats};
+    let d = drain()?;
+    let i = &d.interval;
+    let p = &i.phases;
+    let stats = |phase: &Phase| PhaseStats {
+        mean: if i.requests > 0 {
+            phase.total / i.requests as f64
+        } else {
+            0.0
+        },
+        min_max_us: phase.min_us.map(|m| (m, phase.max_us)),
+        buckets: phase
+            .buckets
+            .iter()
+            .map(|b| i32::try_from(*b).unwrap_or(i32::MAX))
+            .collect(),
+    };
+    let secs = |us: u64| us as f64 / 1e6;
+    Some(Sample {
+        sample_period: d.period,
+        request_count: d.request_count,
+        request_throughput: d.request_count as f64 / d.period,
+        capacity_utilization: d.request_busy / d.period / d.max as f64,
+        cpu_user_utilization: d.cpu_user,
+        cpu_system_utilization: d.cpu_system,
+        memory_rss: current_rss().unwrap_or(0),
+        memory_max_rss: d.max_rss.unwrap_or(0),
+        request_threads_maximum: d.max as u64,
+        request_threads_started: d.threads_started as u64,
+        request_threads_active: d.active_threads as u64,
+        phases: [
+            stats(&p.server),
+            stats(&p.queue),
+            stats(&p.daemon),
+            stats(&p.application),
+            stats(&p.request),
+            stats(&p.gil_wait),
+            stats(&p.input_read),
+            stats(&p.output_write),
+        ],
+        has_daemon_timing: super::module::in_daemon_process(),
+        input_bytes: i.input_bytes,
+        input_reads: i.input_reads,
+        output_bytes: i.output_bytes,
+        output_writes: i.output_writes,
+        statuses: i.statuses,
+        slots: d
+            .slots
+            .iter()
+            .map(|s| SlotStats {
+                completed: s.0,
+                busy: secs(s.1),
+                cpu: secs(s.2),
+                current_elapsed: secs(s.3),
+                max_duration: secs(s.4),
+            })
+            .collect(),
+        ..Sample::default()
+    })
 }
 
 /// WSGIServerMetrics (Apache children) and each daemon group's
