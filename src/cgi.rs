@@ -32,6 +32,9 @@ pub const SCRIPT_RELOADING: &str = "mod_wsgi.x-script_reloading";
 /// WSGIIgnoreActivity of the request ("1"/"0"): the daemon process does
 /// not count the request as activity for inactivity-timeout.
 pub const IGNORE_ACTIVITY: &str = "mod_wsgi.x-ignore_activity";
+/// How many times the Apache child tried to connect to the daemon group
+/// for the request (mod_wsgi's daemon_connects).
+pub const DAEMON_CONNECTS: &str = "mod_wsgi.x-daemon_connects";
 
 /// The CGI variables of the request, with what a trusted proxy says
 /// applied (`wsgi::proxy`), the Authorization header when it is passed on

@@ -380,9 +380,26 @@ fn subscribe_signals_gets_sighup_and_sigusr2_in_a_daemon_process() {
         .file("app/marker_path", &marker.display().to_string())
         .directives(
             "WSGIDaemonProcess sig processes=1 threads=1\n\
-             WSGIScriptAlias /s {dir}/app/s.wsgi process-group=sig\n",
+             WSGIScriptAlias /s {dir}/app/s.wsgi process-group=sig\n\
+             WSGIScriptAlias /pid {dir}/app/pid.wsgi process-group=sig\n",
         )
+        .file("app/pid.wsgi", "import os\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [('pid=%d' % os.getpid()).encode()]\n")
         .start();
+    // Before anyone subscribes, SIGHUP does not stop a daemon process (as
+    // with mod_wsgi, it is the application's signal).
+    let first: i32 = get_fields(&apache, "/pid")["pid"].parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        get_fields(&apache, "/pid")["pid"],
+        first.to_string(),
+        "SIGHUP stopped the daemon: {}",
+        apache.error_log()
+    );
     let f = get_fields(&apache, "/s");
     assert_eq!(f["returned"], "True", "{f:?}");
     assert_eq!(f["signal_callbacks"], "1", "{f:?}");
@@ -778,4 +795,74 @@ fn every_mod_wsgi_name_and_the_apache_module_in_both_modes() {
         assert_eq!(f["apache.maximum_processes"], "2", "{path}");
         assert_eq!(f["apache.threads_per_process"], "10", "{path}");
     }
+}
+
+/// Records the daemon connection attempts each request's
+/// request_started event reports.
+const CONNECTS_APP: &str = r#"
+import os, time, mod_wsgi
+
+MARKER = open(os.path.join(os.path.dirname(__file__), "marker_path")).read().strip()
+
+def on_event(name, **event):
+    if name == "request_started":
+        with open(MARKER, "a") as f:
+            f.write("connects=%d\n" % event["daemon_connects"])
+
+mod_wsgi.subscribe_events(on_event)
+
+def application(environ, start_response):
+    time.sleep(float(environ.get("QUERY_STRING") or "0"))
+    start_response("200 OK", [])
+    return [b"ok"]
+"#;
+
+/// daemon_connects counts the Apache child's attempts to connect: requests
+/// that found no socket retry until it is back, and their events say so.
+#[test]
+fn daemon_connects_counts_the_connection_attempts() {
+    let shared = shared_dir();
+    let marker = shared.path().join("connects");
+    let sockets = temp_dir_with_mode("mwrs-connects-", 0o755);
+    let apache = Apache::builder()
+        .file("app/c.wsgi", CONNECTS_APP)
+        .file("app/marker_path", &marker.display().to_string())
+        .directives(&format!(
+            "WSGISocketPrefix {}/wsgi\n\
+             WSGIDaemonProcess cn processes=1 threads=1\n\
+             WSGIScriptAlias /c {{dir}}/app/c.wsgi process-group=cn\n",
+            sockets.path().display()
+        ))
+        .start();
+    assert_eq!(apache.get("/c").status, 200);
+    // With the socket's name gone for a moment (as between two daemon
+    // generations), the requests' connections fail and are retried.
+    let socket = std::fs::read_dir(sockets.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .expect("the group's socket");
+    let away = socket.with_extension("away");
+    std::fs::rename(&socket, &away).unwrap();
+    std::thread::scope(|scope| {
+        let requests: Vec<_> = (0..6)
+            .map(|_| scope.spawn(|| apache.get("/c").status))
+            .collect();
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::rename(&away, &socket).unwrap();
+        for r in requests {
+            assert_eq!(r.join().unwrap(), 200, "{}", apache.error_log());
+        }
+    });
+    let lines = wait_for_lines(&marker, Duration::from_secs(10), |l| l.len() >= 7);
+    let counts: Vec<u32> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("connects=")?.parse().ok())
+        .collect();
+    assert_eq!(counts.len(), 7, "{lines:?}");
+    assert!(counts.iter().all(|&c| c >= 1), "{counts:?}");
+    assert!(
+        counts.iter().any(|&c| c > 1),
+        "no request had to retry: {counts:?}"
+    );
 }

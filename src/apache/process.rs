@@ -238,18 +238,27 @@ extern "C" fn wake_on_signal(sig: c_int) {
     }
 }
 
-/// In a daemon process: SIGTERM, SIGINT and SIGHUP write `T`, SIGUSR1 writes
-/// `E` into `fd` (the caretaker's pipe); SIGPIPE is ignored so a vanished
-/// peer is an error return, not a death. Replaces Apache's handlers, which
-/// the fork inherited.
+/// In a daemon process: SIGTERM and SIGINT write `T`, SIGUSR1 writes `E`
+/// into `fd` (the caretaker's pipe); SIGHUP and SIGUSR2 are the
+/// application's, as in mod_wsgi 6: reported to its subscribers once it
+/// calls `subscribe_signals()`, dropped until then (they never stop the
+/// process). SIGPIPE is ignored so a vanished peer is an error return, not
+/// a death. Replaces Apache's handlers, which the fork inherited.
 pub fn route_signals_to(fd: i32) {
     WAKE_FD.store(fd, std::sync::atomic::Ordering::Relaxed);
     // SAFETY: installing plain handlers that only call write(2); SIG_IGN
     // for SIGPIPE. No other thread exists yet.
     unsafe {
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR1] {
+        let handlers: [(c_int, extern "C" fn(c_int)); 5] = [
+            (libc::SIGTERM, wake_on_signal),
+            (libc::SIGINT, wake_on_signal),
+            (libc::SIGUSR1, wake_on_signal),
+            (libc::SIGHUP, report_signal),
+            (libc::SIGUSR2, report_signal),
+        ];
+        for (sig, handler) in handlers {
             let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = wake_on_signal as *const () as usize;
+            action.sa_sigaction = handler as *const () as usize;
             action.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(sig, &action, std::ptr::null_mut());
@@ -279,23 +288,14 @@ extern "C" fn report_signal(sig: c_int) {
 }
 
 /// In a daemon process: from now on SIGHUP writes `H` and SIGUSR2 `U` into
-/// `fd` (a non-blocking pipe) instead of stopping the process, as mod_wsgi
-/// 6 hands those two signals to the application.
+/// `fd` (a non-blocking pipe) for the thread that hands them to the
+/// application's subscribers (the handlers are in place since
+/// `route_signals_to`).
 pub fn route_signal_events_to(fd: std::os::fd::BorrowedFd<'static>) {
     SIGNAL_EVENT_FD.store(
         std::os::fd::AsRawFd::as_raw_fd(&fd),
         std::sync::atomic::Ordering::Relaxed,
     );
-    // SAFETY: installing plain handlers that only call write(2).
-    unsafe {
-        for sig in [libc::SIGHUP, libc::SIGUSR2] {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = report_signal as *const () as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(sig, &action, std::ptr::null_mut());
-        }
-    }
 }
 
 /// Ends the process at once, without running atexit handlers or Apache's

@@ -584,6 +584,12 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     let activity = !environ.iter().any(|(k, v)| {
         k.as_slice() == crate::cgi::IGNORE_ACTIVITY.as_bytes() && v.as_slice() == b"1"
     });
+    let connects = environ
+        .iter()
+        .find(|(k, _)| k.as_slice() == crate::cgi::DAEMON_CONNECTS.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(1);
+    crate::wsgi::events::note_daemon_connects(connects);
     if activity {
         shared
             .last_activity_ms

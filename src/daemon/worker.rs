@@ -16,13 +16,15 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 /// Connects to the group's socket, retrying while the daemons are busy or
-/// (re)starting, for up to connect-timeout.
-fn connect(group: &GroupRuntime) -> Result<UnixStream, String> {
+/// (re)starting, for up to connect-timeout; with the number of attempts.
+fn connect(group: &GroupRuntime) -> Result<(UnixStream, u32), String> {
     let deadline = Instant::now() + group.options.connect_timeout;
     let mut pause = Duration::from_millis(10);
+    let mut attempts = 0u32;
     loop {
+        attempts += 1;
         match UnixStream::connect(&group.socket_path) {
-            Ok(s) => return Ok(s),
+            Ok(s) => return Ok((s, attempts)),
             Err(e) => {
                 let retry = matches!(
                     e.kind(),
@@ -91,14 +93,15 @@ pub fn handle(
     let queue_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    let stream = match connect(group) {
-        Ok(s) => s,
+    let (stream, connects) = match connect(group) {
+        Ok(connected) => connected,
         Err(message) => {
             r.log(Level::Error, &message);
             return status::HTTP_SERVICE_UNAVAILABLE;
         }
     };
     vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
+    vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
     let environ = vars
         .into_iter()
         .map(|(k, v)| (k.into_bytes(), v.into_bytes()))

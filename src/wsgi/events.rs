@@ -277,6 +277,18 @@ impl Arrival {
     }
 }
 
+thread_local! {
+    /// How many times the Apache child tried to connect to this daemon for
+    /// the request this thread serves (set before it is served).
+    static DAEMON_CONNECTS: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+}
+
+/// The daemon side of a request records the worker's connection attempts
+/// for its `request_started` event.
+pub fn note_daemon_connects(attempts: u32) {
+    DAEMON_CONNECTS.with(|c| c.set(attempts));
+}
+
 /// One request from its start (before the script is loaded) to its end,
 /// as mod_wsgi brackets it: the request's `request_data` dict and its entry
 /// in `active_requests`, the events, and the process metrics.
@@ -341,10 +353,16 @@ impl<'py> RequestScope<'py> {
             let filled = (|| -> PyResult<()> {
                 add_request(&event)?;
                 event.set_item("thread_id", arrival.thread_id)?;
-                // Daemon connection attempts and restarts the worker saw
-                // (mod_wsgi counts them): one connection, no restart.
-                let daemon = super::module::in_daemon_process();
-                event.set_item("daemon_connects", i32::from(daemon))?;
+                // The Apache child's attempts to connect to this daemon
+                // (0 in embedded mode); restarts are mod_wsgi's answer to a
+                // daemon that asks the child to reconnect, which ours
+                // never do.
+                let connects = if super::module::in_daemon_process() {
+                    DAEMON_CONNECTS.with(|c| c.get())
+                } else {
+                    0
+                };
+                event.set_item("daemon_connects", connects)?;
                 event.set_item("daemon_restarts", 0)?;
                 event.set_item("server_pid", arrival.server_pid)?;
                 event.set_item("request_start", arrival.request_start)?;
@@ -555,10 +573,10 @@ pub fn process_signal(signum: i32, signame: &str) {
 }
 
 /// Starts, once per daemon process, the thread that hands SIGHUP and
-/// SIGUSR2 to the signal subscribers, and routes the two signals to it (as
-/// mod_wsgi 6, they no longer stop the process from then on). Started on
-/// the first subscription, so a process nobody listens in keeps its
-/// thread layout and SIGHUP's meaning.
+/// SIGUSR2 to the signal subscribers, and routes the two signals to it
+/// (until then they are dropped, as mod_wsgi drops them with nobody
+/// subscribed). Started on the first subscription, so a process nobody
+/// listens in keeps its thread layout.
 fn start_signal_dispatcher() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     STARTED.call_once(|| {
