@@ -171,13 +171,22 @@ fn callable_object_option_and_directive() {
             "WSGIScriptAlias /a {dir}/app/c.wsgi callable-object=app\n\
              WSGIScriptAlias /b {dir}/app/c.wsgi\n\
              <Location /b>\n  WSGICallableObject other\n</Location>\n\
-             WSGIScriptAlias /c {dir}/app/c.wsgi\n",
+             WSGIScriptAlias /c {dir}/app/c.wsgi\n\
+             WSGIDaemonProcess d threads=1\n\
+             WSGIScriptAlias /d {dir}/app/c.wsgi process-group=d\n",
         )
         .start();
     assert_eq!(apache.get("/a").text(), "custom");
     assert_eq!(apache.get("/b").text(), "other");
-    let c = apache.get("/c");
-    assert_eq!(c.status, 500);
+    // No such callable: 404 as with mod_wsgi, in both modes.
+    for path in ["/c", "/d"] {
+        assert_eq!(
+            apache.get(path).status,
+            404,
+            "{path}: {}",
+            apache.error_log()
+        );
+    }
     assert!(apache.wait_for_log(
         "does not contain WSGI application 'application'",
         Duration::from_secs(5)

@@ -758,6 +758,13 @@ fn serve_request(
                         exception.class
                     ),
                 ),
+                RequestError::MissingCallable(message) => (
+                    FailureKind::NotFound,
+                    format!(
+                        "{} (details {where_logged})",
+                        message.lines().next().unwrap_or("")
+                    ),
+                ),
                 RequestError::Message(message) => (
                     FailureKind::ApplicationError,
                     format!(

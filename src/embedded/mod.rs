@@ -215,6 +215,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
                 (RequestError::ClientGone, _) => status::OK,
                 (_, true) => status::DONE,
                 (RequestError::RequestTimeout, false) => status::HTTP_GATEWAY_TIME_OUT,
+                (RequestError::MissingCallable(_), false) => status::HTTP_NOT_FOUND,
                 (_, false) => status::HTTP_INTERNAL_SERVER_ERROR,
             }
         }

@@ -219,17 +219,20 @@ pub enum FailureKind {
     /// The daemon could not make sense of what the worker sent (version
     /// mismatch, bad frame). 500.
     ProtocolError,
+    /// The script lacks the configured callable. 404, as mod_wsgi.
+    NotFound,
 }
 
 impl FailureKind {
     /// Every kind, in code order.
-    pub const ALL: [FailureKind; 6] = [
+    pub const ALL: [FailureKind; 7] = [
         FailureKind::ApplicationError,
         FailureKind::BadRequest,
         FailureKind::Overloaded,
         FailureKind::QueueTimeout,
         FailureKind::RequestTimeout,
         FailureKind::ProtocolError,
+        FailureKind::NotFound,
     ];
 
     /// The HTTP status the worker answers with when this failure arrives
@@ -242,6 +245,7 @@ impl FailureKind {
             FailureKind::QueueTimeout => 504,
             FailureKind::RequestTimeout => 504,
             FailureKind::ProtocolError => 500,
+            FailureKind::NotFound => 404,
         }
     }
 
@@ -254,6 +258,7 @@ impl FailureKind {
             FailureKind::QueueTimeout => 4,
             FailureKind::RequestTimeout => 5,
             FailureKind::ProtocolError => 6,
+            FailureKind::NotFound => 7,
         }
     }
 
@@ -271,6 +276,7 @@ impl FailureKind {
             FailureKind::QueueTimeout => "QueueTimeout",
             FailureKind::RequestTimeout => "RequestTimeout",
             FailureKind::ProtocolError => "ProtocolError",
+            FailureKind::NotFound => "NotFound",
         }
     }
 }

@@ -37,6 +37,9 @@ pub enum RequestError {
     /// A failure the adapter describes itself (a script that would not
     /// load, or lacks its callable): the lines to log, the headline first.
     Message(String),
+    /// The script has no callable of the configured name: 404, as mod_wsgi
+    /// answers it (the line to log).
+    MissingCallable(String),
     /// The application raised, or broke the WSGI protocol (raised as the
     /// Python exception mod_wsgi raises for it).
     Exception(response::PythonException),

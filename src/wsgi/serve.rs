@@ -77,7 +77,7 @@ pub fn serve<'v>(
         .map_err(|e| early(e.into()))?;
         reload_requested = loaded.reload_requested;
         let application = loaded.module.getattr(target.callable_object).map_err(|_| {
-            early(RequestError::Message(format!(
+            early(RequestError::MissingCallable(format!(
                 "WSGI0089: Target WSGI script '{}' does not contain WSGI application '{}'.",
                 target.script, target.callable_object
             )))
@@ -192,7 +192,7 @@ pub fn report(
                 backend.log(Level::Error, line);
             }
         }
-        RequestError::Message(message) => {
+        RequestError::Message(message) | RequestError::MissingCallable(message) => {
             let mut lines = message.lines();
             let first = lines.next().unwrap_or("");
             backend.log(
