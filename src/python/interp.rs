@@ -768,6 +768,21 @@ pub fn interrupt_thread(group: &str, ident: u64) -> Result<bool, String> {
     })?
 }
 
+/// Drops a `mod_wsgi.RequestTimeout` still pending for the calling thread
+/// in the interpreter `py` is for (one that landed after its request had
+/// ended), so it cannot hit the next request; mod_wsgi does the same when
+/// a daemon request starts.
+pub fn clear_pending_interrupt(_py: Python<'_>) {
+    // SAFETY: the GIL is held (the token), in the interpreter the calling
+    // thread runs in; a NULL exception clears the thread's pending one.
+    unsafe {
+        ffi::PyThreadState_SetAsyncExc(
+            current_thread_ident() as std::os::raw::c_long,
+            std::ptr::null_mut(),
+        );
+    }
+}
+
 /// The id Python gives the calling thread (threading.get_ident()).
 pub fn current_thread_ident() -> u64 {
     // SAFETY: pthread_self has no preconditions.

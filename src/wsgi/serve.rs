@@ -59,6 +59,11 @@ pub fn serve<'v>(
     // The application group's interpreter: "" is the main one, any other
     // name a sub-interpreter of this process, created on first use.
     let entered = crate::python::with_interpreter(ctx.application_group, |py| {
+        // An interrupt the daemon aimed at this thread's previous request
+        // must not land in this one.
+        if super::module::in_daemon_process() {
+            crate::python::interp::clear_pending_interrupt(py);
+        }
         // From before the script loads until it is dropped, at the end:
         // request_data(), active_requests, the events and process metrics.
         let mut scope = super::events::RequestScope::begin(py, request_id);
