@@ -58,11 +58,6 @@ pub fn vars(
     if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
         set(&mut vars, "HTTP_AUTHORIZATION", auth);
     }
-    // As mod_wsgi: SCRIPT_NAME and PATH_INFO before a proxy rewrites them.
-    let (script_name, path_info) = crate::wsgi::environ::script_name_and_path_info(
-        var(&vars, "SCRIPT_NAME").unwrap_or(""),
-        var(&vars, "PATH_INFO").unwrap_or(""),
-    );
     let outcome = crate::wsgi::proxy::apply(&mut vars, proxy);
     if !outcome.unusable.is_empty() {
         r.log(
@@ -73,8 +68,6 @@ pub fn vars(
             ),
         );
     }
-    vars.push(("mod_wsgi.script_name".into(), script_name));
-    vars.push(("mod_wsgi.path_info".into(), path_info));
     let (listener_host, listener_port) = r.listener();
     let facts = [
         (
@@ -234,10 +227,6 @@ fn escape_html(s: &str) -> String {
         }
     }
     out
-}
-
-fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Replaces the value of `key`, or adds it.

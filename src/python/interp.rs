@@ -525,7 +525,7 @@ fn install_refusal_hint(py: Python<'_>, group: &str) -> PyResult<()> {
         None,
         move |args, _kwargs| -> PyResult<()> {
             let (module, text): (String, String) = args.extract()?;
-            super::stdio::log_line(
+            crate::wsgi::errors::log_line(
                 Level::Error,
                 &format!(
                     "Python extension module '{module}' refuses to load in the sub-interpreter of application group '{group_name}' (pid {}): {text}; it only works in the main interpreter: use 'WSGIApplicationGroup %{{GLOBAL}}' for this application",

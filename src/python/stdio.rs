@@ -7,14 +7,10 @@
 
 use super::InitSettings;
 use crate::apache::log::Level;
-use crate::wsgi::errors::process_stream;
+use crate::wsgi::errors::{log_line, process_stream};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::PyCFunction;
-
-/// Logs one line where this thread's Python output goes (the request's
-/// error log while one runs, else the main server's).
-pub(crate) use crate::wsgi::errors::log_line;
 
 /// sys.stdin / sys.stdout under WSGIRestrictStdin / WSGIRestrictStdout:
 /// every use raises, naming the stream, as mod_wsgi does.

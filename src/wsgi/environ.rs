@@ -100,12 +100,10 @@ pub fn build<'py, 'v>(
         }
     }
     let (script_name, path_info) = script_name_and_path_info(script_name, path_info);
-    // The Apache child gives the values from before a trusted proxy's
-    // X-Script-Name; a hook script's environ has none yet.
-    if !environ.contains("mod_wsgi.script_name")? {
-        environ.set_item("mod_wsgi.script_name", &script_name)?;
-        environ.set_item("mod_wsgi.path_info", &path_info)?;
-    }
+    // Apache's values, as mod_wsgi keeps them: a trusted proxy's
+    // X-Script-Name only changes SCRIPT_NAME below.
+    environ.set_item("mod_wsgi.script_name", &script_name)?;
+    environ.set_item("mod_wsgi.path_info", &path_info)?;
     // A trusted proxy's X-Script-Name is the mount point, used as it is
     // (as mod_wsgi 6 does); otherwise Apache's, cleaned up.
     match environ.get_item("mod_wsgi.mount_point")? {

@@ -116,7 +116,7 @@ fn subscribe_shutdown(callback: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> 
 fn subscribe_signals(callback: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
     if !super::module::in_daemon_process() {
         let py = callback.py();
-        crate::python::stdio::log_line(
+        super::errors::log_line(
             Level::Info,
             "mod_wsgi.subscribe_signals() called outside daemon mode; the callback will not be invoked. Signal callbacks are only delivered in daemon mode processes.",
         );
@@ -126,7 +126,7 @@ fn subscribe_signals(callback: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyAny>> {
             .and_then(|s| s.extract::<Vec<String>>())
             .unwrap_or_default();
         for line in stack.concat().lines() {
-            crate::python::stdio::log_line(Level::Info, line);
+            super::errors::log_line(Level::Info, line);
         }
         return Ok(callback);
     }
@@ -174,7 +174,7 @@ fn log_callback_error(py: Python<'_>, name: &str, e: &PyErr) {
     let traceback = super::response::format_exception(py, e);
     let mut lines = traceback.lines();
     let last = traceback.lines().last().unwrap_or("").to_string();
-    crate::python::stdio::log_line(
+    super::errors::log_line(
         Level::Error,
         &format!(
             "exception raised by event callback for '{name}' (pid {}): {last}",
@@ -182,7 +182,7 @@ fn log_callback_error(py: Python<'_>, name: &str, e: &PyErr) {
         ),
     );
     for line in lines.by_ref() {
-        crate::python::stdio::log_line(Level::Error, line);
+        super::errors::log_line(Level::Error, line);
     }
 }
 
@@ -191,7 +191,7 @@ fn log_callback_error(py: Python<'_>, name: &str, e: &PyErr) {
 /// shutdown / signal subscribers.
 fn publish(py: Python<'_>, name: &str, event: &Bound<'_, PyDict>) {
     let Ok(events) = callbacks(py, "event_callbacks") else {
-        crate::python::stdio::log_line(
+        super::errors::log_line(
             Level::Error,
             "Unable to find event subscribers (no mod_wsgi module in this interpreter)",
         );
@@ -583,7 +583,7 @@ fn start_signal_dispatcher() {
         let (read, write) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
             Ok(pair) => pair,
             Err(e) => {
-                crate::python::stdio::log_line(
+                super::errors::log_line(
                     Level::Error,
                     &format!("mod_wsgi.subscribe_signals(): cannot create the signal pipe: {e}"),
                 );
@@ -619,7 +619,7 @@ fn start_signal_dispatcher() {
                     fd,
                 ));
             }
-            Err(e) => crate::python::stdio::log_line(
+            Err(e) => super::errors::log_line(
                 Level::Error,
                 &format!("mod_wsgi.subscribe_signals(): cannot start the signal thread: {e}"),
             ),

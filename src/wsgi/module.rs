@@ -124,7 +124,7 @@ fn companion_path<'py>(py: Python<'py>, application_group: &str) -> Option<Bound
             let path = package.getattr("__path__").ok()?;
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
-                crate::python::stdio::log_line(
+                super::errors::log_line(
                     Level::Info,
                     &format!(
                         "mod_wsgi companion package found (__path__ {}): its subpackages import through the built-in mod_wsgi module (pid {})",
@@ -139,7 +139,7 @@ fn companion_path<'py>(py: Python<'py>, application_group: &str) -> Option<Bound
         Err(e) => {
             let traceback = super::response::format_exception(py, &e);
             let cause = traceback.lines().last().unwrap_or("").to_string();
-            crate::python::stdio::log_line(
+            super::errors::log_line(
                 Level::Error,
                 &format!(
                     "importing the mod_wsgi companion package failed in {} (pid {}): {cause}; the built-in mod_wsgi module is used without it",
@@ -148,7 +148,7 @@ fn companion_path<'py>(py: Python<'py>, application_group: &str) -> Option<Bound
                 ),
             );
             for line in traceback.lines() {
-                crate::python::stdio::log_line(Level::Error, line);
+                super::errors::log_line(Level::Error, line);
             }
             None
         }
@@ -279,7 +279,7 @@ fn log_record(levelno: i64, message: &str) {
         _ => Level::Debug,
     };
     for line in message.split('\n') {
-        crate::python::stdio::log_line(level, line);
+        super::errors::log_line(level, line);
     }
 }
 
@@ -299,7 +299,7 @@ fn install_apache_module(py: Python<'_>) -> PyResult<()> {
             Err(e) => {
                 let traceback = super::response::format_exception(py, &e);
                 for line in traceback.lines() {
-                    crate::python::stdio::log_line(Level::Error, line);
+                    super::errors::log_line(Level::Error, line);
                 }
                 None
             }

@@ -3,7 +3,7 @@
 //! On, when the file changes or the script's `reload_required()` asks, as
 //! mod_wsgi 6 does (wsgi_interp.c: wsgi_load_source, wsgi_reload_required).
 
-use crate::python::stdio::log_line;
+use super::errors::log_line;
 use crate::wsgi::response::{PythonException, interpreter_context};
 use crate::wsgi::{Level, WsgiError};
 use pyo3::exceptions::PySystemExit;
