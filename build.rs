@@ -115,7 +115,7 @@ fn main() {
         .allowlist_function("ap_check_cmd_context|ap_get_server_description|ap_server_root_relative")
         .allowlist_function("ap_get_server_port|ap_get_server_name|ap_run_generate_log_id")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
-        .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set")
+        .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set|apr_pool_parent_get|ap_state_query")
         .allowlist_function("apr_proc_other_child_register|apr_proc_other_child_unregister")
         .allowlist_function("ap_close_listeners|ap_runtime_dir_relative")
         .allowlist_function("ap_hook_access_checker|ap_register_auth_provider|ap_get_useragent_host")

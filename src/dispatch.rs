@@ -118,6 +118,7 @@ pub fn start_daemons(
 /// listener sockets, which only the daemons may accept on.
 pub fn adopt_daemons(daemons: Option<&'static Daemons>) {
     if let Some(d) = daemons {
+        crate::apache::process::restore_child_exit_signal();
         d.close_listeners();
         let _ = DAEMONS.set(d);
     }

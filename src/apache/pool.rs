@@ -98,3 +98,36 @@ impl Pool {
         (!data.is_null()).then(|| unsafe { &*(data as *const T) })
     }
 }
+
+impl Pool {
+    /// The pool this one was made from (pconf's is the process pool, which
+    /// lives across restart generations).
+    pub fn parent(self) -> Option<Pool> {
+        // SAFETY: reads the parent link of a live pool.
+        let raw = unsafe { ffi::apr_pool_parent_get(self.0) };
+        (!raw.is_null()).then_some(Pool(raw))
+    }
+
+    /// Stores `text` under `key` as a C string allocated in this pool,
+    /// with no cleanup. For state that crosses restart generations in the
+    /// process pool: plain bytes, so a module reloaded at the next
+    /// generation (perhaps a newer build) reads it without sharing any
+    /// type or code with the one that wrote it. Each call allocates anew:
+    /// keep it small and rare (once per restart).
+    pub fn set_text_userdata(self, key: &'static std::ffi::CStr, text: &str) {
+        let copy = self.strdup(text);
+        // SAFETY: the string lives in this pool as long as the entry; the
+        // key is static; no cleanup is registered.
+        unsafe { ffi::apr_pool_userdata_set(copy as *const c_void, key.as_ptr(), None, self.0) };
+    }
+
+    /// The text stored with `set_text_userdata`.
+    pub fn text_userdata(self, key: &'static std::ffi::CStr) -> Option<String> {
+        let mut data: *mut c_void = std::ptr::null_mut();
+        // SAFETY: lookup in a live pool with a static key.
+        unsafe { ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), self.0) };
+        // SAFETY: only set_text_userdata stores under text keys: a
+        // NUL-terminated string in this pool.
+        unsafe { super::cstr(data as *const c_char) }.map(str::to_string)
+    }
+}

@@ -42,6 +42,60 @@ pub fn mpm_stopping() -> bool {
     mpm_query(ffi::MWRS_AP_MPMQ_MPM_STATE) == ffi::MWRS_AP_MPMQ_STOPPING
 }
 
+/// True while the parent tears down one configuration generation to read
+/// the next (a graceful or full restart), false when it is exiting: what
+/// the generation's pool cleanups run for.
+pub fn reloading_config() -> bool {
+    // SAFETY: ap_state_query only reads a global of the server.
+    unsafe { ffi::ap_state_query(ffi::MWRS_AP_SQ_MAIN_STATE) == ffi::MWRS_AP_SQ_MS_DESTROY_CONFIG }
+}
+
+/// The signal the parent sends a daemon of a generation that ends with a
+/// restart: keep serving until the next generation's socket has taken the
+/// group's path, then drain and exit. A realtime signal: nothing else
+/// sends it (not a terminal, as SIGWINCH; not Apache's MPMs to the process
+/// group, as SIGHUP and SIGTERM under prefork).
+pub fn retire_signal() -> c_int {
+    libc::SIGRTMIN() + 2
+}
+
+extern "C" fn note_child_exit(_sig: c_int) {}
+
+/// In the Apache parent: a child's exit interrupts the parent's
+/// once-a-second sleep (apr_sleep is a select(2), which a caught signal
+/// ends), so a daemon that exits is reaped and replaced at once rather than
+/// up to a second later; with maximum-requests small that second was most
+/// of a daemon's life. The handler does nothing: reaping stays Apache's.
+/// Undone by `restore_child_exit_signal` before the module is unloaded (a
+/// handler left pointing into an unloaded module would crash the parent).
+pub fn wake_on_child_exit() {
+    // SAFETY: installs a handler that does nothing; SA_RESTART so that
+    // other system calls of the parent are restarted, not failed.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = note_child_exit as *const () as usize;
+        action.sa_flags = libc::SA_RESTART | libc::SA_NOCLDSTOP;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
+    }
+}
+
+/// Puts SIGCHLD back to the default (the end of a generation in the
+/// parent; and in Apache's children, which must not inherit the handler).
+pub fn restore_child_exit_signal() {
+    // SAFETY: SIG_DFL is always a valid disposition for SIGCHLD.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+}
+
+/// Sends the retire signal to `pid` (nix's Signal has no realtime ones).
+pub fn send_retire_signal(pid: i32) -> std::io::Result<()> {
+    // SAFETY: kill(2) with a pid we forked and a valid signal number.
+    match unsafe { libc::kill(pid, retire_signal()) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// `fname` under Apache's runtime directory (DefaultRuntimeDir).
 pub fn runtime_dir_relative(pool: Pool, fname: &str) -> String {
     let c = CString::new(fname).unwrap_or_default();
@@ -229,6 +283,7 @@ static WAKE_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new
 extern "C" fn wake_on_signal(sig: c_int) {
     let byte: u8 = match sig {
         libc::SIGUSR1 => b'E',
+        s if s == retire_signal() => b'R',
         _ => b'T',
     };
     let fd = WAKE_FD.load(std::sync::atomic::Ordering::Relaxed);
@@ -238,8 +293,8 @@ extern "C" fn wake_on_signal(sig: c_int) {
     }
 }
 
-/// In a daemon process: SIGTERM and SIGINT write `T`, SIGUSR1 writes `E`
-/// into `fd` (the caretaker's pipe); SIGHUP and SIGUSR2 are the
+/// In a daemon process: SIGTERM and SIGINT write `T`, SIGUSR1 writes `E`,
+/// the retire signal `R` into `fd` (the caretaker's pipe); SIGHUP and SIGUSR2 are the
 /// application's, as in mod_wsgi 6: reported to its subscribers once it
 /// calls `subscribe_signals()`, dropped until then (they never stop the
 /// process). SIGPIPE is ignored so a vanished peer is an error return, not
@@ -249,10 +304,11 @@ pub fn route_signals_to(fd: i32) {
     // SAFETY: installing plain handlers that only call write(2); SIG_IGN
     // for SIGPIPE. No other thread exists yet.
     unsafe {
-        let handlers: [(c_int, extern "C" fn(c_int)); 5] = [
+        let handlers: [(c_int, extern "C" fn(c_int)); 6] = [
             (libc::SIGTERM, wake_on_signal),
             (libc::SIGINT, wake_on_signal),
             (libc::SIGUSR1, wake_on_signal),
+            (retire_signal(), wake_on_signal),
             (libc::SIGHUP, report_signal),
             (libc::SIGUSR2, report_signal),
         ];

@@ -17,8 +17,14 @@ use std::path::PathBuf;
 pub struct GroupRuntime {
     pub name: String,
     pub options: DaemonOptions,
-    /// The listener socket the group's processes accept on.
+    /// The listener socket the group's processes accept on: one path for
+    /// the group over restarts (see `supervisor`).
     pub socket_path: PathBuf,
+    /// Inode of this generation's socket file at `socket_path`: when the
+    /// path names another one, the next generation has taken it over.
+    pub socket_inode: u64,
+    /// The Apache parent (a daemon whose parent changed was orphaned).
+    pub parent_pid: u32,
     /// Listener fd (open in the parent and the group's daemons, closed in
     /// Apache's worker children).
     pub listener: RawFd,

@@ -42,6 +42,9 @@ const SHUTDOWN: u8 = b'T';
 const GRACEFUL: u8 = b'G';
 /// SIGUSR1: a graceful drain bounded by eviction-timeout.
 const EVICTION: u8 = b'E';
+/// Apache restarts: serve until the next generation's socket takes the
+/// path over, then drain (see `retire`).
+const RETIRE: u8 = b'R';
 
 /// What the threads of one daemon process share.
 struct Shared {
@@ -374,22 +377,27 @@ fn caretaker(
     let mut byte = [0u8; 1];
     let how = loop {
         match pipe.read(&mut byte) {
-            Ok(1) if [SHUTDOWN, GRACEFUL, EVICTION].contains(&byte[0]) => break byte[0],
+            Ok(1) if [SHUTDOWN, GRACEFUL, EVICTION, RETIRE].contains(&byte[0]) => break byte[0],
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break SHUTDOWN,
         }
     };
     let o = &shared.group.options;
-    // Stop taking connections; running requests go on. (Under the lock the
-    // request threads hold while accepting: see request_thread.)
-    {
-        let _busy = shared.active.lock();
-        shared.stopping.store(true, Ordering::SeqCst);
-    }
+    let how = match how {
+        RETIRE => retire(shared, &mut pipe),
+        other => {
+            // Stop taking connections; running requests go on. (Under the
+            // lock the request threads hold while accepting: see
+            // request_thread.)
+            let _busy = shared.active.lock();
+            shared.stopping.store(true, Ordering::SeqCst);
+            other
+        }
+    };
     let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
     match how {
-        GRACEFUL => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
+        GRACEFUL | RETIRE => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
         EVICTION if !o.eviction_timeout.is_zero() => {
             wait_idle(shared, o.eviction_timeout, Some(&mut pipe))
         }
@@ -416,6 +424,7 @@ fn caretaker(
         });
     let reason = shared.shutdown_reason.get().copied().unwrap_or(match how {
         GRACEFUL => "graceful_signal",
+        RETIRE => "shutdown_signal",
         EVICTION => "eviction_signal",
         _ => "shutdown_signal",
     });
@@ -441,6 +450,81 @@ fn caretaker(
         ),
     );
     Ok(())
+}
+
+/// Apache is restarting: this process belongs to the generation that
+/// ends. It keeps serving from its socket until the next generation's
+/// socket has taken the path over (the parent renames it in place while
+/// reading the new configuration), so that connections Apache's children
+/// make in between are served rather than refused. Then nothing new can
+/// reach this socket: what is in its backlog is taken and served, and only
+/// when the backlog is empty does it stop accepting, under the lock the
+/// request threads accept under, so no connection is left in a socket
+/// nobody will read. Returns how to go on: RETIRE (drain the running
+/// requests for up to graceful-timeout), or SHUTDOWN when a stop came
+/// meanwhile or the parent is gone.
+fn retire(shared: &Shared, pipe: &mut std::fs::File) -> u8 {
+    let group = shared.group;
+    let o = &group.options;
+    log::server(
+        None,
+        Level::Info,
+        &format!(
+            "{}: Apache is restarting; serving until the new generation's socket is in place, then finishing the running requests",
+            shared.who()
+        ),
+    );
+    let taken_over = || {
+        std::fs::metadata(&group.socket_path)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m) != group.socket_inode)
+            .unwrap_or(true)
+    };
+    // Until the path is taken over, serve as usual; a stop (or the parent
+    // dying) ends that. Other requests to stop (maximum-requests, a
+    // restart-interval) wait: this process ends soon anyway, and stopping
+    // now would leave its socket without a reader.
+    let mut stop = false;
+    while !taken_over() {
+        if nix::unistd::getppid().as_raw() as u32 != group.parent_pid {
+            stop = true;
+            break;
+        }
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        if let Ok(n) = poll(&mut fds, PollTimeout::from(50u16))
+            && n > 0
+        {
+            let mut b = [0u8; 1];
+            if matches!(pipe.read(&mut b), Ok(1) if b[0] == SHUTDOWN) {
+                stop = true;
+                break;
+            }
+        }
+    }
+    if !stop {
+        // A connect that resolved the old path just before the rename may
+        // still be on its way into the backlog.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Drain the backlog, bounded by graceful-timeout (threads all busy
+    // with requests longer than that would otherwise hold it forever).
+    let deadline = Instant::now() + o.graceful_timeout;
+    loop {
+        {
+            let _busy = shared.active.lock();
+            if stop || !backlog_pending(group.listener) || Instant::now() >= deadline {
+                shared.stopping.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if stop { SHUTDOWN } else { RETIRE }
+}
+
+/// Whether a connection waits in the listener's backlog.
+fn backlog_pending(listener: RawFd) -> bool {
+    let mut fds = [PollFd::new(process_fd(listener), PollFlags::POLLIN)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
 /// Waits until no request runs, or `budget` passed. A second SIGTERM during

@@ -1,7 +1,10 @@
 //! The Apache parent's side of daemon mode: one listener socket per group,
 //! `processes` daemons forked per group, a dead daemon restarted (with a
-//! back-off when it keeps dying at startup), and at the end of each restart
-//! generation every daemon stopped and every socket removed.
+//! back-off when it keeps dying at startup). At a restart (graceful or
+//! not) the generation's daemons retire: the next generation's socket
+//! takes the group's path over, they drain what reached theirs and exit,
+//! so no request is refused or cut by the restart (docs/reliability.md).
+//! At a stop every daemon is stopped and every socket removed.
 //!
 //! All of it lives in the generation's configuration pool: module statics
 //! do not survive Apache's unload/reload of modules at each restart.
@@ -66,37 +69,58 @@ pub fn collect_groups<'a>(
     out
 }
 
-/// Where a group's socket goes, as mod_wsgi names them. With
-/// WSGISocketRotation On (the default) `{prefix}.{parent pid}.{generation}.{n}.sock`,
-/// so a new generation never meets an old socket; with Off
-/// `{prefix}.{parent pid}.u{daemon uid}.{n}.sock`, the same path in every
-/// generation, so Apache children of an old generation that still hold
-/// clients connect to the new generation's daemons.
-fn socket_path(prefix: &str, naming: SocketNaming, index: usize) -> PathBuf {
+/// Where a group's socket goes. The path stays the same over restart
+/// generations, so an Apache child of an old generation, still serving a
+/// client's keep-alive connection after a graceful restart, reaches the
+/// group's daemons whichever generation they belong to (mod_wsgi names
+/// sockets per generation, and such a child then fails on a removed file).
+/// `{prefix}.{parent pid}.{group}.sock`; with WSGISocketRotation Off, as
+/// mod_wsgi's Off names it, with the daemon user's uid:
+/// `{prefix}.{parent pid}.u{uid}.{group}.sock`.
+fn socket_path(prefix: &str, naming: SocketNaming, group: &str) -> PathBuf {
     let parent = std::process::id();
+    let group = path_safe(group);
     PathBuf::from(match naming {
-        SocketNaming::PerGeneration(generation) => {
-            format!("{prefix}.{parent}.{generation}.{index}.sock")
-        }
-        SocketNaming::PerUser(uid) => format!("{prefix}.{parent}.u{uid}.{index}.sock"),
+        SocketNaming::PerGroup => format!("{prefix}.{parent}.{group}.sock"),
+        SocketNaming::PerUser(uid) => format!("{prefix}.{parent}.u{uid}.{group}.sock"),
     })
 }
 
-/// What tells one group's socket path from another's over restarts.
+/// A group name as a file name part: itself when short and plain, else a
+/// hash of it (names are free text in WSGIDaemonProcess).
+fn path_safe(name: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_');
+    if !name.is_empty() && name.len() <= 24 && name.chars().all(plain) {
+        return name.to_string();
+    }
+    // FNV-1a: stable across builds and runs, unlike std's hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("g{hash:016x}")
+}
+
+/// What tells one group's socket path from another's.
 #[derive(Debug, Clone, Copy)]
 enum SocketNaming {
-    PerGeneration(i32),
+    PerGroup,
     PerUser(u32),
 }
 
-fn create_listener(path: &Path, backlog: u32, owner: u32) -> Result<RawFd, String> {
+/// A listening socket made at a side path, then renamed over `path`: the
+/// path always names a socket somebody accepts on (the previous
+/// generation's until the rename, this one's after), and the daemons of
+/// the previous generation see the new inode and drain. Returns the fd and
+/// the inode.
+fn create_listener(path: &Path, backlog: u32, owner: u32) -> Result<(RawFd, u64), String> {
     let shown = path.display();
-    if path.as_os_str().len() >= 108 {
+    let side = PathBuf::from(format!("{}.new", path.display()));
+    if side.as_os_str().len() >= 108 {
         return Err(format!(
-            "socket path {shown} is longer than a Unix socket allows (107 bytes); set a shorter WSGISocketPrefix"
+            "socket path {shown} is longer than a Unix socket allows (103 bytes, and 4 more for the side path it is made at); set a shorter WSGISocketPrefix"
         ));
     }
-    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(&side);
     let fd = socket(
         AddressFamily::Unix,
         SockType::Stream,
@@ -104,18 +128,78 @@ fn create_listener(path: &Path, backlog: u32, owner: u32) -> Result<RawFd, Strin
         None,
     )
     .map_err(|e| format!("cannot create socket {shown}: {e}"))?;
-    let addr = UnixAddr::new(path).map_err(|e| format!("bad socket path {shown}: {e}"))?;
+    let addr = UnixAddr::new(&side).map_err(|e| format!("bad socket path {shown}: {e}"))?;
     bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).map_err(|e| {
         format!("cannot bind socket {shown}: {e} (does the directory of WSGISocketPrefix exist and is it writable?)")
     })?;
     let backlog = Backlog::new(backlog.min(i32::MAX as u32) as i32).unwrap_or(Backlog::MAXCONN);
     listen(&fd, backlog).map_err(|e| format!("cannot listen on socket {shown}: {e}"))?;
-    // Apache's children (running as the worker user) connect; nobody else may.
-    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(owner)), None)
-        .map_err(|e| format!("cannot give socket {shown} to uid {owner}: {e}"))?;
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(|e| format!("cannot chmod socket {shown}: {e}"))?;
-    Ok(fd.into_raw_fd())
+    let placed = (|| {
+        // Apache's children (running as the worker user) connect; nobody else may.
+        nix::unistd::chown(&side, Some(nix::unistd::Uid::from_raw(owner)), None)
+            .map_err(|e| format!("cannot give socket {shown} to uid {owner}: {e}"))?;
+        std::fs::set_permissions(&side, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| format!("cannot chmod socket {shown}: {e}"))?;
+        let inode = std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(&side).map_err(|e| format!("cannot stat socket {shown}: {e}"))?,
+        );
+        std::fs::rename(&side, path)
+            .map_err(|e| format!("cannot put socket {shown} in place: {e}"))?;
+        Ok(inode)
+    })();
+    match placed {
+        Ok(inode) => Ok((fd.into_raw_fd(), inode)),
+        Err(e) => {
+            let _ = std::fs::remove_file(&side);
+            Err(e)
+        }
+    }
+}
+
+/// Daemons of ended generations that are still draining, kept in the
+/// process pool (which outlives generations) as text: `pid group path`
+/// per line. The next generation watches them (so the parent reaps them
+/// quietly), and a stop ends them with the current daemons.
+const RETIREES_KEY: &std::ffi::CStr = c"mod_wsgi_rs.retired_daemons";
+
+#[derive(Debug, Clone, PartialEq)]
+struct Retiree {
+    pid: i32,
+    group: String,
+    socket_path: PathBuf,
+}
+
+fn parse_retirees(text: &str) -> Vec<Retiree> {
+    text.lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(3, '\t');
+            Some(Retiree {
+                pid: parts.next()?.parse().ok()?,
+                group: parts.next()?.to_string(),
+                socket_path: PathBuf::from(parts.next()?),
+            })
+        })
+        .collect()
+}
+
+fn format_retirees(list: &[Retiree]) -> String {
+    list.iter()
+        .map(|r| format!("{}\t{}\t{}\n", r.pid, r.group, r.socket_path.display()))
+        .collect()
+}
+
+/// The retirees still alive (a reaped pid is gone from the process table;
+/// a pid reused by an unrelated process is not our child, so waitpid
+/// rejects it).
+fn living(list: Vec<Retiree>) -> Vec<Retiree> {
+    list.into_iter()
+        .filter(|r| {
+            matches!(
+                waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::StillAlive)
+            )
+        })
+        .collect()
 }
 
 /// A running daemon process slot in the parent.
@@ -131,6 +215,10 @@ struct Slot {
 struct Supervisor {
     daemons: &'static Daemons,
     slots: RefCell<Vec<Slot>>,
+    /// Daemons of earlier generations still draining.
+    retirees: RefCell<Vec<Retiree>>,
+    /// Where the retirees are handed to the next generation.
+    process_pool: Option<Pool>,
 }
 
 /// Forks one daemon process of `group`; in the child this never returns.
@@ -179,29 +267,36 @@ pub fn start(
     vhosts: &[&ServerConfig],
 ) -> Result<(), String> {
     let groups = collect_groups(main, vhosts);
-    if groups.is_empty() {
+    let process_pool = pconf.parent();
+    let retirees = living(parse_retirees(
+        &process_pool
+            .and_then(|p| p.text_userdata(RETIREES_KEY))
+            .unwrap_or_default(),
+    ));
+    if groups.is_empty() && retirees.is_empty() {
         return Ok(());
     }
-    let generation = process::generation();
     let prefix = match &main.socket_prefix {
         Some(p) => process::server_root_relative(pconf, p),
         None => process::runtime_dir_relative(pconf, "wsgi"),
     };
     let worker = process::worker_identity();
     let mut runtimes = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
+    for g in &groups {
         let naming = if main.socket_rotation() {
-            SocketNaming::PerGeneration(generation)
+            SocketNaming::PerGroup
         } else {
             SocketNaming::PerUser(g.options.user.as_ref().map_or(worker.uid, |u| u.uid))
         };
-        let path = socket_path(&prefix, naming, i);
+        let path = socket_path(&prefix, naming, &g.name);
         let owner = g.options.socket_user.as_ref().map_or(worker.uid, |u| u.uid);
-        let listener = create_listener(&path, g.options.listen_backlog, owner)?;
+        let (listener, socket_inode) = create_listener(&path, g.options.listen_backlog, owner)?;
         runtimes.push(GroupRuntime {
             name: g.name.clone(),
             options: g.options.clone(),
             socket_path: path,
+            socket_inode,
+            parent_pid: std::process::id(),
             listener,
             python: main.python.clone(),
             import_scripts: main
@@ -212,6 +307,14 @@ pub fn start(
                 .collect(),
         });
     }
+    // A socket of an earlier generation that no group took over (the group
+    // is gone, renamed, or its path changed): removed, so its draining
+    // daemons see that nothing new can arrive and finish.
+    for r in &retirees {
+        if !runtimes.iter().any(|g| g.socket_path == r.socket_path) {
+            let _ = std::fs::remove_file(&r.socket_path);
+        }
+    }
     let daemons_ref: &'static Daemons = pconf.adopt_for_generation(Daemons {
         groups: runtimes,
         title,
@@ -221,7 +324,12 @@ pub fn start(
     let supervisor = Rc::new(Supervisor {
         daemons: daemons_ref,
         slots: RefCell::new(Vec::new()),
+        retirees: RefCell::new(retirees),
+        process_pool,
     });
+    for r in supervisor.retirees.borrow().iter() {
+        watch_retiree(pconf, supervisor.clone(), r.pid);
+    }
     for (gi, g) in daemons_ref.groups.iter().enumerate() {
         for index in 0..g.options.processes {
             let pid = spawn(daemons_ref, gi, index, Duration::ZERO)?;
@@ -240,12 +348,51 @@ pub fn start(
             watch(pconf, supervisor.clone(), pid);
         }
     }
-    // End of the generation (restart, graceful or stop): stop the daemons
-    // and remove the sockets. Registered after the watches, so it runs
+    process::wake_on_child_exit();
+    // End of the generation. Registered after the watches, so it runs
     // before APR drops them.
-    let stopper = supervisor.clone();
-    pconf.on_cleanup(move || stop_all(&stopper));
+    let ender = supervisor.clone();
+    pconf.on_cleanup(move || {
+        process::restore_child_exit_signal();
+        if process::reloading_config() {
+            retire_all(&ender)
+        } else {
+            stop_all(&ender)
+        }
+    });
     Ok(())
+}
+
+/// A daemon of an earlier generation, draining: when it exits, say so and
+/// forget it (nothing replaces it).
+fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
+    process::ChildWatch::watch(
+        pconf,
+        pid,
+        Box::new(move |event, pid| {
+            if let ChildEvent::Died(status) = event {
+                let mut retirees = supervisor.retirees.borrow_mut();
+                if let Some(at) = retirees.iter().position(|r| r.pid == pid) {
+                    let r = retirees.remove(at);
+                    let level = if status == 0 {
+                        Level::Info
+                    } else {
+                        Level::Error
+                    };
+                    log::server(
+                        None,
+                        level,
+                        &format!(
+                            "daemon process '{}' (pid {pid}) of an earlier generation {} after draining",
+                            r.group,
+                            describe_exit(status)
+                        ),
+                    );
+                }
+            }
+            None
+        }),
+    );
 }
 
 fn watch(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
@@ -271,7 +418,10 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
     let slot = slots.iter_mut().find(|s| s.pid == pid)?;
     let group = &daemons.groups[slot.group];
     let lived = slot.started.elapsed();
-    slot.quick_deaths = if lived < Duration::from_secs(1) {
+    // A clean exit (a recycle: maximum-requests, restart-interval, ...) is
+    // never "dying at startup", however short the life: a small
+    // maximum-requests under load makes lives short on purpose.
+    slot.quick_deaths = if status != 0 && lived < Duration::from_secs(1) {
         slot.quick_deaths + 1
     } else {
         0
@@ -316,23 +466,56 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
     }
 }
 
-/// Stops every daemon of the generation: SIGTERM, then wait (bounded by the
-/// group's shutdown-timeout) and SIGKILL what is left, so that no daemon
-/// outlives Apache and no socket is left behind.
+/// The end of a generation that a restart follows (graceful or not): each
+/// daemon is told to retire. It goes on serving from its socket until the
+/// next generation's socket takes the path over (moments from now, in the
+/// same parent), takes what is left in its backlog, finishes its running
+/// requests (graceful-timeout) and exits. Nothing waits here: the parent
+/// goes straight on to the next generation, and the daemons pass to it as
+/// retirees. Their socket files stay: the next generation replaces them.
+fn retire_all(supervisor: &Supervisor) {
+    let daemons = supervisor.daemons;
+    let mut retirees = supervisor.retirees.borrow().clone();
+    for s in supervisor.slots.borrow().iter() {
+        let _ = process::send_retire_signal(s.pid);
+        let group = &daemons.groups[s.group];
+        retirees.push(Retiree {
+            pid: s.pid,
+            group: group.name.clone(),
+            socket_path: group.socket_path.clone(),
+        });
+    }
+    for g in &daemons.groups {
+        let _ = nix::unistd::close(g.listener);
+    }
+    if let Some(pool) = supervisor.process_pool {
+        pool.set_text_userdata(RETIREES_KEY, &format_retirees(&retirees));
+    }
+}
+
+/// Stops every daemon, this generation's and the retirees still draining:
+/// SIGTERM, then wait (bounded by the longest shutdown-timeout) and
+/// SIGKILL what is left, so that no daemon outlives Apache and no socket
+/// is left behind.
 fn stop_all(supervisor: &Supervisor) {
     let daemons = supervisor.daemons;
     let slots = supervisor.slots.borrow();
-    for s in slots.iter() {
-        let _ = kill(Pid::from_raw(s.pid), Signal::SIGTERM);
+    let retirees = supervisor.retirees.borrow();
+    let mut alive: Vec<i32> = slots
+        .iter()
+        .map(|s| s.pid)
+        .chain(retirees.iter().map(|r| r.pid))
+        .collect();
+    for &pid in &alive {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
     }
     let longest = daemons
         .groups
         .iter()
         .map(|g| g.options.shutdown_timeout)
         .max()
-        .unwrap_or_default();
+        .unwrap_or(Duration::from_secs(5));
     let deadline = Instant::now() + longest + Duration::from_secs(1);
-    let mut alive: Vec<i32> = slots.iter().map(|s| s.pid).collect();
     while !alive.is_empty() {
         alive.retain(
             |&pid| match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
@@ -360,6 +543,12 @@ fn stop_all(supervisor: &Supervisor) {
     for g in &daemons.groups {
         let _ = std::fs::remove_file(&g.socket_path);
         let _ = nix::unistd::close(g.listener);
+    }
+    for r in retirees.iter() {
+        let _ = std::fs::remove_file(&r.socket_path);
+    }
+    if let Some(pool) = supervisor.process_pool {
+        pool.set_text_userdata(RETIREES_KEY, "");
     }
 }
 

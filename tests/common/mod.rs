@@ -27,6 +27,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod venv;
 
 use std::collections::HashSet;
