@@ -10,6 +10,7 @@
 #include <http_request.h>
 #include <mod_auth.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <ap_mmn.h>
 #include <util_script.h>
 #include <apr_strings.h>

@@ -124,6 +124,11 @@ pub fn adopt_daemons(daemons: Option<&'static Daemons>) {
     }
 }
 
+/// This Apache child stops at once: its relays to daemons end now.
+pub fn child_stopping_now() {
+    crate::daemon::relays::abandon_all();
+}
+
 /// The process group a request runs in: "" for embedded, else a group
 /// name (%{ENV:var} taken from the request's environment).
 fn resolve_process_group(r: &Request, configured: &str) -> Result<String, String> {

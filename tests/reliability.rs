@@ -260,3 +260,157 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// A request running in a daemon when Apache restarts gracefully finishes
+/// there and reaches its client whole (mod_wsgi stops the daemon and the
+/// client gets an error), while new requests go to the new generation; a
+/// stop during the drain ends the draining daemon too.
+#[test]
+fn a_request_running_across_a_graceful_restart_finishes() {
+    let slow = r#"import os, time
+def application(environ, start_response):
+    time.sleep(float(environ.get('QUERY_STRING') or 0))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(os.getpid()).encode()]
+"#;
+    let apache = Apache::builder()
+        .file("app/slow.wsgi", slow)
+        .directives(
+            "WSGIDaemonProcess drill processes=1 threads=2 display-name=drill-daemon\n\
+             WSGIScriptAlias /slow {dir}/app/slow.wsgi process-group=drill application-group=%{GLOBAL}\n",
+        )
+        .start();
+    let old: u32 = apache.get("/slow").text().parse().unwrap();
+    let port = apache.port;
+    let running = std::thread::spawn(move || {
+        let r = ureq::get(&format!("http://127.0.0.1:{port}/slow?3")).call();
+        r.map(|r| r.into_string().unwrap_or_default())
+            .map_err(|e| e.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    apache.graceful_restart();
+    let new: u32 = apache.get("/slow").text().parse().unwrap();
+    assert_ne!(new, old, "a new daemon serves new requests");
+    assert!(
+        daemon_pids(&apache).contains(&old),
+        "the old daemon is still draining"
+    );
+    let answer = running.join().unwrap();
+    assert_eq!(
+        answer.as_deref(),
+        Ok(old.to_string().as_str()),
+        "{}",
+        apache.error_log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || !daemon_pids(&apache)
+            .contains(&old)),
+        "{}",
+        apache.error_log()
+    );
+    assert!(apache.wait_for_log(
+        &format!(
+            "daemon process 'drill' (pid {old}) of an earlier generation exited after draining"
+        ),
+        Duration::from_secs(5)
+    ));
+
+    // A stop while a daemon drains: nothing is left (the harness checks).
+    // (The request is shorter than Apache's own 10 s reclaim of a child
+    // that finishes a graceful stop: Apache cannot tell such a child to
+    // stop at once, whatever it serves.)
+    let port = apache.port;
+    let running = std::thread::spawn(move || {
+        let _ = ureq::get(&format!("http://127.0.0.1:{port}/slow?4")).call();
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    apache.graceful_restart();
+    assert_eq!(daemon_pids(&apache).len(), 2, "one draining, one new");
+    apache.stop();
+    let _ = running.join();
+}
+
+/// `apache2 -k stop` while a request waits for a daemon: the Apache child
+/// abandons the relay at once (Apache's child_stopping hook) instead of
+/// holding Apache's stop until its reclaim kills the child after 10 s.
+#[test]
+fn a_stop_does_not_wait_for_a_relayed_request() {
+    let slow = "import time\ndef application(environ, start_response):\n    time.sleep(30)\n    start_response('200 OK', [])\n    return [b'late']\n";
+    let apache = Apache::builder()
+        .file("app/slow.wsgi", slow)
+        .directives(
+            "WSGIDaemonProcess drill threads=1 shutdown-timeout=1 display-name=drill-daemon\n\
+             WSGIScriptAlias /slow {dir}/app/slow.wsgi process-group=drill\n",
+        )
+        .start();
+    let port = apache.port;
+    let running = std::thread::spawn(move || {
+        let _ = ureq::get(&format!("http://127.0.0.1:{port}/slow")).call();
+    });
+    assert!(apache.wait_for_log("Loading WSGI script", Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    apache.stop();
+    let took = started.elapsed();
+    println!(
+        "DRILL -k stop with a request in a daemon: stopped in {:.1}s",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    let _ = running.join();
+}
+
+/// A group gone from the configuration at a graceful restart: its socket
+/// is removed, and its daemons, with nothing more to serve, finish and
+/// exit.
+#[test]
+fn a_group_removed_at_a_graceful_restart_drains_and_goes() {
+    let sockdir = temp_dir_with_mode("mwrs-drain-", 0o755);
+    let apache = Apache::builder()
+        .file("app/pid.wsgi", PID_APP)
+        .directives(&format!(
+            "WSGISocketPrefix {}/wsgi\n\
+             WSGIDaemonProcess drill processes=1 threads=1 display-name=drill-daemon\n\
+             WSGIScriptAlias /pid {{dir}}/app/pid.wsgi process-group=drill\n",
+            sockdir.path().display()
+        ))
+        .start();
+    let old: u32 = apache.get("/pid").text().parse().unwrap();
+    let conf = apache.dir.join("httpd.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let text = text
+        .replace("WSGIDaemonProcess drill", "WSGIDaemonProcess other")
+        .replace("process-group=drill", "process-group=other");
+    std::fs::write(&conf, text).unwrap();
+    apache.graceful_restart();
+    assert_ne!(apache.get("/pid").text().parse::<u32>().unwrap(), old);
+    assert!(
+        wait_until(Duration::from_secs(10), || !common::pid_alive(old)),
+        "{}",
+        apache.error_log()
+    );
+    let sockets: Vec<String> = std::fs::read_dir(sockdir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(sockets.len(), 1, "only the new group's socket: {sockets:?}");
+    assert!(sockets[0].ends_with(".other.sock"), "{sockets:?}");
+}
+
+/// restart-interval under load: each daemon restarts every 2 s, no
+/// request fails.
+#[test]
+fn restart_interval_under_load_loses_no_request() {
+    let apache = daemon_site("processes=2 threads=4 restart-interval=2");
+    let report = run_for(&spec(&apache, "/app", 16), Duration::from_secs(7));
+    let restarts = apache
+        .error_log()
+        .matches("restart-interval=2s reached")
+        .count();
+    assert!(restarts >= 2, "restarted only {restarts} times");
+    assert_lossless(
+        &format!("restart-interval=2, processes=2 threads=4 ({restarts} restarts)"),
+        &apache,
+        &report,
+    );
+}

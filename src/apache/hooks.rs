@@ -190,6 +190,7 @@ pub type PostConfigFn = unsafe extern "C" fn(
     *mut ffi::server_rec,
 ) -> c_int;
 pub type ChildInitFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, *mut ffi::server_rec);
+pub type ChildStoppingFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, c_int);
 pub type PreMpmFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, ffi::ap_scoreboard_e) -> c_int;
 pub type RequestFn = unsafe extern "C" fn(*mut ffi::request_rec) -> c_int;
 
@@ -218,6 +219,13 @@ pub fn pre_mpm_last(f: PreMpmFn) {
 pub fn child_init(f: ChildInitFn, order: Order) {
     // SAFETY: as above.
     unsafe { ffi::ap_hook_child_init(Some(f), std::ptr::null(), std::ptr::null(), order.raw()) };
+}
+/// Apache 2.4.49 and later: a child was told to stop (graceful or not).
+pub fn child_stopping(f: ChildStoppingFn, order: Order) {
+    // SAFETY: as above.
+    unsafe {
+        ffi::ap_hook_child_stopping(Some(f), std::ptr::null(), std::ptr::null(), order.raw())
+    };
 }
 pub fn handler(f: RequestFn, order: Order) {
     // SAFETY: as above.

@@ -381,6 +381,18 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
     })
 }
 
+/// An Apache child told to stop at once (`-k stop`, `-k restart`): the
+/// requests it relays to daemons are abandoned now, as Apache closes its
+/// clients' connections, rather than holding the child (and Apache's stop)
+/// until the daemons answer.
+unsafe extern "C" fn child_stopping(_p: *mut ffi::apr_pool_t, graceful: std::ffi::c_int) {
+    guard("child_stopping", (), || {
+        if graceful == 0 {
+            dispatch::child_stopping_now();
+        }
+    })
+}
+
 unsafe extern "C" fn translate_name(r: *mut ffi::request_rec) -> c_int {
     guard("translate_name", status::DECLINED, || {
         // SAFETY: Apache passes the live request to this hook.
@@ -424,6 +436,7 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         hooks::check_config(check_config, Order::Middle);
         hooks::post_config(post_config, Order::Middle);
         hooks::child_init(child_init, Order::Middle);
+        hooks::child_stopping(child_stopping, Order::Middle);
         hooks::translate_name(translate_name, &RUN_AFTER, &RUN_BEFORE, Order::Middle);
         hooks::handler(handler, Order::Middle);
         // SAFETY: `_p` is the pool Apache passed to register_hooks.

@@ -4,6 +4,7 @@
 //! request from an Apache child to a daemon over a Unix socket (`worker`).
 
 pub mod process;
+pub mod relays;
 pub mod socket_backend;
 pub mod supervisor;
 pub mod worker;

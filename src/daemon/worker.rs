@@ -100,6 +100,7 @@ pub fn handle(
             return status::HTTP_SERVICE_UNAVAILABLE;
         }
     };
+    let _relay = super::relays::begin(&stream);
     vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
     vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
     let environ = vars
@@ -162,6 +163,17 @@ pub fn handle(
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
+            Err(_) if super::relays::abandoned() => {
+                r.log(
+                    Level::Info,
+                    &format!("Apache child stopping: request to {who} abandoned"),
+                );
+                return if head_sent {
+                    status::DONE
+                } else {
+                    status::HTTP_SERVICE_UNAVAILABLE
+                };
+            }
             Err(e) => return relay_failure(r, &who, head_sent, &e, timeout),
         };
         match frame {
