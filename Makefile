@@ -5,6 +5,7 @@
 #   make install         apxs-style install (honours DESTDIR and APXS)
 #   make -s module-path  absolute path of the built module
 #   make bench           benchmark against C mod_wsgi (bench/results/)
+#   make soak            the long reliability drills (docs/reliability.md)
 
 PYTHON ?= /usr/bin/python3
 APXS ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -21,7 +22,7 @@ export CARGO_TARGET_DIR
 # Debian packages the build and the tests need.
 DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl libapache2-mod-wsgi-py3 python3-cryptography iproute2
 
-.PHONY: all build deps module-path install run test unit-test integration-test clean bench
+.PHONY: all build deps module-path install run test unit-test integration-test clean bench soak
 
 all: build
 
@@ -72,6 +73,10 @@ integration-test: build
 
 test: build
 	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release
+
+# The long drills (minutes each), kept out of `make test`.
+soak: build
+	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release --test reliability -- --ignored --test-threads=1 --nocapture
 
 clean:
 	$(CARGO) clean
