@@ -241,6 +241,48 @@ impl Request {
         if rv != 0 { Err(()) } else { Ok(()) }
     }
 
+    /// Ends a response that cannot be finished after its head went to
+    /// Apache, so that the client sees it was cut short: what is buffered
+    /// goes out (head included), then the error bucket mod_proxy sends
+    /// when its backend breaks mid-response (ap_proxy_backend_broke): the
+    /// chunk filter then writes no last chunk and Apache closes the
+    /// connection instead of keeping it alive. The flush comes first so
+    /// that the content-length filter has passed the body on before it
+    /// sees the end: it cannot make up a Content-Length for the cut body.
+    /// Caches are told not to keep the response. The end of the response
+    /// (EOS) is sent here; the handler must send nothing more.
+    pub fn abort_response(&mut self) {
+        self.0.no_cache = 1;
+        // SAFETY: `main` is NULL or the live main request of this one.
+        if let Some(main) = unsafe { self.0.main.as_mut() } {
+            main.no_cache = 1;
+        }
+        // SAFETY: a live request on the thread serving it: its connection,
+        // pools and bucket allocator are live. The brigade comes from the
+        // request's pool, the buckets from the connection's allocator (the
+        // error bucket's status text, none here, from the connection's
+        // pool, as ap_proxy_backend_broke does); ap_pass_brigade hands them
+        // to the output filters, which consume or set them aside.
+        unsafe {
+            let c = self.0.connection;
+            let alloc = (*c).bucket_alloc;
+            let bb = ffi::apr_brigade_create(self.0.pool, alloc);
+            brigade_append(bb, ffi::apr_bucket_flush_create(alloc));
+            brigade_append(
+                bb,
+                ffi::ap_bucket_error_create(
+                    ffi::MWRS_HTTP_BAD_GATEWAY,
+                    std::ptr::null(),
+                    (*c).pool,
+                    alloc,
+                ),
+            );
+            brigade_append(bb, ffi::apr_bucket_eos_create(alloc));
+            // A failure means the client is gone: nothing more to do.
+            let _ = ffi::ap_pass_brigade(self.0.output_filters, bb);
+        }
+    }
+
     /// Whether core's EnableMMAP allows memory-mapping files here (it is
     /// On unless set Off).
     fn mmap_enabled(&self) -> bool {
@@ -283,6 +325,33 @@ impl Request {
     pub fn log(&self, level: log::Level, text: &str) {
         // SAFETY: a Request wraps a live request_rec.
         unsafe { log::request(self.as_ptr(), level, text) };
+    }
+}
+
+/// APR_BRIGADE_INSERT_TAIL (a macro in C): links `e` in as the last bucket
+/// of `bb`. The brigade's list head is the ring's sentinel bucket link.
+///
+/// # Safety
+/// `bb` must be a live brigade and `e` a live bucket in no brigade.
+unsafe fn brigade_append(bb: *mut ffi::apr_bucket_brigade, e: *mut ffi::apr_bucket) {
+    // SAFETY: the caller's guarantees; the sentinel is the address
+    // APR_RING_SENTINEL computes, only compared and stored, never read
+    // through: an empty ring's last element is it, and its links are the
+    // list head's, reached directly.
+    unsafe {
+        let head = &raw mut (*bb).list;
+        let sentinel = head
+            .wrapping_byte_sub(std::mem::offset_of!(ffi::apr_bucket, link))
+            .cast::<ffi::apr_bucket>();
+        let last = (*head).prev;
+        (*e).link.next = sentinel;
+        (*e).link.prev = last;
+        if last == sentinel {
+            (*head).next = e;
+        } else {
+            (*last).link.next = e;
+        }
+        (*head).prev = e;
     }
 }
 

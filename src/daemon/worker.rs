@@ -140,6 +140,8 @@ pub fn handle(
     // daemon's pid once it has said it took the request.
     let mut who = format!("daemon process group '{name}'");
     let mut head_sent = false;
+    // Body bytes passed to Apache: how much of a cut response the client got.
+    let mut relayed: u64 = 0;
     // WSGIErrorOverride: the error status the application answered, whose
     // body is discarded so that Apache's ErrorDocument makes it instead.
     let mut overridden: Option<i32> = None;
@@ -164,17 +166,14 @@ pub fn handle(
             Ok(f) => f,
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
             Err(_) if super::relays::abandoned() => {
-                r.log(
-                    Level::Info,
-                    &format!("Apache child stopping: request to {who} abandoned"),
-                );
-                return if head_sent {
-                    status::DONE
-                } else {
-                    status::HTTP_SERVICE_UNAVAILABLE
-                };
+                let why = format!("Apache child stopping: request to {who} abandoned");
+                if head_sent {
+                    return cut_short(r, &why, relayed);
+                }
+                r.log(Level::Info, &why);
+                return status::HTTP_SERVICE_UNAVAILABLE;
             }
-            Err(e) => return relay_failure(r, &who, head_sent, &e, timeout),
+            Err(e) => return relay_failure(r, &who, head_sent.then_some(relayed), &e, timeout),
         };
         match frame {
             Frame::ReadBody { max } => {
@@ -206,15 +205,12 @@ pub fn handle(
                     .and_then(|_| writer.flush())
                     .is_err()
                 {
-                    r.log(
-                        Level::Error,
-                        &format!("{who} closed the connection while reading the request body"),
-                    );
-                    return if head_sent {
-                        status::DONE
-                    } else {
-                        status::HTTP_BAD_GATEWAY
-                    };
+                    let why = format!("{who} closed the connection while reading the request body");
+                    if head_sent {
+                        return cut_short(r, &why, relayed);
+                    }
+                    r.log(Level::Error, &why);
+                    return status::HTTP_BAD_GATEWAY;
                 }
             }
             Frame::Accepted { pid } => {
@@ -298,6 +294,7 @@ pub fn handle(
                     if sent.is_err() {
                         break;
                     }
+                    relayed += piece.bytes.len() as u64;
                 }
                 if sent.is_ok() && unflushed > 0 && !more_within(&reader, &stream, flush_delay) {
                     unflushed = 0;
@@ -321,6 +318,10 @@ pub fn handle(
             Frame::Failure { kind, message } => {
                 // The daemon logged what the application did (a traceback,
                 // or mod_wsgi's RequestTimeout line): only a pointer here.
+                let why = format!("{who} failed the request ({}): {message}", kind.name());
+                if head_sent {
+                    return cut_short(r, &why, relayed);
+                }
                 let level = if matches!(
                     kind,
                     protocol::FailureKind::ApplicationError | protocol::FailureKind::RequestTimeout
@@ -329,26 +330,16 @@ pub fn handle(
                 } else {
                     Level::Error
                 };
-                r.log(
-                    level,
-                    &format!("{who} failed the request ({}): {message}", kind.name()),
-                );
-                return if head_sent {
-                    status::DONE
-                } else {
-                    kind.http_status() as i32
-                };
+                r.log(level, &why);
+                return kind.http_status() as i32;
             }
             other => {
-                r.log(
-                    Level::Error,
-                    &format!("{who} sent {} out of turn", other.name()),
-                );
-                return if head_sent {
-                    status::DONE
-                } else {
-                    status::HTTP_BAD_GATEWAY
-                };
+                let why = format!("{who} sent {} out of turn", other.name());
+                if head_sent {
+                    return cut_short(r, &why, relayed);
+                }
+                r.log(Level::Error, &why);
+                return status::HTTP_BAD_GATEWAY;
             }
         }
     };
@@ -450,16 +441,30 @@ fn warn_no_request_rec(r: &Request, group: &str) {
     }
 }
 
+/// A response whose head went to Apache but that cannot be finished: one
+/// line saying why and how much of the body the client got, and the
+/// client connection aborted, so that the client sees the cut instead of
+/// a response that looks complete.
+fn cut_short(r: &mut Request, why: &str, relayed: u64) -> i32 {
+    r.log(
+        Level::Error,
+        &format!("{why}; response cut short after {relayed} body bytes, connection aborted"),
+    );
+    r.abort_response();
+    status::DONE
+}
+
 /// One clear line for a connection that broke, and the status to answer.
+/// `relayed`: the body bytes passed to Apache, once the head went to it.
 fn relay_failure(
     r: &mut Request,
     who: &str,
-    head_sent: bool,
+    relayed: Option<u64>,
     e: &ProtocolError,
     timeout: Duration,
 ) -> i32 {
-    let when = if head_sent {
-        "after the response started (response cut short)"
+    let when = if relayed.is_some() {
+        "after the response started"
     } else {
         "before sending the response headers"
     };
@@ -490,8 +495,13 @@ fn relay_failure(
             status::HTTP_BAD_GATEWAY,
         ),
     };
-    r.log(Level::Error, &message);
-    if head_sent { status::DONE } else { code }
+    match relayed {
+        Some(relayed) => cut_short(r, &message, relayed),
+        None => {
+            r.log(Level::Error, &message);
+            code
+        }
+    }
 }
 
 fn latin1(b: &[u8]) -> String {

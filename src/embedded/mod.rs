@@ -221,6 +221,12 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         }
     };
     drop(scope);
+    // The head is out but the response cannot be finished: the client
+    // must see it cut, not get a complete-looking one. After the scope:
+    // no thread of the application can reach the request any more.
+    if code == status::DONE {
+        r.abort_response();
+    }
     match (redirect, outcome) {
         (Some(location), Ok(())) => {
             r.log(

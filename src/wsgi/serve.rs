@@ -5,7 +5,7 @@
 use super::errors::{self, LogSink};
 use super::input::Input;
 use super::response::interpreter_context;
-use super::start_response::StartResponse;
+use super::start_response::{ResponseHead, StartResponse};
 use super::{Backend, EnvironContext, Level, RequestError, environ, response, scripts};
 use crate::python::capsule::LentPointer;
 use pyo3::prelude::*;
@@ -27,8 +27,11 @@ pub struct AppTarget<'a> {
 /// A request that did not complete normally.
 #[derive(Debug)]
 pub struct Failure {
-    /// Whether the response had started (status and headers sent).
+    /// Whether the response had started (status and headers sent): the
+    /// client cannot get an error status any more, only a cut response.
     pub started: bool,
+    /// Body bytes handed to the backend before the failure.
+    pub body_bytes: u64,
     pub error: RequestError,
 }
 
@@ -52,6 +55,11 @@ pub fn serve<'v>(
     let metered = Arc::new(super::metrics::Metered::new(backend));
     let backend: Arc<dyn Backend> = metered.clone();
     let vars: Vec<(&str, &str)> = vars.into_iter().collect();
+    // A HEAD the application sees as one may answer a Content-Length
+    // without the body.
+    let head_request = vars
+        .iter()
+        .any(|(k, v)| *k == "REQUEST_METHOD" && *v == "HEAD");
     let request_id = vars
         .iter()
         .find(|(k, _)| *k == "mod_wsgi.request_id")
@@ -69,6 +77,7 @@ pub fn serve<'v>(
         let mut scope = super::events::RequestScope::begin(py, request_id);
         let early = |error| Failure {
             started: false,
+            body_bytes: 0,
             error,
         };
         let py_err = |e: PyErr| early(response::request_error(py, e));
@@ -129,19 +138,22 @@ pub fn serve<'v>(
             .map_err(py_err)?;
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
-        let result = response::run(py, &application, environ, &*backend, start);
+        let result = response::run(py, &application, environ, &*backend, start)
+            .and_then(|()| check_length(&*backend, &head.lock(), head_request, target, ctx));
         let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
         scope.application_finished(status, &metered.io());
         log.close();
         drop(lent_request);
         result.map_err(|error| Failure {
             started: head.lock().sent,
+            body_bytes: metered.io().output_bytes,
             error,
         })
     });
     let outcome = entered.unwrap_or_else(|why| {
         Err(Failure {
             started: false,
+            body_bytes: 0,
             error: RequestError::Message(format!(
                 "cannot run '{}' in application group '{}': {why}",
                 target.script, ctx.application_group
@@ -152,6 +164,43 @@ pub fn serve<'v>(
         outcome,
         reload_requested,
     }
+}
+
+/// The body the application produced against the Content-Length it set.
+/// Longer: the bytes past it were not sent (as with mod_wsgi), the
+/// response is whole; a line says so. Shorter: the client would wait for
+/// bytes that never come, and a cache keep a cut page, so the response
+/// fails (and is cut short visibly). A HEAD, 1xx, 204 or 304 response has
+/// no body whatever its Content-Length says.
+fn check_length(
+    backend: &dyn Backend,
+    head: &ResponseHead,
+    head_request: bool,
+    target: &AppTarget<'_>,
+    ctx: &EnvironContext<'_>,
+) -> Result<(), RequestError> {
+    let Some(declared) = head.content_length else {
+        return Ok(());
+    };
+    let produced = head.produced;
+    let status = head.status.as_ref().map_or(0, |(code, _)| *code);
+    let bodiless = head_request || status < 200 || status == 204 || status == 304;
+    if produced > declared {
+        backend.log(
+            Level::Warning,
+            &format!(
+                "[script {}] response body of {produced} bytes is longer than its Content-Length of {declared}: only {declared} were sent ({}, pid {})",
+                target.resource,
+                interpreter_context(ctx.application_group, ctx.process_group),
+                std::process::id()
+            ),
+        );
+    } else if produced < declared && !bodiless {
+        return Err(RequestError::Message(format!(
+            "response body ended after {produced} of the {declared} bytes its Content-Length declared"
+        )));
+    }
+    Ok(())
 }
 
 /// Logs a failed request as mod_wsgi 6 does (a headline, then the
@@ -167,9 +216,12 @@ pub fn report(
     let resource = target.resource;
     let context = interpreter_context(ctx.application_group, ctx.process_group);
     let cut = if failure.started {
-        ", after the response started: response cut short"
+        format!(
+            ", after the response started: response cut short after {} body bytes",
+            failure.body_bytes
+        )
     } else {
-        ""
+        String::new()
     };
     match &failure.error {
         RequestError::ClientGone => backend.log(
@@ -181,7 +233,8 @@ pub fn report(
         RequestError::RequestTimeout if failure.started => backend.log(
             Level::Info,
             &format!(
-                "[script {resource}] Request interrupted by RequestTimeout after headers sent; response truncated. ({context}, pid {pid})"
+                "[script {resource}] Request interrupted by RequestTimeout after headers sent; response truncated. ({context}, pid {pid}, after {} body bytes)",
+                failure.body_bytes
             ),
         ),
         RequestError::RequestTimeout => backend.log(
