@@ -110,8 +110,9 @@ pub fn start_daemons(
     title: Option<crate::apache::process::ProcessTitle>,
     main: &ServerConfig,
     vhosts: &[&ServerConfig],
+    server_timeout: std::time::Duration,
 ) -> Result<(), String> {
-    supervisor::start(pconf, title, main, vhosts)
+    supervisor::start(pconf, title, main, vhosts, server_timeout)
 }
 
 /// In a new Apache child: remember the daemon groups and close their

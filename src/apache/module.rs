@@ -348,7 +348,9 @@ fn start_daemons(pconf: Pool, s: *mut ffi::server_rec) -> c_int {
     let Some(main) = main else { return status::OK };
     // SAFETY: `s` is the live main server of this generation.
     let title = unsafe { super::process::ProcessTitle::of(s) };
-    match dispatch::start_daemons(pconf, title, main, &vhosts) {
+    // SAFETY: as above; the main server's Timeout directive.
+    let server_timeout = std::time::Duration::from_micros(unsafe { (*s).timeout }.max(0) as u64);
+    match dispatch::start_daemons(pconf, title, main, &vhosts, server_timeout) {
         Ok(()) => status::OK,
         Err(message) => {
             log::server(Some(s), log::Level::Emerg, &message);

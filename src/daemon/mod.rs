@@ -12,6 +12,7 @@ pub mod worker;
 use crate::config::{DaemonOptions, PythonSettings};
 use std::os::fd::RawFd;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// One daemon process group as this restart generation runs it.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct GroupRuntime {
     pub socket_inode: u64,
     /// The Apache parent (a daemon whose parent changed was orphaned).
     pub parent_pid: u32,
+    /// Apache's Timeout: the socket-timeout when the group sets none.
+    pub server_timeout: Duration,
     /// Listener fd (open in the parent and the group's daemons, closed in
     /// Apache's worker children).
     pub listener: RawFd,

@@ -18,7 +18,7 @@ use super::socket_backend::SocketBackend;
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
-use crate::protocol::{FailureKind, Frame, Limits, PROTOCOL_VERSION, ProtocolError};
+use crate::protocol::{FailureKind, Frame, Limits, ProtocolError};
 use crate::wsgi::serve::{self, AppTarget};
 use crate::wsgi::{Backend, EnvironContext, RequestError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -609,7 +609,11 @@ fn request_thread(shared: &Shared, slot: usize) {
 /// stream: the wait cost this thread a sleep and a wake-up per request.
 fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     let o = &shared.group.options;
-    let timeout = (!o.socket_timeout.is_zero()).then_some(o.socket_timeout);
+    // socket-timeout, else Apache's Timeout (as mod_wsgi): a peer that
+    // sends half a frame and waits must not hold this thread for ever.
+    let timeout = [o.socket_timeout, shared.group.server_timeout]
+        .into_iter()
+        .find(|t| !t.is_zero());
     // Writes of the response back to the worker: response-socket-timeout,
     // else socket-timeout.
     let write_timeout = (!o.response_socket_timeout.is_zero())
@@ -626,6 +630,15 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     let frame = match backend.read_frame() {
         Ok(f) => f,
         Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return,
+        Err(e @ ProtocolError::VersionMismatch { .. }) => {
+            // An Apache child of an older or newer module (a graceful
+            // restart loaded another build): said to it, as docs/protocol.md
+            // promises, and here.
+            let message = format!("{e}: restart Apache fully");
+            log::server(None, Level::Error, &format!("{}: {message}", shared.who()));
+            let _ = backend.send(&Frame::failure(FailureKind::ProtocolError, message));
+            return;
+        }
         Err(e) => {
             log::server(
                 None,
@@ -635,7 +648,8 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             return;
         }
     };
-    let Frame::Request { version, environ } = frame else {
+    // (The decoder has refused any other protocol version.)
+    let Frame::Request { environ, .. } = frame else {
         log::server(
             None,
             Level::Error,
@@ -647,13 +661,6 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
         );
         return;
     };
-    if version != PROTOCOL_VERSION {
-        let _ = backend.send(&Frame::failure(
-            FailureKind::ProtocolError,
-            format!("protocol version {version} from the worker, daemon speaks {PROTOCOL_VERSION}: restart Apache fully"),
-        ));
-        return;
-    }
     // Who took the request goes out with the first bytes of the answer,
     // not on its own: a separate frame woke the worker once more per
     // request. A request still running at the monitor's next tick has it

@@ -265,6 +265,7 @@ pub fn start(
     title: Option<process::ProcessTitle>,
     main: &ServerConfig,
     vhosts: &[&ServerConfig],
+    server_timeout: Duration,
 ) -> Result<(), String> {
     let groups = collect_groups(main, vhosts);
     let process_pool = pconf.parent();
@@ -297,6 +298,7 @@ pub fn start(
             socket_path: path,
             socket_inode,
             parent_pid: std::process::id(),
+            server_timeout,
             listener,
             python: main.python.clone(),
             import_scripts: main
