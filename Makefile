@@ -6,6 +6,7 @@
 #   make -s module-path  absolute path of the built module
 #   make bench           benchmark against C mod_wsgi (bench/results/)
 #   make soak            the long reliability drills (docs/reliability.md)
+#   make fuzz            fuzz the daemon protocol for FUZZ_SECONDS (default 60)
 
 PYTHON ?= /usr/bin/python3
 APXS ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -22,7 +23,7 @@ export CARGO_TARGET_DIR
 # Debian packages the build and the tests need.
 DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl libapache2-mod-wsgi-py3 python3-cryptography iproute2
 
-.PHONY: all build deps module-path install run test unit-test integration-test clean bench soak
+.PHONY: all build deps module-path install run test unit-test integration-test clean bench soak fuzz
 
 all: build
 
@@ -64,6 +65,29 @@ run: build
 # Side by side with C mod_wsgi (bench/NOTES.md); BENCH_QUICK=1 for a smoke run.
 bench: build
 	/usr/bin/python3 bench/run.py --module "$(MODULE)" --bench-dir "$(CARGO_TARGET_DIR)/bench"
+
+# The protocol fuzz target (fuzz/fuzz_targets/decode.rs) under cargo-fuzz on
+# the FUZZ_TOOLCHAIN toolchain, for FUZZ_SECONDS. The corpus is kept in
+# $(FUZZ_CORPUS): seeds rewritten first by a unit test (a valid frame of every
+# kind), then the inputs of this run that add coverage, up to FUZZ_MAX_LEN
+# bytes each. A finding (a panic, a broken invariant, one allocation over
+# 64 MiB) stops the target, its input in fuzz/artifacts/decode/.
+FUZZ_SECONDS ?= 60
+FUZZ_TOOLCHAIN ?= nightly
+FUZZ_MAX_LEN ?= 4096
+FUZZ_CORPUS := fuzz/corpus/decode
+FUZZ := $(CARGO) +$(FUZZ_TOOLCHAIN) fuzz
+
+fuzz: deps
+	@$(CARGO) +$(FUZZ_TOOLCHAIN) --version >/dev/null 2>&1 || { echo "the $(FUZZ_TOOLCHAIN) toolchain is missing: rustup toolchain install $(FUZZ_TOOLCHAIN)"; exit 1; }
+	@$(FUZZ) --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	MOD_WSGI_RS_WRITE_FUZZ_SEEDS=1 $(CARGO) test --release --lib -q fuzz_corpus_seeds
+	@new=$$(mktemp -d) && trap 'rm -rf "$$new"' EXIT && \
+	$(FUZZ) run --target-dir $(CURDIR)/fuzz/target decode "$$new" $(FUZZ_CORPUS) -- \
+	  -max_total_time=$(FUZZ_SECONDS) -max_len=$(FUZZ_MAX_LEN) -malloc_limit_mb=64 && \
+	$(FUZZ) run --target-dir $(CURDIR)/fuzz/target decode $(FUZZ_CORPUS) "$$new" -- \
+	  -merge=1 -max_len=$(FUZZ_MAX_LEN) && \
+	echo "corpus: $$(ls $(FUZZ_CORPUS) | wc -l) inputs in $(FUZZ_CORPUS)"
 
 unit-test: deps
 	$(CARGO) test --release --lib

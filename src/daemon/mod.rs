@@ -1,8 +1,10 @@
 //! Daemon mode: WSGIDaemonProcess groups forked from the Apache parent and
 //! supervised by it (`supervisor`), the daemon process itself with its
 //! N + 3 thread layout (`process`), and the worker side that proxies a
-//! request from an Apache child to a daemon over a Unix socket (`worker`).
+//! request from an Apache child to a daemon over a Unix socket (`worker`);
+//! `peer` decides who may connect to that socket.
 
+pub mod peer;
 pub mod process;
 pub mod relays;
 pub mod socket_backend;

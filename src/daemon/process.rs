@@ -608,6 +608,9 @@ fn request_thread(shared: &Shared, slot: usize) {
 /// one), so the daemon closes it first rather than wait for that end of
 /// stream: the wait cost this thread a sleep and a wake-up per request.
 fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
+    if !super::peer::admit(&stream, shared.group, shared.pid) {
+        return;
+    }
     let o = &shared.group.options;
     // socket-timeout, else Apache's Timeout (as mod_wsgi): a peer that
     // sends half a frame and waits must not hold this thread for ever.

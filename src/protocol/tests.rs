@@ -1119,3 +1119,89 @@ fn the_documented_example_is_what_the_code_sends_and_accepts() {
     run(&mut w, &mut d, &exchange);
     assert!(w.is_idle() && d.is_idle());
 }
+
+// ---------------------------------------------------------------- fuzz seeds
+
+/// Where `make fuzz` keeps the corpus of `fuzz/fuzz_targets/decode.rs`.
+const FUZZ_CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/decode");
+
+/// Largest seed: what `make fuzz` lets libFuzzer try (FUZZ_MAX_LEN).
+const FUZZ_MAX_LEN: usize = 4096;
+
+/// The seeds of the fuzz corpus, by file name: a valid frame of every kind
+/// and a whole exchange. The target reads the first byte as its selector:
+/// high bit for tiny limits, the rest for the piece size minus one.
+fn fuzz_seeds() -> Vec<(String, Vec<u8>)> {
+    let mut frames = sample_frames();
+    frames.push(Frame::Accepted { pid: 4242 });
+    frames.extend(
+        FailureKind::ALL
+            .iter()
+            .map(|k| Frame::failure(*k, format!("{k} happened"))),
+    );
+    // A peer of another version: refused, the stream left in sync.
+    frames.push(Frame::Request {
+        version: PROTOCOL_VERSION + 1,
+        environ: pairs(&[("REQUEST_METHOD", "GET")]),
+    });
+    let mut seeds: Vec<(String, Vec<u8>)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut bytes = vec![0x00];
+            bytes.extend(encoded(f));
+            (format!("seed-{i:02}-{}", f.name()), bytes)
+        })
+        .filter(|(_, bytes)| bytes.len() <= FUZZ_MAX_LEN)
+        .collect();
+    for (name, selector) in [("seed-exchange", 0x03), ("seed-exchange-tiny-limits", 0x87)] {
+        let mut bytes = vec![selector];
+        bytes.extend(documented_example());
+        seeds.push((name.to_string(), bytes));
+    }
+    seeds
+}
+
+/// The seeds in fuzz/corpus/decode/ are what `fuzz_seeds` makes: after a
+/// change to the protocol, `MOD_WSGI_RS_WRITE_FUZZ_SEEDS=1 cargo test
+/// --release --lib fuzz_corpus_seeds` (or `make fuzz`) rewrites them.
+#[test]
+fn fuzz_corpus_seeds_are_current() {
+    let dir = std::path::Path::new(FUZZ_CORPUS);
+    let seeds = fuzz_seeds();
+    let write = std::env::var_os("MOD_WSGI_RS_WRITE_FUZZ_SEEDS").is_some();
+    if write {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let on_disk: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("seed-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let how = "run MOD_WSGI_RS_WRITE_FUZZ_SEEDS=1 cargo test --release --lib fuzz_corpus_seeds";
+    for stale in on_disk
+        .iter()
+        .filter(|n| !seeds.iter().any(|(s, _)| s == *n))
+    {
+        if write {
+            std::fs::remove_file(dir.join(stale)).unwrap();
+        } else {
+            panic!("fuzz seed {stale} is no longer generated: {how}");
+        }
+    }
+    for (name, bytes) in &seeds {
+        let path = dir.join(name);
+        if write {
+            std::fs::write(&path, bytes).unwrap();
+        } else {
+            assert_eq!(
+                std::fs::read(&path).ok().as_ref(),
+                Some(bytes),
+                "fuzz seed {name} is missing or stale: {how}"
+            );
+        }
+    }
+}
