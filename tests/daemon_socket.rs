@@ -335,7 +335,8 @@ fn send_raw(socket: &Path, bytes: &[u8], hold: bool) -> (Duration, Vec<u8>) {
 }
 
 /// What the daemon may answer bytes it refuses: nothing, or one
-/// `Failure { ProtocolError }` (docs/protocol.md, for another version).
+/// `Failure { ProtocolError }` (docs/protocol.md: a Request of another
+/// version gets it).
 fn refusal(reply: &[u8]) -> bool {
     reply.is_empty()
         || matches!(
@@ -447,6 +448,9 @@ fn bad_frames_are_dropped_without_harming_other_requests() {
         for (what, bytes, line) in cases.iter().cycle().take(3 * cases.len()) {
             let (took, reply) = send_raw(&socket, bytes, false);
             assert!(refusal(&reply), "{what}: the daemon answered {reply:?}");
+            if what.contains("protocol version") {
+                assert!(!reply.is_empty(), "{what}: no Failure answer");
+            }
             assert!(
                 took < Duration::from_secs(10),
                 "{what}: closed after {took:?}"
@@ -493,6 +497,7 @@ fn bad_frames_are_dropped_without_harming_other_requests() {
     let lines: Vec<String> = log_lines(&apache, "instead of a request")
         .into_iter()
         .chain(log_lines(&apache, "bad request from worker"))
+        .chain(log_lines(&apache, "restart Apache fully"))
         .collect();
     let logged = cases.iter().filter(|(_, _, line)| line.is_some()).count();
     assert_eq!(lines.len(), 3 * logged + 1, "{lines:#?}");
