@@ -508,3 +508,22 @@ fn bad_frames_are_dropped_without_harming_other_requests() {
         );
     }
 }
+
+/// Without socket-timeout a daemon reads with Apache's Timeout (as
+/// mod_wsgi): a sender that stops mid-frame and waits loses the thread
+/// after it, and the next request is served.
+#[test]
+fn a_half_sent_frame_is_dropped_after_apaches_timeout() {
+    let sockdir = temp_dir_with_mode("mwrs-sock-", 0o755);
+    let apache = server(sockdir.path(), "\nTimeout 3");
+    let daemon = served_pid(&apache);
+    let socket = socket_in(sockdir.path());
+    let request = forged_request(&apache, PROTOCOL_VERSION);
+    let (took, reply) = send_raw(&socket, &request[..request.len() / 2], true);
+    assert!(reply.is_empty(), "the daemon answered {reply:?}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
+        "closed after {took:?}"
+    );
+    assert_eq!(served_pid(&apache), daemon);
+}
