@@ -102,12 +102,16 @@ struct ThreadStates {
     main_pinned: bool,
     /// (interpreter, thread state) of this thread in each sub-interpreter.
     subs: Vec<(StatePtr, StatePtr)>,
-    /// Inside `with_interpreter` (or creating an interpreter) right now.
-    depth: usize,
 }
 
 thread_local! {
     static THREAD: RefCell<ThreadStates> = RefCell::new(ThreadStates::default());
+    /// How deep this thread is inside `with_interpreter` (or creating an
+    /// interpreter) right now. Apart from THREAD, and without a destructor:
+    /// exit(3) destroys the thread locals that have one before it runs the
+    /// exit handlers, and `finalize` must still see that the thread calling
+    /// exit() from a request is inside Python.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
     /// The body `run_attached` hands to its pyo3 callback.
     static BODY: Cell<Option<*mut (dyn for<'py> FnMut(Python<'py>) + 'static)>> =
         const { Cell::new(None) };
@@ -127,7 +131,7 @@ pub(super) fn any_created() -> bool {
 
 /// Whether this thread is running Python code through [`with_interpreter`].
 pub(super) fn thread_inside() -> bool {
-    THREAD.try_with(|t| t.borrow().depth > 0).unwrap_or(false)
+    DEPTH.with(|d| d.get() > 0)
 }
 
 /// Runs `f` in the interpreter of application group `group` ("" = the main
@@ -270,14 +274,14 @@ struct DepthGuard;
 
 impl DepthGuard {
     fn enter() -> DepthGuard {
-        THREAD.with(|t| t.borrow_mut().depth += 1);
+        DEPTH.with(|d| d.set(d.get() + 1));
         DepthGuard
     }
 }
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        let _ = THREAD.try_with(|t| t.borrow_mut().depth -= 1);
+        DEPTH.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -473,6 +477,7 @@ fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> 
     let process_wide = settings;
     let settings = &settings.for_interpreter(group);
     super::stdio::install(py, settings)?;
+    super::exit_hook::install(py)?;
     install_refusal_hint(py, group)?;
     super::add_python_path(py, settings)?;
     // A <WSGIInterpreterOptions> switch interval: CPython has one for all

@@ -5,6 +5,7 @@
 //! Python never starts in the Apache parent.
 
 pub mod capsule;
+mod exit_hook;
 pub mod files;
 pub mod interp;
 pub mod stdio;
@@ -283,6 +284,7 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
                 .set_item("PYTHON_EGG_CACHE", eggs)?;
         }
         stdio::install(py, settings)?;
+        exit_hook::install(py)?;
         add_python_path(py, settings)?;
         // The main interpreter is application group '' (%{GLOBAL}); after
         // WSGIPythonPath, where the companion mod_wsgi package may be.
