@@ -9,7 +9,9 @@ use common::*;
 use std::time::{Duration, Instant};
 
 /// Every way to die waits half a second first: longer than the daemon's
-/// monitor tick, after which the worker knows which process serves it.
+/// monitor tick, after which the worker knows which process serves it (a
+/// daemon dying sooner is named by the parent's line only: README,
+/// "Differences from mod_wsgi").
 const APP: &str = r#"
 import ctypes, os, signal, time
 def application(environ, start_response):

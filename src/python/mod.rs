@@ -1,7 +1,8 @@
 //! The one edge to the CPython C-API: starting the interpreter in an Apache
 //! child (or a daemon process), the start-up settings of the WSGIPython*
 //! directives, the GIL policy, application groups (sub-interpreters, see
-//! [`interp`]), and finalizing Python when the process exits.
+//! [`interp`]), `os._exit` noting its status in a daemon process
+//! (`exit_hook`), and finalizing Python when the process exits.
 //! Python never starts in the Apache parent.
 
 pub mod capsule;
