@@ -2,7 +2,8 @@
 //! supervised by it (`supervisor`), the daemon process itself with its
 //! N + 3 thread layout (`process`), and the worker side that proxies a
 //! request from an Apache child to a daemon over a Unix socket (`worker`);
-//! `peer` decides who may connect to that socket.
+//! `peer` decides who may connect to that socket, `exit_cause` tells how a
+//! daemon process ended.
 
 pub mod exit_cause;
 pub mod peer;
