@@ -3,6 +3,7 @@
 //! each dereference is sound.
 
 pub mod auth;
+pub mod exit_note;
 pub mod ffi;
 pub mod hooks;
 pub mod log;

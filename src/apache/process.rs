@@ -356,9 +356,11 @@ pub fn route_signal_events_to(fd: std::os::fd::BorrowedFd<'static>) {
 
 /// Ends the process at once, without running atexit handlers or Apache's
 /// pool cleanups (which belong to the parent this process was forked from).
+/// A daemon process notes the status for the parent first (see `exit_note`).
 pub fn exit_now(code: i32) -> ! {
+    let status = super::exit_note::note_exit(code);
     // SAFETY: _exit(2) is always safe to call.
-    unsafe { libc::_exit(code) }
+    unsafe { libc::_exit(status) }
 }
 
 /// Sets a resource limit (RLIMIT_CPU / DATA / AS) for this process.

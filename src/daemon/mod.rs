@@ -2,8 +2,10 @@
 //! supervised by it (`supervisor`), the daemon process itself with its
 //! N + 3 thread layout (`process`), and the worker side that proxies a
 //! request from an Apache child to a daemon over a Unix socket (`worker`);
-//! `peer` decides who may connect to that socket.
+//! `peer` decides who may connect to that socket, `exit_cause` tells how a
+//! daemon process ended.
 
+pub mod exit_cause;
 pub mod peer;
 pub mod process;
 pub mod relays;
@@ -38,6 +40,9 @@ pub struct GroupRuntime {
     pub python: PythonSettings,
     /// WSGIImportScript for this group: (script, application group).
     pub import_scripts: Vec<(String, String)>,
+    /// Where each of the group's processes notes how it ended, for the
+    /// parent (one slot per process index).
+    pub exit_notes: crate::apache::exit_note::ExitNotes,
 }
 
 impl GroupRuntime {

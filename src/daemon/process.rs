@@ -125,6 +125,7 @@ fn process_fd(fd: RawFd) -> BorrowedFd<'static> {
 /// Runs the daemon process; never returns.
 pub fn run(daemons: &'static Daemons, group_index: usize, index: usize, delay: Duration) -> ! {
     let group = &daemons.groups[group_index];
+    group.exit_notes.arm(index);
     let code = match setup_and_serve(daemons, group, index, delay) {
         Ok(()) => 0,
         Err(message) => {

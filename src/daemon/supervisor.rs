@@ -10,6 +10,8 @@
 //! do not survive Apache's unload/reload of modules at each restart.
 
 use super::GroupRuntime;
+use super::exit_cause::ExitCause;
+use crate::apache::exit_note::ExitNotes;
 use crate::apache::log::{self, Level};
 use crate::apache::pool::Pool;
 use crate::apache::process::{self, ChildEvent, Forked};
@@ -238,25 +240,10 @@ fn spawn(
     }
 }
 
-/// Exit codes of our daemons, distinct from signal numbers: APR hands the
-/// supervisor either an exit code or a signal number, not which of the two.
+/// Exit codes of our daemons, above any signal number (a daemon dying
+/// without a note is told by its status being one: see `exit_cause`).
 pub const EXIT_STARTUP_FAILED: i32 = 100;
 pub const EXIT_REAPED: i32 = 101;
-
-fn describe_exit(status: i32) -> String {
-    match status {
-        0 => "exited".to_string(),
-        EXIT_STARTUP_FAILED => "failed to start (see the line before)".to_string(),
-        EXIT_REAPED => {
-            "was ended by its reaper (shutdown took longer than shutdown-timeout)".to_string()
-        }
-        1..=64 => match Signal::try_from(status) {
-            Ok(sig) => format!("was killed by {sig}"),
-            Err(_) => format!("was killed by signal {status}"),
-        },
-        n => format!("exited with status {n}"),
-    }
-}
 
 /// Starts every group of this generation. Called from post_config on the
 /// real pass, in the parent.
@@ -292,6 +279,12 @@ pub fn start(
         let path = socket_path(&prefix, naming, &g.name);
         let owner = g.options.socket_user.as_ref().map_or(worker.uid, |u| u.uid);
         let (listener, socket_inode) = create_listener(&path, g.options.listen_backlog, owner)?;
+        let exit_notes = ExitNotes::new(g.options.processes).map_err(|e| {
+            format!(
+                "cannot map the exit notes of daemon process group '{}': {e}",
+                g.name
+            )
+        })?;
         runtimes.push(GroupRuntime {
             name: g.name.clone(),
             options: g.options.clone(),
@@ -307,6 +300,7 @@ pub fn start(
                 .filter(|s| s.process_group == g.name)
                 .map(|s| (s.path.clone(), s.application_group.clone()))
                 .collect(),
+            exit_notes,
         });
     }
     // A socket of an earlier generation that no group took over (the group
@@ -376,7 +370,9 @@ fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
                 let mut retirees = supervisor.retirees.borrow_mut();
                 if let Some(at) = retirees.iter().position(|r| r.pid == pid) {
                     let r = retirees.remove(at);
-                    let level = if status == 0 {
+                    // Its generation's notes are gone with that generation.
+                    let cause = ExitCause::of(None, status);
+                    let level = if cause.is_clean() {
                         Level::Info
                     } else {
                         Level::Error
@@ -387,7 +383,7 @@ fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
                         &format!(
                             "daemon process '{}' (pid {pid}) of an earlier generation {} after draining",
                             r.group,
-                            describe_exit(status)
+                            cause.describe()
                         ),
                     );
                 }
@@ -432,7 +428,8 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
         0 => Duration::ZERO,
         n => Duration::from_millis(100u64 << n.min(6)).min(Duration::from_secs(5)),
     };
-    let level = if status == 0 {
+    let cause = ExitCause::of(group.exit_notes.take(slot.index, pid), status);
+    let level = if cause.is_clean() {
         Level::Info
     } else {
         Level::Error
@@ -443,7 +440,7 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
         &format!(
             "daemon process '{}' (pid {pid}) {} after {:.1}s; starting a replacement{}",
             group.name,
-            describe_exit(status),
+            cause.describe(),
             lived.as_secs_f64(),
             if delay.is_zero() {
                 String::new()

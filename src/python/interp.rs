@@ -46,8 +46,11 @@ type StatePtr = usize;
 struct SubInterpreter {
     name: String,
     interp: StatePtr,
-    /// Every thread state made for a request thread in this interpreter.
-    thread_states: Vec<StatePtr>,
+    /// Every thread state made for a request thread in this interpreter,
+    /// with the thread it belongs to ([`current_thread_ident`]): kept here
+    /// rather than only in the thread local, which glibc has already
+    /// destroyed when the exit handler that ends the interpreter runs.
+    thread_states: Vec<(u64, StatePtr)>,
     /// Threads currently inside this interpreter.
     busy: usize,
 }
@@ -99,12 +102,16 @@ struct ThreadStates {
     main_pinned: bool,
     /// (interpreter, thread state) of this thread in each sub-interpreter.
     subs: Vec<(StatePtr, StatePtr)>,
-    /// Inside `with_interpreter` (or creating an interpreter) right now.
-    depth: usize,
 }
 
 thread_local! {
     static THREAD: RefCell<ThreadStates> = RefCell::new(ThreadStates::default());
+    /// How deep this thread is inside `with_interpreter` (or creating an
+    /// interpreter) right now. Apart from THREAD, and without a destructor:
+    /// exit(3) destroys the thread locals that have one before it runs the
+    /// exit handlers, and `finalize` must still see that the thread calling
+    /// exit() from a request is inside Python.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
     /// The body `run_attached` hands to its pyo3 callback.
     static BODY: Cell<Option<*mut (dyn for<'py> FnMut(Python<'py>) + 'static)>> =
         const { Cell::new(None) };
@@ -124,7 +131,7 @@ pub(super) fn any_created() -> bool {
 
 /// Whether this thread is running Python code through [`with_interpreter`].
 pub(super) fn thread_inside() -> bool {
-    THREAD.try_with(|t| t.borrow().depth > 0).unwrap_or(false)
+    DEPTH.with(|d| d.get() > 0)
 }
 
 /// Runs `f` in the interpreter of application group `group` ("" = the main
@@ -267,14 +274,14 @@ struct DepthGuard;
 
 impl DepthGuard {
     fn enter() -> DepthGuard {
-        THREAD.with(|t| t.borrow_mut().depth += 1);
+        DEPTH.with(|d| d.set(d.get() + 1));
         DepthGuard
     }
 }
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        let _ = THREAD.try_with(|t| t.borrow_mut().depth -= 1);
+        DEPTH.with(|d| d.set(d.get() - 1));
     }
 }
 
@@ -347,7 +354,9 @@ fn thread_state(index: usize) -> StatePtr {
     // one (pin_main_thread_state ran), so CPython does not adopt this one
     // for the GIL-state API.
     let ts = unsafe { ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState) } as StatePtr;
-    REGISTRY.lock().subs[index].thread_states.push(ts);
+    REGISTRY.lock().subs[index]
+        .thread_states
+        .push((current_thread_ident(), ts));
     THREAD.with(|t| t.borrow_mut().subs.push((interp, ts)));
     ts
 }
@@ -381,7 +390,7 @@ fn sub_interpreter(group: &str) -> Result<usize, String> {
             reg.subs.push(SubInterpreter {
                 name: group.to_string(),
                 interp,
-                thread_states: vec![ts],
+                thread_states: vec![(current_thread_ident(), ts)],
                 busy: 0,
             });
             reg.set_slot(group, Some(Slot::Ready(index)));
@@ -468,6 +477,7 @@ fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> 
     let process_wide = settings;
     let settings = &settings.for_interpreter(group);
     super::stdio::install(py, settings)?;
+    super::exit_hook::install(py)?;
     install_refusal_hint(py, group)?;
     super::add_python_path(py, settings)?;
     // A <WSGIInterpreterOptions> switch interval: CPython has one for all
@@ -654,25 +664,35 @@ fn log_not_finalized(why: &str) {
 /// As for [`end_all`]; `sub` is idle and will not be entered again.
 unsafe fn end_one(sub: &SubInterpreter) -> bool {
     // SAFETY: the caller holds the GIL with its main thread state current.
-    // We make a thread state of this thread in the sub-interpreter and swap
-    // to it (the GIL is shared, so it stays held). The request threads'
-    // states are detached (the interpreter is idle) and will never be
-    // attached again: we clear and delete them first, which also releases
-    // the lock threading's shutdown waits on for the thread that imported
-    // threading there. Then the interpreter's threading shutdown runs
-    // through run_attached, and we look at the thread states left besides
-    // ours: those of threads the application started and that still run.
-    // Only without them do we call Py_EndInterpreter, which needs our state
-    // current and alone; it leaves no current thread state, so we swap back
-    // to the caller's.
+    // We swap to a thread state of this thread in the sub-interpreter (the
+    // GIL is shared, so it stays held): the one it served requests with
+    // when it has one, else a new one. The other request threads' states
+    // are detached (the interpreter is idle) and will never be attached
+    // again: we clear and delete them first, which also releases the lock
+    // threading's shutdown waits on for the thread that imported threading
+    // there. This thread's own state must survive until then: when this
+    // thread imported threading in the interpreter (a prefork child serves
+    // and exits on one thread), threading._shutdown takes it for the main
+    // thread and asserts that its lock is still held. Then the
+    // interpreter's threading shutdown runs through run_attached, and we
+    // look at the thread states left besides ours: those of threads the
+    // application started and that still run. Only without them do we call
+    // Py_EndInterpreter, which needs our state current and alone; it
+    // leaves no current thread state, so we swap back to the caller's.
     unsafe {
         let interp = sub.interp as *mut ffi::PyInterpreterState;
-        let ts = ffi::PyThreadState_New(interp);
+        let me = current_thread_ident();
+        let ts = match sub.thread_states.iter().find(|(owner, _)| *owner == me) {
+            Some(&(_, own)) => own as *mut ffi::PyThreadState,
+            None => ffi::PyThreadState_New(interp),
+        };
         let main = ffi::PyThreadState_Swap(ts);
-        for &other in &sub.thread_states {
+        for &(_, other) in &sub.thread_states {
             let other = other as *mut ffi::PyThreadState;
-            ffi::PyThreadState_Clear(other);
-            ffi::PyThreadState_Delete(other);
+            if other != ts {
+                ffi::PyThreadState_Clear(other);
+                ffi::PyThreadState_Delete(other);
+            }
         }
         let _ = run_attached(shutdown_threads);
         let mut foreign = 0;

@@ -1,10 +1,12 @@
 //! The one edge to the CPython C-API: starting the interpreter in an Apache
 //! child (or a daemon process), the start-up settings of the WSGIPython*
 //! directives, the GIL policy, application groups (sub-interpreters, see
-//! [`interp`]), and finalizing Python when the process exits.
+//! [`interp`]), `os._exit` noting its status in a daemon process
+//! (`exit_hook`), and finalizing Python when the process exits.
 //! Python never starts in the Apache parent.
 
 pub mod capsule;
+mod exit_hook;
 pub mod files;
 pub mod interp;
 pub mod stdio;
@@ -283,6 +285,7 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
                 .set_item("PYTHON_EGG_CACHE", eggs)?;
         }
         stdio::install(py, settings)?;
+        exit_hook::install(py)?;
         add_python_path(py, settings)?;
         // The main interpreter is application group '' (%{GLOBAL}); after
         // WSGIPythonPath, where the companion mod_wsgi package may be.

@@ -1,0 +1,210 @@
+//! A daemon process that dies in the middle of a request: the Apache
+//! parent says how it ended (an exit status is not a signal: os._exit(9)
+//! and SIGKILL both reach it as 9), a replacement serves again, and the
+//! client of the request gets a 502 with one line naming the group and
+//! the pid.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+/// Every way to die waits half a second first: longer than the daemon's
+/// monitor tick, after which the worker knows which process serves it (a
+/// daemon dying sooner is named by the parent's line only: README,
+/// "Differences from mod_wsgi").
+const APP: &str = r#"
+import ctypes, os, signal, time
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    arg = environ.get("QUERY_STRING", "")
+    if path != "/":
+        time.sleep(0.5)
+    if path == "/exit":
+        os._exit(int(arg))
+    if path == "/c-exit":
+        ctypes.CDLL(None).exit(int(arg))
+    if path == "/kill-self":
+        os.kill(os.getpid(), int(arg))
+    if path == "/segfault":
+        ctypes.string_at(0)
+    if path == "/forked-exit-then-sigkill":
+        # A child of the application exits with 9 first: its exit must not
+        # be taken for the daemon's.
+        child = os.fork()
+        if child == 0:
+            os._exit(9)
+        os.waitpid(child, 0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    if path == "/sleep":
+        time.sleep(30)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+
+/// A daemon group of one process; `interpreter` the WSGIApplicationGroup
+/// (None: the default, a sub-interpreter).
+fn server(interpreter: Option<&str>) -> Apache {
+    let group = interpreter.map_or(String::new(), |g| format!("WSGIApplicationGroup {g}\n"));
+    Apache::builder()
+        .file("app/faults.wsgi", APP)
+        .directives(&format!(
+            "WSGIDaemonProcess g processes=1 threads=2\n\
+             WSGIScriptAlias / {{dir}}/app/faults.wsgi process-group=g\n{group}"
+        ))
+        .start()
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+/// The pid of the daemon process serving now (waiting for one to serve).
+fn serving_pid(apache: &Apache) -> u32 {
+    let mut pid = 0;
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            let r = apache.get("/");
+            if r.status == 200 {
+                pid = r.text().parse().unwrap();
+            }
+            pid != 0
+        }),
+        "no daemon serves\n{}",
+        apache.error_log()
+    );
+    pid
+}
+
+/// After the daemon `pid` died on a request: the client got `response`,
+/// a 502; one error line of the worker names the group and the pid; the
+/// parent's line says `how`; a replacement serves.
+fn check_death(apache: &Apache, pid: u32, response: &Response, how: &str) {
+    assert_eq!(response.status, 502, "{}", apache.error_log());
+    let said = format!("daemon process 'g' (pid {pid}) {how} after ");
+    assert!(
+        apache.wait_for_log(&said, Duration::from_secs(10)),
+        "expected '{said}' in\n{}",
+        apache.error_log()
+    );
+    let log = apache.error_log();
+    let supervisor_line = log.lines().find(|l| l.contains(&said)).unwrap();
+    assert!(
+        supervisor_line.contains("starting a replacement"),
+        "{supervisor_line}"
+    );
+    // The worker's line for the client, and only one.
+    let worker_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("daemon process group 'g' (pid {pid})")))
+        .collect();
+    assert_eq!(worker_lines.len(), 1, "{worker_lines:#?}\n{log}");
+    assert!(
+        worker_lines[0].contains(":error]")
+            && worker_lines[0]
+                .contains("closed the connection before sending the response headers"),
+        "{}",
+        worker_lines[0]
+    );
+    let replacement = serving_pid(apache);
+    assert_ne!(replacement, pid, "{log}");
+}
+
+/// Requests `path` (on which the daemon dies) and checks how its death was
+/// told.
+fn dies_on(path: &str, how: &str) {
+    dies_in(None, path, how)
+}
+
+fn dies_in(interpreter: Option<&str>, path: &str, how: &str) {
+    let apache = server(interpreter);
+    let pid = serving_pid(&apache);
+    let r = apache.get(path);
+    check_death(&apache, pid, &r, how);
+    // Not read as a signal number.
+    let log = apache.error_log();
+    if !how.contains("killed") {
+        assert!(
+            !log.contains(&format!("(pid {pid}) was killed by")),
+            "{log}"
+        );
+    }
+}
+
+#[test]
+fn os_exit_1_is_an_exit_status_not_sighup() {
+    dies_on("/exit?1", "exited with status 1");
+}
+
+#[test]
+fn os_exit_9_is_an_exit_status_not_sigkill() {
+    dies_on("/exit?9", "exited with status 9");
+}
+
+/// 15 is APEXIT_CHILDFATAL: a child of the Apache parent exiting with it
+/// stopped the whole server.
+#[test]
+fn os_exit_15_does_not_stop_apache() {
+    dies_on("/exit?15", "exited with status 15");
+}
+
+#[test]
+fn exit_15_from_c_does_not_stop_apache() {
+    dies_on("/c-exit?15", "exited with status 15");
+}
+
+#[test]
+fn exit_from_c_is_an_exit_status() {
+    dies_on("/c-exit?3", "exited with status 3");
+}
+
+#[test]
+fn sigkill_sent_to_itself_is_sigkill() {
+    dies_on("/kill-self?9", "was killed by SIGKILL");
+}
+
+/// In the main interpreter, and with no sub-interpreter in the process:
+/// Python 3.11's child of a fork exits at once when the fork was made in a
+/// sub-interpreter, and hangs in PyOS_AfterFork_Child while one exists.
+#[test]
+fn a_forked_child_exiting_does_not_speak_for_the_daemon() {
+    dies_in(
+        Some("%{GLOBAL}"),
+        "/forked-exit-then-sigkill",
+        "was killed by SIGKILL",
+    );
+}
+
+#[test]
+fn os_exit_in_the_main_interpreter_is_an_exit_status() {
+    dies_in(Some("%{GLOBAL}"), "/exit?9", "exited with status 9");
+}
+
+#[test]
+fn a_segfault_is_sigsegv() {
+    dies_on("/segfault", "was killed by SIGSEGV");
+}
+
+#[test]
+fn sigkill_from_outside_is_sigkill() {
+    let apache = server(None);
+    let pid = serving_pid(&apache);
+    std::thread::scope(|scope| {
+        let request = scope.spawn(|| apache.get("/sleep"));
+        // Once the request runs (and the worker was told who serves it).
+        std::thread::sleep(Duration::from_secs(1));
+        let killed = std::process::Command::new("kill")
+            .args(["-s", "KILL", "--", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let r = request.join().unwrap();
+        check_death(&apache, pid, &r, "was killed by SIGKILL");
+    });
+}
