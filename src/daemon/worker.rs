@@ -165,6 +165,8 @@ pub fn handle(
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
+            // Apache answered itself (a body it refused): nothing to add.
+            Err(_) if r.response_ended() => return status::DONE,
             Err(_) if super::relays::abandoned() => {
                 let why = format!("Apache child stopping: request to {who} abandoned");
                 if head_sent {
