@@ -46,8 +46,12 @@ pub fn vars(
 ) -> Vec<(String, String)> {
     // Into subprocess_env, replacing what was there, as mod_cgi (and
     // mod_wsgi) do: a request Apache redirects from here carries them on
-    // as REDIRECT_*.
+    // as REDIRECT_*. Header values go in as the bytes the client sent.
     let env = r.subprocess_env();
+    let headers = header_vars(r);
+    for (k, v) in &headers {
+        env.set_bytes(r.pool(), k, v);
+    }
     for (k, v) in request_vars(r) {
         env.set(r.pool(), &k, &v);
     }
@@ -55,6 +59,12 @@ pub fn vars(
         .entries()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    // Header values as PEP 3333 has them, whatever bytes they hold (UTF-8
+    // or not): one character per byte (latin-1), as mod_wsgi gives them
+    // and as frameworks decode them (`.encode('latin-1')`).
+    for (k, v) in &headers {
+        set(&mut vars, k, &latin1(v));
+    }
     if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
         set(&mut vars, "HTTP_AUTHORIZATION", auth);
     }
@@ -107,31 +117,48 @@ pub fn map_head_to_get(r: &Request, vars: &mut Vec<(String, String)>, setting: M
     }
 }
 
-/// The variables ap_add_common_vars and ap_add_cgi_vars would add, less
-/// the ones C mod_wsgi 6 leaves out (see the module's doc), in the order
-/// they are set: a later one of the same name wins.
-fn request_vars(r: &Request) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(40);
-    let mut add = |k: &str, v: &str| out.push((k.to_string(), v.to_string()));
+/// The variables ap_add_common_vars makes of the request headers, with
+/// the bytes of their values, in the order they are set: a later one of
+/// the same name wins.
+fn header_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
     let pass_auth = r.cgi_pass_auth();
-    for (name, value) in r.headers_in().entries() {
-        if name.eq_ignore_ascii_case("Content-Type") {
-            add("CONTENT_TYPE", value);
+    let mut out = Vec::new();
+    for (name, value) in r.headers_in().byte_entries() {
+        // Names are tokens (Apache refuses others): ASCII.
+        let Ok(name) = std::str::from_utf8(name) else {
+            continue;
+        };
+        let key = if name.eq_ignore_ascii_case("Content-Type") {
+            "CONTENT_TYPE".to_string()
         } else if name.eq_ignore_ascii_case("Content-Length") {
-            add("CONTENT_LENGTH", value);
+            "CONTENT_LENGTH".to_string()
         } else if name.eq_ignore_ascii_case("Proxy") {
             // Never HTTP_PROXY: a client must not pick a proxy (httpoxy).
+            continue;
         } else if (name.eq_ignore_ascii_case("Authorization")
             || name.eq_ignore_ascii_case("Proxy-Authorization"))
             && !pass_auth
         {
             // Only with CGIPassAuth On (or WSGIPassAuthorization, later).
+            continue;
         } else if let Some(key) = http_env_name(name) {
-            add(&key, value);
-        }
-        // Otherwise the name has '_' or another character that is neither
-        // a letter, a digit nor '-', and could pose as another header.
+            key
+        } else {
+            // The name has '_' or another character that is neither a
+            // letter, a digit nor '-', and could pose as another header.
+            continue;
+        };
+        out.push((key, value.to_vec()));
     }
+    out
+}
+
+/// The other variables ap_add_common_vars and ap_add_cgi_vars would add,
+/// less the ones C mod_wsgi 6 leaves out (see the module's doc), in the
+/// order they are set: a later one of the same name wins.
+fn request_vars(r: &Request) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(40);
+    let mut add = |k: &str, v: &str| out.push((k.to_string(), v.to_string()));
     add(
         "SERVER_SOFTWARE",
         crate::apache::request_facts::server_banner(),
@@ -227,6 +254,11 @@ fn escape_html(s: &str) -> String {
         }
     }
     out
+}
+
+/// Bytes as the str PEP 3333 makes of them: one character per byte.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Replaces the value of `key`, or adds it.

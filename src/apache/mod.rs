@@ -32,6 +32,18 @@ pub(crate) unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     unsafe { CStr::from_ptr(p) }.to_str().ok()
 }
 
+/// The bytes of a C string that Apache owns for at least as long as `'a`.
+///
+/// # Safety
+/// `p` must be null or point to a NUL-terminated string alive for `'a`.
+pub(crate) unsafe fn cbytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller.
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
 /// Apache hook return codes and HTTP statuses, from the server's own headers.
 pub mod status {
     use super::ffi;

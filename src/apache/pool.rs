@@ -57,7 +57,14 @@ impl Pool {
 
     /// Copies `s` into the pool as a C string (interior NULs are cut there).
     pub fn strdup(self, s: &str) -> *const c_char {
-        let c = CString::new(s.split('\0').next().unwrap_or("")).expect("no NUL left");
+        self.strdup_bytes(s.as_bytes())
+    }
+
+    /// Copies bytes (any but NUL: the string is cut at one) into the pool
+    /// as a C string.
+    pub fn strdup_bytes(self, b: &[u8]) -> *const c_char {
+        let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+        let c = CString::new(&b[..end]).expect("no NUL left");
         // SAFETY: apr_pstrdup copies the NUL-terminated string into the live pool.
         unsafe { ffi::apr_pstrdup(self.0, c.as_ptr()) }
     }

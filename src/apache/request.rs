@@ -24,6 +24,50 @@ impl RequestPtr {
     }
 }
 
+/// Why the request body could not be read from the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Nothing came for Apache's Timeout (this long).
+    Timeout(std::time::Duration),
+    /// The connection ended before the body did.
+    Incomplete,
+    /// Apache refused the body (400 for a broken chunked encoding, 413
+    /// over LimitRequestBody, or another input filter's error) and has
+    /// sent that error response itself.
+    Refused(i32),
+    /// Reading failed otherwise (the connection was reset, ...).
+    Failed(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Timeout(t) => write!(
+                f,
+                "timed out after {}s waiting for the client to send the request body (Timeout)",
+                t.as_secs_f64()
+            ),
+            BodyError::Incomplete => {
+                f.write_str("the client closed the connection before the end of the request body")
+            }
+            BodyError::Refused(status) => write!(
+                f,
+                "Apache refused the request body and answered {status} itself (a malformed chunked body, one over LimitRequestBody, or an input filter's verdict)"
+            ),
+            BodyError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+/// APR's description of a status.
+fn apr_error(rv: ffi::apr_status_t) -> String {
+    let mut buf = [0 as c_char; 256];
+    // SAFETY: apr_strerror writes a NUL-terminated string of at most
+    // buf.len() bytes into buf and returns buf.
+    let text = unsafe { cstr(ffi::apr_strerror(rv, buf.as_mut_ptr(), buf.len() as _)) };
+    text.map_or_else(|| format!("APR status {rv}"), str::to_string)
+}
+
 impl Request {
     /// # Safety
     /// `r` must be the live request Apache passed to a hook, used only on
@@ -313,13 +357,70 @@ impl Request {
         Ok(())
     }
 
-    /// Reads body bytes into `buf`: Ok(0) at the end, Err when the client
-    /// went away or sent a bad body.
-    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, ()> {
-        // SAFETY: buf is valid for its length; Apache writes at most that many bytes.
-        let n =
-            unsafe { ffi::ap_get_client_block(self.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 { Err(()) } else { Ok(n as usize) }
+    /// Reads body bytes into `buf`: Ok(0) at the end of the body.
+    ///
+    /// ap_get_client_block's work, keeping the status it drops: what
+    /// went wrong decides what the application is told, and whether a
+    /// response may still follow (not when Apache has sent its own).
+    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+        // No body, or its end already seen (as ap_get_client_block).
+        if buf.is_empty()
+            || self.0.remaining < 0
+            || (self.0.read_chunked == 0 && self.0.remaining == 0)
+        {
+            return Ok(0);
+        }
+        let pool = self.pool();
+        // SAFETY: live request and connection; the brigade comes from the
+        // request's pool and the connection's bucket allocator, is filled
+        // by the input filters, copied out of by apr_brigade_flatten (at
+        // most `len` bytes into `buf`, valid for its length) and destroyed
+        // before returning.
+        let (rv, len) = unsafe {
+            let bb = ffi::apr_brigade_create(pool.as_ptr(), (*self.0.connection).bucket_alloc);
+            if bb.is_null() {
+                return Err(BodyError::Failed("cannot allocate a brigade".into()));
+            }
+            let mut rv = ffi::ap_get_brigade(
+                self.0.input_filters,
+                bb,
+                ffi::MWRS_AP_MODE_READBYTES as _,
+                ffi::MWRS_APR_BLOCK_READ as _,
+                buf.len() as ffi::apr_off_t,
+            );
+            let mut len = buf.len() as ffi::apr_size_t;
+            if rv == 0 {
+                rv = ffi::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len);
+            }
+            ffi::apr_brigade_destroy(bb);
+            (rv, len as usize)
+        };
+        if rv == 0 {
+            self.0.read_length += len as ffi::apr_off_t;
+            return Ok(len);
+        }
+        if rv == ffi::MWRS_AP_FILTER_ERROR {
+            // The filter has sent Apache's error response (ap_die set the
+            // status) and closes the connection after it.
+            return Err(BodyError::Refused(self.0.status));
+        }
+        // What is left of the body cannot be told from the next request.
+        // SAFETY: the live request's connection.
+        unsafe { (*self.0.connection).keepalive = ffi::MWRS_AP_CONN_CLOSE as _ };
+        Err(if rv == ffi::MWRS_APR_TIMEUP || rv == libc::ETIMEDOUT {
+            BodyError::Timeout(self.server_timeout())
+        } else if rv == ffi::MWRS_APR_INCOMPLETE || rv == ffi::MWRS_APR_EOF {
+            BodyError::Incomplete
+        } else {
+            BodyError::Failed(apr_error(rv))
+        })
+    }
+
+    /// Whether Apache has ended this request's response already: it sent
+    /// an error response of its own (a request body it refused), so
+    /// nothing the handler produces may follow.
+    pub fn response_ended(&self) -> bool {
+        self.0.eos_sent != 0
     }
 
     pub fn log(&self, level: log::Level, text: &str) {

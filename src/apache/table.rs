@@ -1,6 +1,6 @@
 //! apr_table_t: Apache's string multimap (headers, notes, subprocess_env).
 
-use super::{cstr, ffi, pool::Pool};
+use super::{cbytes, cstr, ffi, pool::Pool};
 use std::ffi::CString;
 
 /// A borrowed table. Valid while its owning request/pool is.
@@ -15,9 +15,19 @@ impl Table {
         Table(raw)
     }
 
-    /// Iterates the entries in order. A table *is* an array header of
+    /// Iterates the entries in order (the ones with UTF-8 keys; a value
+    /// that is not UTF-8 reads as ""). A table *is* an array header of
     /// entries (apr_table_elts is a cast in APR's own headers).
     pub fn entries<'a>(self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.byte_entries().filter_map(|(k, v)| {
+            let k = std::str::from_utf8(k).ok()?;
+            Some((k, std::str::from_utf8(v).unwrap_or("")))
+        })
+    }
+
+    /// Iterates the entries in order as the bytes they hold (request
+    /// headers may carry any byte but NUL).
+    pub fn byte_entries<'a>(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
         // SAFETY: APR documents apr_table_t as starting with its
         // apr_array_header_t of apr_table_entry_t; the table is live.
         let arr = unsafe { &*(self.0 as *const ffi::apr_array_header_t) };
@@ -27,8 +37,8 @@ impl Table {
             // SAFETY: i < nelts, so the entry is in bounds; keys and values
             // are pool strings that outlive the iteration.
             let e = unsafe { &*elts.add(i) };
-            let k = unsafe { cstr(e.key) }?;
-            let v = unsafe { cstr(e.val) }.unwrap_or("");
+            let k = unsafe { cbytes(e.key) }?;
+            let v = unsafe { cbytes(e.val) }.unwrap_or(b"");
             Some((k, v))
         })
     }
@@ -45,6 +55,13 @@ impl Table {
         // SAFETY: both strings are copied into the pool before apr_table_setn
         // keeps pointers to them.
         unsafe { ffi::apr_table_setn(self.0, pool.strdup(key), pool.strdup(value)) };
+    }
+
+    /// Sets `key` (replacing) to bytes, copies made in `pool`.
+    pub fn set_bytes(self, pool: Pool, key: &str, value: &[u8]) {
+        // SAFETY: both strings are copied into the pool before apr_table_setn
+        // keeps pointers to them.
+        unsafe { ffi::apr_table_setn(self.0, pool.strdup(key), pool.strdup_bytes(value)) };
     }
 
     /// Adds `key` (keeping earlier values), copies made in `pool`.

@@ -712,15 +712,13 @@ fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
     vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// Latin-1 bytes to str, as CGI variables are byte strings (PEP 3333).
-/// ASCII (nearly every key and value) is already UTF-8: the bytes become
-/// the String as they are, without a copy.
-fn latin1_string(bytes: Vec<u8>) -> String {
-    if bytes.is_ascii() {
-        String::from_utf8(bytes).unwrap_or_default()
-    } else {
-        bytes.iter().map(|&c| c as char).collect()
-    }
+/// A variable as the Apache child holds it (`cgi::vars`: text, request
+/// header values already one character per byte, as PEP 3333 has them),
+/// so that the environ is the same in both modes; bytes that are not
+/// UTF-8 (no worker sends them) read as latin-1.
+fn var_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| e.into_bytes().iter().map(|&c| char::from(c)).collect())
 }
 
 /// Serves one request and ends the exchange (`ResponseEnd` or `Failure`).
@@ -732,7 +730,7 @@ fn serve_request(
 ) {
     let mut vars: Vec<(String, String)> = environ
         .into_iter()
-        .map(|(k, v)| (latin1_string(k), latin1_string(v)))
+        .map(|(k, v)| (var_string(k), var_string(v)))
         .collect();
     // When this daemon took the request (mod_wsgi.daemon_start).
     let daemon_start = std::time::SystemTime::now()

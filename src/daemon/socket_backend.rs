@@ -155,6 +155,19 @@ impl Backend for SocketBackend {
             Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => {
                 Err(gone("worker closed the connection"))
             }
+            Err(ProtocolError::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                let waited = c.stream().read_timeout().ok().flatten().unwrap_or_default();
+                Err(gone(format!(
+                    "timed out after {}s waiting for the request body from the Apache child (socket-timeout of {})",
+                    waited.as_secs_f64(),
+                    self.who
+                )))
+            }
             Err(e) => Err(gone(e)),
         }
     }

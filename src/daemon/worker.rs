@@ -165,6 +165,8 @@ pub fn handle(
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
+            // Apache answered itself (a body it refused): nothing to add.
+            Err(_) if r.response_ended() => return status::DONE,
             Err(_) if super::relays::abandoned() => {
                 let why = format!("Apache child stopping: request to {who} abandoned");
                 if head_sent {
@@ -176,6 +178,12 @@ pub fn handle(
             Err(e) => return relay_failure(r, &who, head_sent.then_some(relayed), &e, timeout),
         };
         match frame {
+            // Apache answered the request itself while the body was read
+            // (a body it refused): what the daemon answers is dropped.
+            Frame::ResponseHead { .. } | Frame::ResponseBody(_) if r.response_ended() => {}
+            Frame::ResponseEnd | Frame::Failure { .. } if r.response_ended() => {
+                return status::DONE;
+            }
             Frame::ReadBody { max } => {
                 // The application reads its input while responding: what
                 // it has answered so far goes out before this thread waits
@@ -197,9 +205,7 @@ pub fn handle(
                 let reply = match r.read_body(&mut body[..n]) {
                     Ok(0) => Frame::BodyEnd,
                     Ok(k) => Frame::Body(body[..k].to_vec()),
-                    Err(()) => {
-                        Frame::body_error("the client disconnected or sent a bad request body")
-                    }
+                    Err(e) => Frame::body_error(e.to_string()),
                 };
                 if protocol::write_frame(&mut writer, &reply)
                     .and_then(|_| writer.flush())

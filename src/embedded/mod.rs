@@ -52,15 +52,20 @@ impl ApacheBackend {
     fn redirecting(&self) -> bool {
         self.local_redirect.lock().is_some()
     }
+
+    /// Whether what the application answers goes nowhere: Apache has
+    /// answered the request itself (a request body it refused, 400 or
+    /// 413, is answered while the application reads it).
+    fn answered_by_apache(&self) -> bool {
+        self.request.with(|r| r.response_ended()).unwrap_or(false)
+    }
 }
 
 impl Backend for ApacheBackend {
     fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
         match self.request.with(|r| r.read_body(buf)) {
             None => Err(BackendError::Finished),
-            Some(Err(())) => Err(BackendError::ClientGone(
-                "client disconnected or sent a bad body".into(),
-            )),
+            Some(Err(e)) => Err(BackendError::ClientGone(e.to_string())),
             Some(Ok(n)) => Ok(n),
         }
     }
@@ -71,6 +76,9 @@ impl Backend for ApacheBackend {
         status_line: &str,
         headers: &[(String, String)],
     ) -> Result<(), BackendError> {
+        if self.answered_by_apache() {
+            return Ok(());
+        }
         let local = crate::wsgi::response::local_redirect(
             status,
             headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
@@ -96,7 +104,7 @@ impl Backend for ApacheBackend {
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
-        if self.redirecting() {
+        if self.redirecting() || self.answered_by_apache() {
             return Ok(());
         }
         // Each block the application yields goes out at once (as with
@@ -121,7 +129,7 @@ impl Backend for ApacheBackend {
         offset: u64,
         len: u64,
     ) -> Option<Result<(), BackendError>> {
-        if self.redirecting() {
+        if self.redirecting() || self.answered_by_apache() {
             return Some(Ok(()));
         }
         // Apache's own descriptor: the application may close its file
@@ -221,6 +229,11 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         }
     };
     drop(scope);
+    if r.response_ended() {
+        // Apache answered while the application read the body (a body it
+        // refused): no status or redirect of ours may add a second response.
+        return status::DONE;
+    }
     // The head is out but the response cannot be finished: the client
     // must see it cut, not get a complete-looking one. After the scope:
     // no thread of the application can reach the request any more.

@@ -34,6 +34,9 @@ struct InputState {
     buffer: Vec<u8>,
     pos: usize,
     eof: bool,
+    /// Why a read failed: every later read raises it again without asking
+    /// the backend (as mod_wsgi does), whose exchange may be mid-frame.
+    failed: Option<BackendError>,
 }
 
 impl InputState {
@@ -62,7 +65,7 @@ impl InputState {
 /// What a line reader wants from the buffer.
 struct Line(Option<usize>);
 
-fn to_py_err(e: BackendError) -> PyErr {
+fn to_py_err(e: &BackendError) -> PyErr {
     match e {
         BackendError::Finished => PyOSError::new_err("request has finished; wsgi.input is closed"),
         BackendError::ClientGone(why) => {
@@ -128,6 +131,21 @@ impl Input {
         }
     }
 
+    /// The error of an earlier failed read, raised again.
+    fn check_failed(&self) -> PyResult<()> {
+        match &self.state.lock().failed {
+            Some(e) => Err(to_py_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers a failed read and turns it into the exception raised.
+    fn fail(&self, e: BackendError) -> PyErr {
+        let err = to_py_err(&e);
+        self.state.lock().failed = Some(e);
+        err
+    }
+
     /// read(n) / read(): the buffered bytes first, then straight from the
     /// backend with the GIL released once.
     fn read_some<'py>(
@@ -139,6 +157,7 @@ impl Input {
         // Python thread reading the same input could deadlock against it),
         // nor while Python objects are made (a finalizer run by the
         // allocator could read wsgi.input).
+        self.check_failed()?;
         let (prefix, eof) = {
             let mut state = self.state.lock();
             let ready = match size {
@@ -165,7 +184,7 @@ impl Input {
                     outcome = crate::python::interp::allow_threads(py, || {
                         fill(backend, buf, prefix.len())
                     })
-                    .map_err(to_py_err)?;
+                    .map_err(|e| self.fail(e))?;
                     Ok(())
                 })?;
                 let (got, ended) = outcome;
@@ -183,7 +202,7 @@ impl Input {
                 let ended = crate::python::interp::allow_threads(py, || {
                     fill_growing(backend, &mut data, limit)
                 })
-                .map_err(to_py_err)?;
+                .map_err(|e| self.fail(e))?;
                 if ended {
                     self.state.lock().eof = true;
                 }
@@ -194,10 +213,11 @@ impl Input {
 
     /// Reads once from the backend into the lookahead buffer.
     fn pull(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_failed()?;
         let backend = &*self.backend;
         let mut chunk = vec![0u8; CHUNK];
         let n = crate::python::interp::allow_threads(py, || backend.read_body(&mut chunk))
-            .map_err(to_py_err)?;
+            .map_err(|e| self.fail(e))?;
         let mut state = self.state.lock();
         if n == 0 {
             state.eof = true;

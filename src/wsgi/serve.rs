@@ -140,6 +140,8 @@ pub fn serve<'v>(
         let head = start.borrow().head.clone();
         let result = response::run(py, &application, environ, &*backend, start)
             .and_then(|()| check_length(&*backend, &head.lock(), head_request, target, ctx));
+        // From here start_response and write() kept by the application raise.
+        head.lock().finished = true;
         let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
         scope.application_finished(status, &metered.io());
         log.close();

@@ -1,8 +1,8 @@
 //! The start_response callable (PEP 3333) and the write() callable it returns.
 
-use super::Backend;
+use super::{Backend, WsgiError};
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::sync::Arc;
@@ -18,6 +18,10 @@ pub struct ResponseHead {
     pub content_length: Option<u64>,
     /// Body bytes the application produced so far.
     pub produced: u64,
+    /// The request is over (the application returned and its iterable
+    /// was closed): start_response and write() kept past it raise, as
+    /// with mod_wsgi, instead of reaching a connection that has moved on.
+    pub finished: bool,
 }
 
 impl ResponseHead {
@@ -178,6 +182,11 @@ impl StartResponse {
                 response_headers.get_type().name()?
             )));
         }
+        if self.head.lock().finished {
+            return Err(PyRuntimeError::new_err(
+                "start_response() called after request completed",
+            ));
+        }
         let exc_info = exc_info.filter(|e| !e.is_none());
         if let Some(exc) = exc_info
             && !exc.is_instance_of::<PyTuple>()
@@ -256,8 +265,25 @@ pub struct Writer {
 
 #[pymethods]
 impl Writer {
-    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyBytes>) -> PyResult<()> {
-        super::response::send_chunk(py, &*self.backend, &self.head, data.as_bytes())
-            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("{e:?}")))
+    /// mod_wsgi's write(): bytes only; after the request, RuntimeError;
+    /// a client gone, OSError (the application may stop producing).
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let Ok(data) = data.downcast::<PyBytes>() else {
+            return Err(PyTypeError::new_err(format!(
+                "write() argument must be bytes, not {}",
+                data.get_type().name()?
+            )));
+        };
+        if self.head.lock().finished {
+            return Err(PyRuntimeError::new_err(
+                "write() called after request completed",
+            ));
+        }
+        super::response::send_chunk(py, &*self.backend, &self.head, data.as_bytes()).map_err(|e| {
+            match e {
+                WsgiError::ClientGone => PyOSError::new_err("client connection closed"),
+                WsgiError::Application(m) | WsgiError::Script(m) => PyRuntimeError::new_err(m),
+            }
+        })
     }
 }
