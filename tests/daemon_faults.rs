@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Every way to die waits half a second first: longer than the daemon's
 /// monitor tick, after which the worker knows which process serves it (a
@@ -52,17 +52,6 @@ fn server(interpreter: Option<&str>) -> Apache {
              WSGIScriptAlias / {{dir}}/app/faults.wsgi process-group=g\n{group}"
         ))
         .start()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
 }
 
 /// The pid of the daemon process serving now (waiting for one to serve).

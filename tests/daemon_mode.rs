@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const PID_APP: &str = r#"
 import os, time
@@ -69,17 +69,6 @@ fn titled(apache: &Apache, title: &str) -> Vec<u32> {
         .into_iter()
         .filter(|&p| cmdline(p) == title)
         .collect()
-}
-
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
 }
 
 /// Waits until requests are answered by a process other than `old`.

@@ -24,6 +24,14 @@ def application(environ, start_response):
 "#;
 const BODY: &[u8] = b"hello from the drill";
 
+/// Answers its pid after sleeping the seconds the query string says.
+const SLOW_APP: &str = r#"import os, time
+def application(environ, start_response):
+    time.sleep(float(environ.get('QUERY_STRING') or 0))
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(os.getpid()).encode()]
+"#;
+
 const PID_APP: &str = r#"import os
 def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
@@ -257,31 +265,14 @@ fn full_restart_under_load_fails_only_what_apache_cuts() {
     assert_no_crash(&apache);
 }
 
-fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 /// A request running in a daemon when Apache restarts gracefully finishes
 /// there and reaches its client whole (mod_wsgi stops the daemon and the
 /// client gets an error), while new requests go to the new generation; a
 /// stop during the drain ends the draining daemon too.
 #[test]
 fn a_request_running_across_a_graceful_restart_finishes() {
-    let slow = r#"import os, time
-def application(environ, start_response):
-    time.sleep(float(environ.get('QUERY_STRING') or 0))
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [str(os.getpid()).encode()]
-"#;
     let apache = Apache::builder()
-        .file("app/slow.wsgi", slow)
+        .file("app/slow.wsgi", SLOW_APP)
         .directives(
             "WSGIDaemonProcess drill processes=1 threads=2 display-name=drill-daemon\n\
              WSGIScriptAlias /slow {dir}/app/slow.wsgi process-group=drill application-group=%{GLOBAL}\n",
@@ -342,9 +333,8 @@ def application(environ, start_response):
 /// holding Apache's stop until its reclaim kills the child after 10 s.
 #[test]
 fn a_stop_does_not_wait_for_a_relayed_request() {
-    let slow = "import time\ndef application(environ, start_response):\n    time.sleep(30)\n    start_response('200 OK', [])\n    return [b'late']\n";
     let apache = Apache::builder()
-        .file("app/slow.wsgi", slow)
+        .file("app/slow.wsgi", SLOW_APP)
         .directives(
             "WSGIDaemonProcess drill threads=1 shutdown-timeout=1 display-name=drill-daemon\n\
              WSGIScriptAlias /slow {dir}/app/slow.wsgi process-group=drill\n",
@@ -352,7 +342,7 @@ fn a_stop_does_not_wait_for_a_relayed_request() {
         .start();
     let port = apache.port;
     let running = std::thread::spawn(move || {
-        let _ = ureq::get(&format!("http://127.0.0.1:{port}/slow")).call();
+        let _ = ureq::get(&format!("http://127.0.0.1:{port}/slow?30")).call();
     });
     assert!(apache.wait_for_log("Loading WSGI script", Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(300));
@@ -427,14 +417,8 @@ fn restart_interval_under_load_loses_no_request() {
 /// are served by the old daemon before it exits, not reset with it.
 #[test]
 fn connections_queued_at_a_restart_are_served_by_the_old_daemon() {
-    let slow = r#"import os, time
-def application(environ, start_response):
-    time.sleep(float(environ.get('QUERY_STRING') or 0))
-    start_response('200 OK', [('Content-Type', 'text/plain')])
-    return [str(os.getpid()).encode()]
-"#;
     let apache = Apache::builder()
-        .file("app/slow.wsgi", slow)
+        .file("app/slow.wsgi", SLOW_APP)
         .directives(
             "WSGIDaemonProcess drill processes=1 threads=1 display-name=drill-daemon\n\
              WSGIScriptAlias /slow {dir}/app/slow.wsgi process-group=drill application-group=%{GLOBAL}\n",

@@ -372,14 +372,9 @@ fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
                     let r = retirees.remove(at);
                     // Its generation's notes are gone with that generation.
                     let cause = ExitCause::of(None, status);
-                    let level = if cause.is_clean() {
-                        Level::Info
-                    } else {
-                        Level::Error
-                    };
                     log::server(
                         None,
-                        level,
+                        level_of(&cause),
                         &format!(
                             "daemon process '{}' (pid {pid}) of an earlier generation {} after draining",
                             r.group,
@@ -391,6 +386,15 @@ fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
             None
         }),
     );
+}
+
+/// How loud a daemon's exit is in the log: a clean one is routine.
+fn level_of(cause: &ExitCause) -> Level {
+    if cause.is_clean() {
+        Level::Info
+    } else {
+        Level::Error
+    }
 }
 
 fn watch(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
@@ -429,14 +433,9 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
         n => Duration::from_millis(100u64 << n.min(6)).min(Duration::from_secs(5)),
     };
     let cause = ExitCause::of(group.exit_notes.take(slot.index, pid), status);
-    let level = if cause.is_clean() {
-        Level::Info
-    } else {
-        Level::Error
-    };
     log::server(
         None,
-        level,
+        level_of(&cause),
         &format!(
             "daemon process '{}' (pid {pid}) {} after {:.1}s; starting a replacement{}",
             group.name,
