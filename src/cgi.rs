@@ -61,8 +61,9 @@ pub fn vars(
         .collect();
     // Header values as PEP 3333 has them, whatever bytes they hold (UTF-8
     // or not): one character per byte (latin-1), as mod_wsgi gives them
-    // and as frameworks decode them (`.encode('latin-1')`).
-    for (k, v) in &headers {
+    // and as frameworks decode them (`.encode('latin-1')`). An ASCII value
+    // (nearly all) already reads so from the table.
+    for (k, v) in headers.iter().filter(|(_, v)| !v.is_ascii()) {
         set(&mut vars, k, &latin1(v));
     }
     if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
@@ -120,7 +121,7 @@ pub fn map_head_to_get(r: &Request, vars: &mut Vec<(String, String)>, setting: M
 /// The variables ap_add_common_vars makes of the request headers, with
 /// the bytes of their values, in the order they are set: a later one of
 /// the same name wins.
-fn header_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
+fn header_vars(r: &Request) -> Vec<(String, &[u8])> {
     let pass_auth = r.cgi_pass_auth();
     let mut out = Vec::new();
     for (name, value) in r.headers_in().byte_entries() {
@@ -148,7 +149,7 @@ fn header_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
             // letter, a digit nor '-', and could pose as another header.
             continue;
         };
-        out.push((key, value.to_vec()));
+        out.push((key, value));
     }
     out
 }

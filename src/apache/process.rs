@@ -32,11 +32,6 @@ fn mpm_query(code: i32) -> i32 {
     v
 }
 
-/// The restart generation of this Apache (bumped by every restart).
-pub fn generation() -> i32 {
-    mpm_query(ffi::MWRS_AP_MPMQ_GENERATION)
-}
-
 /// True while Apache is shutting down or restarting.
 pub fn mpm_stopping() -> bool {
     mpm_query(ffi::MWRS_AP_MPMQ_MPM_STATE) == ffi::MWRS_AP_MPMQ_STOPPING

@@ -104,15 +104,19 @@ impl Backend for ApacheBackend {
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
-        if self.redirecting() || self.answered_by_apache() {
+        if self.redirecting() {
             return Ok(());
         }
         // Each block the application yields goes out at once (as with
         // mod_wsgi): a streamed response reaches the client as it is made.
-        match self
-            .request
-            .with(|r| r.write(data).and_then(|()| r.flush()))
-        {
+        // Nothing goes after a response Apache has ended itself (checked
+        // under the same lock as the write).
+        match self.request.with(|r| {
+            if r.response_ended() {
+                return Ok(());
+            }
+            r.write(data).and_then(|()| r.flush())
+        }) {
             None => Err(BackendError::Finished),
             Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
             Some(Ok(())) => Ok(()),
@@ -129,17 +133,19 @@ impl Backend for ApacheBackend {
         offset: u64,
         len: u64,
     ) -> Option<Result<(), BackendError>> {
-        if self.redirecting() || self.answered_by_apache() {
+        if self.redirecting() {
             return Some(Ok(()));
         }
         // Apache's own descriptor: the application may close its file
         // before Apache has sent the bytes.
         let own = file.try_clone().ok()?;
         Some(
-            match self
-                .request
-                .with(|r| r.send_file(own, offset, len, self.sendfile))
-            {
+            match self.request.with(|r| {
+                if r.response_ended() {
+                    return Ok(());
+                }
+                r.send_file(own, offset, len, self.sendfile)
+            }) {
                 None => Err(BackendError::Finished),
                 Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
                 Some(Ok(())) => Ok(()),
