@@ -35,6 +35,9 @@ pub const IGNORE_ACTIVITY: &str = "mod_wsgi.x-ignore_activity";
 /// How many times the Apache child tried to connect to the daemon group
 /// for the request (mod_wsgi's daemon_connects).
 pub const DAEMON_CONNECTS: &str = "mod_wsgi.x-daemon_connects";
+/// The request's ticket on the group's request board
+/// (`daemon::board`), in decimal.
+pub const TICKET: &str = "mod_wsgi.x-ticket";
 
 /// The CGI variables of the request, with what a trusted proxy says
 /// applied (`wsgi::proxy`), the Authorization header when it is passed on

@@ -8,10 +8,10 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Every way to die waits half a second first: longer than the daemon's
-/// monitor tick, after which the worker knows which process serves it (a
-/// daemon dying sooner is named by the parent's line only: README,
-/// "Differences from mod_wsgi").
+/// Every way to die waits half a second first, so the worker has been told
+/// by the daemon itself which process serves it; deaths a moment after the
+/// daemon took the request (found on the request board instead) are
+/// drilled under load in tests/reliability.rs.
 const APP: &str = r#"
 import ctypes, os, signal, time
 def application(environ, start_response):

@@ -58,6 +58,7 @@ fn daemon_site_with(options: &str, extra: &str) -> Apache {
     Apache::builder()
         .file("app/drill.wsgi", APP)
         .file("app/pid.wsgi", PID_APP)
+        .file("app/fault.wsgi", FAULT_APP)
         .file("htdocs/static.txt", "hello from the drill")
         .directives(&format!(
             "KeepAliveTimeout 30\nMaxKeepAliveRequests 0\n\
@@ -449,6 +450,280 @@ fn connections_queued_at_a_restart_are_served_by_the_old_daemon() {
         let answer = q.join().unwrap();
         assert_eq!(answer, Ok((200, old.to_string())), "{}", apache.error_log());
     }
+}
+
+// ------------------------------------------------------ faults under load
+
+/// Fails in the way its query string names, after half a second (so the
+/// worker has been told which process serves it), in a request thread of
+/// the drill's group.
+const FAULT_APP: &str = r#"import ctypes, os, threading, time
+def application(environ, start_response):
+    how = environ.get('QUERY_STRING', '')
+    time.sleep(0.5)
+    if how == 'exit':
+        os._exit(1)
+    if how == 'segfault':
+        ctypes.string_at(0)
+    if how == 'hang':
+        threading.Event().wait()
+    if how == 'hold-gil':
+        # A C call that keeps the GIL: PyDLL does not release it.
+        ctypes.PyDLL(None).sleep(3600)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [str(os.getpid()).encode()]
+"#;
+
+/// The faults of issue 11's drill, from inside the application or from
+/// outside the process.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `kill -9` of a daemon.
+    Kill9,
+    /// SIGSTOP to a daemon (SIGCONT at the end of the drill).
+    Stop,
+    /// The application calls `os._exit(1)`.
+    Exit,
+    /// The application dereferences NULL.
+    Segfault,
+    /// The application waits for ever (request-timeout recovers).
+    Hang,
+    /// The application sleeps in a C call holding the GIL (deadlock-timeout
+    /// recovers).
+    HoldGil,
+}
+
+/// What a fault drill measured.
+struct FaultOutcome {
+    report: LoadReport,
+    /// The status the faulting request got (None: no request made it, or
+    /// it got no answer).
+    fault_status: Option<u16>,
+    /// The daemon that failed.
+    failed_pid: u32,
+    /// From the fault to a replacement daemon's first answer (None: the
+    /// failed process was not replaced, as for SIGSTOP).
+    replaced_after: Option<Duration>,
+    /// Longest time the load went without a whole answer.
+    longest_gap: Duration,
+}
+
+/// Runs `fault` against a daemon group of processes=2 threads=4 under 16
+/// keep-alive connections, and measures what it cost.
+fn fault_drill(fault: Fault) -> (Apache, FaultOutcome) {
+    let apache = daemon_site_with(
+        "processes=2 threads=4 request-timeout=3 deadlock-timeout=3 socket-timeout=5 shutdown-timeout=2",
+        "WSGIScriptAlias /fault {dir}/app/fault.wsgi process-group=drill application-group=%{GLOBAL}\n",
+    );
+    assert_eq!(apache.get("/app").text().as_bytes(), BODY);
+    let before = daemon_pids(&apache);
+    assert_eq!(before.len(), 2, "{before:?}");
+    let load = Load::start(&spec(&apache, "/app", 16));
+    std::thread::sleep(Duration::from_secs(2));
+    let port = apache.port;
+    let fault_request = |query: &'static str| {
+        std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build();
+            match agent
+                .get(&format!("http://127.0.0.1:{port}/fault?{query}"))
+                .call()
+            {
+                Ok(r) => Some(r.status()),
+                Err(ureq::Error::Status(s, _)) => Some(s),
+                Err(_) => None,
+            }
+        })
+    };
+    let started = Instant::now();
+    let (failed_pid, pending) = match fault {
+        Fault::Kill9 | Fault::Stop => {
+            let sig = if matches!(fault, Fault::Kill9) { "-KILL" } else { "-STOP" };
+            let pid = before[0];
+            assert!(std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .unwrap()
+                .success());
+            (pid, None)
+        }
+        Fault::Exit | Fault::Segfault | Fault::Hang | Fault::HoldGil => {
+            let query = match fault {
+                Fault::Exit => "exit",
+                Fault::Segfault => "segfault",
+                Fault::Hang => "hang",
+                _ => "hold-gil",
+            };
+            let pending = fault_request(query);
+            // The daemon that goes away is the one that failed.
+            let mut gone = 0;
+            assert!(
+                wait_until(Duration::from_secs(20), || {
+                    let now = daemon_pids(&apache);
+                    match before.iter().find(|p| !now.contains(p)) {
+                        Some(&p) => {
+                            gone = p;
+                            true
+                        }
+                        None => false,
+                    }
+                }),
+                "no daemon went away after the fault {fault:?}\n{}",
+                apache.error_log()
+            );
+            (gone, Some(pending))
+        }
+    };
+    // Service back: a daemon that was not there before answers /pid.
+    let mut replaced_after = None;
+    if !matches!(fault, Fault::Stop) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = apache.try_request("GET", "/pid", &[], &[])
+                && r.status == 200
+                && !before.contains(&r.text().trim().parse().unwrap_or(0))
+            {
+                replaced_after = Some(started.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // Long enough for what the failed process held to time out
+    // (socket-timeout=5), and for the load to show it goes on.
+    std::thread::sleep(
+        Duration::from_secs(8).saturating_sub(started.elapsed()) + Duration::from_secs(2),
+    );
+    let report = load.finish();
+    let fault_status = pending.and_then(|p| p.join().unwrap());
+    if matches!(fault, Fault::Stop) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &failed_pid.to_string()])
+            .status();
+    }
+    let longest_gap = Duration::from_secs(
+        report
+            .per_second
+            .split(|&n| n > 0)
+            .map(|run| run.len() as u64)
+            .max()
+            .unwrap_or(0),
+    );
+    let outcome = FaultOutcome {
+        report,
+        fault_status,
+        failed_pid,
+        replaced_after,
+        longest_gap,
+    };
+    println!(
+        "DRILL fault {fault:?} (daemon {failed_pid}, processes=2 threads=4): {}; the fault's own request: {:?}; replacement answered after {}; longest second without an answer: {} s",
+        outcome.report.summary(),
+        outcome.fault_status,
+        outcome
+            .replaced_after
+            .map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64())),
+        outcome.longest_gap.as_secs(),
+    );
+    (apache, outcome)
+}
+
+/// The bounds every fault drill holds: at most the requests the failed
+/// process was running fail (threads=4, plus the fault's own), with an
+/// error status and a log line naming the group and the failed pid; the
+/// load never stops; no Apache child dies of a signal.
+fn assert_contained(fault: Fault, apache: &Apache, outcome: &FaultOutcome) {
+    let report = &outcome.report;
+    let log = apache.error_log();
+    assert!(
+        report.failed() <= 4,
+        "{fault:?}: {} requests of the load failed; the failed process ran at most 4\n{:#?}\n{log}",
+        report.failed(),
+        report.samples
+    );
+    assert_eq!(
+        report.cut + report.connect_errors + report.wrong_body,
+        0,
+        "{fault:?}: failures other than an error status\n{:#?}\n{log}",
+        report.samples
+    );
+    assert_eq!(outcome.longest_gap, Duration::ZERO, "{fault:?}: the load stalled");
+    // One line per failed request, each naming the group and the pid,
+    // even for requests killed a moment after the daemon took them.
+    let pid = format!("'drill' (pid {})", outcome.failed_pid);
+    let request_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[client ") && l.contains("daemon process group 'drill'"))
+        .collect();
+    let expected = report.failed() + u64::from(outcome.fault_status.is_some_and(|s| s >= 500));
+    assert_eq!(
+        request_lines.len() as u64,
+        expected,
+        "{fault:?}: one log line per failed request\n{log}"
+    );
+    assert!(
+        request_lines.iter().all(|l| l.contains(&pid)),
+        "{fault:?}: a request's line does not name {pid}\n{log}"
+    );
+    // Apache logs "exit signal" for any child that dies of one (AH00052):
+    // the daemon killed on purpose may, no Apache child may.
+    let crashed: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("exit signal")
+                && !l.contains(&format!("pid {} exit signal", outcome.failed_pid))
+        })
+        .collect();
+    assert!(
+        crashed.is_empty(),
+        "{fault:?}: an Apache child died of a signal\n{log}"
+    );
+}
+
+#[test]
+fn kill_9_of_a_daemon_under_load_fails_only_its_requests() {
+    let (apache, outcome) = fault_drill(Fault::Kill9);
+    assert_contained(Fault::Kill9, &apache, &outcome);
+    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+}
+
+#[test]
+fn a_stopped_daemon_fails_only_the_requests_it_holds() {
+    let (apache, outcome) = fault_drill(Fault::Stop);
+    assert_contained(Fault::Stop, &apache, &outcome);
+}
+
+#[test]
+fn os_exit_under_load_fails_only_its_process_requests() {
+    let (apache, outcome) = fault_drill(Fault::Exit);
+    assert_contained(Fault::Exit, &apache, &outcome);
+    assert_eq!(outcome.fault_status, Some(502));
+    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+}
+
+#[test]
+fn a_segfault_under_load_fails_only_its_process_requests() {
+    let (apache, outcome) = fault_drill(Fault::Segfault);
+    assert_contained(Fault::Segfault, &apache, &outcome);
+    assert_eq!(outcome.fault_status, Some(502));
+    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+}
+
+#[test]
+fn a_hung_request_under_load_is_ended_by_request_timeout() {
+    let (apache, outcome) = fault_drill(Fault::Hang);
+    assert_contained(Fault::Hang, &apache, &outcome);
+    assert!(outcome.fault_status.is_some_and(|s| s >= 500));
+    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(10)));
+}
+
+#[test]
+fn a_c_call_holding_the_gil_under_load_is_ended_by_deadlock_timeout() {
+    let (apache, outcome) = fault_drill(Fault::HoldGil);
+    assert_contained(Fault::HoldGil, &apache, &outcome);
+    assert!(outcome.fault_status.is_some_and(|s| s >= 500));
+    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(10)));
 }
 
 // ------------------------------------------------------------ soak (make soak)

@@ -22,8 +22,8 @@
 //! MPMs read two statuses of any child of the parent as verdicts on the
 //! server (see [`status_for`]).
 
+use super::shared_words::SharedWords;
 use std::ffi::{c_int, c_void};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 /// How a daemon process said it ended.
@@ -54,55 +54,24 @@ fn unpack(word: u64) -> Option<(i32, Noted)> {
     }
 }
 
-/// The notes of one daemon process group: a shared anonymous mapping with
-/// one word per process slot, made in the Apache parent before the group's
-/// processes fork, so that it is the same memory in all of them.
+/// The notes of one daemon process group: one word per process slot, in
+/// memory the group's processes share with the parent.
+#[derive(Debug)]
 pub struct ExitNotes {
-    words: NonNull<AtomicU64>,
-    slots: usize,
-}
-
-// SAFETY: the mapping is only accessed through atomics, from any thread
-// or process; it stays mapped for as long as the value lives.
-unsafe impl Send for ExitNotes {}
-// SAFETY: as above.
-unsafe impl Sync for ExitNotes {}
-
-impl std::fmt::Debug for ExitNotes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ExitNotes({} slots)", self.slots)
-    }
+    words: SharedWords,
 }
 
 impl ExitNotes {
     /// Maps zeroed notes for `slots` processes (in the parent, before they
     /// fork).
     pub fn new(slots: usize) -> std::io::Result<ExitNotes> {
-        let slots = slots.max(1);
-        let len = slots * std::mem::size_of::<AtomicU64>();
-        // SAFETY: a fresh anonymous mapping; the kernel zeroes it, and a
-        // zeroed AtomicU64 is a valid one (no note).
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        let words = NonNull::new(base.cast::<AtomicU64>())
-            .ok_or_else(|| std::io::Error::other("mmap returned NULL"))?;
-        Ok(ExitNotes { words, slots })
+        Ok(ExitNotes {
+            words: SharedWords::new(slots)?,
+        })
     }
 
     fn word(&self, slot: usize) -> Option<&AtomicU64> {
-        // SAFETY: in bounds of the mapping, which lives as long as `self`.
-        (slot < self.slots).then(|| unsafe { &*self.words.as_ptr().add(slot) })
+        self.words.get(slot)
     }
 
     /// In the parent, once `pid` of `slot` died: what it noted, if it noted
@@ -136,20 +105,6 @@ impl ExitNotes {
             }
             on_exit(note_exit_status, std::ptr::null_mut());
         }
-    }
-}
-
-impl Drop for ExitNotes {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped; no reference into it
-        // outlives `self` (`word` borrows it). Processes forked meanwhile keep
-        // their own mapping of the same memory.
-        unsafe {
-            libc::munmap(
-                self.words.as_ptr().cast(),
-                self.slots * std::mem::size_of::<AtomicU64>(),
-            )
-        };
     }
 }
 

@@ -16,6 +16,7 @@ pub mod request;
 pub mod request_facts;
 pub mod scoreboard;
 pub mod server_facts;
+pub mod shared_words;
 pub mod table;
 
 use std::ffi::{CStr, c_char};

@@ -5,6 +5,7 @@
 //! `peer` decides who may connect to that socket, `exit_cause` tells how a
 //! daemon process ended.
 
+pub mod board;
 pub mod exit_cause;
 pub mod peer;
 pub mod process;
@@ -43,6 +44,9 @@ pub struct GroupRuntime {
     /// Where each of the group's processes notes how it ended, for the
     /// parent (one slot per process index).
     pub exit_notes: crate::apache::exit_note::ExitNotes,
+    /// Which of the group's processes took which worker's request, for
+    /// the worker's log line when the process fails.
+    pub request_board: board::RequestBoard,
 }
 
 impl GroupRuntime {

@@ -95,6 +95,8 @@ struct Shared {
     /// send a held-back `Accepted` to the worker.
     exchanges: Mutex<Vec<Option<Arc<SocketBackend>>>>,
     pid: u32,
+    /// This process's slot in the group (exit notes, request board).
+    index: usize,
 }
 
 impl Shared {
@@ -147,7 +149,7 @@ pub fn run(daemons: &'static Daemons, group_index: usize, index: usize, delay: D
 fn setup_and_serve(
     daemons: &'static Daemons,
     group: &'static GroupRuntime,
-    _index: usize,
+    index: usize,
     delay: Duration,
 ) -> Result<(), String> {
     // This process serves only its own group: drop Apache's HTTP listeners
@@ -231,6 +233,7 @@ fn setup_and_serve(
         running: Mutex::new(vec![None; threads]),
         exchanges: Mutex::new(vec![None; threads]),
         pid: std::process::id(),
+        index,
     });
     std::mem::forget(wake_write);
 
@@ -671,6 +674,15 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     // sent then (see `monitor_thread`), so the worker can name this process
     // if it dies or times out on the request.
     backend.hold_accepted();
+    // And on the board, at once, for a worker whose request this process
+    // fails before it says so.
+    let ticket = environ
+        .iter()
+        .find(|(k, _)| k.as_slice() == crate::cgi::TICKET.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+        .unwrap_or(0);
+    let board = &shared.group.request_board;
+    board.take(shared.index, slot, ticket, shared.pid);
     backend.note_client(&environ);
     shared.active.lock()[slot] = Some(Instant::now());
     shared.exchanges.lock()[slot] = Some(backend.clone());
@@ -691,6 +703,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
     serve_request(shared, slot, &backend, environ);
+    board.clear(shared.index, slot);
     shared.exchanges.lock()[slot] = None;
     shared.active.lock()[slot] = None;
     if activity {

@@ -12,6 +12,7 @@
 use super::GroupRuntime;
 use super::exit_cause::ExitCause;
 use crate::apache::exit_note::ExitNotes;
+use super::board::RequestBoard;
 use crate::apache::log::{self, Level};
 use crate::apache::pool::Pool;
 use crate::apache::process::{self, ChildEvent, Forked};
@@ -285,6 +286,13 @@ pub fn start(
                 g.name
             )
         })?;
+        let request_board = RequestBoard::new(g.options.processes, g.options.threads)
+            .map_err(|e| {
+                format!(
+                    "cannot map the request board of daemon process group '{}': {e}",
+                    g.name
+                )
+            })?;
         runtimes.push(GroupRuntime {
             name: g.name.clone(),
             options: g.options.clone(),
@@ -301,6 +309,7 @@ pub fn start(
                 .map(|s| (s.path.clone(), s.application_group.clone()))
                 .collect(),
             exit_notes,
+            request_board,
         });
     }
     // A socket of an earlier generation that no group took over (the group

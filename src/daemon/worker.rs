@@ -103,6 +103,8 @@ pub fn handle(
     let _relay = super::relays::begin(&stream);
     vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
     vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
+    let ticket = super::board::next_ticket();
+    vars.push((crate::cgi::TICKET.into(), ticket.to_string()));
     let environ = vars
         .into_iter()
         .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
@@ -138,7 +140,18 @@ pub fn handle(
     let mut reader = std::io::BufReader::with_capacity(8 * 1024, &stream);
     // Who serves this request, for every log line: the group, and the
     // daemon's pid once it has said it took the request.
-    let mut who = format!("daemon process group '{name}'");
+    let describe = |pid: Option<u32>| match pid {
+        Some(pid) => format!("daemon process group '{name}' (pid {pid})"),
+        None => format!("daemon process group '{name}'"),
+    };
+    let mut who = describe(None);
+    let mut named = false;
+    // A daemon that fails before naming itself is found on the board.
+    let name_from_board = |who: &mut String, named: bool| {
+        if !named && let Some(pid) = group.request_board.holder(ticket) {
+            *who = describe(Some(pid));
+        }
+    };
     let mut head_sent = false;
     // Body bytes passed to Apache: how much of a cut response the client got.
     let mut relayed: u64 = 0;
@@ -175,7 +188,10 @@ pub fn handle(
                 r.log(Level::Info, &why);
                 return status::HTTP_SERVICE_UNAVAILABLE;
             }
-            Err(e) => return relay_failure(r, &who, head_sent.then_some(relayed), &e, timeout),
+            Err(e) => {
+                name_from_board(&mut who, named);
+                return relay_failure(r, &who, head_sent.then_some(relayed), &e, timeout);
+            }
         };
         match frame {
             // Apache answered the request itself while the body was read
@@ -211,6 +227,7 @@ pub fn handle(
                     .and_then(|_| writer.flush())
                     .is_err()
                 {
+                    name_from_board(&mut who, named);
                     let why = format!("{who} closed the connection while reading the request body");
                     if head_sent {
                         return cut_short(r, &why, relayed);
@@ -220,7 +237,8 @@ pub fn handle(
                 }
             }
             Frame::Accepted { pid } => {
-                who = format!("daemon process group '{name}' (pid {pid})");
+                who = describe(Some(pid));
+                named = true;
             }
             Frame::ResponseHead { status: code, .. }
                 if opts.error_override && code >= 400 && !head_sent =>
