@@ -539,13 +539,19 @@ fn fault_drill(fault: Fault) -> (Apache, FaultOutcome) {
     let started = Instant::now();
     let (failed_pid, pending) = match fault {
         Fault::Kill9 | Fault::Stop => {
-            let sig = if matches!(fault, Fault::Kill9) { "-KILL" } else { "-STOP" };
+            let sig = if matches!(fault, Fault::Kill9) {
+                "-KILL"
+            } else {
+                "-STOP"
+            };
             let pid = before[0];
-            assert!(std::process::Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .unwrap()
-                .success());
+            assert!(
+                std::process::Command::new("kill")
+                    .args([sig, &pid.to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
             (pid, None)
         }
         Fault::Exit | Fault::Segfault | Fault::Hang | Fault::HoldGil => {
@@ -626,6 +632,13 @@ fn fault_drill(fault: Fault) -> (Apache, FaultOutcome) {
             .map_or("-".to_string(), |d| format!("{:.2}s", d.as_secs_f64())),
         outcome.longest_gap.as_secs(),
     );
+    for line in apache
+        .error_log()
+        .lines()
+        .filter(|l| l.contains(&format!("pid {failed_pid}")))
+    {
+        println!("  {line}");
+    }
     (apache, outcome)
 }
 
@@ -648,7 +661,11 @@ fn assert_contained(fault: Fault, apache: &Apache, outcome: &FaultOutcome) {
         "{fault:?}: failures other than an error status\n{:#?}\n{log}",
         report.samples
     );
-    assert_eq!(outcome.longest_gap, Duration::ZERO, "{fault:?}: the load stalled");
+    assert_eq!(
+        outcome.longest_gap,
+        Duration::ZERO,
+        "{fault:?}: the load stalled"
+    );
     // One line per failed request, each naming the group and the pid,
     // even for requests killed a moment after the daemon took them.
     let pid = format!("'drill' (pid {})", outcome.failed_pid);
@@ -685,13 +702,49 @@ fn assert_contained(fault: Fault, apache: &Apache, outcome: &FaultOutcome) {
 fn kill_9_of_a_daemon_under_load_fails_only_its_requests() {
     let (apache, outcome) = fault_drill(Fault::Kill9);
     assert_contained(Fault::Kill9, &apache, &outcome);
-    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+    assert!(
+        outcome
+            .replaced_after
+            .is_some_and(|d| d < Duration::from_secs(5))
+    );
 }
 
+/// The requests the stopped process holds time out (socket-timeout, 504);
+/// its sibling takes every new one. Continued, it serves again and does not
+/// take the time it was stopped for a deadlock.
 #[test]
 fn a_stopped_daemon_fails_only_the_requests_it_holds() {
     let (apache, outcome) = fault_drill(Fault::Stop);
     assert_contained(Fault::Stop, &apache, &outcome);
+    assert!(outcome.report.non_2xx.iter().all(|&(s, _)| s == 504));
+    // Continued (by fault_drill) after about 10 s stopped: past
+    // deadlock-timeout=3, and the monitor checks every 200 ms.
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        daemon_pids(&apache).contains(&outcome.failed_pid),
+        "{}",
+        apache.error_log()
+    );
+    for option in ["deadlock-timeout", "request-timeout"] {
+        assert!(
+            !apache.error_log().contains(option),
+            "{}",
+            apache.error_log()
+        );
+    }
+}
+
+/// Every line of a failed request names the option that ended its process.
+fn assert_cause_named(apache: &Apache, option: &str) {
+    let log = apache.error_log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[client ") && l.contains("daemon process group 'drill'"))
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(option)),
+        "request lines do not name {option}\n{log}"
+    );
 }
 
 #[test]
@@ -699,7 +752,11 @@ fn os_exit_under_load_fails_only_its_process_requests() {
     let (apache, outcome) = fault_drill(Fault::Exit);
     assert_contained(Fault::Exit, &apache, &outcome);
     assert_eq!(outcome.fault_status, Some(502));
-    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+    assert!(
+        outcome
+            .replaced_after
+            .is_some_and(|d| d < Duration::from_secs(5))
+    );
 }
 
 #[test]
@@ -707,23 +764,37 @@ fn a_segfault_under_load_fails_only_its_process_requests() {
     let (apache, outcome) = fault_drill(Fault::Segfault);
     assert_contained(Fault::Segfault, &apache, &outcome);
     assert_eq!(outcome.fault_status, Some(502));
-    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(5)));
+    assert!(
+        outcome
+            .replaced_after
+            .is_some_and(|d| d < Duration::from_secs(5))
+    );
 }
 
 #[test]
 fn a_hung_request_under_load_is_ended_by_request_timeout() {
     let (apache, outcome) = fault_drill(Fault::Hang);
     assert_contained(Fault::Hang, &apache, &outcome);
+    assert_cause_named(&apache, "request-timeout=3s");
     assert!(outcome.fault_status.is_some_and(|s| s >= 500));
-    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(10)));
+    assert!(
+        outcome
+            .replaced_after
+            .is_some_and(|d| d < Duration::from_secs(10))
+    );
 }
 
 #[test]
 fn a_c_call_holding_the_gil_under_load_is_ended_by_deadlock_timeout() {
     let (apache, outcome) = fault_drill(Fault::HoldGil);
     assert_contained(Fault::HoldGil, &apache, &outcome);
+    assert_cause_named(&apache, "deadlock-timeout=3s");
     assert!(outcome.fault_status.is_some_and(|s| s >= 500));
-    assert!(outcome.replaced_after.is_some_and(|d| d < Duration::from_secs(10)));
+    assert!(
+        outcome
+            .replaced_after
+            .is_some_and(|d| d < Duration::from_secs(10))
+    );
 }
 
 // ------------------------------------------------------------ soak (make soak)

@@ -77,6 +77,8 @@ struct Shared {
     /// Why this process stops, when it decided so itself (mod_wsgi's
     /// `shutdown_reason` words); signals name themselves.
     shutdown_reason: std::sync::OnceLock<&'static str>,
+    /// The same, in the words of the log line that said it.
+    shutdown_why: std::sync::OnceLock<String>,
     /// Milliseconds since `started` when the deadlock thread last held the GIL.
     last_gil_ms: AtomicU64,
     /// Set once the script has loaded (for startup-timeout).
@@ -114,6 +116,7 @@ impl Shared {
     /// one asked stands).
     fn request_exit(&self, how: u8, reason: &'static str, why: &str) {
         let _ = self.shutdown_reason.set(reason);
+        let _ = self.shutdown_why.set(why.to_string());
         log::server(None, Level::Info, &format!("{}: {why}", self.who()));
         let _ = nix::unistd::write(process_fd(self.wake_write), &[how]);
     }
@@ -226,6 +229,7 @@ fn setup_and_serve(
         requests: AtomicU64::new(0),
         last_activity_ms: AtomicU64::new(0),
         shutdown_reason: std::sync::OnceLock::new(),
+        shutdown_why: std::sync::OnceLock::new(),
         last_gil_ms: AtomicU64::new(0),
         script_loaded: AtomicBool::new(false),
         python_gate: Mutex::new(false),
@@ -411,7 +415,7 @@ fn caretaker(
     // The reaper: whatever happens next may hang (a stuck request, atexit
     // handlers), so the process ends after shutdown-timeout regardless.
     let timeout = o.shutdown_timeout;
-    let who = shared.who();
+    let reaped = shared.clone();
     let _ = std::thread::Builder::new()
         .name("wsgi-reaper".into())
         .spawn(move || {
@@ -420,10 +424,12 @@ fn caretaker(
                 None,
                 Level::Error,
                 &format!(
-                    "{who}: still running {}s after shutdown began; forcing exit",
+                    "{}: still running {}s after shutdown began; forcing exit",
+                    reaped.who(),
                     timeout.as_secs_f64()
                 ),
             );
+            abandon_running(&reaped, timeout);
             proc_edge::exit_now(super::supervisor::EXIT_REAPED);
         });
     let reason = shared.shutdown_reason.get().copied().unwrap_or(match how {
@@ -454,6 +460,38 @@ fn caretaker(
         ),
     );
     Ok(())
+}
+
+/// Just before a forced exit: tells the worker of each request still
+/// running why its answer will not come (an `Abandoned` failure naming the
+/// reason the process stops), rather than leave it a closed connection to
+/// guess from. A request thread writing at this moment keeps its lock and
+/// its worker sees the close.
+fn abandon_running(shared: &Shared, waited: Duration) {
+    let why = shared
+        .shutdown_why
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "stopping".to_string());
+    let running: Vec<(Option<Instant>, Arc<SocketBackend>)> = {
+        let started = shared.active.lock().clone();
+        let exchanges = shared.exchanges.lock();
+        started
+            .into_iter()
+            .zip(exchanges.iter())
+            .filter_map(|(start, exchange)| Some((start, exchange.clone()?)))
+            .collect()
+    };
+    for (start, exchange) in running {
+        let ran = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        exchange.send_last_word(&Frame::failure(
+            FailureKind::Abandoned,
+            format!(
+                "the process was forced to exit with the request running for {ran:.1}s, {:.0}s after it began to stop ({why})",
+                waited.as_secs_f64()
+            ),
+        ));
+    }
 }
 
 /// Apache is restarting: this process belongs to the generation that
@@ -892,8 +930,22 @@ fn monitor_thread(shared: &Shared) {
     let tick = Duration::from_millis(200);
     // Per slot: (start of the request, when it was interrupted).
     let mut interrupted: Vec<Option<(Instant, Instant)>> = vec![None; o.threads];
+    let mut last_tick = shared.now_ms();
     loop {
         std::thread::sleep(tick);
+        // A tick that came late by over a second: the whole process was
+        // stopped (SIGSTOP, a frozen cgroup) or starved, the deadlock thread
+        // and the requests with it. Neither a deadlock nor a hung request:
+        // the GIL probe starts afresh and the timeouts wait a tick, for the
+        // requests to go on (a SIGCONT made the process restart itself at
+        // once before).
+        let woke = shared.now_ms();
+        let late = woke.saturating_sub(last_tick) > tick.as_millis() as u64 + 1000;
+        last_tick = woke;
+        if late {
+            shared.last_gil_ms.store(woke, Ordering::Relaxed);
+            continue;
+        }
         // Requests that outlived a tick tell their worker who serves them
         // now (fast ones said it with their answer).
         for exchange in shared.exchanges.lock().iter().flatten() {

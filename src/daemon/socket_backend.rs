@@ -118,6 +118,19 @@ impl SocketBackend {
         }
     }
 
+    /// Sends `frame` unless the request thread holds the connection, and
+    /// without blocking: the process is about to exit.
+    pub fn send_last_word(&self, frame: &Frame) {
+        let Some(mut c) = self.stream.try_lock() else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if protocol::encode(frame, &mut bytes).is_ok() {
+            let _ = c.stream().set_nonblocking(true);
+            let _ = c.write_with(&bytes);
+        }
+    }
+
     /// Reads the next frame the worker sent (a request, between requests).
     pub fn read_frame(&self) -> Result<Frame, ProtocolError> {
         protocol::read_frame(&mut self.stream.lock().reader, &self.limits)

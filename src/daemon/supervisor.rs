@@ -10,9 +10,9 @@
 //! do not survive Apache's unload/reload of modules at each restart.
 
 use super::GroupRuntime;
+use super::board::RequestBoard;
 use super::exit_cause::ExitCause;
 use crate::apache::exit_note::ExitNotes;
-use super::board::RequestBoard;
 use crate::apache::log::{self, Level};
 use crate::apache::pool::Pool;
 use crate::apache::process::{self, ChildEvent, Forked};
@@ -286,8 +286,8 @@ pub fn start(
                 g.name
             )
         })?;
-        let request_board = RequestBoard::new(g.options.processes, g.options.threads)
-            .map_err(|e| {
+        let request_board =
+            RequestBoard::new(g.options.processes, g.options.threads).map_err(|e| {
                 format!(
                     "cannot map the request board of daemon process group '{}': {e}",
                     g.name

@@ -221,11 +221,14 @@ pub enum FailureKind {
     ProtocolError,
     /// The script lacks the configured callable. 404, as mod_wsgi.
     NotFound,
+    /// The daemon process is ending (forced out after shutdown-timeout) with
+    /// the request still running. 502.
+    Abandoned,
 }
 
 impl FailureKind {
     /// Every kind, in code order.
-    pub const ALL: [FailureKind; 7] = [
+    pub const ALL: [FailureKind; 8] = [
         FailureKind::ApplicationError,
         FailureKind::BadRequest,
         FailureKind::Overloaded,
@@ -233,6 +236,7 @@ impl FailureKind {
         FailureKind::RequestTimeout,
         FailureKind::ProtocolError,
         FailureKind::NotFound,
+        FailureKind::Abandoned,
     ];
 
     /// The HTTP status the worker answers with when this failure arrives
@@ -246,6 +250,7 @@ impl FailureKind {
             FailureKind::RequestTimeout => 504,
             FailureKind::ProtocolError => 500,
             FailureKind::NotFound => 404,
+            FailureKind::Abandoned => 502,
         }
     }
 
@@ -259,6 +264,7 @@ impl FailureKind {
             FailureKind::RequestTimeout => 5,
             FailureKind::ProtocolError => 6,
             FailureKind::NotFound => 7,
+            FailureKind::Abandoned => 8,
         }
     }
 
@@ -277,6 +283,7 @@ impl FailureKind {
             FailureKind::RequestTimeout => "RequestTimeout",
             FailureKind::ProtocolError => "ProtocolError",
             FailureKind::NotFound => "NotFound",
+            FailureKind::Abandoned => "Abandoned",
         }
     }
 }

@@ -264,7 +264,7 @@ fn frame_metadata() {
 #[test]
 fn failure_kinds_map_to_statuses_and_codes() {
     let statuses: Vec<u16> = FailureKind::ALL.iter().map(|k| k.http_status()).collect();
-    assert_eq!(statuses, [500, 400, 503, 504, 504, 500, 404]);
+    assert_eq!(statuses, [500, 400, 503, 504, 504, 500, 404, 502]);
     for kind in FailureKind::ALL {
         assert_eq!(FailureKind::from_code(kind.code()), Some(kind));
         assert_eq!(kind.to_string(), kind.name());
@@ -277,7 +277,7 @@ fn failure_kinds_map_to_statuses_and_codes() {
         "fixed across versions"
     );
     assert_eq!(FailureKind::from_code(0), None);
-    assert_eq!(FailureKind::from_code(8), None);
+    assert_eq!(FailureKind::from_code(9), None);
 }
 
 // ---------------------------------------------------------------- writing
@@ -627,7 +627,7 @@ fn malformed_payloads_are_refused() {
         (raw(0x04, &[0xc0, 0x80]), "BodyError message is not UTF-8"),
         (raw(0x85, &[]), "Failure payload truncated"),
         (raw(0x85, &[0, b'x']), "unknown failure kind"),
-        (raw(0x85, &[8, b'x']), "unknown failure kind"),
+        (raw(0x85, &[9, b'x']), "unknown failure kind"),
         (raw(0x02, &[]), "empty Body frame"),
         (raw(0x81, &[0, 0, 0, 0]), "ReadBody with max 0"),
         (raw(0x81, &[0, 0, 1]), "ReadBody payload must be 4 bytes"),
