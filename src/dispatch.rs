@@ -42,8 +42,50 @@ pub fn file_mtime(path: &str) -> i64 {
 /// name registered by WSGIHandlerScript in the request's configuration.
 pub fn is_our_handler(handler: Option<&str>, dir: Option<&DirConfig>) -> bool {
     handler.is_some_and(|h| {
-        HANDLERS.contains(&h) || dir.is_some_and(|d| d.handler_script(h).is_some())
+        HANDLERS.contains(&h)
+            || h == STATUS_HANDLER
+            || dir.is_some_and(|d| d.handler_script(h).is_some())
     })
+}
+
+/// The handler name of the status page (`SetHandler wsgi-status`).
+const STATUS_HANDLER: &str = "wsgi-status";
+
+/// The status page: HTML, or JSON when the query string is `json`.
+fn status_page(r: &mut Request) -> i32 {
+    let groups: Vec<crate::daemon::status::GroupStatus> = DAEMONS
+        .get()
+        .map(|d| {
+            d.groups
+                .iter()
+                .map(|g| crate::daemon::status::GroupStatus {
+                    name: &g.name,
+                    processes: g.board.view(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = crate::daemon::board::now_ms();
+    let (content_type, body) = if r.args() == Some("json") {
+        (
+            "application/json",
+            crate::daemon::status::json(&groups, now),
+        )
+    } else {
+        (
+            "text/html; charset=utf-8",
+            crate::daemon::status::html(&groups, now, &banner()),
+        )
+    };
+    r.set_content_type(content_type);
+    r.headers_out().set(r.pool(), "Cache-Control", "no-store");
+    if !r.is_head() && r.write(body.as_bytes()).is_err() {
+        r.log(
+            Level::Info,
+            "client went away while the status page was sent",
+        );
+    }
+    status::OK
 }
 
 /// The cross-reference checks that need the whole configuration.
@@ -384,6 +426,9 @@ pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
 
 /// The content handler: runs the WSGI application for this request.
 pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
+    if r.handler() == Some(STATUS_HANDLER) {
+        return status_page(r);
+    }
     // SetHandler / AddHandler naming a WSGIHandlerScript: its script serves
     // the file Apache matched (which stays r->filename, SCRIPT_FILENAME).
     let handler_script = hooks::handler::named(r.handler(), HANDLERS, dir);

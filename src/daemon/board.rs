@@ -1,57 +1,193 @@
-//! Which daemon process took which request: a board in memory the group's
-//! daemons share with Apache's children (made by the parent before either
-//! forks), two words per request thread of the group (process slot x
-//! thread): the ticket of the request the thread serves, and the pid of
-//! its process.
+//! The group's board: what each daemon process of a group and each of its
+//! request threads is doing, in memory the daemons share with Apache's
+//! children and the parent (mapped by the parent before any of them
+//! forks). Every field is an atomic word written by one process only.
 //!
-//! A worker whose daemon dies or goes silent before saying who it is (the
-//! daemon names itself with the first bytes of its answer, or at the
-//! monitor's next tick) finds the pid here by its ticket, so its log line
-//! names the process even for a request killed a millisecond after it was
-//! taken. Marking a request costs two stores, no system call and no extra
-//! frame on the socket.
+//! It serves two readers:
+//! - a worker whose daemon dies or goes silent before saying who it is
+//!   (the daemon names itself with the first bytes of its answer, or at the
+//!   monitor's next tick) finds the pid by its request's ticket, so its log
+//!   line names the process even for a request killed a millisecond after
+//!   it was taken;
+//! - the status page (`SetHandler wsgi-status`, `daemon::status`), which
+//!   shows each process and thread.
+//!
+//! Marking a request costs a few stores, no system call and no message on
+//! the socket.
 
 use crate::apache::shared_words::SharedWords;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Words per process slot: pid, started (ms since the epoch), requests
+/// served by that pid, replacements of the slot, how its last process
+/// ended (`End::pack`).
+const PROCESS_WORDS: usize = 5;
+/// Longest URL kept for a running request, in bytes.
+pub const URL_BYTES: usize = 120;
+/// Words per request thread: ticket, pid, started (ms since the epoch),
+/// URL length, then the URL.
+const THREAD_WORDS: usize = 4 + URL_BYTES / 8;
+
+/// Why a daemon process ended, in a word: the reason the process gave
+/// itself (mod_wsgi's `shutdown_reason` words), or what the parent saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Reason(&'static str),
+    Exited(i32),
+    Killed(i32),
+}
+
+/// The reasons a daemon process stops by itself, as mod_wsgi names them.
+pub const REASONS: [&str; 10] = [
+    "graceful_signal",
+    "shutdown_signal",
+    "eviction_signal",
+    "maximum_requests",
+    "restart_interval",
+    "inactivity_timeout",
+    "request_timeout",
+    "deadlock_timeout",
+    "startup_timeout",
+    "script_reload",
+];
+
+impl End {
+    fn pack(self) -> u64 {
+        let (kind, value) = match self {
+            End::Reason(r) => (1, REASONS.iter().position(|x| *x == r).unwrap_or(0) as u64),
+            End::Exited(n) => (2, n as u8 as u64),
+            End::Killed(n) => (3, n as u8 as u64),
+        };
+        (kind << 8) | value
+    }
+
+    fn unpack(word: u64) -> Option<End> {
+        let value = word & 0xff;
+        match word >> 8 {
+            1 => REASONS.get(value as usize).map(|r| End::Reason(r)),
+            2 => Some(End::Exited(value as i32)),
+            3 => Some(End::Killed(value as i32)),
+            _ => None,
+        }
+    }
+}
+
+/// One process slot as the board shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessView {
+    pub pid: u32,
+    pub started_ms: u64,
+    pub requests: u64,
+    pub restarts: u64,
+    pub last_end: Option<End>,
+    pub threads: Vec<ThreadView>,
+}
+
+/// One request thread as the board shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadView {
+    Idle,
+    Busy { since_ms: u64, url: Vec<u8> },
+}
 
 #[derive(Debug)]
-pub struct RequestBoard {
+pub struct GroupBoard {
     words: SharedWords,
+    processes: usize,
     threads: usize,
 }
 
-impl RequestBoard {
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl GroupBoard {
     /// Maps an empty board for `processes` x `threads` request threads.
-    pub fn new(processes: usize, threads: usize) -> std::io::Result<RequestBoard> {
-        let threads = threads.max(1);
-        Ok(RequestBoard {
-            words: SharedWords::new(2 * processes.max(1) * threads)?,
+    pub fn new(processes: usize, threads: usize) -> std::io::Result<GroupBoard> {
+        let (processes, threads) = (processes.max(1), threads.max(1));
+        Ok(GroupBoard {
+            words: SharedWords::new(processes * (PROCESS_WORDS + threads * THREAD_WORDS))?,
+            processes,
             threads,
         })
     }
 
-    /// The ticket word of a request thread (its pid word follows).
-    fn index(&self, process: usize, thread: usize) -> Option<usize> {
-        (thread < self.threads).then(|| 2 * (process * self.threads + thread))
+    fn process_base(&self, process: usize) -> Option<usize> {
+        (process < self.processes).then(|| process * (PROCESS_WORDS + self.threads * THREAD_WORDS))
+    }
+
+    fn thread_base(&self, process: usize, thread: usize) -> Option<usize> {
+        (thread < self.threads)
+            .then(|| self.process_base(process))
+            .flatten()
+            .map(|p| p + PROCESS_WORDS + thread * THREAD_WORDS)
+    }
+
+    fn word(&self, i: usize) -> &AtomicU64 {
+        // Indices come from the bases above, in range by construction.
+        self.words.get(i).expect("board index in range")
+    }
+
+    /// In the parent, having forked it: process slot `process` is now
+    /// `pid`.
+    pub fn process_started(&self, process: usize, pid: u32) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 2).store(0, Ordering::Relaxed);
+            self.word(b + 1).store(now_ms(), Ordering::Relaxed);
+            self.word(b).store(u64::from(pid), Ordering::Release);
+        }
+    }
+
+    /// In a daemon: how many requests it has served.
+    pub fn served(&self, process: usize, requests: u64) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 2).store(requests, Ordering::Relaxed);
+        }
+    }
+
+    /// In the daemon deciding to stop, then (unless it ended cleanly) in the
+    /// parent that saw it end: how the slot's process ended. `replaced`
+    /// counts a replacement (the parent's call).
+    pub fn process_ended(&self, process: usize, end: Option<End>, replaced: bool) {
+        if let Some(b) = self.process_base(process) {
+            if let Some(end) = end {
+                self.word(b + 4).store(end.pack(), Ordering::Relaxed);
+            }
+            if replaced {
+                self.word(b + 3).fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// In a daemon: `thread` of process slot `process` (pid `pid`) serves
-    /// the request with `ticket`.
-    pub fn take(&self, process: usize, thread: usize, ticket: u64, pid: u32) {
-        let Some(i) = self.index(process, thread) else {
+    /// the request with `ticket` for `url`.
+    pub fn take(&self, process: usize, thread: usize, ticket: u64, pid: u32, url: &[u8]) {
+        let Some(b) = self.thread_base(process, thread) else {
             return;
         };
-        if let (Some(t), Some(p)) = (self.words.get(i), self.words.get(i + 1)) {
-            p.store(u64::from(pid), Ordering::Relaxed);
-            // Release: whoever sees the ticket sees the pid stored first.
-            t.store(ticket, Ordering::Release);
+        // The ticket is 0 while the rest changes: a reader that sees the
+        // same non-zero ticket before and after its reads saw one request.
+        self.word(b).store(0, Ordering::Release);
+        self.word(b + 1).store(u64::from(pid), Ordering::Relaxed);
+        self.word(b + 2).store(now_ms(), Ordering::Relaxed);
+        let url = &url[..url.len().min(URL_BYTES)];
+        self.word(b + 3).store(url.len() as u64, Ordering::Relaxed);
+        for (i, chunk) in url.chunks(8).enumerate() {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            self.word(b + 4 + i)
+                .store(u64::from_le_bytes(bytes), Ordering::Relaxed);
         }
+        self.word(b).store(ticket.max(1), Ordering::Release);
     }
 
     /// In a daemon: the thread's request is over.
     pub fn clear(&self, process: usize, thread: usize) {
-        if let Some(t) = self.index(process, thread).and_then(|i| self.words.get(i)) {
-            t.store(0, Ordering::Release);
+        if let Some(b) = self.thread_base(process, thread) {
+            self.word(b).store(0, Ordering::Release);
         }
     }
 
@@ -62,13 +198,58 @@ impl RequestBoard {
         if ticket == 0 {
             return None;
         }
-        (0..self.words.len() / 2).find_map(|slot| {
-            let t = self.words.get(2 * slot)?;
-            (t.load(Ordering::Acquire) == ticket)
-                .then(|| self.words.get(2 * slot + 1))
-                .flatten()
-                .map(|p| p.load(Ordering::Relaxed) as u32)
-        })
+        (0..self.processes)
+            .flat_map(|p| (0..self.threads).map(move |t| (p, t)))
+            .filter_map(|(p, t)| self.thread_base(p, t))
+            .find(|&b| self.word(b).load(Ordering::Acquire) == ticket)
+            .map(|b| self.word(b + 1).load(Ordering::Relaxed) as u32)
+    }
+
+    /// What every process slot and thread is doing now.
+    pub fn view(&self) -> Vec<ProcessView> {
+        (0..self.processes)
+            .filter_map(|p| {
+                let b = self.process_base(p)?;
+                let pid = self.word(b).load(Ordering::Acquire) as u32;
+                Some(ProcessView {
+                    pid,
+                    started_ms: self.word(b + 1).load(Ordering::Relaxed),
+                    requests: self.word(b + 2).load(Ordering::Relaxed),
+                    restarts: self.word(b + 3).load(Ordering::Relaxed),
+                    last_end: End::unpack(self.word(b + 4).load(Ordering::Relaxed)),
+                    threads: (0..self.threads)
+                        .map(|t| self.thread_view(p, t, pid))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn thread_view(&self, process: usize, thread: usize, pid: u32) -> ThreadView {
+        let Some(b) = self.thread_base(process, thread) else {
+            return ThreadView::Idle;
+        };
+        let ticket = self.word(b).load(Ordering::Acquire);
+        // A request of an earlier process of the slot (it died in it) is not
+        // this process's.
+        if ticket == 0 || self.word(b + 1).load(Ordering::Relaxed) as u32 != pid {
+            return ThreadView::Idle;
+        }
+        let since_ms = self.word(b + 2).load(Ordering::Relaxed);
+        let len = (self.word(b + 3).load(Ordering::Relaxed) as usize).min(URL_BYTES);
+        let mut url = Vec::with_capacity(len);
+        for i in 0..len.div_ceil(8) {
+            url.extend_from_slice(&self.word(b + 4 + i).load(Ordering::Relaxed).to_le_bytes());
+        }
+        url.truncate(len);
+        if self.word(b).load(Ordering::Acquire) != ticket {
+            // The thread moved on to another request while this was read.
+            return ThreadView::Busy {
+                since_ms: now_ms(),
+                url: Vec::new(),
+            };
+        }
+        ThreadView::Busy { since_ms, url }
     }
 }
 
@@ -86,19 +267,58 @@ mod tests {
 
     #[test]
     fn a_ticket_finds_the_pid_that_took_it_until_cleared() {
-        let board = RequestBoard::new(2, 3).unwrap();
+        let board = GroupBoard::new(2, 3).unwrap();
         assert_eq!(board.holder(5), None);
-        board.take(1, 2, 5, 4242);
-        board.take(0, 0, 6, 4141);
+        board.take(1, 2, 5, 4242, b"/a");
+        board.take(0, 0, 6, 4141, b"/b");
         assert_eq!(board.holder(5), Some(4242));
         assert_eq!(board.holder(6), Some(4141));
         assert_eq!(board.holder(0), None, "0 is no ticket");
         board.clear(1, 2);
         assert_eq!(board.holder(5), None);
         // Out of range: ignored, not a panic.
-        board.take(2, 0, 7, 1);
-        board.take(0, 3, 7, 1);
+        board.take(2, 0, 7, 1, b"");
+        board.take(0, 3, 7, 1, b"");
         assert_eq!(board.holder(7), None);
+    }
+
+    #[test]
+    fn the_view_shows_processes_and_their_busy_threads() {
+        let board = GroupBoard::new(2, 2).unwrap();
+        board.process_started(0, 100);
+        board.process_started(1, 200);
+        board.served(1, 7);
+        let long = vec![b'x'; 300];
+        board.take(1, 1, 9, 200, &long);
+        board.take(0, 0, 8, 100, b"/slow?3");
+        // A request left by an earlier process of slot 1 is not shown.
+        board.take(1, 0, 10, 199, b"/old");
+        board.process_ended(1, Some(End::Killed(9)), true);
+        let view = board.view();
+        assert_eq!(view.len(), 2);
+        assert_eq!(view[0].pid, 100);
+        assert!(matches!(&view[0].threads[0], ThreadView::Busy { url, .. } if url == b"/slow?3"));
+        assert_eq!(view[0].threads[1], ThreadView::Idle);
+        assert_eq!(view[1].requests, 7);
+        assert_eq!(view[1].restarts, 1);
+        assert_eq!(view[1].last_end, Some(End::Killed(9)));
+        assert_eq!(view[1].threads[0], ThreadView::Idle);
+        assert!(
+            matches!(&view[1].threads[1], ThreadView::Busy { url, .. } if url.len() == URL_BYTES)
+        );
+    }
+
+    #[test]
+    fn ends_round_trip() {
+        for end in [
+            End::Reason("maximum_requests"),
+            End::Reason("script_reload"),
+            End::Exited(3),
+            End::Killed(11),
+        ] {
+            assert_eq!(End::unpack(end.pack()), Some(end));
+        }
+        assert_eq!(End::unpack(0), None);
     }
 
     #[test]

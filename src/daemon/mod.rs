@@ -11,6 +11,7 @@ pub mod peer;
 pub mod process;
 pub mod relays;
 pub mod socket_backend;
+pub mod status;
 pub mod supervisor;
 pub mod worker;
 
@@ -44,9 +45,10 @@ pub struct GroupRuntime {
     /// Where each of the group's processes notes how it ended, for the
     /// parent (one slot per process index).
     pub exit_notes: crate::apache::exit_note::ExitNotes,
-    /// Which of the group's processes took which worker's request, for
-    /// the worker's log line when the process fails.
-    pub request_board: board::RequestBoard,
+    /// What each of the group's processes and threads is doing: which
+    /// process took which worker's request (for the worker's log line
+    /// when the process fails) and the status page.
+    pub board: board::GroupBoard,
 }
 
 impl GroupRuntime {

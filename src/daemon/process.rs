@@ -14,6 +14,7 @@
 //! process if it is still alive after shutdown-timeout.
 
 use super::GroupRuntime;
+use super::board::End;
 use super::socket_backend::SocketBackend;
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
@@ -438,6 +439,10 @@ fn caretaker(
         EVICTION => "eviction_signal",
         _ => "shutdown_signal",
     });
+    shared
+        .group
+        .board
+        .process_ended(shared.index, Some(End::Reason(reason)), false);
     crate::wsgi::events::process_stopping(reason);
     crate::telemetry::process_stopping(reason);
     wait_idle(shared, timeout, None);
@@ -719,8 +724,12 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
         .find(|(k, _)| k.as_slice() == crate::cgi::TICKET.as_bytes())
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
         .unwrap_or(0);
-    let board = &shared.group.request_board;
-    board.take(shared.index, slot, ticket, shared.pid);
+    let url = environ
+        .iter()
+        .find(|(k, _)| k.as_slice() == b"REQUEST_URI")
+        .map_or(&[][..], |(_, v)| v.as_slice());
+    let board = &shared.group.board;
+    board.take(shared.index, slot, ticket, shared.pid, url);
     backend.note_client(&environ);
     shared.active.lock()[slot] = Some(Instant::now());
     shared.exchanges.lock()[slot] = Some(backend.clone());
@@ -750,6 +759,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
     let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    board.served(shared.index, served);
     if o.maximum_requests > 0 && served == o.maximum_requests {
         shared.request_exit(
             GRACEFUL,

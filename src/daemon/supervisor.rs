@@ -10,7 +10,7 @@
 //! do not survive Apache's unload/reload of modules at each restart.
 
 use super::GroupRuntime;
-use super::board::RequestBoard;
+use super::board::{End, GroupBoard};
 use super::exit_cause::ExitCause;
 use crate::apache::exit_note::ExitNotes;
 use crate::apache::log::{self, Level};
@@ -236,7 +236,12 @@ fn spawn(
             "cannot fork daemon process for group '{}': {e}",
             daemons.groups[group].name
         )),
-        Ok(Forked::Parent { child }) => Ok(child),
+        Ok(Forked::Parent { child }) => {
+            daemons.groups[group]
+                .board
+                .process_started(index, child as u32);
+            Ok(child)
+        }
         Ok(Forked::Child) => super::process::run(daemons, group, index, delay),
     }
 }
@@ -286,13 +291,12 @@ pub fn start(
                 g.name
             )
         })?;
-        let request_board =
-            RequestBoard::new(g.options.processes, g.options.threads).map_err(|e| {
-                format!(
-                    "cannot map the request board of daemon process group '{}': {e}",
-                    g.name
-                )
-            })?;
+        let board = GroupBoard::new(g.options.processes, g.options.threads).map_err(|e| {
+            format!(
+                "cannot map the board of daemon process group '{}': {e}",
+                g.name
+            )
+        })?;
         runtimes.push(GroupRuntime {
             name: g.name.clone(),
             options: g.options.clone(),
@@ -309,7 +313,7 @@ pub fn start(
                 .map(|s| (s.path.clone(), s.application_group.clone()))
                 .collect(),
             exit_notes,
-            request_board,
+            board,
         });
     }
     // A socket of an earlier generation that no group took over (the group
@@ -442,6 +446,14 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
         n => Duration::from_millis(100u64 << n.min(6)).min(Duration::from_secs(5)),
     };
     let cause = ExitCause::of(group.exit_notes.take(slot.index, pid), status);
+    // For the status page: how it ended, unless it said so itself (a
+    // recycle, or a stop its reaper had to finish).
+    let end = match cause {
+        ExitCause::Killed(sig) => Some(End::Killed(sig)),
+        ExitCause::Exited(0 | EXIT_REAPED) => None,
+        ExitCause::Exited(n) => Some(End::Exited(n)),
+    };
+    group.board.process_ended(slot.index, end, true);
     log::server(
         None,
         level_of(&cause),

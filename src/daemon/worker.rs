@@ -148,7 +148,7 @@ pub fn handle(
     let mut named = false;
     // A daemon that fails before naming itself is found on the board.
     let name_from_board = |who: &mut String, named: bool| {
-        if !named && let Some(pid) = group.request_board.holder(ticket) {
+        if !named && let Some(pid) = group.board.holder(ticket) {
             *who = describe(Some(pid));
         }
     };
