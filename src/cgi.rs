@@ -51,24 +51,20 @@ pub fn vars(
     // mod_wsgi) do: a request Apache redirects from here carries them on
     // as REDIRECT_*. Header values go in as the bytes the client sent.
     let env = r.subprocess_env();
-    let headers = header_vars(r);
-    for (k, v) in &headers {
-        env.set_bytes(r.pool(), k, v);
+    for (k, v) in header_vars(r) {
+        env.set_bytes(r.pool(), &k, v);
     }
     for (k, v) in request_vars(r) {
-        env.set(r.pool(), &k, &v);
+        env.set_bytes(r.pool(), &k, &v);
     }
+    // Values as PEP 3333 has them, whatever bytes they hold (UTF-8 or
+    // not: header values, a URL path sent as `/caf%E9`): one character per
+    // byte (latin-1), as mod_wsgi gives them and as frameworks decode them
+    // (`.encode('latin-1')`). An ASCII value (nearly all) reads the same.
     let mut vars: Vec<(String, String)> = env
-        .entries()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .byte_entries()
+        .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?.to_string(), latin1(v))))
         .collect();
-    // Header values as PEP 3333 has them, whatever bytes they hold (UTF-8
-    // or not): one character per byte (latin-1), as mod_wsgi gives them
-    // and as frameworks decode them (`.encode('latin-1')`). An ASCII value
-    // (nearly all) already reads so from the table.
-    for (k, v) in headers.iter().filter(|(_, v)| !v.is_ascii()) {
-        set(&mut vars, k, &latin1(v));
-    }
     if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
         set(&mut vars, "HTTP_AUTHORIZATION", auth);
     }
@@ -160,57 +156,70 @@ fn header_vars(r: &Request) -> Vec<(String, &[u8])> {
 /// The other variables ap_add_common_vars and ap_add_cgi_vars would add,
 /// less the ones C mod_wsgi 6 leaves out (see the module's doc), in the
 /// order they are set: a later one of the same name wins.
-fn request_vars(r: &Request) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::with_capacity(40);
-    let mut add = |k: &str, v: &str| out.push((k.to_string(), v.to_string()));
+fn request_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(40);
+    let mut add = |k: &str, v: &[u8]| out.push((k.to_string(), v.to_vec()));
     add(
         "SERVER_SOFTWARE",
-        crate::apache::request_facts::server_banner(),
+        crate::apache::request_facts::server_banner().as_bytes(),
     );
-    add("SERVER_NAME", &escape_html(r.server_name_for_url()));
-    add("SERVER_ADDR", r.local_ip());
-    add("SERVER_PORT", &r.server_port().to_string());
-    add("REMOTE_ADDR", r.useragent_ip());
-    add("DOCUMENT_ROOT", r.document_root());
-    add("REQUEST_SCHEME", r.http_scheme());
-    add("CONTEXT_PREFIX", r.context_prefix());
-    add("CONTEXT_DOCUMENT_ROOT", r.context_document_root());
+    add(
+        "SERVER_NAME",
+        escape_html(r.server_name_for_url()).as_bytes(),
+    );
+    add("SERVER_ADDR", r.local_ip().as_bytes());
+    add("SERVER_PORT", r.server_port().to_string().as_bytes());
+    add("REMOTE_ADDR", r.useragent_ip().as_bytes());
+    add("DOCUMENT_ROOT", r.document_root().as_bytes());
+    add("REQUEST_SCHEME", r.http_scheme().as_bytes());
+    add("CONTEXT_PREFIX", r.context_prefix().as_bytes());
+    add(
+        "CONTEXT_DOCUMENT_ROOT",
+        r.context_document_root().as_bytes(),
+    );
     if let Some(admin) = r.server_admin() {
-        add("SERVER_ADMIN", admin);
+        add("SERVER_ADMIN", admin.as_bytes());
     }
-    let filename = r.filename().unwrap_or("");
+    let filename = r.filename_bytes().unwrap_or(b"");
     if r.notes().get("proxy-noquery").is_some() {
-        add("SCRIPT_FILENAME", filename.split('?').next().unwrap_or(""));
+        add(
+            "SCRIPT_FILENAME",
+            filename.split(|&b| b == b'?').next().unwrap_or(b""),
+        );
     } else {
         add("SCRIPT_FILENAME", filename);
     }
-    add("REMOTE_PORT", &r.client_port().to_string());
+    add("REMOTE_PORT", r.client_port().to_string().as_bytes());
     let redirected = r.redirected_from();
     match (r.user(), redirected.as_ref().and_then(|p| p.user)) {
-        (Some(user), _) => add("REMOTE_USER", user),
-        (None, Some(user)) => add("REDIRECT_REMOTE_USER", user),
+        (Some(user), _) => add("REMOTE_USER", user.as_bytes()),
+        (None, Some(user)) => add("REDIRECT_REMOTE_USER", user.as_bytes()),
         (None, None) => {}
     }
     if let Some(auth_type) = r.auth_type() {
-        add("AUTH_TYPE", auth_type);
+        add("AUTH_TYPE", auth_type.as_bytes());
     }
     if let Some(from) = &redirected {
         if let Some(url) = &from.url {
-            add("REDIRECT_URL", url);
+            add("REDIRECT_URL", url.as_bytes());
         }
         if let Some(query) = from.query {
-            add("REDIRECT_QUERY_STRING", query);
+            add("REDIRECT_QUERY_STRING", query.as_bytes());
         }
     }
-    add("SERVER_PROTOCOL", r.protocol());
-    add("REQUEST_METHOD", r.method());
-    add("QUERY_STRING", r.args().unwrap_or(""));
+    add("SERVER_PROTOCOL", r.protocol().as_bytes());
+    add("REQUEST_METHOD", r.method().as_bytes());
+    add("QUERY_STRING", r.args_bytes().unwrap_or(b""));
+    let uri = r.uri_bytes();
     if r.cgi_request_uri_is_current() {
-        add("REQUEST_URI", r.uri());
+        add("REQUEST_URI", uri);
     } else {
-        add("REQUEST_URI", original_uri(r.the_request().unwrap_or("")));
+        add(
+            "REQUEST_URI",
+            original_uri(r.the_request_bytes().unwrap_or(b"")),
+        );
     }
-    let (uri, path_info) = (r.uri(), r.path_info());
+    let path_info = r.path_info_bytes();
     if r.protocol() == "INCLUDED" || path_info.is_empty() {
         add("SCRIPT_NAME", uri);
         if !path_info.is_empty() {
@@ -241,8 +250,12 @@ fn http_env_name(header: &str) -> Option<String> {
 
 /// The URL as the request line has it (ap_add_cgi_vars' REQUEST_URI): the
 /// word after the method, before internal redirects changed anything.
-fn original_uri(request_line: &str) -> &str {
-    request_line.split_ascii_whitespace().nth(1).unwrap_or("")
+fn original_uri(request_line: &[u8]) -> &[u8] {
+    request_line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .nth(1)
+        .unwrap_or(b"")
 }
 
 /// ap_escape_html: SERVER_NAME is made safe to put in a page.
@@ -286,9 +299,9 @@ mod tests {
 
     #[test]
     fn request_line_uri() {
-        assert_eq!(original_uri("GET /a%20b?x=1 HTTP/1.1"), "/a%20b?x=1");
-        assert_eq!(original_uri("GET  /two-spaces HTTP/1.0"), "/two-spaces");
-        assert_eq!(original_uri(""), "");
+        assert_eq!(original_uri(b"GET /a%20b?x=1 HTTP/1.1"), b"/a%20b?x=1");
+        assert_eq!(original_uri(b"GET  /two-spaces HTTP/1.0"), b"/two-spaces");
+        assert_eq!(original_uri(b""), b"");
     }
 
     #[test]

@@ -393,29 +393,32 @@ fn refuse_embedded(r: &Request, script: &str) {
 
 /// Joins a script alias target and the rest of the URI into the file name
 /// Apache's directory walk then splits into script and PATH_INFO.
-fn alias_filename(target: &str, matched: &str, uri: &str) -> String {
-    let rest = &uri[matched.len()..];
+fn alias_filename(target: &[u8], matched: usize, uri: &[u8]) -> Vec<u8> {
+    let rest = &uri[matched.min(uri.len())..];
     // A slash the alias consumed stays in PATH_INFO ("/" of the URL "/"
     // under `WSGIScriptAlias /`), as with C mod_wsgi: SCRIPT_NAME "",
     // PATH_INFO "/" and PATH_TRANSLATED straight from Apache.
-    let slash_consumed = matched.ends_with('/') && !target.ends_with('/');
-    if (slash_consumed || !rest.is_empty()) && !rest.starts_with('/') && !target.ends_with('/') {
-        format!("{target}/{rest}")
-    } else {
-        format!("{target}{rest}")
+    let slash_consumed = uri[..matched.min(uri.len())].ends_with(b"/") && !target.ends_with(b"/");
+    let mut out = target.to_vec();
+    if (slash_consumed || !rest.is_empty()) && !rest.starts_with(b"/") && !target.ends_with(b"/") {
+        out.push(b'/');
     }
+    out.extend_from_slice(rest);
+    out
 }
 
-/// WSGIScriptAlias / WSGIScriptAliasMatch: map the URL to the script.
+/// WSGIScriptAlias / WSGIScriptAliasMatch: map the URL to the script. The
+/// URL's bytes are matched as they are (UTF-8 or not), as mod_alias and
+/// mod_wsgi do.
 pub fn translate_name(r: &mut Request, cfg: &ServerConfig) -> i32 {
-    let uri = r.uri().to_string();
-    if !uri.starts_with('/') {
+    let uri = r.uri_bytes().to_vec();
+    if !uri.starts_with(b"/") {
         return status::DECLINED;
     }
     for (index, alias) in cfg.script_aliases.iter().enumerate() {
         if let Some((matched, target)) = alias.map(&uri) {
-            let filename = alias_filename(&target, &matched, &uri);
-            r.set_filename(&filename);
+            let filename = alias_filename(&target, matched, &uri);
+            r.set_filename_bytes(&filename);
             r.set_handler(HANDLERS[0]);
             r.notes().set(r.pool(), ALIAS_NOTE, &index.to_string());
             return status::OK;
@@ -667,22 +670,27 @@ mod tests {
 
     #[test]
     fn alias_filename_keeps_path_info_separate() {
-        assert_eq!(alias_filename("/srv/app.wsgi", "/", "/"), "/srv/app.wsgi/");
+        assert_eq!(alias_filename(b"/srv/app.wsgi", 1, b"/"), b"/srv/app.wsgi/");
         assert_eq!(
-            alias_filename("/srv/app.wsgi", "/", "/foo"),
-            "/srv/app.wsgi/foo"
+            alias_filename(b"/srv/app.wsgi", 1, b"/foo"),
+            b"/srv/app.wsgi/foo"
         );
         assert_eq!(
-            alias_filename("/srv/app.wsgi", "", "/foo"),
-            "/srv/app.wsgi/foo"
+            alias_filename(b"/srv/app.wsgi", 0, b"/foo"),
+            b"/srv/app.wsgi/foo"
         );
         assert_eq!(
-            alias_filename("/srv/app.wsgi", "/app", "/app/x"),
-            "/srv/app.wsgi/x"
+            alias_filename(b"/srv/app.wsgi", 4, b"/app/x"),
+            b"/srv/app.wsgi/x"
         );
         assert_eq!(
-            alias_filename("/srv/dir/", "/d/", "/d/a.wsgi"),
-            "/srv/dir/a.wsgi"
+            alias_filename(b"/srv/dir/", 3, b"/d/a.wsgi"),
+            b"/srv/dir/a.wsgi"
+        );
+        // Bytes that are not UTF-8 pass as they are.
+        assert_eq!(
+            alias_filename(b"/srv/app.wsgi", 4, b"/app/caf\xe9"),
+            b"/srv/app.wsgi/caf\xe9"
         );
     }
 }

@@ -53,7 +53,7 @@ impl std::fmt::Debug for ApacheRegex {
 }
 
 impl UrlRegex for ApacheRegex {
-    fn captures(&self, text: &str) -> Option<Captures> {
+    fn captures(&self, text: &[u8]) -> Option<Captures> {
         let none = ffi::ap_regmatch_t {
             rm_so: -1,
             rm_eo: -1,

@@ -1,6 +1,6 @@
 //! request_rec as a Rust type: `&mut Request` is what hooks get to work with.
 
-use super::{cstr, ffi, log, pool::Pool, table::Table};
+use super::{cbytes, cstr, ffi, log, pool::Pool, table::Table};
 use std::ffi::{c_char, c_int};
 
 /// One HTTP request being served by Apache.
@@ -101,6 +101,23 @@ impl Request {
 
     pub fn uri(&self) -> &str {
         self.text(self.0.uri).unwrap_or("")
+    }
+    /// The bytes of the (decoded) URL path, whatever they are: a client
+    /// may send any byte but NUL, UTF-8 or not (`/caf%E9`).
+    pub fn uri_bytes(&self) -> &[u8] {
+        // SAFETY: request strings are pool-allocated for the request's life.
+        unsafe { cbytes(self.0.uri) }.unwrap_or(b"")
+    }
+    pub fn path_info_bytes(&self) -> &[u8] {
+        // SAFETY: as above.
+        unsafe { cbytes(self.0.path_info) }.unwrap_or(b"")
+    }
+    pub fn filename_bytes(&self) -> Option<&[u8]> {
+        // SAFETY: as above.
+        unsafe { cbytes(self.0.filename) }
+    }
+    pub fn set_filename_bytes(&mut self, value: &[u8]) {
+        self.0.filename = self.pool().strdup_bytes(value) as *mut c_char;
     }
     pub fn filename(&self) -> Option<&str> {
         self.text(self.0.filename)

@@ -2,7 +2,7 @@
 //! as C mod_wsgi does: when the request arrived, Apache's id for it, the
 //! listener it came in on and the name of the server handling it.
 
-use super::{cstr, ffi, request::Request};
+use super::{cbytes, cstr, ffi, request::Request};
 use std::ffi::c_char;
 
 impl Request {
@@ -188,6 +188,16 @@ impl Request {
         // SAFETY: NULL or a request-pool string.
         unsafe { cstr((*self.as_ptr()).args) }
     }
+    /// The query string's bytes (a client may send any byte but NUL).
+    pub fn args_bytes(&self) -> Option<&[u8]> {
+        // SAFETY: NULL or a request-pool string.
+        unsafe { cbytes((*self.as_ptr()).args) }
+    }
+    /// The request line's bytes.
+    pub fn the_request_bytes(&self) -> Option<&[u8]> {
+        // SAFETY: NULL or a request-pool string.
+        unsafe { cbytes((*self.as_ptr()).the_request) }
+    }
 
     /// Where PATH_INFO starts in the URI (ap_find_path_info: the URI's
     /// slashes may be doubled where PATH_INFO's are not).
@@ -196,11 +206,11 @@ impl Request {
         // SAFETY: uri and path_info are NUL-terminated request strings.
         let at = unsafe {
             if (*r).uri.is_null() || (*r).path_info.is_null() {
-                return self.uri().len();
+                return self.uri_bytes().len();
             }
             ffi::ap_find_path_info((*r).uri, (*r).path_info)
         };
-        (at.max(0) as usize).min(self.uri().len())
+        (at.max(0) as usize).min(self.uri_bytes().len())
     }
 
     /// For a request Apache redirected internally (ErrorDocument,

@@ -869,8 +869,8 @@ mod tests {
         let a = &c.server.script_aliases[0];
         assert_eq!(a.url, "^/wsgi/([^/]+)");
         assert_eq!(
-            a.map("/wsgi/shop/cart"),
-            Some(("/wsgi/shop".into(), "/srv/shop.wsgi".into()))
+            a.map(b"/wsgi/shop/cart"),
+            Some((10, b"/srv/shop.wsgi".to_vec()))
         );
         let e = c.err("WSGIScriptAliasMatch", &["^/(unclosed", "/srv/$1.wsgi"]);
         assert!(

@@ -180,8 +180,9 @@ pub type Captures = [Option<(usize, usize)>; 10];
 /// with Apache's own engine (`ap_regcomp`, PCRE), so look-around and
 /// back-references mean what they mean to mod_wsgi and mod_alias.
 pub trait UrlRegex: fmt::Debug + Send + Sync {
-    /// Where the expression matches first in `text`, with its groups.
-    fn captures(&self, text: &str) -> Option<Captures>;
+    /// Where the expression matches first in `text` (a URL path's bytes,
+    /// UTF-8 or not), with its groups.
+    fn captures(&self, text: &[u8]) -> Option<Captures>;
 }
 
 /// Compiles WSGIScriptAliasMatch expressions for [`apply`](super::apply):
@@ -223,18 +224,18 @@ pub struct ScriptAlias {
 }
 
 impl ScriptAlias {
-    /// Match `uri` (the decoded URL path).
+    /// Match `uri` (the decoded URL path's bytes, UTF-8 or not).
     ///
-    /// Returns the part of the URI that matched (becomes SCRIPT_NAME; for a
-    /// prefix it may be longer than the alias when the URI doubled slashes)
-    /// and the target with `$0`-`$9` substituted. The rest of the URI,
-    /// `uri[matched.len()..]`, is what mod_wsgi appends to the target to
+    /// Returns how many bytes of the URI matched (they become SCRIPT_NAME;
+    /// for a prefix it may be longer than the alias when the URI doubled
+    /// slashes) and the target with `$0`-`$9` substituted. The rest of the
+    /// URI, `uri[matched..]`, is what mod_wsgi appends to the target to
     /// form the file name (for the alias "/" it appends the whole URI).
-    pub fn map(&self, uri: &str) -> Option<(String, String)> {
+    pub fn map(&self, uri: &[u8]) -> Option<(usize, Vec<u8>)> {
         match &self.matcher {
             AliasMatcher::Prefix(prefix) => {
                 let len = prefix_match_len(uri, prefix)?;
-                Some((uri[..len].to_string(), self.target.clone()))
+                Some((len, self.target.as_bytes().to_vec()))
             }
             AliasMatcher::Regex(re) => {
                 let caps = re.captures(uri)?;
@@ -243,7 +244,7 @@ impl ScriptAlias {
                 if end == 0 {
                     return None;
                 }
-                Some((uri[..end].to_string(), substitute(&self.target, uri, &caps)))
+                Some((end, substitute(&self.target, uri, &caps)))
             }
         }
     }
@@ -257,8 +258,8 @@ impl ScriptAlias {
 /// must end at a path-segment boundary unless the alias itself ends in '/'.
 /// So "/app" matches "/app", "/app/x" and "//app//x" but not "/apple", and
 /// "/app/" does not match "/app".
-pub fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
-    let (a, u) = (alias.as_bytes(), uri.as_bytes());
+pub fn prefix_match_len(uri: &[u8], alias: &str) -> Option<usize> {
+    let (a, u) = (alias.as_bytes(), uri);
     let (mut i, mut j) = (0, 0);
     while i < a.len() {
         if a[i] == b'/' {
@@ -288,19 +289,27 @@ pub fn prefix_match_len(uri: &str, alias: &str) -> Option<usize> {
 
 /// Apache's ap_pregsub: `$0`-`$9` become the capture (empty when the group
 /// did not take part), `\c` is a literal `c`, everything else is copied.
-fn substitute(template: &str, text: &str, caps: &Captures) -> String {
-    let mut out = String::with_capacity(template.len());
+fn substitute(template: &str, text: &[u8], caps: &Captures) -> Vec<u8> {
+    let mut out = Vec::with_capacity(template.len());
     let mut chars = template.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '$' if chars.peek().is_some_and(|n| n.is_ascii_digit()) => {
                 let n = chars.next().and_then(|d| d.to_digit(10)).unwrap_or(0) as usize;
                 if let Some((start, end)) = caps[n] {
-                    out.push_str(text.get(start..end).unwrap_or(""));
+                    out.extend_from_slice(text.get(start..end).unwrap_or(b""));
                 }
             }
-            '\\' if chars.peek().is_some() => out.extend(chars.next()),
-            _ => out.push(c),
+            '\\' if chars.peek().is_some() => {
+                let mut utf8 = [0u8; 4];
+                if let Some(next) = chars.next() {
+                    out.extend_from_slice(next.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+            _ => {
+                let mut utf8 = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+            }
         }
     }
     out
@@ -447,9 +456,9 @@ pub(crate) struct RustRegex;
 impl RegexEngine for RustRegex {
     fn compile(&self, pattern: &str) -> Result<Arc<dyn UrlRegex>, String> {
         #[derive(Debug)]
-        struct Compiled(regex::Regex);
+        struct Compiled(regex::bytes::Regex);
         impl UrlRegex for Compiled {
-            fn captures(&self, text: &str) -> Option<Captures> {
+            fn captures(&self, text: &[u8]) -> Option<Captures> {
                 let caps = self.0.captures(text)?;
                 let mut out = [None; 10];
                 for (i, slot) in out.iter_mut().enumerate() {
@@ -458,7 +467,7 @@ impl RegexEngine for RustRegex {
                 Some(out)
             }
         }
-        regex::Regex::new(pattern)
+        regex::bytes::Regex::new(pattern)
             .map(|re| Arc::new(Compiled(re)) as Arc<dyn UrlRegex>)
             .map_err(|e| e.to_string())
     }
@@ -497,63 +506,59 @@ mod tests {
 
     #[test]
     fn prefix_matches_at_segment_boundaries() {
-        assert_eq!(prefix_match_len("/app", "/app"), Some(4));
-        assert_eq!(prefix_match_len("/app/x/y", "/app"), Some(4));
-        assert_eq!(prefix_match_len("/apple", "/app"), None);
-        assert_eq!(prefix_match_len("/ap", "/app"), None);
-        assert_eq!(prefix_match_len("/other", "/app"), None);
-        assert_eq!(prefix_match_len("/anything", "/"), Some(1));
-        assert_eq!(prefix_match_len("/", "/"), Some(1));
-        assert_eq!(prefix_match_len("", "/"), None);
+        assert_eq!(prefix_match_len(b"/app", "/app"), Some(4));
+        assert_eq!(prefix_match_len(b"/app/x/y", "/app"), Some(4));
+        assert_eq!(prefix_match_len(b"/apple", "/app"), None);
+        assert_eq!(prefix_match_len(b"/ap", "/app"), None);
+        assert_eq!(prefix_match_len(b"/other", "/app"), None);
+        assert_eq!(prefix_match_len(b"/anything", "/"), Some(1));
+        assert_eq!(prefix_match_len(b"/", "/"), Some(1));
+        assert_eq!(prefix_match_len(b"", "/"), None);
     }
 
     #[test]
     fn prefix_collapses_repeated_slashes() {
-        assert_eq!(prefix_match_len("//app//x", "/app"), Some(5));
-        assert_eq!(prefix_match_len("/a//b/c", "/a/b"), Some(5));
-        assert_eq!(prefix_match_len("/a/b", "/a//b"), Some(4));
-        assert_eq!(prefix_match_len("///", "/"), Some(3));
+        assert_eq!(prefix_match_len(b"//app//x", "/app"), Some(5));
+        assert_eq!(prefix_match_len(b"/a//b/c", "/a/b"), Some(5));
+        assert_eq!(prefix_match_len(b"/a/b", "/a//b"), Some(4));
+        assert_eq!(prefix_match_len(b"///", "/"), Some(3));
     }
 
     #[test]
     fn alias_ending_in_slash_needs_the_slash() {
-        assert_eq!(prefix_match_len("/app", "/app/"), None);
-        assert_eq!(prefix_match_len("/app/", "/app/"), Some(5));
-        assert_eq!(prefix_match_len("/app/x", "/app/"), Some(5));
-        assert_eq!(prefix_match_len("/app//x", "/app/"), Some(6));
+        assert_eq!(prefix_match_len(b"/app", "/app/"), None);
+        assert_eq!(prefix_match_len(b"/app/", "/app/"), Some(5));
+        assert_eq!(prefix_match_len(b"/app/x", "/app/"), Some(5));
+        assert_eq!(prefix_match_len(b"/app//x", "/app/"), Some(6));
     }
 
     #[test]
     fn prefix_map_returns_matched_part_and_target() {
         let a = prefix("/app", "/srv/app.wsgi");
-        assert_eq!(
-            a.map("/app/x"),
-            Some(("/app".into(), "/srv/app.wsgi".into()))
-        );
-        assert_eq!(
-            a.map("//app/x"),
-            Some(("//app".into(), "/srv/app.wsgi".into()))
-        );
-        assert_eq!(a.map("/apple"), None);
+        assert_eq!(a.map(b"/app/x"), Some((4, b"/srv/app.wsgi".to_vec())));
+        assert_eq!(a.map(b"//app/x"), Some((5, b"/srv/app.wsgi".to_vec())));
+        assert_eq!(a.map(b"/apple"), None);
+        // A URL that is not UTF-8 (`/app/caf%E9` decoded) still matches.
+        assert_eq!(a.map(b"/app/caf\xe9"), Some((4, b"/srv/app.wsgi".to_vec())));
     }
 
     #[test]
     fn regex_map_substitutes_groups() {
         let a = regex(r"^/wsgi/([^/]+)/(\w+)", "/srv/$1/$2.wsgi");
         assert_eq!(
-            a.map("/wsgi/site/main/extra"),
-            Some(("/wsgi/site/main".into(), "/srv/site/main.wsgi".into()))
+            a.map(b"/wsgi/site/main/extra"),
+            Some((15, b"/srv/site/main.wsgi".to_vec()))
         );
-        assert_eq!(a.map("/static/x"), None);
+        assert_eq!(a.map(b"/static/x"), None);
 
         let a = regex(r"^/(a)?(b)", r"/x/$0-$1-$2-$9-\$1");
-        assert_eq!(a.map("/b"), Some(("/b".into(), "/x//b--b--$1".into())));
+        assert_eq!(a.map(b"/b"), Some((2, b"/x//b--b--$1".to_vec())));
     }
 
     #[test]
     fn regex_map_ignores_empty_match_at_start() {
         let a = regex(r"^", "/srv/app.wsgi");
-        assert_eq!(a.map("/x"), None);
+        assert_eq!(a.map(b"/x"), None);
     }
 
     #[test]
