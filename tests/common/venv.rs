@@ -41,6 +41,11 @@ pub fn venv_dir(name: &str) -> PathBuf {
 /// Builds the virtualenv `name` with `pip install <requirements>` unless a
 /// complete one for exactly these requirements is there; returns its path.
 pub fn ensure_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    ensure_venv_with_env(name, requirements, &[])
+}
+
+/// `ensure_venv`, with `envs` set for pip (and what it builds).
+pub fn ensure_venv_with_env(name: &str, requirements: &[&str], envs: &[(&str, &Path)]) -> PathBuf {
     let venv = venv_dir(name);
     let parent = venv.parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
@@ -63,6 +68,7 @@ printf '%s' "$stamp" > "$venv/.complete"
         .arg(&stamp_text)
         .arg(PYTHON)
         .args(requirements)
+        .envs(envs.iter().copied())
         .output()
         .expect("running flock sh (util-linux)");
     assert!(
