@@ -2,9 +2,9 @@
 //!
 //! The package is pip-installed (setup.py runs cargo) into a cached
 //! virtualenv of /usr/bin/python3 from a copy of the sources the build
-//! reads; the copy's hash names it, so a change of any of them rebuilds the
-//! virtualenv, and cargo builds in its own target directory beside it (the
-//! module the other tests load is never rebuilt under them). Then:
+//! reads; their hash is in the virtualenv's stamp, so a change of any of
+//! them reinstalls it, and cargo builds in its own target directory beside
+//! it (the module the other tests load is never rebuilt under them). Then:
 //! - `module-config`'s lines load the installed module into an Apache that
 //!   serves from the virtualenv;
 //! - `start-server` runs Apache in the foreground with the options users
@@ -20,6 +20,7 @@ mod common;
 
 use common::venv::{ensure_venv_with_env, venv_dir};
 use common::{Apache, field, fields, pick_port, temp_dir_with_mode, wait_until};
+use regex::Regex;
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
@@ -112,32 +113,34 @@ fn installed_venv() -> &'static Path {
         let hash = format!("{:016x}", hasher.finish());
         let venv = venv_dir("test-venv-express-rs");
         let work = venv.parent().unwrap().join("express-rs-build");
-        let source = work.join(format!("src-{hash}"));
-        if !source.join("setup.py").is_file() {
-            let staging = work.join(format!("staging-{}", std::process::id()));
-            let _ = fs::remove_dir_all(&staging);
+        // One copy at a fixed path, file times kept: cargo, in its own
+        // target directory beside it, rebuilds only what changed.
+        let source = work.join("src");
+        let source_hash = work.join("src.hash");
+        if fs::read_to_string(&source_hash).ok().as_deref() != Some(hash.as_str()) {
+            let _ = fs::remove_dir_all(&source);
             for rel in &files {
-                let to = staging.join(rel);
+                let from = crate_dir.join(rel);
+                let to = source.join(rel);
                 fs::create_dir_all(to.parent().unwrap()).unwrap();
-                fs::copy(crate_dir.join(rel), &to).unwrap();
+                fs::copy(&from, &to).unwrap();
+                let modified = fs::metadata(&from).unwrap().modified().unwrap();
+                fs::File::options()
+                    .write(true)
+                    .open(&to)
+                    .and_then(|f| f.set_modified(modified))
+                    .unwrap();
             }
-            // Another test process may have made it meanwhile: either is whole.
-            if fs::rename(&staging, &source).is_err() {
-                let _ = fs::remove_dir_all(&staging);
-            }
+            fs::write(&source_hash, &hash).unwrap();
         }
-        // Old copies go; the cargo target directory stays (incremental).
-        for entry in fs::read_dir(&work).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("src-") && entry.path() != source {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
-        let source_arg = source.to_str().unwrap().to_string();
+        let target = work.join("target");
         ensure_venv_with_env(
             "test-venv-express-rs",
-            &["--no-cache-dir", &source_arg],
-            &[("CARGO_TARGET_DIR", work.join("target").as_path())],
+            &["--no-cache-dir", source.to_str().unwrap()],
+            &[
+                ("CARGO_TARGET_DIR", target.to_str().unwrap()),
+                ("MOD_WSGI_RS_SOURCE_HASH", &hash),
+            ],
         )
     })
 }
@@ -226,6 +229,11 @@ impl Served {
     /// Starts `start-server` for `site` with `args` (the server root, the
     /// port and the host are given here) and waits until `/` answers.
     fn start(site: &Site, args: &[&str]) -> Served {
+        Served::start_ready_at(site, args, "/")
+    }
+
+    /// `start`, up when `ready` answers 200.
+    fn start_ready_at(site: &Site, args: &[&str], ready: &str) -> Served {
         let port = pick_port();
         let root = site.root();
         let stdout = site.dir.path().join("express.stdout");
@@ -259,7 +267,7 @@ impl Served {
             stderr,
         };
         let up = wait_until(START_TIMEOUT, || {
-            served.exited() || curl(&served.url("/")).0 == 200
+            served.exited() || curl(&served.url(ready)).0 == 200
         });
         assert!(
             up && !served.exited(),
@@ -610,32 +618,61 @@ fn https_port_serves_with_the_given_certificate() {
 #[test]
 fn reload_on_changes_restarts_the_daemon_after_an_edit() {
     let site = Site::new();
-    let served = Served::start(&site, &[&site.path("app.wsgi"), "--reload-on-changes"]);
-    let before = served.fields("/");
-    assert_eq!(before["version"], "1");
+    // Up when a document root file answers: the application gets no
+    // request before the edit, so its monitor must run from the start.
+    let served = Served::start_ready_at(
+        &site,
+        &[
+            &site.path("app.wsgi"),
+            "--reload-on-changes",
+            "--document-root",
+            &site.path("docroot"),
+        ],
+        "/page.txt",
+    );
+    let watching = Regex::new(r"watching for changes in daemon process (\d+)").unwrap();
+    let mut first_pid = String::new();
+    assert!(
+        wait_until(START_TIMEOUT, || {
+            let log = served.error_log();
+            match watching.captures(&log) {
+                Some(c) => {
+                    first_pid = c[1].to_string();
+                    true
+                }
+                None => false,
+            }
+        }),
+        "no change monitor started\n{}",
+        served.logs()
+    );
     // Edit the script (written whole, then renamed over it, as editors do).
     let script = site.dir.path().join("app.wsgi");
     let edited = site.dir.path().join("app.wsgi.new");
     fs::write(&edited, APP.replace("VERSION = \"1\"", "VERSION = \"2\"")).unwrap();
     fs::set_permissions(&edited, fs::Permissions::from_mode(0o644)).unwrap();
     fs::rename(&edited, &script).unwrap();
+    let restarting = format!(
+        "{} changed: restarting daemon process {first_pid}",
+        script.display()
+    );
+    assert!(
+        wait_until(RELOAD_TIMEOUT, || served.error_log().contains(&restarting)),
+        "no restart after the edit\n{}",
+        served.logs()
+    );
     let mut after = HashMap::new();
     let reloaded = wait_until(RELOAD_TIMEOUT, || {
         let (status, body) = curl(&served.url("/"));
         after = fields(&body);
         status == 200 && after.get("version").map(String::as_str) == Some("2")
     });
-    assert!(reloaded, "no reload: {after:?}\n{}", served.logs());
-    assert_ne!(before["pid"], after["pid"], "the same daemon process");
     assert!(
-        served.error_log().contains(&format!(
-            "{} changed: restarting daemon process {}",
-            script.display(),
-            before["pid"]
-        )),
-        "{}",
+        reloaded,
+        "the edit is not served: {after:?}\n{}",
         served.logs()
     );
+    assert_ne!(after["pid"], first_pid, "the same daemon process");
     served.stop_with("TERM");
 }
 

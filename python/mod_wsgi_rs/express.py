@@ -471,6 +471,8 @@ def _watch(interval=1.0):
     """Restarts this daemon process (SIGINT: it exits, Apache starts a new
     one) when the script or the file of any loaded module changes."""
     seen = {}
+    print("mod_wsgi_rs-express: watching for changes in daemon process %%d" %% os.getpid(),
+          file=sys.stderr, flush=True)
 
     def changed(path):
         try:
