@@ -149,8 +149,12 @@ fn express() -> PathBuf {
     installed_venv().join("bin/mod_wsgi_rs-express")
 }
 
+/// Runs `mod_wsgi_rs-express args`, bounded: a command that should have
+/// refused but serves is stopped (SIGTERM) after 60 s.
 fn run_express(args: &[&str]) -> Output {
-    Command::new(express())
+    Command::new("timeout")
+        .args(["--kill-after=10", "60"])
+        .arg(express())
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -770,6 +774,8 @@ fn bad_options_are_refused_with_a_message_and_status_2() {
     let root = site.root();
     let root_arg = root.to_str().unwrap().to_string();
     let cert = site.path("app.wsgi");
+    // A port of its own, in case a case is wrongly accepted and serves.
+    let port = pick_port().to_string();
     let cases: &[(&[&str], &str)] = &[
         (&["--port", "70000"], "--port 70000 is not a TCP port"),
         (&["--port", "eighty"], "invalid int value"),
@@ -799,7 +805,14 @@ fn bad_options_are_refused_with_a_message_and_status_2() {
         ),
     ];
     for (extra, message) in cases {
-        let mut args = vec!["start-server", &app, "--server-root", &root_arg];
+        let mut args = vec![
+            "start-server",
+            &app,
+            "--server-root",
+            &root_arg,
+            "--port",
+            &port,
+        ];
         args.extend_from_slice(extra);
         let out = run_express(&args);
         let err = text(&out.stderr);
