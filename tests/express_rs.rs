@@ -765,6 +765,35 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     assert_eq!(curl(&url).0, 0, "still answering after apachectl stop");
 }
 
+#[test]
+fn setup_server_warns_of_paths_apache_cannot_reach() {
+    let site = Site::new();
+    let private = site.dir.path().join("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(private.join("app.wsgi"), APP).unwrap();
+    let out = run_express(&[
+        "setup-server",
+        private.join("app.wsgi").to_str().unwrap(),
+        "--server-root",
+        site.root().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    let warning = format!(
+        "run as www-data and may not reach {}: {} is not open to others",
+        private.join("app.wsgi").display(),
+        private.display()
+    );
+    if expected_uid() == text(&Command::new("id").arg("-u").output().unwrap().stdout).trim() {
+        // Not root: Apache runs as us, nothing to warn of.
+        assert!(!err.contains("warning"), "{err}");
+    } else {
+        assert!(err.contains(&warning), "wanted {warning:?} in:\n{err}");
+        assert_eq!(err.lines().count(), 1, "one warning only:\n{err}");
+    }
+}
+
 // ------------------------------------------------------------ bad options
 
 #[test]

@@ -81,6 +81,7 @@ def cmd_module_location(args):
 
 def cmd_setup_server(args):
     server = Server(args)
+    server.warn_unreachable()
     server.write()
     server.print_summary()
     print("Control Script     : %s" % server.apachectl)
@@ -88,6 +89,7 @@ def cmd_setup_server(args):
 
 def cmd_start_server(args):
     server = Server(args)
+    server.warn_unreachable()
     server.write()
     server.print_summary()
     sys.stdout.flush()
@@ -231,6 +233,23 @@ class Server:
                     raise UsageError("--user %s: no such user" % user)
             return user, group
         return user or "#%d" % os.getuid(), group or "#%d" % os.getgid()
+
+    def warn_unreachable(self):
+        """Started as root, Apache's children and daemon processes run as
+        another user: say which of the paths they need that user cannot
+        reach through the permissions for others (a daemon that cannot
+        read Python's standard library dies at every start)."""
+        if os.geteuid() != 0:
+            return
+        needed = [sys.prefix, sys.base_prefix, MODULE_PATH, self.script,
+                  self.working_directory, self.document_root]
+        needed += self.python_paths + [target for _, target in self.url_aliases]
+        for path in needed:
+            blocked = blocked_ancestor(path)
+            if blocked:
+                print("warning: Apache's processes run as %s and may not reach %s: "
+                      "%s is not open to others" % (self.user, path, blocked),
+                      file=sys.stderr)
 
     def module_file(self, name):
         path = os.path.join(self.modules_directory, "mod_%s.so" % name)
@@ -419,6 +438,23 @@ class Server:
         print("Error Log File     : %s (%s)" % (self.error_log, self.log_level))
         print("Daemon Processes   : %d x %d threads, as %s"
               % (self.processes or 1, self.threads, self.user))
+
+
+def blocked_ancestor(path):
+    """The first directory on the way to `path` that others cannot enter,
+    or `path` itself when others cannot read it; None when all is open."""
+    path = os.path.abspath(path)
+    if not os.path.exists(path):
+        return None
+    parts = path.split(os.sep)
+    for i in range(2, len(parts)):
+        directory = os.sep.join(parts[:i])
+        if not os.stat(directory).st_mode & 0o001:
+            return directory
+    mode = os.stat(path).st_mode
+    if not mode & 0o004 or (os.path.isdir(path) and not mode & 0o001):
+        return path
+    return None
 
 
 def write_text(path, text, mode=0o644):
