@@ -577,6 +577,17 @@ fn start_server_defaults_log_to_terminal_and_sigint_stops_it() {
 }
 
 #[test]
+fn start_server_without_a_script_serves_a_welcome_page() {
+    let site = Site::new();
+    let served = Served::start(&site, &[]);
+    let (status, body) = curl(&served.url("/anything"));
+    assert_eq!(status, 200, "{}", served.logs());
+    assert!(body.contains("mod_wsgi_rs-express is running"), "{body}");
+    assert!(served.root.join("default.wsgi").is_file());
+    served.stop_with("TERM");
+}
+
+#[test]
 fn https_port_serves_with_the_given_certificate() {
     let site = Site::new();
     let make = Command::new(common::venv::PYTHON)
