@@ -15,6 +15,7 @@ other URL handed to the application.
 import argparse
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -307,7 +308,12 @@ class Server:
         return lines
 
     def listen(self, port):
-        return "Listen %s" % ("%s:%d" % (self.listen_host, port) if self.listen_host else port)
+        if not self.listen_host:
+            return "Listen %d" % port
+        host = self.listen_host
+        if ":" in host and not host.startswith("["):
+            host = "[%s]" % host  # an IPv6 address
+        return "Listen %s:%d" % (host, port)
 
     def httpd_conf_text(self):
         group = quoted(self.process_group)
@@ -409,12 +415,17 @@ class Server:
     def apachectl_text(self):
         return APACHECTL_TEMPLATE % {
             "server_root": self.server_root,
-            "httpd": self.httpd,
-            "httpd_conf": self.httpd_conf,
-            "working_directory": self.working_directory,
+            "httpd": shlex.quote(self.httpd),
+            "httpd_conf": shlex.quote(self.httpd_conf),
+            "working_directory": shlex.quote(self.working_directory),
         }
 
     def write(self):
+        # Worked out first: a value the configuration cannot hold is
+        # refused before anything is written.
+        files = [(self.httpd_conf, self.httpd_conf_text(), 0o644),
+                 (self.handler_script, self.handler_text(), 0o644),
+                 (self.apachectl, self.apachectl_text(), 0o755)]
         if not os.path.isdir(self.server_root):
             os.makedirs(self.server_root)
             # Apache's children and daemon processes (another user when
@@ -424,9 +435,8 @@ class Server:
             os.makedirs(self.document_root, exist_ok=True)
         if self.script == os.path.join(self.server_root, "default.wsgi"):
             write_text(self.script, DEFAULT_APPLICATION)
-        write_text(self.httpd_conf, self.httpd_conf_text())
-        write_text(self.handler_script, self.handler_text())
-        write_text(self.apachectl, self.apachectl_text(), mode=0o755)
+        for path, text, mode in files:
+            write_text(path, text, mode)
 
     def print_summary(self):
         print("Server URL         : http://%s:%d/" % (self.host, self.port))
@@ -537,9 +547,9 @@ APACHECTL_TEMPLATE = """\
 #!/bin/sh
 # Written by mod_wsgi_rs-express setup-server: runs Apache on the
 # configuration in %(server_root)s.
-HTTPD='%(httpd)s'
-CONF='%(httpd_conf)s'
-cd '%(working_directory)s' || exit 1
+HTTPD=%(httpd)s
+CONF=%(httpd_conf)s
+cd %(working_directory)s || exit 1
 case "$1" in
 start|stop|restart|graceful|graceful-stop)
     command="$1"; shift
