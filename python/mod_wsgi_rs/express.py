@@ -140,6 +140,8 @@ class Server:
         self.port = args.port
         self.listen_host = args.host
         self.host = args.host or "localhost"
+        # How the host is written in a URL and in Listen.
+        self.url_host = "[%s]" % self.host if ":" in self.host else self.host
         self.processes = args.processes
         self.threads = args.threads
         self.log_level = args.log_level
@@ -310,10 +312,7 @@ class Server:
     def listen(self, port):
         if not self.listen_host:
             return "Listen %d" % port
-        host = self.listen_host
-        if ":" in host and not host.startswith("["):
-            host = "[%s]" % host  # an IPv6 address
-        return "Listen %s:%d" % (host, port)
+        return "Listen %s:%d" % (self.url_host, port)
 
     def httpd_conf_text(self):
         group = quoted(self.process_group)
@@ -329,7 +328,8 @@ class Server:
         lines = [
             "# Written by mod_wsgi_rs-express for %s" % self.script,
             "# (%s)" % " ".join(sys.argv),
-            "ServerName %s" % self.host,
+            # Apache takes no IPv6 literal as ServerName ("[" is a wildcard).
+            "ServerName %s" % ("localhost" if ":" in self.host else self.host),
             "ServerRoot %s" % quoted(self.server_root),
             "PidFile %s" % quoted(os.path.join(self.server_root, "httpd.pid")),
             "DefaultRuntimeDir %s" % quoted(self.server_root),
@@ -439,9 +439,9 @@ class Server:
             write_text(path, text, mode)
 
     def print_summary(self):
-        print("Server URL         : http://%s:%d/" % (self.host, self.port))
+        print("Server URL         : http://%s:%d/" % (self.url_host, self.port))
         if self.https_port:
-            print("Server URL (HTTPS) : https://%s:%d/" % (self.host, self.https_port))
+            print("Server URL (HTTPS) : https://%s:%d/" % (self.url_host, self.https_port))
         print("Application        : %s" % self.script)
         print("Server Root        : %s" % self.server_root)
         print("Server Conf        : %s" % self.httpd_conf)
