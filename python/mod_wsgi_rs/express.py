@@ -517,8 +517,6 @@ def _watch(interval=1.0):
     """Restarts this daemon process (SIGINT: it exits, Apache starts a new
     one) when the script or the file of any loaded module changes."""
     seen = {}
-    print("mod_wsgi_rs-express: watching for changes in daemon process %%d" %% os.getpid(),
-          file=sys.stderr, flush=True)
 
     def changed(path):
         try:
@@ -527,15 +525,21 @@ def _watch(interval=1.0):
             return path in seen
         return seen.setdefault(path, mtime) != mtime
 
-    while True:
+    def first_changed():
         paths = [SCRIPT] + [getattr(m, "__file__", None) for m in list(sys.modules.values())]
-        for path in paths:
-            if isinstance(path, str) and changed(path):
-                print("mod_wsgi_rs-express: %%s changed: restarting daemon process %%d"
-                      %% (path, os.getpid()), file=sys.stderr, flush=True)
-                os.kill(os.getpid(), signal.SIGINT)
-                return
+        return next((p for p in paths if isinstance(p, str) and changed(p)), None)
+
+    first_changed()  # the times to compare with
+    print("mod_wsgi_rs-express: watching for changes in daemon process %%d" %% os.getpid(),
+          file=sys.stderr, flush=True)
+    while True:
         time.sleep(interval)
+        path = first_changed()
+        if path:
+            print("mod_wsgi_rs-express: %%s changed: restarting daemon process %%d"
+                  %% (path, os.getpid()), file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
 
 
 if RELOAD_ON_CHANGES and not getattr(sys, "_mod_wsgi_rs_express_watching", False):
