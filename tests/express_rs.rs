@@ -709,6 +709,8 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
         root.to_str().unwrap(),
         "--working-directory",
         &site.path("work"),
+        "--callable-object",
+        "alternate",
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(root.join("apachectl").to_str().unwrap()));
@@ -762,6 +764,7 @@ fn setup_server_writes_an_apachectl_that_starts_and_stops_it() {
     );
     assert_eq!(field(&answer.1, "path_info"), "/from/apachectl");
     assert_eq!(field(&answer.1, "cwd"), site.path("work"));
+    assert_eq!(field(&answer.1, "callable"), "alternate");
 
     let stop = ctl("stop");
     assert!(stop.status.success(), "{}", text(&stop.stderr));

@@ -25,8 +25,15 @@ def application(environ, start_response):
         "multiprocess=%s" % environ["wsgi.multiprocess"],
         "process_group=" + environ.get("mod_wsgi.process_group", ""),
         "helper=" + helper,
+        "callable=" + environ.get("express_rs.callable", "application"),
     ]
     body = ("\n".join(lines) + "\n").encode()
     start_response("200 OK", [("Content-Type", "text/plain"),
                               ("Content-Length", str(len(body)))])
     return [body]
+
+
+def alternate(environ, start_response):
+    """What --callable-object alternate serves."""
+    environ["express_rs.callable"] = "alternate"
+    return application(environ, start_response)
