@@ -41,10 +41,19 @@ pub fn venv_dir(name: &str) -> PathBuf {
 /// Builds the virtualenv `name` with `pip install <requirements>` unless a
 /// complete one for exactly these requirements is there; returns its path.
 pub fn ensure_venv(name: &str, requirements: &[&str]) -> PathBuf {
+    ensure_venv_with_env(name, requirements, &[])
+}
+
+/// `ensure_venv`, with `envs` set for pip (and what it builds); the stamp
+/// records them too, so a change of one rebuilds the virtualenv.
+pub fn ensure_venv_with_env(name: &str, requirements: &[&str], envs: &[(&str, &str)]) -> PathBuf {
     let venv = venv_dir(name);
     let parent = venv.parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
-    let stamp_text = format!("{PYTHON} {}", requirements.join(" "));
+    let mut stamp_text = format!("{PYTHON} {}", requirements.join(" "));
+    for (key, value) in envs {
+        stamp_text.push_str(&format!(" {key}={value}"));
+    }
     let script = r#"
 set -e
 venv="$1"; stamp="$2"; python="$3"; shift 3
@@ -63,6 +72,7 @@ printf '%s' "$stamp" > "$venv/.complete"
         .arg(&stamp_text)
         .arg(PYTHON)
         .args(requirements)
+        .envs(envs.iter().copied())
         .output()
         .expect("running flock sh (util-linux)");
     assert!(
