@@ -587,6 +587,29 @@ fn start_server_without_a_script_serves_a_welcome_page() {
     served.stop_with("TERM");
 }
 
+/// --server-status: Apache's status page and ours, from this machine;
+/// the application still gets every other URL.
+#[test]
+fn server_status_shows_apache_and_the_daemon_group() {
+    let site = Site::new();
+    let served = Served::start(&site, &[&site.path("app.wsgi"), "--server-status"]);
+    let (status, body) = curl(&served.url("/wsgi-status?json"));
+    assert_eq!(status, 200, "{body}\n{}", served.logs());
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let group = &page["groups"][0];
+    assert!(
+        group["name"].as_str().unwrap().ends_with(&format!(":{}", served.port)),
+        "{page}"
+    );
+    assert!(group["processes"][0]["pid"].as_u64().unwrap() > 0, "{page}");
+    let (status, body) = curl(&served.url("/server-status?auto"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("BusyWorkers"), "{body}");
+    let (status, _) = curl(&served.url("/elsewhere"));
+    assert_eq!(status, 200, "{}", served.logs());
+    served.stop_with("TERM");
+}
+
 #[test]
 fn https_port_serves_with_the_given_certificate() {
     let site = Site::new();

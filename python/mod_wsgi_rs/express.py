@@ -147,6 +147,7 @@ class Server:
         self.log_level = args.log_level
         self.log_to_terminal = args.log_to_terminal
         self.reload_on_changes = args.reload_on_changes
+        self.server_status = args.server_status
         self.callable_object = args.callable_object
         self.working_directory = existing_path(
             args.working_directory or os.getcwd(), "--working-directory", want_dir=True)
@@ -344,6 +345,9 @@ class Server:
             lines += self.load_module(name)
         if self.https_port:
             lines += self.load_module("ssl")
+        if self.server_status:
+            lines += self.load_module("status")
+            lines += self.load_module("authz_host")
         lines += [
             "LoadModule wsgi_module %s" % quoted(MODULE_PATH),
             "TypesConfig %s" % quoted(self.mime_types()),
@@ -369,6 +373,10 @@ class Server:
             "    Require all granted",
             "    RewriteEngine On",
             "    RewriteCond %{REQUEST_FILENAME} !-f",
+        ]
+        if self.server_status:
+            lines.append("    RewriteCond %{REQUEST_URI} !^/(server|wsgi)-status$")
+        lines += [
             "    RewriteRule .* - [H=wsgi-handler]",
             "</Directory>",
             "<Directory %s>" % quoted(self.server_root),
@@ -379,6 +387,12 @@ class Server:
             "WSGIHandlerScript wsgi-handler %s process-group=%s application-group=%%{GLOBAL}"
             % (quoted(self.handler_script), group),
         ]
+        if self.server_status:
+            # Apache's own page and ours (the daemon groups' processes and
+            # threads), from this machine only.
+            for url, handler in (("/server-status", "server-status"), ("/wsgi-status", "wsgi-status")):
+                lines += ["<Location %s>" % url, "    SetHandler %s" % handler,
+                          "    Require local", "</Location>"]
         if self.reload_on_changes:
             # Loaded when each daemon process starts, so its change monitor
             # runs before the first request.
@@ -595,6 +609,9 @@ def server_options():
                    help="send the error log to the terminal")
     p.add_argument("--reload-on-changes", action="store_true",
                    help="restart the daemon processes when a loaded Python file changes")
+    p.add_argument("--server-status", action="store_true",
+                   help="Apache's status at /server-status and the daemon processes' at /wsgi-status"
+                   " (from this machine only)")
     p.add_argument("--https-port", type=int, help="also serve HTTPS on this port")
     p.add_argument("--ssl-certificate-file", metavar="FILE")
     p.add_argument("--ssl-certificate-key-file", metavar="FILE")
