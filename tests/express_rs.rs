@@ -598,7 +598,10 @@ fn server_status_shows_apache_and_the_daemon_group() {
     let page: serde_json::Value = serde_json::from_str(&body).unwrap();
     let group = &page["groups"][0];
     assert!(
-        group["name"].as_str().unwrap().ends_with(&format!(":{}", served.port)),
+        group["name"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{}", served.port)),
         "{page}"
     );
     assert!(group["processes"][0]["pid"].as_u64().unwrap() > 0, "{page}");

@@ -1086,7 +1086,8 @@ fn write_after_the_request_raises_and_corrupts_nothing() {
         if ours() {
             assert_eq!(
                 second.text(),
-                "late write: RuntimeError: write() called after request completed\n",
+                "late write: RuntimeError: write() called after request completed\n\
+                 late read: RuntimeError: read() called on wsgi.input after request completed\n",
                 "{label}"
             );
         }

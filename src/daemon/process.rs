@@ -750,6 +750,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
     serve_request(shared, slot, &backend, environ);
+    backend.finish();
     board.clear(shared.index, slot);
     shared.exchanges.lock()[slot] = None;
     shared.active.lock()[slot] = None;

@@ -17,6 +17,9 @@ pub struct SocketBackend {
     /// daemon puts in front of the application's log lines.
     client: std::sync::OnceLock<String>,
     pid: u32,
+    /// Set when the request is over: a `wsgi.input` the application kept
+    /// says so rather than touch the closed connection.
+    finished: std::sync::atomic::AtomicBool,
 }
 
 /// The connection and the frames not yet written: the response head waits
@@ -77,6 +80,7 @@ impl SocketBackend {
             who: format!("daemon process '{group}' (pid {pid})"),
             client: std::sync::OnceLock::new(),
             pid,
+            finished: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -131,6 +135,12 @@ impl SocketBackend {
         }
     }
 
+    /// The request is over.
+    pub fn finish(&self) {
+        self.finished
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
     /// Reads the next frame the worker sent (a request, between requests).
     pub fn read_frame(&self) -> Result<Frame, ProtocolError> {
         protocol::read_frame(&mut self.stream.lock().reader, &self.limits)
@@ -146,6 +156,9 @@ impl SocketBackend {
 
 impl Backend for SocketBackend {
     fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
+        if self.finished.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(BackendError::Finished);
+        }
         let max = buf.len().min(self.limits.max_chunk).min(u32::MAX as usize);
         if max == 0 {
             return Ok(0);

@@ -9,7 +9,7 @@
 
 use super::{Backend, BackendError};
 use parking_lot::Mutex;
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
@@ -67,7 +67,10 @@ struct Line(Option<usize>);
 
 fn to_py_err(e: &BackendError) -> PyErr {
     match e {
-        BackendError::Finished => PyOSError::new_err("request has finished; wsgi.input is closed"),
+        // As mod_wsgi 6: the object outlived its request.
+        BackendError::Finished => {
+            PyRuntimeError::new_err("read() called on wsgi.input after request completed")
+        }
         BackendError::ClientGone(why) => {
             PyOSError::new_err(format!("error reading request body: {why}"))
         }

@@ -154,15 +154,19 @@ def write_after_route(environ, start_response, q):
     """step=keep: answers normally and keeps its write(); step=late calls
     the kept write() from a later request and answers what it raised."""
     if q.get("step") == "keep":
+        KEPT["input"] = environ["wsgi.input"]
         KEPT["write"] = start_response("200 OK", [("Content-Type", "text/plain"),
                                                   ("Content-Length", "6")])
         return [b"first\n"]
-    try:
-        KEPT["write"](b"EVIL late write\n")
-        outcome = "no error"
-    except Exception as e:
-        outcome = "%s: %s" % (type(e).__name__, e)
-    return text(start_response, "late write: %s\n" % outcome)
+    outcomes = []
+    for what, act in (("write", lambda: KEPT["write"](b"EVIL late write\n")),
+                      ("read", lambda: KEPT["input"].read(10))):
+        try:
+            act()
+            outcomes.append("late %s: no error" % what)
+        except Exception as e:
+            outcomes.append("late %s: %s: %s" % (what, type(e).__name__, e))
+    return text(start_response, "".join(o + "\n" for o in outcomes))
 
 
 class WriteInClose:
