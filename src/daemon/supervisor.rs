@@ -197,12 +197,35 @@ fn format_retirees(list: &[Retiree]) -> String {
 fn living(list: Vec<Retiree>) -> Vec<Retiree> {
     list.into_iter()
         .filter(|r| {
-            matches!(
-                waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::StillAlive)
-            )
+            match waitpid(Pid::from_raw(r.pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => true,
+                // It ended between the generations: said as if watched.
+                Ok(WaitStatus::Exited(_, code)) => {
+                    log_retiree_end(r, ExitCause::Exited(code));
+                    false
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    log_retiree_end(r, ExitCause::Killed(sig as i32));
+                    false
+                }
+                _ => false,
+            }
         })
         .collect()
+}
+
+/// A draining daemon of an earlier generation ended.
+fn log_retiree_end(r: &Retiree, cause: ExitCause) {
+    log::server(
+        None,
+        level_of(&cause),
+        &format!(
+            "daemon process '{}' (pid {}) of an earlier generation {} after draining",
+            r.group,
+            r.pid,
+            cause.describe()
+        ),
+    );
 }
 
 /// A running daemon process slot in the parent.
@@ -384,16 +407,7 @@ fn watch_retiree(pconf: Pool, supervisor: Rc<Supervisor>, pid: i32) {
                 if let Some(at) = retirees.iter().position(|r| r.pid == pid) {
                     let r = retirees.remove(at);
                     // Its generation's notes are gone with that generation.
-                    let cause = ExitCause::of(None, status);
-                    log::server(
-                        None,
-                        level_of(&cause),
-                        &format!(
-                            "daemon process '{}' (pid {pid}) of an earlier generation {} after draining",
-                            r.group,
-                            cause.describe()
-                        ),
-                    );
+                    log_retiree_end(&r, ExitCause::of(None, status));
                 }
             }
             None
