@@ -197,3 +197,40 @@ fn sigkill_from_outside_is_sigkill() {
         check_death(&apache, pid, &r, "was killed by SIGKILL");
     });
 }
+
+/// A group whose every process dies at startup (here in its
+/// WSGIImportScript): a request gets 503 within seconds, with one line
+/// naming the group, instead of waiting out socket-timeout (Timeout 60)
+/// for a daemon that never comes, as with C mod_wsgi. A group that is
+/// only slow to start keeps the request until it serves.
+#[test]
+fn a_group_that_keeps_dying_at_startup_answers_503_at_once() {
+    let apache = Apache::builder()
+        .file("app/app.wsgi", APP)
+        .file("app/die.py", "import os\nos._exit(3)\n")
+        .file("app/slow.py", "import time\ntime.sleep(3)\n")
+        .directives(
+            "Timeout 60\n\
+             WSGIDaemonProcess dying processes=2 threads=1\n\
+             WSGIImportScript {dir}/app/die.py process-group=dying application-group=%{GLOBAL}\n\
+             WSGIScriptAlias /dying {dir}/app/app.wsgi process-group=dying application-group=%{GLOBAL}\n\
+             WSGIDaemonProcess slow processes=1 threads=1\n\
+             WSGIImportScript {dir}/app/slow.py process-group=slow application-group=%{GLOBAL}\n\
+             WSGIScriptAlias /slow {dir}/app/app.wsgi process-group=slow application-group=%{GLOBAL}\n",
+        )
+        .start();
+    let started = std::time::Instant::now();
+    let r = apache.get("/dying");
+    let took = started.elapsed();
+    assert_eq!(r.status, 503, "{}", apache.error_log());
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        apache
+            .error_log()
+            .contains("daemon process group 'dying' has no process to serve the request: each keeps dying at startup"),
+        "{}",
+        apache.error_log()
+    );
+    let r = apache.get("/slow");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+}

@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Words per process slot: pid, started (ms since the epoch), requests
 /// served by that pid, replacements of the slot, how its last process
-/// ended (`End::pack`).
-const PROCESS_WORDS: usize = 5;
+/// ended (`End::pack`), the pid once it serves (0 before), how many of
+/// its processes in a row died at startup.
+const PROCESS_WORDS: usize = 7;
 /// Longest URL kept for a running request, in bytes.
 pub const URL_BYTES: usize = 120;
 /// Words per request thread: ticket, pid, started (ms since the epoch),
@@ -139,6 +140,44 @@ impl GroupBoard {
             self.word(b + 1).store(now_ms(), Ordering::Relaxed);
             self.word(b).store(u64::from(pid), Ordering::Release);
         }
+    }
+
+    /// In a daemon: it takes requests now.
+    pub fn ready(&self, process: usize, pid: u32) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 5).store(u64::from(pid), Ordering::Release);
+        }
+    }
+
+    /// In the parent: how many processes of the slot in a row died at
+    /// startup.
+    pub fn quick_deaths(&self, process: usize, count: u32) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 6).store(u64::from(count), Ordering::Relaxed);
+        }
+    }
+
+    /// In a worker: no process of the group serves now, and each slot's
+    /// last two processes or more died at startup, so a request waiting
+    /// in the socket's backlog would wait for nothing.
+    pub fn keeps_dying(&self) -> bool {
+        (0..self.processes).all(|p| {
+            self.process_base(p).is_some_and(|b| {
+                let pid = self.word(b).load(Ordering::Acquire);
+                self.word(b + 5).load(Ordering::Acquire) != pid
+                    && self.word(b + 6).load(Ordering::Relaxed) >= 2
+            })
+        })
+    }
+
+    /// In a worker: whether some process of the group has said it serves.
+    pub fn any_ready(&self) -> bool {
+        (0..self.processes).any(|p| {
+            self.process_base(p).is_some_and(|b| {
+                let pid = self.word(b).load(Ordering::Acquire);
+                pid != 0 && self.word(b + 5).load(Ordering::Acquire) == pid
+            })
+        })
     }
 
     /// In a daemon: how many requests it has served.
@@ -306,6 +345,24 @@ mod tests {
         assert!(
             matches!(&view[1].threads[1], ThreadView::Busy { url, .. } if url.len() == URL_BYTES)
         );
+    }
+
+    #[test]
+    fn a_group_keeps_dying_when_no_slot_serves_and_each_died_twice() {
+        let board = GroupBoard::new(2, 1).unwrap();
+        board.process_started(0, 10);
+        board.process_started(1, 20);
+        assert!(!board.any_ready());
+        assert!(!board.keeps_dying(), "starting is not dying");
+        board.quick_deaths(0, 2);
+        board.quick_deaths(1, 3);
+        assert!(board.keeps_dying());
+        board.ready(1, 20);
+        assert!(board.any_ready());
+        assert!(!board.keeps_dying(), "one serves");
+        // Its replacement has not said it serves yet.
+        board.process_started(1, 21);
+        assert!(board.keeps_dying());
     }
 
     #[test]

@@ -270,6 +270,7 @@ fn setup_and_serve(
         Level::Info,
         &format!("{}: ready with {threads} request threads", shared.who()),
     );
+    group.board.ready(index, shared.pid);
 
     caretaker(&shared, wake_read, workers)
 }

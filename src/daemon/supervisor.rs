@@ -455,6 +455,7 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
     } else {
         0
     };
+    group.board.quick_deaths(slot.index, slot.quick_deaths);
     let delay = match slot.quick_deaths {
         0 => Duration::ZERO,
         n => Duration::from_millis(100u64 << n.min(6)).min(Duration::from_secs(5)),

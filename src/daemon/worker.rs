@@ -174,6 +174,25 @@ pub fn handle(
     let buffer_size = group.options.response_buffer_size.max(1);
     // Body bytes passed to Apache since the last flush.
     let mut unflushed: usize = 0;
+    // No process of the group serves yet (they are starting, or keep
+    // dying at startup): wait for the first answer a second at a time, and
+    // give up at once when every process keeps dying, rather than hold the
+    // client until socket-timeout for a daemon that will not come.
+    if !group.board.any_ready() {
+        let waiting = Instant::now();
+        while !more_within(&reader, &stream, Duration::from_secs(1)) && waiting.elapsed() < timeout
+        {
+            if group.board.keeps_dying() {
+                r.log(
+                    Level::Error,
+                    &format!(
+                        "daemon process group '{name}' has no process to serve the request: each keeps dying at startup (the parent's lines say how)"
+                    ),
+                );
+                return status::HTTP_SERVICE_UNAVAILABLE;
+            }
+        }
+    }
     let location = loop {
         let frame = match protocol::read_frame(&mut reader, &limits) {
             Ok(f) => f,
