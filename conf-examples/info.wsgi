@@ -16,7 +16,6 @@ def application(environ, start_response):
         "multithread": environ["wsgi.multithread"],
         "multiprocess": environ["wsgi.multiprocess"],
         "url_scheme": environ["wsgi.url_scheme"],
-        "https": environ.get("HTTPS", ""),
         "server_protocol": environ["SERVER_PROTOCOL"],
         "server_name": environ["SERVER_NAME"],
     }
