@@ -262,11 +262,14 @@ fn seed_layout_three_daemon_processes_named_mod_wsgi() {
         "expected three processes named mod_wsgi among {:?}",
         apache.pids()
     );
+    // The app was loaded in the daemon group, not in Apache's children.
+    let log = apache.error_log();
     assert!(
-        !apache.error_log().contains("not built"),
-        "{}",
-        apache.error_log()
+        log.lines()
+            .any(|l| l.contains("Loading WSGI script") && l.contains("daemon process 'mysite'")),
+        "{log}"
     );
+    assert!(!log.contains("not built"), "{log}");
     assert_no_traceback(&apache);
 }
 
