@@ -6,11 +6,9 @@
 //! responses.
 
 mod common;
+use common::forms::{cookie_value, hidden_value};
 use common::*;
 use std::path::{Path, PathBuf};
-
-/// What the virtualenv holds; a change here rebuilds it.
-const REQUIREMENTS: &[&str] = &["flask>=3,<4", "django>=4.2,<6"];
 
 const FLASK_APP: &str = include_str!("apps/frameworks/flask_app.wsgi");
 const DJANGO_WSGI: &str = include_str!("apps/frameworks/django.wsgi");
@@ -35,7 +33,7 @@ const DJANGO_FILES: &[(&str, &str)] = &[
 
 /// The cached virtualenv (see `common::venv`): `target/test-venv`.
 fn ensure_venv() -> PathBuf {
-    common::venv::ensure_venv("test-venv", REQUIREMENTS)
+    common::venv::frameworks_venv()
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -134,26 +132,6 @@ fn check_upload(apache: &Apache, path: &str, label: &str) {
         ),
         "{label} {path}"
     );
-}
-
-/// The value of `name="..." value="..."` in an HTML input.
-fn hidden_value(html: &str, name: &str) -> Option<String> {
-    let at = html.find(&format!("name=\"{name}\""))?;
-    let tag_start = html[..at].rfind('<')?;
-    let tag_end = at + html[at..].find('>')?;
-    let tag = &html[tag_start..tag_end];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    Some(tag[v..v + tag[v..].find('"')?].to_string())
-}
-
-fn cookie_value(r: &Response, name: &str) -> Option<String> {
-    r.header_all("Set-Cookie").iter().find_map(|c| {
-        c.split(';')
-            .next()?
-            .trim()
-            .strip_prefix(&format!("{name}="))
-            .map(str::to_string)
-    })
 }
 
 fn check_flask(apache: &Apache, venv: &Path, label: &str) {

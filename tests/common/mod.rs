@@ -27,6 +27,8 @@
 
 #![allow(dead_code)]
 
+pub mod conf_examples;
+pub mod forms;
 pub mod load;
 pub mod venv;
 

@@ -84,3 +84,12 @@ printf '%s' "$stamp" > "$venv/.complete"
     );
     venv
 }
+
+/// What the frameworks virtualenv holds; a change here rebuilds it.
+pub const FRAMEWORKS: &[&str] = &["flask>=3,<4", "django>=4.2,<6"];
+
+/// The cached virtualenv with Flask and Django (`target/test-venv`), shared
+/// by tests/frameworks.rs and tests/examples.rs.
+pub fn frameworks_venv() -> PathBuf {
+    ensure_venv("test-venv", FRAMEWORKS)
+}
