@@ -348,6 +348,7 @@ pub fn child_init(main: &ServerConfig, hook_scripts: bool) -> Result<(), String>
     if !python_in_children(main, hook_scripts) {
         return Ok(());
     }
+    crate::apache::exit_note::guard_apache_child();
     let settings = crate::python::InitSettings::from_config(&main.python);
     crate::python::initialize(&settings).map_err(|e| {
         format!(

@@ -234,3 +234,55 @@ fn a_group_that_keeps_dying_at_startup_answers_503_at_once() {
     let r = apache.get("/slow");
     assert_eq!(r.status, 200, "{}", apache.error_log());
 }
+
+/// Embedded mode: an application's `os._exit(15)` ends its Apache child
+/// only (Apache took status 15 from any child as a fatal error and stopped
+/// the whole server, as with C mod_wsgi); a process the application forks
+/// keeps its own status for the application to read.
+#[test]
+fn os_exit_15_in_an_apache_child_does_not_stop_apache() {
+    let app = r#"
+import os
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/exit":
+        os._exit(15)
+    if environ["PATH_INFO"] == "/fork":
+        child = os.fork()
+        if child == 0:
+            os._exit(15)
+        _, status = os.waitpid(child, 0)
+        body = "child status %d" % os.waitstatus_to_exitcode(status)
+    else:
+        body = "pid %d" % os.getpid()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+"#;
+    let apache = Apache::builder()
+        .mpm(Mpm::Prefork)
+        .file("app/exit.wsgi", app)
+        // The main interpreter: Python 3.11 ends the child of a fork made
+        // in a sub-interpreter at once (see above).
+        .directives("WSGIScriptAlias / {dir}/app/exit.wsgi\nWSGIApplicationGroup %{GLOBAL}\n")
+        .start();
+    assert_eq!(apache.get("/fork").text(), "child status 15");
+    let _ = apache.try_request("GET", "/exit", &[], &[]);
+    // Apache goes on: the next request is answered.
+    assert!(
+        wait_until(Duration::from_secs(10), || apache
+            .try_request("GET", "/", &[], &[])
+            .is_ok_and(|r| r.status == 200)),
+        "{}",
+        apache.error_log()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        apache
+            .try_request("GET", "/", &[], &[])
+            .is_ok_and(|r| r.status == 200)
+    );
+    assert!(
+        !apache.error_log().contains("Apache is exiting"),
+        "{}",
+        apache.error_log()
+    );
+}

@@ -174,6 +174,39 @@ pub fn armed() -> bool {
     !OWN_WORD.load(Ordering::Acquire).is_null()
 }
 
+/// The Apache child (embedded mode) whose application's `os._exit` is
+/// watched, 0 for none.
+static GUARDED_CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// In an Apache child that runs Python: an application's `os._exit(15)`
+/// or `os._exit(7)` here would stop the whole server too, so such statuses
+/// are shifted as a daemon's are. Only Python's exit is watched in a
+/// child: Apache's own C code exits with those statuses on purpose.
+pub fn guard_apache_child() {
+    // SAFETY: getpid has no preconditions.
+    GUARDED_CHILD.store(unsafe { libc::getpid() }, Ordering::SeqCst);
+}
+
+/// Whether the application's `os._exit` needs watching in this process.
+pub fn watching_app_exits() -> bool {
+    armed() || GUARDED_CHILD.load(Ordering::Acquire) != 0
+}
+
+/// The application calls `os._exit(code)`: the status to pass on. In a
+/// daemon, noted for the parent ([`note_exit`]); in a guarded Apache
+/// child, shifted ([`status_for`]); in a process the application forked,
+/// `code` as it is (its parent is the application, which expects it).
+pub fn app_exit_status(code: i32) -> i32 {
+    if write_note(EXITED, code) {
+        return status_for(code);
+    }
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } == GUARDED_CHILD.load(Ordering::Acquire) {
+        return status_for(code);
+    }
+    code
+}
+
 /// This process is about to `_exit(code)`: notes it (in an armed daemon
 /// process) and returns the status to pass to `_exit`, [`status_for`]
 /// `code` there; elsewhere, and in processes forked from one, nothing is

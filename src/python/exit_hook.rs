@@ -2,7 +2,8 @@
 //! before the process ends (see `apache::exit_note`): the parent is told
 //! only a number, and `os._exit(9)` would otherwise read as SIGKILL. The
 //! status is passed on as `exit_note::status_for` says, so that
-//! `os._exit(15)` does not stop Apache.
+//! `os._exit(15)` does not stop Apache, in a daemon process or in an
+//! Apache child (embedded mode).
 //!
 //! Every interpreter has its own `posix` module, so each one gets the
 //! wrapper when it is set up, before application code can take a
@@ -12,9 +13,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 /// Wraps `posix._exit` (which `os._exit` is) in the interpreter the GIL is
-/// held for; nothing outside a daemon process.
+/// held for; nothing where no exit is watched.
 pub(super) fn install(py: Python<'_>) -> PyResult<()> {
-    if !crate::apache::exit_note::armed() {
+    if !crate::apache::exit_note::watching_app_exits() {
         return Ok(());
     }
     let posix = py.import("posix")?;
@@ -35,7 +36,7 @@ pub(super) fn install(py: Python<'_>) -> PyResult<()> {
             };
             let original = original.bind(args.py());
             if let Some(code) = status.and_then(|s| s.extract::<i32>().ok()) {
-                let status = crate::apache::exit_note::note_exit(code);
+                let status = crate::apache::exit_note::app_exit_status(code);
                 return Ok(original.call1((status,))?.unbind());
             }
             Ok(original.call(args, kwargs)?.unbind())
