@@ -812,11 +812,16 @@ fn setup_server_warns_of_paths_apache_cannot_reach() {
     fs::create_dir(&private).unwrap();
     fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
     fs::write(private.join("app.wsgi"), APP).unwrap();
+    // The working directory (the current one by default: the checkout,
+    // which may be closed to others) given, so that the one warning is
+    // about the script's directory.
     let out = run_express(&[
         "setup-server",
         private.join("app.wsgi").to_str().unwrap(),
         "--server-root",
         site.root().to_str().unwrap(),
+        "--working-directory",
+        site.dir.path().to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);
