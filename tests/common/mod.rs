@@ -22,7 +22,11 @@
 //! Environment knobs:
 //! - `MOD_WSGI_RS_SO`: path of the module to load (default
 //!   `<CARGO_MANIFEST_DIR>/target/release/libmod_wsgi_rs.so`).
-//! - `MOD_WSGI_RS_APACHE`: the httpd binary (default `/usr/sbin/apache2`).
+//! - `MOD_WSGI_RS_APACHE`: the httpd binary; `MOD_WSGI_RS_MODULES_DIR`: its
+//!   modules directory. The Makefile exports both from apxs. Unset, they are
+//!   asked of apxs (`$APXS`, else `apxs` on PATH: `SBINDIR`/`TARGET` and
+//!   `LIBEXECDIR`), and failing that are Debian's `/usr/sbin/apache2` and
+//!   `/usr/lib/apache2/modules`.
 //! - `MOD_WSGI_RS_KEEP_TMP`: if set, temp dirs of failed tests are kept.
 
 #![allow(dead_code)]
@@ -45,7 +49,57 @@ use std::time::{Duration, Instant};
 
 /// Directory holding Apache's loadable modules (for tests that need more
 /// modules: `LoadModule rewrite_module {MODULES_DIR}/mod_rewrite.so`).
-pub const MODULES_DIR: &str = "/usr/lib/apache2/modules";
+/// Found at first use (see the module doc); it reads as a `&str` (format
+/// arguments, `&str` parameters, `Path::new`).
+pub const MODULES_DIR: &ModulesDir = &ModulesDir;
+
+/// The value behind [`MODULES_DIR`].
+pub struct ModulesDir;
+
+impl std::ops::Deref for ModulesDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        static DIR: OnceLock<String> = OnceLock::new();
+        DIR.get_or_init(|| {
+            env_path("MOD_WSGI_RS_MODULES_DIR")
+                .or_else(|| apxs_query(&["LIBEXECDIR"]))
+                .filter(|dir| Path::new(dir).is_dir())
+                .unwrap_or_else(|| "/usr/lib/apache2/modules".to_string())
+        })
+    }
+}
+
+impl std::fmt::Display for ModulesDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ModulesDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        std::ffi::OsStr::new(&**self)
+    }
+}
+
+impl AsRef<Path> for ModulesDir {
+    fn as_ref(&self) -> &Path {
+        Path::new(&**self)
+    }
+}
+
+/// A non-empty environment variable.
+fn env_path(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `apxs -q NAME...`, the values joined with `/` (apxs joins them with `;;`).
+fn apxs_query(names: &[&str]) -> Option<String> {
+    let apxs = env_path("APXS").unwrap_or_else(|| "apxs".to_string());
+    let out = Command::new(apxs).arg("-q").args(names).output().ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let value = text.trim().replace(";;", "/");
+    (out.status.success() && !value.is_empty()).then_some(value)
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -53,9 +107,16 @@ const BIND_RETRIES: usize = 5;
 
 /// Path of the httpd binary.
 pub fn apache_binary() -> PathBuf {
-    std::env::var_os("MOD_WSGI_RS_APACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/apache2"))
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            env_path("MOD_WSGI_RS_APACHE")
+                .or_else(|| apxs_query(&["SBINDIR", "TARGET"]))
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from("/usr/sbin/apache2"))
+        })
+        .clone()
 }
 
 /// Path of the module under test: `$MOD_WSGI_RS_SO` if set, else
