@@ -17,6 +17,7 @@
 #    copy, on a private port) plus a daemon process group, a request through
 #    it, the module seen in the server's memory, and a graceful stop
 #    (SIGWINCH, the image's STOPSIGNAL) that leaves no process.
+# 4. tests/daemon_mode.rs with that httpd, its modules and that module.
 #
 # The source: $HTTPD_SRC, else an unpacked tree in $APSRC (/tmp/apsrc) or
 # CACHE/fetch, else fetched
@@ -196,5 +197,13 @@ $log"
   pid=""
   say "$mpm: served '$body' in daemon mode, stopped cleanly"
 done
+
+# ------------------------- the daemon-mode tests against that Apache
+t0=$(date +%s)
+(cd "$repo" && MOD_WSGI_RS_APACHE="$prefix/bin/httpd" MOD_WSGI_RS_MODULES_DIR="$prefix/modules" \
+  MOD_WSGI_RS_SO="$cache/cargo/release/libmod_wsgi_rs.so" APXS="$prefix/bin/apxs" \
+  CARGO_TARGET_DIR="$cache/cargo" "${CARGO:-cargo}" test --release -q --test daemon_mode) \
+  || fail "tests/daemon_mode.rs against $prefix/bin/httpd"
+say "tests/daemon_mode.rs passed against $prefix/bin/httpd in $(($(date +%s) - t0)) s"
 
 say "passed in $(($(date +%s) - started)) s"
