@@ -28,7 +28,7 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::Duration;
 
 const PACKAGE: &str = "libapache2-mod-wsgi-rs";
@@ -49,39 +49,43 @@ fn run(program: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("running {program}: {e}"))
 }
 
-/// The .deb built once for this file by `make package-deb`, in a temp dir.
-fn deb() -> &'static Path {
-    static DEB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, path) = DEB.get_or_init(|| {
-        let out_dir = temp_dir_with_mode("mwrs-deb-", 0o755);
-        let module = module_path();
-        let target_dir = module
-            .parent()
-            .and_then(Path::parent)
-            .expect("the module is in <target>/release/");
-        let out = Command::new("make")
-            .args(["-s", "package-deb"])
-            .arg(format!("CARGO_TARGET_DIR={}", target_dir.display()))
-            .arg(format!("DEB_DIR={}", out_dir.path().display()))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "make package-deb:\n{}", text(&out));
-        let arch = String::from_utf8(run("dpkg", &["--print-architecture"]).stdout).unwrap();
-        let name = format!(
-            "{PACKAGE}_{}-1_{}.deb",
-            env!("CARGO_PKG_VERSION"),
-            arch.trim()
-        );
-        let path = out_dir.path().join(&name);
-        assert!(path.is_file(), "{name} not made:\n{}", text(&out));
-        (out_dir, path)
-    });
-    path
+/// The .deb made by `make package-deb` in a temp dir (removed with it). One
+/// at a time: cargo-deb stages its files in the target dir.
+struct Deb {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
 }
 
-fn deb_field(field: &str) -> String {
-    let out = run("dpkg-deb", &["-f", deb().to_str().unwrap(), field]);
+fn build_deb() -> Deb {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_dir_with_mode("mwrs-deb-", 0o755);
+    let module = module_path();
+    let target_dir = module
+        .parent()
+        .and_then(Path::parent)
+        .expect("the module is in <target>/release/");
+    let out = Command::new("make")
+        .args(["-s", "package-deb"])
+        .arg(format!("CARGO_TARGET_DIR={}", target_dir.display()))
+        .arg(format!("DEB_DIR={}", dir.path().display()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make package-deb:\n{}", text(&out));
+    let arch = String::from_utf8(run("dpkg", &["--print-architecture"]).stdout).unwrap();
+    let name = format!(
+        "{PACKAGE}_{}-1_{}.deb",
+        env!("CARGO_PKG_VERSION"),
+        arch.trim()
+    );
+    let path = dir.path().join(&name);
+    assert!(path.is_file(), "{name} not made:\n{}", text(&out));
+    Deb { _dir: dir, path }
+}
+
+fn deb_field(deb: &Deb, field: &str) -> String {
+    let out = run("dpkg-deb", &["-f", deb.path.to_str().unwrap(), field]);
     assert!(out.status.success(), "{}", text(&out));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -101,13 +105,14 @@ fn python_ldversion() -> String {
 
 #[test]
 fn the_deb_declares_the_conflict_and_its_libpython_and_holds_the_module() {
-    assert_eq!(deb_field("Package"), PACKAGE);
-    let conflicts = deb_field("Conflicts");
+    let deb = build_deb();
+    assert_eq!(deb_field(&deb, "Package"), PACKAGE);
+    let conflicts = deb_field(&deb, "Conflicts");
     assert!(
         conflicts.split(',').any(|c| c.trim() == C_PACKAGE),
         "Conflicts: {conflicts}"
     );
-    let depends = deb_field("Depends");
+    let depends = deb_field(&deb, "Depends");
     let libpython = format!("libpython{} ", python_ldversion());
     assert!(depends.contains(&libpython), "Depends: {depends}");
     assert!(
@@ -115,7 +120,7 @@ fn the_deb_declares_the_conflict_and_its_libpython_and_holds_the_module() {
         "Depends: {depends}"
     );
 
-    let listing = text(&run("dpkg-deb", &["-c", deb().to_str().unwrap()]));
+    let listing = text(&run("dpkg-deb", &["-c", deb.path.to_str().unwrap()]));
     let module = format!(".{MODULES_DIR}/mod_wsgi_rs.so");
     for path in [
         module.as_str(),
@@ -131,7 +136,7 @@ fn the_deb_declares_the_conflict_and_its_libpython_and_holds_the_module() {
         .arg("-c")
         .arg(format!(
             "dpkg-deb --fsys-tarfile '{}' | tar -xO ./etc/apache2/mods-available/wsgi_rs.load",
-            deb().display()
+            deb.path.display()
         ))
         .output()
         .unwrap();
@@ -267,7 +272,8 @@ const APP: &str = r#"def application(environ, start_response):
 
 #[test]
 fn the_deb_installs_enables_serves_through_debians_config_and_purges_clean() {
-    let deb = deb().to_str().unwrap().to_string();
+    let built = build_deb();
+    let deb = built.path.to_str().unwrap();
     let before = host_state();
     assert_eq!(
         before[0].0, "install ok installed",
