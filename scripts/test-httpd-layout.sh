@@ -118,6 +118,7 @@ fi
 
 # ------------------------------------------- the module, with that apxs
 t0=$(date +%s)
+rm -f "$prefix/modules/mod_wsgi_rs.so"
 make -s -C "$repo" install APXS="$prefix/bin/apxs" CARGO_TARGET_DIR="$cache/cargo" \
   || fail "make install APXS=$prefix/bin/apxs"
 [ -f "$prefix/modules/mod_wsgi_rs.so" ] || fail "mod_wsgi_rs.so not in $prefix/modules"
