@@ -1,8 +1,9 @@
 //! `make deb`: the Debian package's metadata and files, then its life on a
-//! Debian system: refused next to C mod_wsgi's package, installed, enabled
-//! with a2enmod (and refused while C mod_wsgi's `wsgi` is enabled), checked
-//! by `apache2ctl -t`, serving a request in daemon mode through Debian's own
-//! /etc/apache2, and purged without a trace.
+//! Debian system: refused by dpkg next to C mod_wsgi's package, installed
+//! by apt in its place, enabled by its postinst, refused by a2enmod while
+//! C mod_wsgi's `wsgi` is enabled, checked by `apache2ctl -t`, serving a
+//! request in daemon mode through Debian's own /etc/apache2, and purged
+//! without a trace.
 //!
 //! Where it is installed: the machine has C mod_wsgi's package installed
 //! and other tests (and other test runs on the same machine, at the same
@@ -290,10 +291,13 @@ fn the_deb_installs_enables_serves_through_debians_config_and_purges_clean() {
         text(&refused)
     );
 
-    // As apt would: C mod_wsgi's package goes (its prerm disables `wsgi`),
-    // ours is installed and its postinst enables wsgi_rs.
-    sandbox.ok(&format!("dpkg -r {C_PACKAGE}"));
-    sandbox.ok(&format!("dpkg -i '{deb}'"));
+    // apt, as the README says: C mod_wsgi's package goes (its prerm
+    // disables `wsgi`), ours is installed and its postinst enables wsgi_rs.
+    let replaced = sandbox.ok(&format!("apt-get install -y '{deb}'"));
+    assert!(
+        replaced.contains(&format!("REMOVED:\n  {C_PACKAGE}")),
+        "{replaced}"
+    );
     let listed = sandbox.ok(&format!("dpkg -L {PACKAGE}"));
     assert!(
         listed
