@@ -22,9 +22,9 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 MODULE := $(CARGO_TARGET_DIR)/release/libmod_wsgi_rs.so
 
-# The Apache the module is built for: `apxs -q` joins values with ";;".
-# Empty when apxs does not run (tests/common then uses Debian's paths).
-APACHE ?= $(shell $(APXS) -q SBINDIR TARGET 2>/dev/null | sed 's|;;|/|')
+# The Apache the module is built for. Empty when apxs does not run
+# (tests/common and scripts/run.sh then use Debian's paths).
+APACHE ?= $(shell d=$$($(APXS) -q SBINDIR 2>/dev/null) && t=$$($(APXS) -q TARGET 2>/dev/null) && echo "$$d/$$t")
 APACHE_MODULES_DIR ?= $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
 
 export PYO3_PYTHON := $(PYTHON)

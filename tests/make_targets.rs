@@ -215,3 +215,34 @@ fn a_missing_build_need_is_named_with_its_package_and_nothing_is_built() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("cargo build"));
 }
+
+fn apxs_q(name: &str) -> String {
+    let out = Command::new("apxs").args(["-q", name]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The Apache that `make run` and `make test` start, and its modules, are
+/// what apxs says (the variables the Makefile exports to the tests).
+#[test]
+fn the_makefile_takes_apache_and_its_modules_dir_from_apxs() {
+    let out = Command::new("make")
+        .args(["-s", "-p", "-n", "module-path"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let db = String::from_utf8_lossy(&out.stdout);
+    let exported = |name: &str| {
+        let prefix = format!("{name} := ");
+        db.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} not set by the Makefile"))
+            .to_string()
+    };
+    let apache = exported("MOD_WSGI_RS_APACHE");
+    assert_eq!(
+        apache,
+        format!("{}/{}", apxs_q("SBINDIR"), apxs_q("TARGET"))
+    );
+    assert!(Path::new(&apache).is_file(), "{apache}");
+    assert_eq!(exported("MOD_WSGI_RS_MODULES_DIR"), apxs_q("LIBEXECDIR"));
+}

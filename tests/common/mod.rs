@@ -93,13 +93,19 @@ fn env_path(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// `apxs -q NAME...`, the values joined with `/` (apxs joins them with `;;`).
+/// `apxs -q NAME` for each name, the values joined with `/`.
 fn apxs_query(names: &[&str]) -> Option<String> {
     let apxs = env_path("APXS").unwrap_or_else(|| "apxs".to_string());
-    let out = Command::new(apxs).arg("-q").args(names).output().ok()?;
-    let text = String::from_utf8(out.stdout).ok()?;
-    let value = text.trim().replace(";;", "/");
-    (out.status.success() && !value.is_empty()).then_some(value)
+    let mut parts = Vec::new();
+    for name in names {
+        let out = Command::new(&apxs).args(["-q", name]).output().ok()?;
+        let value = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        if !out.status.success() || value.is_empty() {
+            return None;
+        }
+        parts.push(value);
+    }
+    Some(parts.join("/"))
 }
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
