@@ -1,12 +1,18 @@
-# mod_wsgi_rs: build, install, run and test against the installed Apache.
-#   make                 release build of the module
-#   make run             private Apache on 127.0.0.1:$(PORT) serving $(APP)
-#   make test            unit tests + integration tests against real Apache
+# mod_wsgi_rs: build, install, package, run and test.
+#   make                 release build of the module (checks the build needs, installs nothing)
 #   make install         apxs-style install (honours DESTDIR and APXS)
 #   make -s module-path  absolute path of the built module
+#   make deb             Debian package libapache2-mod-wsgi-rs_<version>_<arch>.deb in target/debian/
+#   make run             private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#   make test            unit tests + integration tests against real Apache
+#   make test-httpd-layout  build Apache like the official httpd:2.4 image (cached
+#                        under target/), install the module into it, serve in daemon mode
 #   make bench           benchmark against C mod_wsgi (bench/results/)
 #   make soak            the long reliability drills (docs/reliability.md)
 #   make fuzz            fuzz the daemon protocol for FUZZ_SECONDS (default 60)
+# run, test, bench, soak and fuzz first apt-install what they need (`make deps`).
+# APXS=/path/to/apxs builds for another Apache; its binary and modules
+# directory come from that apxs (APACHE= and APACHE_MODULES_DIR= override).
 
 PYTHON ?= /usr/bin/python3
 APXS ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
@@ -16,21 +22,39 @@ CARGO ?= cargo
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 MODULE := $(CARGO_TARGET_DIR)/release/libmod_wsgi_rs.so
 
+# The Apache the module is built for. Empty when apxs does not run
+# (tests/common and scripts/run.sh then use Debian's paths).
+APACHE ?= $(shell d=$$($(APXS) -q SBINDIR 2>/dev/null) && t=$$($(APXS) -q TARGET 2>/dev/null) && echo "$$d/$$t")
+APACHE_MODULES_DIR ?= $(shell $(APXS) -q LIBEXECDIR 2>/dev/null)
+
 export PYO3_PYTHON := $(PYTHON)
+# Passed on only when given, so that `make` and a plain `cargo build` (whose
+# build.rs asks `apxs` on PATH) agree and do not rebuild each other's module.
+ifneq ($(origin APXS),file)
 export APXS
+endif
 export CARGO_TARGET_DIR
+export MOD_WSGI_RS_APACHE := $(APACHE)
+export MOD_WSGI_RS_MODULES_DIR := $(APACHE_MODULES_DIR)
 
-# Debian packages the build and the tests need.
-DEB_PACKAGES := apache2 apache2-dev python3-dev python3-venv libclang-dev curl libapache2-mod-wsgi-py3 python3-cryptography iproute2
+# Debian packages: what building needs (checked by `make`, never installed
+# by it) and what running the tests and the benchmark needs besides.
+BUILD_PACKAGES := apache2-dev python3-dev libclang-dev gcc
+TEST_PACKAGES := apache2 python3-venv curl libapache2-mod-wsgi-py3 python3-cryptography iproute2 dpkg-dev
 
-.PHONY: all build deps module-path install run test unit-test integration-test clean bench soak fuzz
+# cargo-deb for `make deb`, installed once into the target dir.
+CARGO_DEB_VERSION := 3.8.0
+CARGO_DEB := $(CARGO_TARGET_DIR)/tools/bin/cargo-deb
+
+.PHONY: all build check-build-deps deps module-path install deb package-deb run test test-httpd-layout unit-test integration-test clean bench soak fuzz
 
 all: build
 
-# Installs what is missing, and only that.
+# For run, test, bench, soak and fuzz: installs what is missing of both
+# lists, and only that.
 deps:
 	@missing=""; \
-	for p in $(DEB_PACKAGES); do \
+	for p in $(BUILD_PACKAGES) $(TEST_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -38,9 +62,11 @@ deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
-	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 
-build: deps
+check-build-deps:
+	@CARGO="$(CARGO)" PYTHON="$(PYTHON)" scripts/check-build-deps.sh
+
+build: check-build-deps
 	$(CARGO) build --release
 
 $(MODULE): build
@@ -55,15 +81,39 @@ install: build
 	echo "installed $(DESTDIR)$$libexec/mod_wsgi_rs.so"; \
 	if [ -d "$$sysconf/mods-available" ]; then \
 	  install -d "$(DESTDIR)$$sysconf/mods-available" && \
-	  echo "LoadModule wsgi_module $$libexec/mod_wsgi_rs.so" > "$(DESTDIR)$$sysconf/mods-available/wsgi_rs.load" && \
+	  scripts/wsgi_rs-load.sh "$$libexec" > "$(DESTDIR)$$sysconf/mods-available/wsgi_rs.load" && \
 	  echo "installed $(DESTDIR)$$sysconf/mods-available/wsgi_rs.load (enable with: a2enmod wsgi_rs)"; \
 	fi
 
-run: build
-	@scripts/run.sh "$(MODULE)" "$(PORT)" "$(APP)" "$(CARGO_TARGET_DIR)/run"
+# The .deb is for Debian's apache2: its file list (Cargo.toml,
+# [package.metadata.deb]) puts the module in Debian's modules directory,
+# which must be what apxs says. package-deb packs the module already built
+# (tests/packaging.rs runs it so that a test never rebuilds the module).
+DEB_DIR ?= $(CARGO_TARGET_DIR)/debian
+
+deb: build
+	@$(MAKE) --no-print-directory package-deb
+
+package-deb:
+	@libexec=$$($(APXS) -q LIBEXECDIR); \
+	if [ "$$libexec" != /usr/lib/apache2/modules ]; then \
+	  echo "make deb packages for Debian's apache2 (modules in /usr/lib/apache2/modules); $(APXS) says $$libexec: use make install there" >&2; \
+	  exit 1; \
+	fi; \
+	[ -f "$(MODULE)" ] || { echo "$(MODULE) is not built: make deb builds it" >&2; exit 1; }; \
+	mkdir -p "$(CARGO_TARGET_DIR)/deb" && scripts/wsgi_rs-load.sh "$$libexec" > "$(CARGO_TARGET_DIR)/deb/wsgi_rs.load"
+	@[ -x "$(CARGO_DEB)" ] && "$(CARGO_DEB)" --version | grep -qx "cargo-deb $(CARGO_DEB_VERSION)" || \
+	  $(CARGO) install cargo-deb --version $(CARGO_DEB_VERSION) --locked --root "$(CARGO_TARGET_DIR)/tools"
+	"$(CARGO_DEB)" --no-build --strip --quiet --output "$(DEB_DIR)"
+
+run: deps
+	@$(MAKE) --no-print-directory build
+	@APACHE="$(APACHE)" APACHE_MODULES_DIR="$(APACHE_MODULES_DIR)" \
+	  scripts/run.sh "$(MODULE)" "$(PORT)" "$(APP)" "$(CARGO_TARGET_DIR)/run"
 
 # Side by side with C mod_wsgi (bench/NOTES.md); BENCH_QUICK=1 for a smoke run.
-bench: build
+bench: deps
+	@$(MAKE) --no-print-directory build
 	/usr/bin/python3 bench/run.py --module "$(MODULE)" --bench-dir "$(CARGO_TARGET_DIR)/bench"
 
 # The protocol fuzz target (fuzz/fuzz_targets/decode.rs) under cargo-fuzz on
@@ -92,14 +142,24 @@ fuzz: deps
 unit-test: deps
 	$(CARGO) test --release --lib
 
-integration-test: build
+integration-test: deps
+	@$(MAKE) --no-print-directory build
 	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release --tests
 
-test: build
+test: deps
+	@$(MAKE) --no-print-directory build
 	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release
 
+# Apache built as the official httpd:2.4 image builds it (cached under
+# $(CARGO_TARGET_DIR)/httpd-layout), the module built against it and
+# installed with its apxs, a request served in daemon mode under event and
+# prefork (scripts/test-httpd-layout.sh).
+test-httpd-layout: deps
+	CARGO="$(CARGO)" PYTHON="$(PYTHON)" scripts/test-httpd-layout.sh "$(CARGO_TARGET_DIR)/httpd-layout"
+
 # The long drills (minutes each), kept out of `make test`.
-soak: build
+soak: deps
+	@$(MAKE) --no-print-directory build
 	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release --test reliability -- --ignored --test-threads=1 --nocapture
 
 clean:

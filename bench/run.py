@@ -38,8 +38,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-MODULES = "/usr/lib/apache2/modules"
-DEBIAN_WSGI = MODULES + "/mod_wsgi.so"
+# The Apache to run and its modules (the Makefile exports them from apxs);
+# C mod_wsgi is Debian's package, built for Debian's apache2.
+APACHE = os.environ.get("MOD_WSGI_RS_APACHE") or "/usr/sbin/apache2"
+MODULES = os.environ.get("MOD_WSGI_RS_MODULES_DIR") or "/usr/lib/apache2/modules"
+DEBIAN_WSGI = "/usr/lib/apache2/modules/mod_wsgi.so"
 
 HELLO = b"Hello World!\n"
 BODY_64K = b"0123456789abcdef" * 4096
@@ -300,7 +303,7 @@ class Apache:
         self.stderr_offset = os.path.getsize(err) \
             if os.path.exists(err) else 0
         self.proc = subprocess.Popen(
-            ["/usr/sbin/apache2", "-f", self.conf, "-DFOREGROUND"],
+            [APACHE, "-f", self.conf, "-DFOREGROUND"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.root, "logs", "stderr.log"), "a"),
             start_new_session=True)
@@ -970,7 +973,7 @@ def main():
         "machine": machine_info(),
         "machine_short": f"{os.cpu_count()} CPUs",
         "shared": cfg.shared or "",
-        "apache": out(["/usr/sbin/apache2", "-v"]).splitlines()[0]
+        "apache": out([APACHE, "-v"]).splitlines()[0]
         .replace("Server version: ", ""),
         "python": sys.version.split()[0] + " (/usr/bin/python3; every "
         "module links the system libpython)",

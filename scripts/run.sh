@@ -2,6 +2,8 @@
 # `make run`: a private Apache in the foreground serving the example app
 # through the seed configuration. Everything lives under target/run; nothing
 # is written to /etc. Ctrl-C stops Apache and all its processes.
+# APACHE and APACHE_MODULES_DIR (the Makefile sets them from apxs) name the
+# httpd binary and its modules directory; Debian's are the default.
 set -eu
 module=$1 port=$2 app=$3 dir=$4
 
@@ -20,7 +22,11 @@ if [ "$(id -u)" = 0 ]; then
 Group www-data"
 fi
 
-mods=/usr/lib/apache2/modules
+apache=${APACHE:-/usr/sbin/apache2}
+mods=${APACHE_MODULES_DIR:-/usr/lib/apache2/modules}
+# The httpd image has no /etc/mime.types; the app's responses need none.
+types=/etc/mime.types
+[ -f "$types" ] || { types="$dir/mime.types"; : > "$types"; }
 cat > "$dir/httpd.conf" <<CONF
 ServerRoot "$dir"
 ServerName 127.0.0.1
@@ -34,7 +40,7 @@ LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
 LoadModule mime_module $mods/mod_mime.so
 LoadModule alias_module $mods/mod_alias.so
-TypesConfig /etc/mime.types
+TypesConfig "$types"
 $user_lines
 LoadModule wsgi_module $module
 DocumentRoot "$dir/htdocs"
@@ -52,4 +58,4 @@ WSGIScriptAlias / "$app"
 CONF
 
 echo "mod_wsgi_rs: serving $app at http://127.0.0.1:$port/ (daemon mode: group 'mysite', 3 processes x 2 threads, shown as 'mod_wsgi' in ps; Ctrl-C stops)"
-exec /usr/sbin/apache2 -f "$dir/httpd.conf" -DFOREGROUND
+exec "$apache" -f "$dir/httpd.conf" -DFOREGROUND

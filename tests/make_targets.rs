@@ -152,7 +152,97 @@ fn make_install_honours_destdir() {
         .join("mods-available/wsgi_rs.load");
     let text = std::fs::read_to_string(&load).unwrap();
     assert_eq!(
-        text.trim(),
-        format!("LoadModule wsgi_module {}/mod_wsgi_rs.so", libexec.trim())
+        text,
+        format!(
+            "# Conflicts: wsgi\nLoadModule wsgi_module {}/mod_wsgi_rs.so\n",
+            libexec.trim()
+        )
     );
+}
+
+/// `make` and `make install` need only build tools and install nothing;
+/// the targets that run Apache install Debian's packages first.
+#[test]
+fn only_run_and_test_targets_install_packages() {
+    for target in ["all", "build", "install", "deb"] {
+        let out = Command::new("make")
+            .args(["-n", target])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "make -n {target}: {plan}");
+        assert!(
+            !plan.contains("apt-get"),
+            "make {target} would run:\n{plan}"
+        );
+    }
+    for target in ["test", "run", "bench"] {
+        let out = Command::new("make")
+            .args(["-n", target])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let plan = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            plan.contains("apt-get install"),
+            "make {target} would run:\n{plan}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_build_need_is_named_with_its_package_and_nothing_is_built() {
+    let out = Command::new("make")
+        .args([
+            "build",
+            "APXS=/nonexistent/apxs",
+            "PYTHON=/nonexistent/python3",
+            "CARGO_TARGET_DIR=/nonexistent/target",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("apxs (/nonexistent/apxs does not run): apt-get install apache2-dev"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Python (/nonexistent/python3 does not run): apt-get install python3-dev"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("cargo build"));
+}
+
+fn apxs_q(name: &str) -> String {
+    let out = Command::new("apxs").args(["-q", name]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The Apache that `make run` and `make test` start, and its modules, are
+/// what apxs says (the variables the Makefile exports to the tests).
+#[test]
+fn the_makefile_takes_apache_and_its_modules_dir_from_apxs() {
+    let out = Command::new("make")
+        .args(["-s", "-p", "-n", "module-path"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let db = String::from_utf8_lossy(&out.stdout);
+    let exported = |name: &str| {
+        let prefix = format!("{name} := ");
+        db.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("{name} not set by the Makefile"))
+            .to_string()
+    };
+    let apache = exported("MOD_WSGI_RS_APACHE");
+    assert_eq!(
+        apache,
+        format!("{}/{}", apxs_q("SBINDIR"), apxs_q("TARGET"))
+    );
+    assert!(Path::new(&apache).is_file(), "{apache}");
+    assert_eq!(exported("MOD_WSGI_RS_MODULES_DIR"), apxs_q("LIBEXECDIR"));
 }

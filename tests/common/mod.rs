@@ -22,7 +22,11 @@
 //! Environment knobs:
 //! - `MOD_WSGI_RS_SO`: path of the module to load (default
 //!   `<CARGO_MANIFEST_DIR>/target/release/libmod_wsgi_rs.so`).
-//! - `MOD_WSGI_RS_APACHE`: the httpd binary (default `/usr/sbin/apache2`).
+//! - `MOD_WSGI_RS_APACHE`: the httpd binary; `MOD_WSGI_RS_MODULES_DIR`: its
+//!   modules directory. The Makefile exports both from apxs. Unset (or
+//!   empty), they are asked of apxs (`$APXS`, else `apxs` on PATH: `SBINDIR`/`TARGET` and
+//!   `LIBEXECDIR`), and failing that are Debian's `/usr/sbin/apache2` and
+//!   `/usr/lib/apache2/modules`.
 //! - `MOD_WSGI_RS_KEEP_TMP`: if set, temp dirs of failed tests are kept.
 
 #![allow(dead_code)]
@@ -45,17 +49,108 @@ use std::time::{Duration, Instant};
 
 /// Directory holding Apache's loadable modules (for tests that need more
 /// modules: `LoadModule rewrite_module {MODULES_DIR}/mod_rewrite.so`).
-pub const MODULES_DIR: &str = "/usr/lib/apache2/modules";
+/// Found at first use (see the module doc); it reads as a `&str` (format
+/// arguments, `&str` parameters, `Path::new`).
+pub const MODULES_DIR: &ModulesDir = &ModulesDir;
+
+/// The value behind [`MODULES_DIR`].
+pub struct ModulesDir;
+
+impl std::ops::Deref for ModulesDir {
+    type Target = str;
+    fn deref(&self) -> &str {
+        static DIR: OnceLock<String> = OnceLock::new();
+        DIR.get_or_init(|| {
+            env_path("MOD_WSGI_RS_MODULES_DIR").unwrap_or_else(|| {
+                apxs_query(&["LIBEXECDIR"])
+                    .filter(|dir| Path::new(dir).is_dir())
+                    .unwrap_or_else(|| "/usr/lib/apache2/modules".to_string())
+            })
+        })
+    }
+}
+
+impl std::fmt::Display for ModulesDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for ModulesDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        std::ffi::OsStr::new(&**self)
+    }
+}
+
+impl AsRef<Path> for ModulesDir {
+    fn as_ref(&self) -> &Path {
+        Path::new(&**self)
+    }
+}
+
+/// A non-empty environment variable.
+fn env_path(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `apxs -q NAME` for each name, the values joined with `/`.
+fn apxs_query(names: &[&str]) -> Option<String> {
+    let apxs = env_path("APXS").unwrap_or_else(|| "apxs".to_string());
+    let mut parts = Vec::new();
+    for name in names {
+        let out = Command::new(&apxs).args(["-q", name]).output().ok()?;
+        let value = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        if !out.status.success() || value.is_empty() {
+            return None;
+        }
+        parts.push(value);
+    }
+    Some(parts.join("/"))
+}
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 const BIND_RETRIES: usize = 5;
 
+/// LoadModule lines for the modules Debian's apache2 has compiled in and
+/// the harness's configuration relies on (LogFormat, User, ...), for an
+/// httpd that has them as shared modules, as the official image's
+/// `--enable-mods-shared=reallyall` build does.
+fn builtin_modules_if_shared() -> &'static str {
+    static LINES: OnceLock<String> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let compiled_in = Command::new(apache_binary())
+            .arg("-l")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        ["log_config", "logio", "version", "unixd", "watchdog"]
+            .iter()
+            .filter(|m| !compiled_in.contains(&format!("mod_{m}.c")))
+            .filter(|m| {
+                Path::new(&*MODULES_DIR)
+                    .join(format!("mod_{m}.so"))
+                    .is_file()
+            })
+            .map(|m| format!("LoadModule {m}_module {MODULES_DIR}/mod_{m}.so\n"))
+            .collect()
+    })
+}
+
 /// Path of the httpd binary.
 pub fn apache_binary() -> PathBuf {
-    std::env::var_os("MOD_WSGI_RS_APACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/sbin/apache2"))
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let from_apxs = || {
+                apxs_query(&["SBINDIR", "TARGET"])
+                    .map(PathBuf::from)
+                    .filter(|p| p.is_file())
+                    .unwrap_or_else(|| PathBuf::from("/usr/sbin/apache2"))
+            };
+            env_path("MOD_WSGI_RS_APACHE").map_or_else(from_apxs, PathBuf::from)
+        })
+        .clone()
 }
 
 /// Path of the module under test: `$MOD_WSGI_RS_SO` if set, else
@@ -457,7 +552,7 @@ impl ApacheBuilder {
 
     fn render_conf(&self, dir: &Path, port: u16) -> String {
         let d = dir.display().to_string();
-        let mut c = String::new();
+        let mut c = builtin_modules_if_shared().to_string();
         c.push_str(&format!(
             "# generated by the mod_wsgi_rs test harness\n\
              ServerRoot \"{d}\"\n\
