@@ -286,3 +286,43 @@ def application(environ, start_response):
         apache.error_log()
     );
 }
+
+/// The Apache parent killed outright (SIGKILL: nothing of Apache's runs to
+/// stop the daemons): each daemon notices within a monitor tick or two
+/// and stops, rather than live on orphaned, as C mod_wsgi's do.
+#[test]
+fn daemons_stop_when_the_apache_parent_is_killed() {
+    let apache = server(None);
+    let daemon = serving_pid(&apache);
+    let parent = apache.parent_pid();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &parent.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let gone = wait_until(Duration::from_secs(10), || {
+        !std::path::Path::new(&format!("/proc/{daemon}")).exists()
+            || std::fs::read_to_string(format!("/proc/{daemon}/stat"))
+                .is_ok_and(|s| s.split_whitespace().nth(2) == Some("Z"))
+    });
+    let log = apache.error_log();
+    // What Apache's children do without their parent is Apache's affair:
+    // they are stopped here so the harness finds nothing left.
+    for p in apache.pids() {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
+    assert!(
+        gone,
+        "daemon {daemon} still alive 10 s after its parent was killed\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "the Apache parent (pid {parent}) is gone; stopping"
+        )),
+        "{log}"
+    );
+}

@@ -966,6 +966,19 @@ fn monitor_thread(shared: &Shared) {
         if shared.stopping.load(Ordering::SeqCst) {
             continue;
         }
+        // An Apache parent killed outright (SIGKILL, the OOM killer) ends
+        // no daemon itself: one left orphaned would serve nobody for ever.
+        if nix::unistd::getppid().as_raw() as u32 != shared.group.parent_pid {
+            shared.request_exit(
+                SHUTDOWN,
+                "shutdown_signal",
+                &format!(
+                    "the Apache parent (pid {}) is gone; stopping",
+                    shared.group.parent_pid
+                ),
+            );
+            continue;
+        }
         let now = shared.now_ms();
         let secs = |d: Duration| d.as_millis() as u64;
         if !o.deadlock_timeout.is_zero()
