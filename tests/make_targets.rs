@@ -164,26 +164,26 @@ fn make_install_honours_destdir() {
 /// the targets that run Apache install Debian's packages first.
 #[test]
 fn only_run_and_test_targets_install_packages() {
-    for target in ["all", "build", "install", "deb"] {
+    // What `make -n target` would run.
+    let plan = |target: &str| {
         let out = Command::new("make")
             .args(["-n", target])
             .current_dir(root())
             .output()
             .unwrap();
-        let plan = String::from_utf8_lossy(&out.stdout);
+        let plan = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "make -n {target}: {plan}");
+        plan
+    };
+    for target in ["all", "build", "install", "deb"] {
+        let plan = plan(target);
         assert!(
             !plan.contains("apt-get"),
             "make {target} would run:\n{plan}"
         );
     }
     for target in ["test", "run", "bench"] {
-        let out = Command::new("make")
-            .args(["-n", target])
-            .current_dir(root())
-            .output()
-            .unwrap();
-        let plan = String::from_utf8_lossy(&out.stdout);
+        let plan = plan(target);
         assert!(
             plan.contains("apt-get install"),
             "make {target} would run:\n{plan}"

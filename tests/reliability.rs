@@ -83,14 +83,7 @@ fn spec(apache: &Apache, path: &str, connections: usize) -> LoadSpec {
 
 /// The pids of the group's daemons (by their display-name).
 fn daemon_pids(apache: &Apache) -> Vec<u32> {
-    apache
-        .pids()
-        .into_iter()
-        .filter(|&p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.starts_with("drill-daemon"))
-        })
-        .collect()
+    apache.pids_named("drill-daemon")
 }
 
 /// No Apache child or daemon died of a signal during the drill.

@@ -64,12 +64,8 @@ fn busy(page: &Value) -> Vec<(u64, String, f64)> {
 
 fn daemon_pids(apache: &Apache) -> Vec<u64> {
     apache
-        .pids()
+        .pids_named("status-daemon")
         .into_iter()
-        .filter(|&p| {
-            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.starts_with("status-daemon"))
-        })
         .map(u64::from)
         .collect()
 }

@@ -868,6 +868,17 @@ impl Apache {
         group_members(self.pgid)
     }
 
+    /// The processes whose command line (a daemon's display-name) starts
+    /// with `name`.
+    pub fn pids_named(&self, name: &str) -> Vec<u32> {
+        self.pids()
+            .into_iter()
+            .filter(|&p| {
+                fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.starts_with(name))
+            })
+            .collect()
+    }
+
     /// Send a signal by name ("HUP", "USR1", "WINCH", "TERM", ...) to the parent.
     pub fn signal(&self, sig: &str) -> bool {
         send_signal(self.pgid as i64, sig)
