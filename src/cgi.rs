@@ -258,8 +258,9 @@ fn original_uri(request_line: &[u8]) -> &[u8] {
         .unwrap_or(b"")
 }
 
-/// ap_escape_html: SERVER_NAME is made safe to put in a page.
-fn escape_html(s: &str) -> String {
+/// ap_escape_html: SERVER_NAME is made safe to put in a page (and so is
+/// what the status page shows).
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

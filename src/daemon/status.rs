@@ -7,6 +7,7 @@
 
 use super::board::{End, ProcessView, ThreadView};
 use super::exit_cause::ExitCause;
+use crate::cgi::escape_html;
 use std::fmt::Write;
 
 /// One group as the page shows it.
@@ -27,21 +28,6 @@ fn ended(end: Option<End>) -> String {
 
 fn seconds_since(then_ms: u64, now_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
-}
-
-fn html_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn json_string(text: &str) -> String {
@@ -126,7 +112,7 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
     let _ = writeln!(
         out,
         "<h1>mod_wsgi_rs status</h1><p>{}</p>",
-        html_escape(banner)
+        escape_html(banner)
     );
     if groups.is_empty() {
         out.push_str("<p>No daemon process groups.</p>\n");
@@ -142,7 +128,7 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
         let _ = writeln!(
             out,
             "<h2>Daemon process group {}</h2><p>{} processes, {busy} of {threads} request threads busy</p>",
-            html_escape(g.name),
+            escape_html(g.name),
             g.processes.len()
         );
         out.push_str(
@@ -159,7 +145,7 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
                         seconds_since(p.started_ms, now_ms),
                         p.requests,
                         p.restarts,
-                        html_escape(&ended(p.last_end)),
+                        escape_html(&ended(p.last_end)),
                     )
                 } else {
                     String::new()
@@ -169,7 +155,7 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
                     ThreadView::Busy { since_ms, url } => format!(
                         "<td>{ti}</td><td class=\"busy\">busy</td><td>{:.1}</td><td>{}</td>",
                         seconds_since(*since_ms, now_ms),
-                        html_escape(&url_text(url))
+                        escape_html(&url_text(url))
                     ),
                 };
                 let _ = writeln!(out, "<tr>{process_cells}{thread_cells}</tr>");
