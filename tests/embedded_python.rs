@@ -439,7 +439,7 @@ fn destroy_interpreter_runs_atexit_handlers_at_child_exit() {
     for mpm in Mpm::ALL {
         let (marker, _keep) = atexit_run(mpm, "");
         assert_eq!(
-            wait_for_file(&marker, Duration::from_secs(5)).as_deref(),
+            wait_for_file(&marker, Duration::from_secs(15)).as_deref(),
             Some("ran"),
             "{mpm}: atexit handler did not run at child exit"
         );
