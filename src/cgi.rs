@@ -276,7 +276,11 @@ pub fn escape_html(s: &str) -> String {
 
 /// Bytes as the str PEP 3333 makes of them: one character per byte.
 fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    match std::str::from_utf8(bytes) {
+        // ASCII (nearly every value) reads the same either way: one copy.
+        Ok(ascii) if bytes.is_ascii() => ascii.to_string(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Replaces the value of `key`, or adds it.

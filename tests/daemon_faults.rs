@@ -188,11 +188,7 @@ fn sigkill_from_outside_is_sigkill() {
         let request = scope.spawn(|| apache.get("/sleep"));
         // Once the request runs (and the worker was told who serves it).
         std::thread::sleep(Duration::from_secs(1));
-        let killed = std::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        assert!(signal_pid(pid, "KILL"));
         let r = request.join().unwrap();
         check_death(&apache, pid, &r, "was killed by SIGKILL");
     });
@@ -295,13 +291,7 @@ fn daemons_stop_when_the_apache_parent_is_killed() {
     let apache = server(None);
     let daemon = serving_pid(&apache);
     let parent = apache.parent_pid();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &parent.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal_pid(parent, "KILL"));
     let gone = wait_until(Duration::from_secs(10), || {
         !std::path::Path::new(&format!("/proc/{daemon}")).exists()
             || std::fs::read_to_string(format!("/proc/{daemon}/stat"))
@@ -311,9 +301,7 @@ fn daemons_stop_when_the_apache_parent_is_killed() {
     // What Apache's children do without their parent is Apache's affair:
     // they are stopped here so the harness finds nothing left.
     for p in apache.pids() {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", &p.to_string()])
-            .status();
+        signal_pid(p, "KILL");
     }
     assert!(
         gone,

@@ -178,13 +178,7 @@ fn evicting_a_daemon_under_load_loses_no_request() {
     for _ in 0..3 {
         let pids = daemon_pids(&apache);
         assert_eq!(pids.len(), 2, "{pids:?}");
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-USR1", &pids[0].to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(signal_pid(pids[0], "USR1"));
         assert!(
             wait_until(Duration::from_secs(15), || !daemon_pids(&apache)
                 .contains(&pids[0])),
@@ -541,18 +535,12 @@ fn fault_drill(fault: Fault) -> (Apache, FaultOutcome) {
     let (failed_pid, pending) = match fault {
         Fault::Kill9 | Fault::Stop => {
             let sig = if matches!(fault, Fault::Kill9) {
-                "-KILL"
+                "KILL"
             } else {
-                "-STOP"
+                "STOP"
             };
             let pid = before[0];
-            assert!(
-                std::process::Command::new("kill")
-                    .args([sig, &pid.to_string()])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            assert!(signal_pid(pid, sig));
             (pid, None)
         }
         Fault::Exit | Fault::Segfault | Fault::Hang | Fault::HoldGil => {
@@ -605,9 +593,7 @@ fn fault_drill(fault: Fault) -> (Apache, FaultOutcome) {
     let report = load.finish();
     let fault_status = pending.and_then(|p| p.join().unwrap());
     if matches!(fault, Fault::Stop) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &failed_pid.to_string()])
-            .status();
+        signal_pid(failed_pid, "CONT");
     }
     let longest_gap = Duration::from_secs(
         report

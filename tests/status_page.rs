@@ -162,13 +162,7 @@ fn restarts_and_why_are_shown() {
     let apache = site("processes=2 threads=2 maximum-requests=5");
     let first = status(&apache);
     let victim = group(&first, "g")["processes"][0]["pid"].as_u64().unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-KILL", &victim.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(signal_pid(victim as u32, "KILL"));
     assert!(
         wait_until(Duration::from_secs(10), || {
             let page = status(&apache);

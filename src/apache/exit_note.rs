@@ -197,14 +197,11 @@ pub fn watching_app_exits() -> bool {
 /// child, shifted ([`status_for`]); in a process the application forked,
 /// `code` as it is (its parent is the application, which expects it).
 pub fn app_exit_status(code: i32) -> i32 {
-    if write_note(EXITED, code) {
-        return status_for(code);
-    }
     // SAFETY: getpid has no preconditions.
     if unsafe { libc::getpid() } == GUARDED_CHILD.load(Ordering::Acquire) {
         return status_for(code);
     }
-    code
+    note_exit(code)
 }
 
 /// This process is about to `_exit(code)`: notes it (in an armed daemon

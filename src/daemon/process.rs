@@ -720,15 +720,8 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     backend.hold_accepted();
     // And on the board, at once, for a worker whose request this process
     // fails before it says so.
-    let ticket = environ
-        .iter()
-        .find(|(k, _)| k.as_slice() == crate::cgi::TICKET.as_bytes())
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
-        .unwrap_or(0);
-    let url = environ
-        .iter()
-        .find(|(k, _)| k.as_slice() == b"REQUEST_URI")
-        .map_or(&[][..], |(_, v)| v.as_slice());
+    let ticket = environ_number(&environ, crate::cgi::TICKET).unwrap_or(0);
+    let url = environ_value(&environ, "REQUEST_URI").unwrap_or_default();
     let board = &shared.group.board;
     board.take(shared.index, slot, ticket, shared.pid, url);
     backend.note_client(&environ);
@@ -736,14 +729,8 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     shared.exchanges.lock()[slot] = Some(backend.clone());
     // WSGIIgnoreActivity On: the request does not count as activity for
     // inactivity-timeout (a health check must not keep an idle process).
-    let activity = !environ.iter().any(|(k, v)| {
-        k.as_slice() == crate::cgi::IGNORE_ACTIVITY.as_bytes() && v.as_slice() == b"1"
-    });
-    let connects = environ
-        .iter()
-        .find(|(k, _)| k.as_slice() == crate::cgi::DAEMON_CONNECTS.as_bytes())
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
-        .unwrap_or(1);
+    let activity = environ_value(&environ, crate::cgi::IGNORE_ACTIVITY) != Some(b"1");
+    let connects = environ_number(&environ, crate::cgi::DAEMON_CONNECTS).unwrap_or(1);
     crate::wsgi::events::note_daemon_connects(connects);
     if activity {
         shared
@@ -769,6 +756,22 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             &format!("reached maximum-requests={}; recycling", o.maximum_requests),
         );
     }
+}
+
+/// The value of `key` in a request's environ as the worker sent it.
+fn environ_value<'a>(environ: &'a [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
+    environ
+        .iter()
+        .find(|(k, _)| k.as_slice() == key.as_bytes())
+        .map(|(_, v)| v.as_slice())
+}
+
+/// The same, read as a number.
+fn environ_number<T: std::str::FromStr>(environ: &[(Vec<u8>, Vec<u8>)], key: &str) -> Option<T> {
+    std::str::from_utf8(environ_value(environ, key)?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -942,6 +945,25 @@ fn monitor_thread(shared: &Shared) {
     let tick = Duration::from_millis(200);
     // Per slot: (start of the request, when it was interrupted).
     let mut interrupted: Vec<Option<(Instant, Instant)>> = vec![None; o.threads];
+    // How long one request may run: request-timeout, scaled for a
+    // process of several threads by 1 + ln(threads), as mod_wsgi 6.1
+    // does (more patience for outliers where other threads still
+    // serve; 4 threads: x2.39, 10: x3.30).
+    let fire = o
+        .request_timeout
+        .mul_f64(1.0 + (o.threads.max(1) as f64).ln());
+    let over = || {
+        if fire == o.request_timeout {
+            format!("over request-timeout={}s", o.request_timeout.as_secs())
+        } else {
+            format!(
+                "over request-timeout={}s scaled to {:.1}s for {} threads",
+                o.request_timeout.as_secs(),
+                fire.as_secs_f64(),
+                o.threads
+            )
+        }
+    };
     let mut last_tick = shared.now_ms();
     loop {
         std::thread::sleep(tick);
@@ -1023,25 +1045,6 @@ fn monitor_thread(shared: &Shared) {
             );
             continue;
         }
-        // How long one request may run: request-timeout, scaled for a
-        // process of several threads by 1 + ln(threads), as mod_wsgi 6.1
-        // does (more patience for outliers where other threads still
-        // serve; 4 threads: x2.39, 10: x3.30).
-        let fire = o
-            .request_timeout
-            .mul_f64(1.0 + (o.threads.max(1) as f64).ln());
-        let over = || {
-            if fire == o.request_timeout {
-                format!("over request-timeout={}s", o.request_timeout.as_secs())
-            } else {
-                format!(
-                    "over request-timeout={}s scaled to {:.1}s for {} threads",
-                    o.request_timeout.as_secs(),
-                    fire.as_secs_f64(),
-                    o.threads
-                )
-            }
-        };
         if !o.request_timeout.is_zero() && !o.interrupt_timeout.is_zero() {
             // First raise mod_wsgi.RequestTimeout in each request over the
             // limit; restart only if one still runs interrupt-timeout later.

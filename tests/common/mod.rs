@@ -410,6 +410,11 @@ fn comm_of(pid: u32) -> String {
 
 /// Send `sig` (e.g. "TERM", "KILL", "HUP", "USR1", "WINCH") to a pid;
 /// a negative target means a process group.
+/// Sends `sig` ("KILL", "USR1", "STOP", ...) to process `pid`.
+pub fn signal_pid(pid: u32, sig: &str) -> bool {
+    send_signal(i64::from(pid), sig)
+}
+
 fn send_signal(target: i64, sig: &str) -> bool {
     Command::new("kill")
         .arg("-s")
