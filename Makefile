@@ -3,7 +3,8 @@
 #   make install         apxs-style install (honours DESTDIR and APXS)
 #   make -s module-path  absolute path of the built module
 #   make deb             Debian package libapache2-mod-wsgi-rs_<version>_<arch>.deb in target/debian/
-#   make run             private Apache on 127.0.0.1:$(PORT) serving $(APP)
+#   make run             mod_wsgi_rs-express from the source tree: a private Apache
+#                        on 127.0.0.1:$(PORT) serving $(APP) in daemon mode
 #   make test            unit tests + integration tests against real Apache
 #   make test-httpd-layout  build Apache like the official httpd:2.4 image (cached
 #                        under target/), install the module into it, serve in daemon mode
@@ -108,7 +109,7 @@ package-deb:
 
 run: deps
 	@$(MAKE) --no-print-directory build
-	@APACHE="$(APACHE)" APACHE_MODULES_DIR="$(APACHE_MODULES_DIR)" \
+	@APACHE="$(APACHE)" APACHE_MODULES_DIR="$(APACHE_MODULES_DIR)" PYTHON="$(PYTHON)" \
 	  scripts/run.sh "$(MODULE)" "$(PORT)" "$(APP)" "$(CARGO_TARGET_DIR)/run"
 
 # Side by side with C mod_wsgi (bench/NOTES.md); BENCH_QUICK=1 for a smoke run.

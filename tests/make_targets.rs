@@ -47,13 +47,15 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let members = group_members(pgid);
+    // mod_wsgi-express's title for the daemon processes.
+    let title = format!("(wsgi:127.0.0.1:{port}:{})", nix::unistd::getuid());
     let daemons = members
         .iter()
         .filter(|p| {
             std::fs::read_to_string(format!("/proc/{p}/cmdline"))
                 .unwrap_or_default()
                 .trim_end_matches('\0')
-                == "mod_wsgi"
+                == title
         })
         .count();
     // Ctrl-C: the terminal sends SIGINT to the whole foreground group.
@@ -81,10 +83,13 @@ fn make_run_serves_the_example_and_ctrl_c_leaves_nothing() {
         stdout.contains(&format!("http://127.0.0.1:{port}/")),
         "the URL is printed: {stdout}"
     );
-    assert!(stdout.contains("daemon mode"), "{stdout}");
+    assert!(
+        stdout.contains("Daemon Processes   : 3 x 2 threads"),
+        "{stdout}"
+    );
     assert_eq!(
         daemons, 3,
-        "three daemon processes titled mod_wsgi: {members:?}"
+        "three daemon processes titled {title}: {members:?}"
     );
 }
 
