@@ -4,20 +4,26 @@
 Each contender (mod_wsgi_rs, C mod_wsgi 4.9.4 from Debian, C mod_wsgi 6.x
 from PyPI when it builds, and Apache serving the same bytes as static files)
 runs in turn on the same port under the same configuration, loaded by wrk
-from this machine. For every scenario the contenders are alternated
+from this machine. In daemon-mode scenarios two peers outside mod_wsgi run
+too, as what users would otherwise pick: gunicorn (gthread, the same
+processes x threads) on its own, and Apache + mod_proxy_http in front of
+that gunicorn. For every scenario the contenders are alternated
 A, B, C, D, A, B, C, D ... for BENCH_PAIRS rounds; each Apache is started
 fresh for one measurement and stopped afterwards. The report gives the
 median of the per-round ratios.
 
 Stdlib only; run as root with /usr/bin/python3 (Apache's children run as
 www-data). Environment:
-  BENCH_QUICK=1      smoke run (~2 minutes): 4 scenarios, 2 rounds, 2 s runs
-  BENCH_PAIRS=N      rounds per scenario (default 5, quick 2)
+  BENCH_QUICK=1      smoke run (~3 minutes): 5 scenarios, 2 rounds, 2 s runs
+  BENCH_PAIRS=N      rounds per scenario (default 3, quick 2)
   BENCH_DURATION=S   seconds of each measured wrk run (default 4, quick 2)
   BENCH_WARMUP=S     seconds of wrk warm-up before each run (default 1)
   BENCH_PORT=P       port (default 18089)
   BENCH_ONLY=a,b     only scenarios whose id contains one of these strings
-  BENCH_CONTENDERS=  only these contenders (ids: rs, c4, c6, static)
+  BENCH_CONTENDERS=  only these contenders (ids: rs, c4, c6, static,
+                     gunicorn, proxy)
+  BENCH_RESTART_DURATION=S  seconds of a restart scenario's run (default 20,
+                     quick 10): a graceful restart every 5 s meanwhile
 """
 
 import argparse
@@ -32,8 +38,10 @@ import shutil
 import signal
 import socket
 import statistics
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,21 +56,52 @@ HELLO = b"Hello World!\n"
 BODY_64K = b"0123456789abcdef" * 4096
 MIB = 1024 * 1024
 
-# (id, path, expected body, POST body bytes, connections)
-WORKLOADS = [
-    ("hello", "/hello", "hello", 0, 16),
-    ("64k", "/64k", "64k", 0, 16),
-    ("file-1m", "/file", "file", 0, 16),
-    ("post-1m", "/post", "post", MIB, 16),
-    ("hello-c256", "/hello", "hello", 0, 256),
-]
-MODES = [
-    ("embedded", None),
-    ("daemon-3x2", (3, 2)),
-    ("daemon-1x15", (1, 15)),
-]
+# The WSGI scripts (copied from bench/apps into the site), by app name; the
+# gunicorn peers import the same files as modules.
+APPS = {"bench": "bench_app.py", "django": "django_app.py",
+        "flask": "flask_app.py"}
+# What the real-application scenarios and the gunicorn peers need, in a venv
+# of /usr/bin/python3 (target/bench/apps-venv).
+APP_PACKAGES = ["Django>=5.2,<5.3", "Flask>=3.1,<3.2", "gunicorn>=23,<28"]
+
+
+def workload(wid, path, check, post=0, conns=16, app="bench", restarts=0):
+    """One wrk run's load: `check` names how the check request's body is
+    verified, `restarts` a graceful restart every that many seconds during
+    the run (0: none)."""
+    return {"id": wid, "path": path, "check": check, "post": post,
+            "conns": conns, "app": app, "restarts": restarts}
+
+
+WORKLOADS = {w["id"]: w for w in [
+    workload("hello", "/hello", "hello"),
+    workload("64k", "/64k", "64k"),
+    workload("file-1m", "/file", "file"),
+    workload("post-1m", "/post", "post", post=MIB),
+    workload("hello-c256", "/hello", "hello", conns=256),
+    workload("django", "/page", "django", app="django"),
+    workload("flask", "/api", "flask", app="flask"),
+    workload("hello-restarts", "/hello", "hello", restarts=5),
+]}
+# Mode id: (daemon processes, threads) or None for embedded mode; the MPM.
+MODES = {
+    "embedded": (None, "event"),
+    "daemon-3x2": ((3, 2), "event"),
+    "daemon-1x15": ((1, 15), "event"),
+    "embedded-prefork": (None, "prefork"),
+}
+_EVERY = ["hello", "64k", "file-1m", "post-1m", "hello-c256", "django",
+          "flask"]
+SCENARIOS = ([(m, w) for m in ("embedded", "daemon-3x2", "daemon-1x15")
+              for w in _EVERY]
+             + [("embedded-prefork", "hello"), ("embedded-prefork", "django"),
+                ("embedded", "hello-restarts"),
+                ("daemon-3x2", "hello-restarts")])
 QUICK_SCENARIOS = ["embedded/hello", "daemon-3x2/hello", "embedded/file-1m",
-                   "daemon-3x2/post-1m"]
+                   "daemon-3x2/post-1m", "daemon-3x2/django"]
+# prefork: one child per connection and a few spare, all from the start.
+PREFORK_CHILDREN = 20
+PREFORK_APP_WARMUP = 8
 
 
 def log(msg):
@@ -125,6 +164,27 @@ def install_pypi_mod_wsgi(venv):
     return m.group(1), v.group(1) if v else "?"
 
 
+def install_app_venv(venv, may_install):
+    """Django, Flask and gunicorn in a venv of /usr/bin/python3; returns
+    ({package: version}, None) or (None, why not)."""
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, "bin", "gunicorn")):
+        if not may_install:
+            return None, f"{venv} is missing and --no-install was given"
+        log(f"installing {', '.join(APP_PACKAGES)} into {venv}")
+        try:
+            run(["/usr/bin/python3", "-m", "venv", venv])
+            with open(venv + ".log", "w") as logf:
+                run([python, "-m", "pip", "install", "-q"] + APP_PACKAGES,
+                    stdout=logf, stderr=subprocess.STDOUT)
+        except (subprocess.CalledProcessError, OSError) as e:
+            return None, f"did not install ({e}): see {venv}.log"
+    versions = out([python, "-c", "import importlib.metadata as m\n"
+                    "for n in ('Django', 'Flask', 'gunicorn'):\n"
+                    "    print(n, m.version(n))"])
+    return dict(line.split() for line in versions.splitlines()), None
+
+
 def build_ours():
     log("building mod_wsgi_rs (make)")
     run(["make", "-s", "-C", REPO])
@@ -134,11 +194,39 @@ def build_ours():
 
 # ------------------------------------------------------------ the site
 
+def make_database(path):
+    """The SQLite table the Django page queries: 100 items."""
+    if os.path.exists(path):
+        os.unlink(path)
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, "
+                "name VARCHAR(100) NOT NULL, price DECIMAL NOT NULL)")
+    con.executemany("INSERT INTO item VALUES (?, ?, ?)",
+                    [(i, f"item {i}", f"{i * 1.25:.2f}")
+                     for i in range(1, 101)])
+    con.commit()
+    con.close()
+
+
 def make_site(site):
-    """The app and the static files, world-readable (children are www-data)."""
+    """The apps, the database and the static files, world-readable
+    (children are www-data)."""
     os.makedirs(site, exist_ok=True)
-    shutil.copyfile(os.path.join(HERE, "apps", "bench.wsgi"),
-                    os.path.join(site, "bench.wsgi"))
+    apps = os.path.join(HERE, "apps")
+    shutil.copyfile(os.path.join(apps, "bench.wsgi"),
+                    os.path.join(site, APPS["bench"]))
+    for name in ("django_app.py", "flask_app.py"):
+        shutil.copyfile(os.path.join(apps, name), os.path.join(site, name))
+    shutil.rmtree(os.path.join(site, "benchsite"), ignore_errors=True)
+    shutil.copytree(os.path.join(apps, "benchsite"),
+                    os.path.join(site, "benchsite"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    make_database(os.path.join(site, "bench.sqlite3"))
+    for top, dirs, names in os.walk(site):
+        for d in dirs:
+            os.chmod(os.path.join(top, d), 0o755)
+        for n in names:
+            os.chmod(os.path.join(top, n), 0o644)
     files = {"hello": HELLO, "64k": BODY_64K}
     path = os.path.join(site, "file")
     if not os.path.exists(path) or os.path.getsize(path) != MIB:
@@ -149,7 +237,6 @@ def make_site(site):
     for name, data in files.items():
         with open(os.path.join(site, name), "wb") as f:
             f.write(data)
-    for name in os.listdir(site):
         os.chmod(os.path.join(site, name), 0o644)
     # Every directory up to / must be searchable by www-data.
     d = site
@@ -165,25 +252,24 @@ def make_site(site):
 
 # ------------------------------------------------------------ Apache
 
-def apache_conf(root, site, port, module, mode_threads):
+def apache_conf(root, site, port, mode, module=None, app="bench",
+                python_home=None, proxy_port=None):
+    """httpd.conf of one contender: the same for all but the LoadModule
+    line; `module` None serves the site as static files, or with
+    `proxy_port` passes everything to the gunicorn on that port."""
     user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
-    conf = f"""# Generated by bench/run.py; identical for every contender but the
-# module line (and, for the static contender, no WSGI lines at all).
-ServerRoot "{root}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
-PidFile "{root}/run/httpd.pid"
-DefaultRuntimeDir "{root}/run"
-Mutex file:{root}/run default
-ErrorLog "{root}/logs/error.log"
-LogLevel warn
-ServerTokens Full
-LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
-LoadModule authz_core_module {MODULES}/mod_authz_core.so
-LoadModule mime_module {MODULES}/mod_mime.so
-LoadModule alias_module {MODULES}/mod_alias.so
-TypesConfig /etc/mime.types
-{user}
+    daemon, mpm = MODES[mode]
+    if mpm == "prefork":
+        mpm_lines = f"""LoadModule mpm_prefork_module {MODULES}/mod_mpm_prefork.so
+# prefork: a child per connection and a few spare, all from the start.
+StartServers {PREFORK_CHILDREN}
+ServerLimit {PREFORK_CHILDREN}
+MaxRequestWorkers {PREFORK_CHILDREN}
+MinSpareServers {PREFORK_CHILDREN}
+MaxSpareServers {PREFORK_CHILDREN + 1}
+MaxConnectionsPerChild 0"""
+    else:
+        mpm_lines = f"""LoadModule mpm_event_module {MODULES}/mod_mpm_event.so
 # Event MPM, two children from the start and never more or fewer, so no
 # contender pays for a child (and a Python) started during a run; 256
 # threads each, so that even if all 256 keep-alive connections land on one
@@ -196,7 +282,24 @@ ThreadsPerChild 256
 MaxRequestWorkers 512
 MinSpareThreads 32
 MaxSpareThreads 512
-MaxConnectionsPerChild 0
+MaxConnectionsPerChild 0"""
+    conf = f"""# Generated by bench/run.py; identical for every contender but the
+# module line (and, for the static contender, no WSGI lines at all).
+ServerRoot "{root}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile "{root}/run/httpd.pid"
+DefaultRuntimeDir "{root}/run"
+Mutex file:{root}/run default
+ErrorLog "{root}/logs/error.log"
+LogLevel warn
+ServerTokens Full
+LoadModule authz_core_module {MODULES}/mod_authz_core.so
+LoadModule mime_module {MODULES}/mod_mime.so
+LoadModule alias_module {MODULES}/mod_alias.so
+TypesConfig /etc/mime.types
+{user}
+{mpm_lines}
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 15
@@ -211,17 +314,25 @@ DocumentRoot "{site}"
     Require all granted
 </Directory>
 """
-    if module:
+    if proxy_port:
+        conf += f"""
+LoadModule proxy_module {MODULES}/mod_proxy.so
+LoadModule proxy_http_module {MODULES}/mod_proxy_http.so
+ProxyPass / http://127.0.0.1:{proxy_port}/
+"""
+    elif module:
         conf += f"""
 LoadModule wsgi_module {module}
 WSGISocketPrefix "{root}/run/wsgi"
 WSGIApplicationGroup %{{GLOBAL}}
 """
-        if mode_threads:
-            p, t = mode_threads
+        if python_home:
+            conf += f'WSGIPythonHome "{python_home}"\n'
+        if daemon:
+            p, t = daemon
             conf += (f"WSGIDaemonProcess bench processes={p} threads={t} "
                      "display-name=bench-daemon\nWSGIProcessGroup bench\n")
-        conf += f'WSGIScriptAlias / "{site}/bench.wsgi"\n'
+        conf += f'WSGIScriptAlias / "{site}/{APPS[app]}"\n'
     return conf
 
 
@@ -275,23 +386,24 @@ def cmdline(pid):
         return ""
 
 
-class Apache:
-    """One Apache in the foreground in its own session; stop() leaves no
+class Server:
+    """One server in the foreground in its own session; stop() leaves no
     process behind (it is also called on Ctrl-C and on errors)."""
 
-    live = None  # the one running now, for the signal/exit path
+    live = []  # the ones running now, for the signal/exit path
 
-    def __init__(self, root, conf_text, port):
+    def __init__(self, root, port):
         self.root, self.port = root, port
         for d in ("run", "logs"):
             os.makedirs(os.path.join(root, d), exist_ok=True)
             os.chmod(os.path.join(root, d), 0o755)
-        self.conf = os.path.join(root, "httpd.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf_text)
         self.errlog = os.path.join(root, "logs", "error.log")
+        self.stderr_path = os.path.join(root, "logs", "stderr.log")
         self.proc = None
         self.known = {}
+
+    def command(self):
+        raise NotImplementedError
 
     def start(self, probe):
         if port_busy(self.port):
@@ -299,37 +411,34 @@ class Apache:
                                "(set BENCH_PORT=)")
         self.log_offset = os.path.getsize(self.errlog) \
             if os.path.exists(self.errlog) else 0
-        err = os.path.join(self.root, "logs", "stderr.log")
-        self.stderr_offset = os.path.getsize(err) \
-            if os.path.exists(err) else 0
+        self.stderr_offset = os.path.getsize(self.stderr_path) \
+            if os.path.exists(self.stderr_path) else 0
         self.proc = subprocess.Popen(
-            [APACHE, "-f", self.conf, "-DFOREGROUND"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.root, "logs", "stderr.log"), "a"),
+            self.command(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=open(self.stderr_path, "a"),
             start_new_session=True)
-        Apache.live = self
+        Server.live.append(self)
         deadline = time.monotonic() + 30
         last = None
         while time.monotonic() < deadline:
             self.known.update(descendants(self.proc.pid))
             if self.proc.poll() is not None:
-                raise RuntimeError("apache2 exited at start-up:\n"
+                raise RuntimeError(f"{self.name} exited at start-up:\n"
                                    + self.stderr_tail() + self.log_tail())
             try:
                 status, _, _ = request(self.port, probe, timeout=5)
-                if status < 500 or status == 500:
+                if status <= 500:
                     self.known.update(descendants(self.proc.pid))
                     return
             except OSError as e:
                 last = e
             time.sleep(0.1)
-        raise RuntimeError(f"apache2 did not answer in 30 s ({last}):\n"
+        raise RuntimeError(f"{self.name} did not answer in 30 s ({last}):\n"
                            + self.log_tail())
 
     def stderr_tail(self):
         try:
-            with open(os.path.join(self.root, "logs", "stderr.log"),
-                      errors="replace") as f:
+            with open(self.stderr_path, errors="replace") as f:
                 f.seek(self.stderr_offset)
                 return f.read()[-2000:]
         except OSError:
@@ -347,17 +456,19 @@ class Apache:
     def new_log_lines(self):
         return self.log_tail(n=10**6)
 
+    def kind_of(self, pid):
+        raise NotImplementedError
+
     def processes(self):
-        """[(kind, pid, rss KiB)] of Apache's children: 'daemon' for the
-        bench-daemon processes, 'worker' for the others."""
+        """[(kind, pid, rss KiB)] of the server's children: 'daemon' for
+        the processes running Python apart from Apache's children, 'worker'
+        for Apache's children."""
         res = []
         for pid in sorted(descendants(self.proc.pid)):
             st = proc_stat(pid)
             if not st or st[0] != self.proc.pid:
                 continue
-            kind = "daemon" if cmdline(pid).startswith("bench-daemon") \
-                else "worker"
-            res.append((kind, pid, rss_kib(pid)))
+            res.append((self.kind_of(pid), pid, rss_kib(pid)))
         return res
 
     def stop(self):
@@ -372,7 +483,7 @@ class Apache:
                 self.proc.send_signal(signal.SIGTERM)
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                log("apache2 did not stop in 20 s: SIGKILL")
+                log(f"{self.name} did not stop in 20 s: SIGKILL")
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -400,7 +511,8 @@ class Apache:
             time.sleep(0.05)
         self.known = {}
         self.proc = None
-        Apache.live = None
+        if self in Server.live:
+            Server.live.remove(self)
         # Daemon sockets and the pid file go with the server.
         for name in os.listdir(os.path.join(self.root, "run")):
             try:
@@ -408,6 +520,62 @@ class Apache:
             except OSError:
                 pass
         wait_port_free(self.port)
+
+    @staticmethod
+    def stop_all():
+        for server in reversed(list(Server.live)):
+            server.stop()
+
+
+class Apache(Server):
+    name = "apache2"
+
+    def __init__(self, root, conf_text, port):
+        super().__init__(root, port)
+        self.conf = os.path.join(root, "httpd.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf_text)
+
+    def command(self):
+        return [APACHE, "-f", self.conf, "-DFOREGROUND"]
+
+    def kind_of(self, pid):
+        # Daemon processes are titled by display-name=.
+        return "daemon" if cmdline(pid).startswith("bench-daemon") \
+            else "worker"
+
+    def graceful(self):
+        self.proc.send_signal(signal.SIGUSR1)
+
+
+class Gunicorn(Server):
+    """gunicorn's gthread workers serving one of the apps, as Apache's
+    children do, as www-data when run as root."""
+    name = "gunicorn"
+
+    def __init__(self, root, venv, site, app, port, processes, threads):
+        super().__init__(root, port)
+        self.venv, self.site, self.app = venv, site, app
+        self.processes_n, self.threads = processes, threads
+
+    def command(self):
+        user = ["--user", "www-data", "--group", "www-data"] \
+            if os.geteuid() == 0 else []
+        module = APPS[self.app][:-len(".py")]
+        return [os.path.join(self.venv, "bin", "gunicorn"),
+                "--chdir", self.site, "-k", "gthread",
+                "-w", str(self.processes_n), "--threads", str(self.threads),
+                "-b", f"127.0.0.1:{self.port}", "--keep-alive", "15",
+                "--log-level", "warning", "--error-logfile", self.errlog,
+                "--worker-tmp-dir", "/dev/shm"] + user + \
+            [f"{module}:application"]
+
+    def kind_of(self, pid):
+        return "daemon"
+
+    def graceful(self):
+        # gunicorn's graceful reload: new workers, old ones finish.
+        self.proc.send_signal(signal.SIGHUP)
 
 
 def port_busy(port):
@@ -457,35 +625,97 @@ def wrk(port, path, conns, seconds, post_bytes):
                        f"{p.stdout}\n{p.stderr}")
 
 
-def measure(contender, mode, workload, cfg, paths, expected):
-    """One fresh Apache, one check request, warm-up, one measured run,
-    RSS, stop. Returns a dict (with 'failure' when it could not run)."""
-    wid, path, body_key, post_bytes, conns = workload
-    module = contender["module"]
-    threads = dict(MODES)[mode]
+def applies(contender, mode, w):
+    """Whether a contender runs in a scenario: static files only stand in
+    for the bench app's GETs; the gunicorn peers have daemon mode's
+    processes x threads and so only run in daemon-mode scenarios."""
+    kind = contender["kind"]
+    if kind == "static":
+        return w["app"] == "bench" and not w["post"]
+    if kind in ("gunicorn", "proxy"):
+        return MODES[mode][0] is not None
+    return True
+
+
+def servers_for(contender, mode, w, cfg, paths):
+    """The servers of one measurement, in start order; the last one is the
+    one wrk talks to."""
     root = os.path.join(paths["bench"], "server")
-    ap = Apache(root, apache_conf(root, paths["site"], cfg.port, module,
-                                  threads), cfg.port)
-    res = {"contender": contender["id"], "mode": mode, "workload": wid}
+    kind = contender["kind"]
+    python_home = paths["apps_venv"] if w["app"] != "bench" else None
+    if kind in ("module", "static"):
+        return [Apache(root, apache_conf(
+            root, paths["site"], cfg.port, mode, module=contender["module"],
+            app=w["app"], python_home=python_home), cfg.port)]
+    processes, threads = MODES[mode][0]
+    groot = os.path.join(paths["bench"], "gunicorn")
+    if kind == "gunicorn":
+        return [Gunicorn(groot, paths["apps_venv"], paths["site"], w["app"],
+                         cfg.port, processes, threads)]
+    # kind == "proxy"
+    return [Gunicorn(groot, paths["apps_venv"], paths["site"], w["app"],
+                     cfg.port + 1, processes, threads),
+            Apache(root, apache_conf(root, paths["site"], cfg.port, mode,
+                                     proxy_port=cfg.port + 1), cfg.port)]
+
+
+def wrk_with_restarts(front, w, seconds, cfg):
+    """wrk for `seconds` while the front server restarts gracefully every
+    w["restarts"] seconds (what logrotate's reload does to a site)."""
+    done = threading.Event()
+    restarts = []
+
+    def restarter():
+        while not done.wait(w["restarts"]):
+            front.graceful()
+            restarts.append(time.monotonic())
+
+    t = threading.Thread(target=restarter, daemon=True)
+    t.start()
     try:
-        ap.start("/hello")
-        body = b"x" * post_bytes if post_bytes else None
-        status, headers, got = request(cfg.port, path, body)
+        r = wrk(cfg.port, w["path"], w["conns"], seconds, w["post"])
+    finally:
+        done.set()
+        t.join()
+    r["restarts"] = len(restarts)
+    return r
+
+
+def measure(contender, mode, w, cfg, paths, checks):
+    """Fresh servers, one check request, warm-up, one measured run, RSS,
+    stop. Returns a dict (with 'failure' when it could not run)."""
+    servers = servers_for(contender, mode, w, cfg, paths)
+    res = {"contender": contender["id"], "mode": mode, "workload": w["id"]}
+    try:
+        for server in servers:
+            server.start("/hello")
+        body = b"x" * w["post"] if w["post"] else None
+        status, headers, got = request(cfg.port, w["path"], body)
         res["server"] = headers.get("Server", "")
-        want = expected[body_key]
-        if status != 200 or got != want:
-            res["failure"] = (f"check request {path}: status {status}, "
-                              f"{len(got)} bytes (expected 200, {len(want)} "
-                              f"bytes{', same bytes' if status == 200 else ''})")
-            res["log"] = ap.new_log_lines()[-3000:]
+        wrong = checks[w["check"]](got) if status == 200 else \
+            f"status {status} (expected 200)"
+        if wrong:
+            res["failure"] = f"check request {w['path']}: {wrong}"
+            res["log"] = "\n".join(s.new_log_lines() for s in servers)[-3000:]
             return res
-        if cfg.warmup > 0:
-            wrk(cfg.port, path, conns, cfg.warmup, post_bytes)
-        res.update(wrk(cfg.port, path, conns, cfg.duration, post_bytes))
-        res["procs"] = ap.processes()
-        lines = "\n".join(l for l in ap.new_log_lines().splitlines()
+        warmup = cfg.warmup
+        if MODES[mode][1] == "prefork" and w["app"] != "bench":
+            # Each prefork child imports the app on its first request:
+            # long enough for all of them, under load, to have done so.
+            warmup = max(warmup, PREFORK_APP_WARMUP)
+        if warmup > 0:
+            wrk(cfg.port, w["path"], w["conns"], warmup, w["post"])
+        if w["restarts"]:
+            res.update(wrk_with_restarts(servers[-1], w,
+                                         cfg.restart_duration, cfg))
+        else:
+            res.update(wrk(cfg.port, w["path"], w["conns"], cfg.duration,
+                           w["post"]))
+        res["procs"] = [p for s in servers for p in s.processes()]
+        lines = "\n".join(l for s in servers
+                          for l in s.new_log_lines().splitlines()
                           if re.search(r"\[[\w-]*:(warn|error|crit|alert|"
-                                       r"emerg)\]", l))
+                                       r"emerg)\]|\[(ERROR|CRITICAL)\]", l))
         if lines:
             res["log"] = lines[-3000:]
         return res
@@ -493,7 +723,37 @@ def measure(contender, mode, workload, cfg, paths, expected):
         res["failure"] = str(e)[:3000]
         return res
     finally:
-        ap.stop()
+        for server in reversed(servers):
+            server.stop()
+
+
+def body_checks(file_bytes):
+    """How each workload's check request body is verified: the bench app's
+    bodies byte for byte, the real apps' by what they must contain."""
+    def exact(want):
+        return lambda got: None if got == want else \
+            f"{len(got)} bytes, not the {len(want)} expected"
+
+    def django(got):
+        for part in (b"<title>bench page</title>", b"<h1>20 items</h1>",
+                     b"<td>Item 20</td><td>25.00</td>",
+                     b'name="csrfmiddlewaretoken"'):
+            if part not in got:
+                return f"no {part!r} in the page"
+        return None
+
+    def flask(got):
+        try:
+            doc = json.loads(got)
+        except ValueError:
+            return "not JSON"
+        if doc.get("count") != 20 or len(doc.get("items", [])) != 20:
+            return f"not the 20 items: {got[:200]!r}"
+        return None
+
+    return {"hello": exact(HELLO), "64k": exact(BODY_64K),
+            "file": exact(file_bytes), "post": exact(str(MIB).encode()),
+            "django": django, "flask": flask}
 
 
 # ------------------------------------------------------------ reporting
@@ -521,12 +781,13 @@ def summarise(scenarios, results, contenders):
     """Per scenario: median req/s, latency, errors per contender and the
     medians of the per-round ratios."""
     rows = []
-    for mode, workload in scenarios:
-        sid = f"{mode}/{workload[0]}"
-        row = {"id": sid, "mode": mode, "workload": workload[0], "c": {}}
+    for mode, w in scenarios:
+        sid = f"{mode}/{w['id']}"
+        row = {"id": sid, "mode": mode, "workload": w["id"], "c": {},
+               "restarts": w["restarts"]}
         by = {}
         for r in results:
-            if r["mode"] == mode and r["workload"] == workload[0]:
+            if r["mode"] == mode and r["workload"] == w["id"]:
                 by.setdefault(r["contender"], []).append(r)
         for c in contenders:
             runs = by.get(c["id"], [])
@@ -537,6 +798,7 @@ def summarise(scenarios, results, contenders):
                            if kind == "worker" and k) for r in ok]
             last = ok[-1]["procs"] if ok else []
             row["c"][c["id"]] = {
+                "applies": applies(c, mode, w),
                 "runs": len(runs), "failed": len(runs) - len(ok),
                 "failures": [r["failure"] for r in runs if "failure" in r],
                 "rps": med([r["rps"] for r in ok]),
@@ -548,6 +810,7 @@ def summarise(scenarios, results, contenders):
                 "worker_rss": med(workers) if any(workers) else None,
                 "daemon_each": [k for kind, _, k in last if kind == "daemon"],
                 "worker_each": [k for kind, _, k in last if kind == "worker"],
+                "graceful": sum(r.get("restarts", 0) for r in ok),
             }
         # Per-round ratios: round i of ours against round i of the other.
         def ratio(other):
@@ -560,7 +823,7 @@ def summarise(scenarios, results, contenders):
                 rs.append(x["rps"] / y["rps"])
             return med(rs), rs
         row["ratio"] = {}
-        for other in ("c4", "c6", "static"):
+        for other in ("c4", "c6", "static", "gunicorn", "proxy"):
             row["ratio"][other], row.setdefault("rounds", {})[other] = \
                 ratio(other)
         c4 = [r for r in by.get("c4", [])]
@@ -591,7 +854,7 @@ def targets(rows):
         check("embedded hello vs C mod_wsgi 4.9.4",
               get("embedded/hello", "c4"), 1.2),
     ]
-    for mode, _ in MODES:
+    for mode in MODES:
         v = get(f"{mode}/file-1m", "static")
         if v is not None:
             lines.append(check(f"{mode} file_wrapper 1 MiB vs static", v, 0.9))
@@ -603,6 +866,30 @@ def targets(rows):
                          f"{sid} {v:.2f}x" for sid, v in below))
     elif any(r["ratio"].get("c4") is not None for r in rows):
         lines.append("- holds: no scenario below 1.0x C mod_wsgi 4.9.4")
+    slower = [(r["id"], r["ratio"]["proxy"]) for r in rows
+              if r["ratio"].get("proxy") is not None]
+    if slower:
+        lost = [(sid, v) for sid, v in slower if v < 1.0]
+        lines.append(("- **does not hold**" if lost else "- holds")
+                     + ": faster than Apache + mod_proxy + gunicorn in every "
+                     "daemon scenario" + (
+                         "; slower in: " + ", ".join(
+                             f"{sid} {v:.2f}x" for sid, v in lost)
+                         if lost else f" ({len(slower)} scenarios)"))
+    for r in rows:
+        # A graceful restart makes Apache close idle keep-alive connections
+        # (static files too), which wrk counts as socket errors and which
+        # clients retry; an error status is a request lost.
+        ran = {i: d for i, d in r["c"].items() if d["runs"] > d["failed"]}
+        if not r["restarts"] or "rs" not in ran:
+            continue
+        seen = ", ".join(f"{i} {d['non2xx']} error statuses + "
+                         f"{d['sockerr']} socket errors" for i, d in
+                         ran.items())
+        lines.append(("- holds" if ran["rs"]["non2xx"] == 0 else
+                      "- **does not hold**")
+                     + f": no error status during graceful restarts in "
+                     f"{r['id']} ({ran['rs']['graceful']} restarts; {seen})")
     worse = []
     compared = False
     for r in rows:
@@ -625,10 +912,12 @@ def targets(rows):
 
 
 def svg_chart(rows, names):
-    """Horizontal bars: ours / C 4.9.4, ours / C 6.x, ours / static."""
-    series = [("c4", "#1f77b4", f"vs {names['c4']}"),
+    """Horizontal bars: ours / each other contender."""
+    series = [("c4", "#1f77b4", f"vs {names.get('c4', 'C 4.9.4')}"),
               ("c6", "#2ca02c", f"vs {names.get('c6', 'C 6.x')}"),
-              ("static", "#999999", "vs static file")]
+              ("static", "#999999", "vs static file"),
+              ("gunicorn", "#ff7f0e", "vs gunicorn"),
+              ("proxy", "#9467bd", "vs Apache + mod_proxy + gunicorn")]
     series = [s for s in series if any(r["ratio"].get(s[0]) for r in rows)]
     bar, gap, left, width = 11, 10, 170, 520
     top = 40
@@ -712,12 +1001,21 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
              f"{cfg.duration} s measured (wrk 2 threads, --latency).")
     L.append(f"- Apache: {info['apache']}, event MPM: 2 children x 256 "
              "threads from the start (StartServers = ServerLimit 2, "
-             "MaxRequestWorkers 512), KeepAlive On, unlimited keep-alive "
+             "MaxRequestWorkers 512); `embedded-prefork`: prefork MPM, "
+             f"{PREFORK_CHILDREN} children from the start; KeepAlive On, "
+             "unlimited keep-alive "
              "requests, no access log, LogLevel warn; the same configuration "
              "for every contender but the LoadModule line (static: no WSGI "
              "lines). WSGIApplicationGroup %{GLOBAL}; daemon mode "
              "`WSGIDaemonProcess bench processes=N threads=M "
-             "display-name=bench-daemon`.")
+             "display-name=bench-daemon`; the Django and Flask apps with "
+             "`WSGIPythonHome` their venv.")
+    if info.get("apps"):
+        L.append(f"- Real applications and peers: {info['apps']}; gunicorn "
+                 "`-k gthread -w N --threads M --keep-alive 15` (the daemon "
+                 "mode's N x M), as www-data; `proxy` is the same Apache with "
+                 "`ProxyPass / http://127.0.0.1:PORT/` (mod_proxy_http) in "
+                 "front of that gunicorn.")
     L.append(f"- Python: {info['python']}; wrk: {info['wrk']}.")
     for c in contenders:
         L.append(f"- {c['id']}: {c['name']}: `{c['detail']}`"
@@ -730,8 +1028,14 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
              "`post-1m` 1 MiB POST read whole by the app (the static "
              "contender cannot take a POST: n/a), all with 16 keep-alive "
              "connections; `hello-c256` the hello with 256 keep-alive "
-             "connections. The static contender serves the same bytes at "
-             "the same URLs from files; it is the same server in every mode.")
+             "connections; `django` a Django 5.2 page (template, a query of "
+             "20 rows from SQLite through the ORM, session, CSRF and common "
+             "middleware); `flask` a Flask JSON endpoint (20 items); "
+             "`hello-restarts` the hello for "
+             f"{cfg.restart_duration} s with a graceful restart every 5 s "
+             "(SIGUSR1 to Apache; SIGHUP to gunicorn). The static contender "
+             "serves the same bytes at the same URLs from files; it is the "
+             "same server in every mode.")
     L.append("")
     L.append("Ratios are medians of the per-round ratios of requests/s "
              "(ours / theirs; above 1 is faster). Latencies are medians over "
@@ -819,7 +1123,8 @@ def table_md(rows, contenders):
     has = [c["id"] for c in contenders]
     cols = ["scenario"] + [f"{names[i]} req/s" for i in has]
     ratio_cols = [("c4", "ours / C 4.9.4"), ("c6", "ours / C 6.x"),
-                  ("static", "ours / static")]
+                  ("static", "ours / static"), ("gunicorn", "ours / gunicorn"),
+                  ("proxy", "ours / Apache+proxy+gunicorn")]
     ratio_cols = [(k, n) for k, n in ratio_cols if k in has]
     cols += [n for _, n in ratio_cols]
     if "c4" in has and "static" in has:
@@ -834,8 +1139,8 @@ def table_md(rows, contenders):
         for i in has:
             d = r["c"][i]
             if d["rps"] is None:
-                cells.append("n/a" if i == "static" and
-                             r["workload"] == "post-1m" else "**failed**")
+                cells.append("**failed**" if d["applies"] and d["runs"]
+                             else "n/a")
             else:
                 bad = " (**errors**)" if d["non2xx"] or d["sockerr"] \
                     or d["failed"] else ""
@@ -876,9 +1181,10 @@ def update_readme(md_name, table, started, target_lines, info, cfg):
         "alternated):\n\n"
         + table + "\n\nTargets:\n\n" + "\n".join(target_lines) + "\n\n"
         "Run it with `make bench` (installs wrk, Debian's "
-        "libapache2-mod-wsgi-py3 and PyPI's mod-wsgi into target/bench/venv; "
-        "about 30 minutes on 2 cores; `BENCH_QUICK=1 make bench` is a "
-        "2-minute smoke run). bench/NOTES.md says how it works.\n\n")
+        "libapache2-mod-wsgi-py3, PyPI's mod-wsgi into target/bench/venv and "
+        "Django, Flask and gunicorn into target/bench/apps-venv; about 45 "
+        "minutes on 2 cores; `BENCH_QUICK=1 make bench` is a 3-minute smoke "
+        "run). bench/NOTES.md says how it works.\n\n")
     text = text[:start] + section + text[end:]
     with open(path, "w") as f:
         f.write(text)
@@ -893,10 +1199,12 @@ class Cfg:
 def config_from_env():
     cfg = Cfg()
     cfg.quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-    cfg.pairs = int(os.environ.get("BENCH_PAIRS", 2 if cfg.quick else 5))
+    cfg.pairs = int(os.environ.get("BENCH_PAIRS", 2 if cfg.quick else 3))
     cfg.duration = int(os.environ.get("BENCH_DURATION",
                                       2 if cfg.quick else 4))
     cfg.warmup = int(os.environ.get("BENCH_WARMUP", 1))
+    cfg.restart_duration = int(os.environ.get("BENCH_RESTART_DURATION",
+                                              10 if cfg.quick else 20))
     cfg.port = int(os.environ.get("BENCH_PORT", 18089))
     cfg.only = [s for s in os.environ.get("BENCH_ONLY", "").split(",") if s]
     cfg.contenders = [s for s in
@@ -927,21 +1235,21 @@ def main():
 
     paths = {"bench": os.path.abspath(args.bench_dir)}
     paths["site"] = os.path.join(paths["bench"], "site")
+    paths["apps_venv"] = os.path.join(paths["bench"], "apps-venv")
     os.makedirs(paths["bench"], exist_ok=True)
     os.chmod(paths["bench"], 0o755)
     if not args.no_install:
         install_prerequisites()
     module = os.path.abspath(args.module or build_ours())
-    file_bytes = make_site(paths["site"])
-    expected = {"hello": HELLO, "64k": BODY_64K, "file": file_bytes,
-                "post": str(MIB).encode()}
+    checks = body_checks(make_site(paths["site"]))
 
     deb_version = out(["dpkg-query", "-W", "-f=${Version}",
                        "libapache2-mod-wsgi-py3"])
     contenders = [
-        {"id": "rs", "name": "mod_wsgi_rs", "module": module,
-         "detail": module},
-        {"id": "c4", "name": f"C mod_wsgi {deb_version.split('-')[0]} (Debian)",
+        {"id": "rs", "kind": "module", "name": "mod_wsgi_rs",
+         "module": module, "detail": module},
+        {"id": "c4", "kind": "module",
+         "name": f"C mod_wsgi {deb_version.split('-')[0]} (Debian)",
          "module": DEBIAN_WSGI, "detail": f"{DEBIAN_WSGI}, "
          f"libapache2-mod-wsgi-py3 {deb_version}"},
     ]
@@ -950,24 +1258,41 @@ def main():
         os.path.exists(os.path.join(paths["bench"], "venv")) else \
         install_pypi_mod_wsgi(os.path.join(paths["bench"], "venv"))
     if c6_path:
-        contenders.append({"id": "c6", "name": f"C mod_wsgi {c6_version} "
-                           "(PyPI)", "module": c6_path,
+        contenders.append({"id": "c6", "kind": "module",
+                           "name": f"C mod_wsgi {c6_version} (PyPI)",
+                           "module": c6_path,
                            "detail": f"{c6_path}, pip mod-wsgi {c6_version}"})
     else:
         notes.append(f"C mod_wsgi 6.x from PyPI: {c6_version}; left out.")
-    contenders.append({"id": "static", "name": "static file",
+    contenders.append({"id": "static", "kind": "static",
+                       "name": "static file",
                        "module": None, "detail": "no WSGI module; "
                        "DocumentRoot files"})
+    app_versions, why_not = install_app_venv(paths["apps_venv"],
+                                             not args.no_install)
+    if app_versions:
+        gunicorn = f"gunicorn {app_versions['gunicorn']}"
+        contenders.append({"id": "gunicorn", "kind": "gunicorn",
+                           "name": gunicorn, "module": None,
+                           "detail": f"{gunicorn} (gthread), no Apache"})
+        contenders.append({"id": "proxy", "kind": "proxy",
+                           "name": f"Apache + mod_proxy + {gunicorn}",
+                           "module": None, "detail": "mod_proxy_http in "
+                           f"front of {gunicorn} (gthread)"})
+    else:
+        notes.append(f"Django, Flask and gunicorn: {why_not}; the real "
+                     "applications and the gunicorn peers left out.")
     if cfg.contenders:
         contenders = [c for c in contenders if c["id"] in cfg.contenders]
 
-    scenarios = [(m, w) for m, _ in MODES for w in WORKLOADS]
+    scenarios = [(m, WORKLOADS[w]) for m, w in SCENARIOS
+                 if app_versions or WORKLOADS[w]["app"] == "bench"]
     if cfg.quick:
         scenarios = [s for s in scenarios
-                     if f"{s[0]}/{s[1][0]}" in QUICK_SCENARIOS]
+                     if f"{s[0]}/{s[1]['id']}" in QUICK_SCENARIOS]
     if cfg.only:
         scenarios = [s for s in scenarios if any(
-            o in f"{s[0]}/{s[1][0]}" for o in cfg.only)]
+            o in f"{s[0]}/{s[1]['id']}" for o in cfg.only)]
 
     info = {
         "machine": machine_info(),
@@ -978,6 +1303,7 @@ def main():
         "python": sys.version.split()[0] + " (/usr/bin/python3; every "
         "module links the system libpython)",
         "wrk": out(["dpkg-query", "-W", "-f=${Version}", "wrk"]) or "?",
+        "apps": ", ".join(f"{n} {v}" for n, v in (app_versions or {}).items()),
         "notes": notes,
     }
     rev = out(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
@@ -986,29 +1312,29 @@ def main():
     info["rs_detail"] = f"git {rev}{' with uncommitted src/ changes' if dirty else ''}"
 
     started = datetime.datetime.now(datetime.timezone.utc)
-    runs = sum(cfg.pairs for _, w in scenarios for c in contenders
-               if not (c["id"] == "static" and w[3]))
+    runs = sum(cfg.pairs for m, w in scenarios for c in contenders
+               if applies(c, m, w))
     log(f"{len(scenarios)} scenarios x {cfg.pairs} rounds x "
         f"{len(contenders)} contenders = {runs} measurements")
     results = []
     n = 0
     try:
-        for mode, workload in scenarios:
+        for mode, w in scenarios:
             for rnd in range(cfg.pairs):
                 for c in contenders:
-                    if c["id"] == "static" and workload[3]:
-                        continue  # a static file takes no POST
+                    if not applies(c, mode, w):
+                        continue
                     n += 1
-                    r = measure(c, mode, workload, cfg, paths, expected)
+                    r = measure(c, mode, w, cfg, paths, checks)
                     r["round"] = rnd
                     results.append(r)
                     if r.get("server") and not c.get("banner"):
                         c["banner"] = r["server"]
                     if "failure" in r:
-                        log(f"[{n}/{runs}] {mode}/{workload[0]} {c['id']}: "
+                        log(f"[{n}/{runs}] {mode}/{w['id']} {c['id']}: "
                             f"FAILED: {r['failure'].splitlines()[0]}")
                     else:
-                        log(f"[{n}/{runs}] {mode}/{workload[0]} {c['id']}: "
+                        log(f"[{n}/{runs}] {mode}/{w['id']} {c['id']}: "
                             f"{r['rps']:.0f} req/s p50 {r['p50_us']} us "
                             f"p99 {r['p99_us']} us"
                             + (f" non2xx {r['status']}" if r["status"] else "")
@@ -1016,15 +1342,13 @@ def main():
                                else ""))
     except KeyboardInterrupt:
         log("interrupted: stopping")
-        if Apache.live:
-            Apache.live.stop()
+        Server.stop_all()
         if not results:
             return 130
         log("writing a partial report")
         info["notes"].append("Interrupted: partial run.")
     finally:
-        if Apache.live:
-            Apache.live.stop()
+        Server.stop_all()
 
     finished = datetime.datetime.now(datetime.timezone.utc)
     info["machine"] += f", at the end {os.getloadavg()[0]:.2f}"
@@ -1059,9 +1383,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        if Apache.live:
-            Apache.live.stop()
+        Server.stop_all()
         sys.exit(130)
     finally:
-        if Apache.live:
-            Apache.live.stop()
+        Server.stop_all()

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from benchsite.pages import views
+
+urlpatterns = [path("page", views.page)]
