@@ -108,7 +108,7 @@ fn main() {
         .allowlist_var("AP_SERVER_BASEVERSION")
         .allowlist_type("request_rec|server_rec|conn_rec|cmd_parms|command_rec|module|process_rec")
         .allowlist_type("apr_table_entry_t|apr_array_header_t|ap_directive_t|apr_finfo_t")
-        .allowlist_function("ap_hook_(post_config|child_init|child_stopping|translate_name|handler|check_config|pre_config|open_logs)")
+        .allowlist_function("ap_hook_(post_config|child_init|child_stopping|pre_connection|translate_name|handler|check_config|pre_config|open_logs)")
         .allowlist_function("ap_log_error_|ap_log_rerror_|ap_add_version_component|ap_mpm_query")
         .allowlist_function("ap_add_common_vars|ap_add_cgi_vars|ap_rwrite|ap_rflush|ap_set_content_type")
         .allowlist_function("ap_setup_client_block|ap_should_client_block")

@@ -4,6 +4,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
+#include <http_connection.h>
 #include <http_log.h>
 #include <http_main.h>
 #include <http_protocol.h>
@@ -97,6 +98,7 @@ static const int MWRS_APR_OC_REASON_LOST = APR_OC_REASON_LOST;
 static const int MWRS_APR_OC_REASON_RUNNING = APR_OC_REASON_RUNNING;
 static const int MWRS_AP_MPMQ_MPM_STATE = AP_MPMQ_MPM_STATE;
 static const int MWRS_AP_MPMQ_STOPPING = AP_MPMQ_STOPPING;
+static const int MWRS_AP_MPMQ_IS_ASYNC = AP_MPMQ_IS_ASYNC;
 static const int MWRS_AP_SQ_MAIN_STATE = AP_SQ_MAIN_STATE;
 static const int MWRS_AP_SQ_MS_DESTROY_CONFIG = AP_SQ_MS_DESTROY_CONFIG;
 static const int MWRS_APR_FOPEN_READ = APR_FOPEN_READ;

@@ -351,6 +351,81 @@ fn a_stop_does_not_wait_for_a_relayed_request() {
     let _ = running.join();
 }
 
+/// Apache's event MPM, stopping a child at once, closes its busy workers'
+/// sockets from the main thread while a worker that is closing its own
+/// connection frees that connection's memory: the child died of SIGSEGV
+/// (Apache 2.4.71 alone does; see src/apache/stop_sweep.rs). With the
+/// module loaded, hard restarts while clients keep opening and closing
+/// connections crash no child. Each child has more threads than there
+/// are connections, so that the MPM frees connections only when it stops
+/// (a child with few threads also frees some while it runs, a race with
+/// the stop the module cannot see). Three servers in turn: how often the
+/// race comes varies from one server to the next (without the module's
+/// guard some crash within a few restarts, some not in 60).
+#[test]
+fn hard_restarts_while_connections_close_crash_no_child() {
+    for _ in 0..3 {
+        hard_restarts_while_connections_close(20);
+    }
+}
+
+fn hard_restarts_while_connections_close(restarts: usize) {
+    let apache = Apache::builder()
+        .file("htdocs/static.txt", "hello")
+        .file("app/pid.wsgi", PID_APP)
+        .directives(
+            "ThreadLimit 32\nThreadsPerChild 32\nMaxRequestWorkers 128\n\
+             MinSpareThreads 32\nMaxSpareThreads 128\n\
+             WSGIDaemonProcess drill threads=1 display-name=drill-daemon\n\
+             WSGIScriptAlias /pid {dir}/app/pid.wsgi process-group=drill\n",
+        )
+        .start();
+    assert_eq!(apache.get("/pid").status, 200);
+    let port = apache.port;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut connections = 0u64;
+    std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..8)
+            .map(|i| {
+                let stop = &stop;
+                scope.spawn(move || {
+                    use std::io::{Read, Write};
+                    // Half ask the server to close, half close themselves
+                    // after the answer: either way a worker closes it.
+                    let how = if i % 2 == 0 { "close" } else { "keep-alive" };
+                    let mut made = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        };
+                        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                        let _ = write!(
+                            s,
+                            "GET /static.txt HTTP/1.1\r\nHost: x\r\nConnection: {how}\r\n\r\n"
+                        );
+                        let _ = s.read(&mut [0u8; 1024]);
+                        made += 1;
+                    }
+                    made
+                })
+            })
+            .collect();
+        for _ in 0..restarts {
+            std::thread::sleep(Duration::from_millis(30));
+            apache.restart();
+            if apache.error_log().contains("exit signal") {
+                break;
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        connections = clients.into_iter().map(|c| c.join().unwrap_or(0)).sum();
+    });
+    println!("DRILL {restarts} hard restarts while {connections} connections opened and closed");
+    assert!(connections > 0, "no connection was served");
+    assert_no_crash(&apache);
+}
+
 /// A group gone from the configuration at a graceful restart: its socket
 /// is removed, and its daemons, with nothing more to serve, finish and
 /// exit.

@@ -193,6 +193,7 @@ pub type ChildInitFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, *mut ffi::serv
 pub type ChildStoppingFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, c_int);
 pub type PreMpmFn = unsafe extern "C" fn(*mut ffi::apr_pool_t, ffi::ap_scoreboard_e) -> c_int;
 pub type RequestFn = unsafe extern "C" fn(*mut ffi::request_rec) -> c_int;
+pub type ConnectionFn = unsafe extern "C" fn(*mut ffi::conn_rec, *mut c_void) -> c_int;
 
 pub fn post_config(f: PostConfigFn, order: Order) {
     // SAFETY: registering a hook with a valid function pointer and static lists.
@@ -225,6 +226,13 @@ pub fn child_stopping(f: ChildStoppingFn, order: Order) {
     // SAFETY: as above.
     unsafe {
         ffi::ap_hook_child_stopping(Some(f), std::ptr::null(), std::ptr::null(), order.raw())
+    };
+}
+/// A new client connection, before its first request is read.
+pub fn pre_connection(f: ConnectionFn, order: Order) {
+    // SAFETY: as above.
+    unsafe {
+        ffi::ap_hook_pre_connection(Some(f), std::ptr::null(), std::ptr::null(), order.raw())
     };
 }
 pub fn handler(f: RequestFn, order: Order) {

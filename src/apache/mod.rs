@@ -17,6 +17,7 @@ pub mod request_facts;
 pub mod scoreboard;
 pub mod server_facts;
 pub mod shared_words;
+pub mod stop_sweep;
 pub mod table;
 
 use std::ffi::{CStr, c_char};

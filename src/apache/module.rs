@@ -374,6 +374,7 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
             crate::daemon::supervisor::POOL_KEY,
         );
         dispatch::adopt_daemons(daemons);
+        super::stop_sweep::arm();
         let hook_scripts = hooks::pool_marked(pconf, HOOK_SCRIPTS_KEY);
         if let Some(main) = server_config(s)
             && let Err(message) = dispatch::child_init(main, hook_scripts)
@@ -386,12 +387,24 @@ unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec
 /// An Apache child told to stop at once (`-k stop`, `-k restart`): the
 /// requests it relays to daemons are abandoned now, as Apache closes its
 /// clients' connections, rather than holding the child (and Apache's stop)
-/// until the daemons answer.
+/// until the daemons answer. Any stop: the connections held through the
+/// MPM's sweep of its workers' sockets go on (see stop_sweep).
 unsafe extern "C" fn child_stopping(_p: *mut ffi::apr_pool_t, graceful: std::ffi::c_int) {
     guard("child_stopping", (), || {
+        super::stop_sweep::sweep_over();
         if graceful == 0 {
             dispatch::child_stopping_now();
         }
+    })
+}
+
+/// A new client connection: held through a stop at once (see stop_sweep).
+unsafe extern "C" fn pre_connection(c: *mut ffi::conn_rec, _csd: *mut c_void) -> c_int {
+    guard("pre_connection", status::DECLINED, || {
+        // SAFETY: Apache passes the live connection; its pool lives until
+        // the connection ends.
+        super::stop_sweep::hold_connection(unsafe { Pool::from_raw((*c).pool) });
+        status::DECLINED
     })
 }
 
@@ -438,7 +451,9 @@ unsafe extern "C" fn register_hooks(_p: *mut ffi::apr_pool_t) {
         hooks::check_config(check_config, Order::Middle);
         hooks::post_config(post_config, Order::Middle);
         hooks::child_init(child_init, Order::Middle);
-        hooks::child_stopping(child_stopping, Order::Middle);
+        // First: the connections held for the stop wait for it (stop_sweep).
+        hooks::child_stopping(child_stopping, Order::ReallyFirst);
+        hooks::pre_connection(pre_connection, Order::Middle);
         hooks::translate_name(translate_name, &RUN_AFTER, &RUN_BEFORE, Order::Middle);
         hooks::handler(handler, Order::Middle);
         // SAFETY: `_p` is the pool Apache passed to register_hooks.
