@@ -133,6 +133,13 @@ fn check_encoding(sel: u8, bytes: &[u8]) {
         .get(..2)
         .map_or(200, |b| u16::from_be_bytes([b[0], b[1]]));
     let kind = FailureKind::ALL[usize::from(sel) % FailureKind::ALL.len()];
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        for (i, b) in bytes.iter().skip(at).take(8).enumerate() {
+            w[i] = *b;
+        }
+        u64::from_be_bytes(w)
+    };
     let candidates = [
         Frame::request(pairs_from(bytes, b'=')),
         Frame::Body(bytes.to_vec()),
@@ -146,6 +153,10 @@ fn check_encoding(sel: u8, bytes: &[u8]) {
             headers: pairs_from(bytes, b':'),
         },
         Frame::ResponseBody(bytes.to_vec()),
+        Frame::ResponseFile {
+            offset: word(0),
+            length: word(8),
+        },
         Frame::Accepted {
             pid: u32::from(status) << 8 | u32::from(sel),
         },

@@ -417,6 +417,14 @@ pub fn stream_from_fd(fd: std::os::fd::RawFd) -> std::os::unix::net::UnixStream 
     unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
 }
 
+/// Takes ownership of a descriptor the kernel has just installed in this
+/// process: one of an SCM_RIGHTS message recvmsg(2) returned.
+pub fn owned_received_fd(fd: std::os::fd::RawFd) -> std::os::fd::OwnedFd {
+    // SAFETY: recvmsg installed `fd` in this process for this caller alone;
+    // nothing else knows its number, so the OwnedFd is its only owner.
+    unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+}
+
 /// Sets an environment variable in a process that has no other thread yet.
 pub fn set_env(key: &str, value: &str) {
     // SAFETY: only called while the daemon process is still single-threaded.

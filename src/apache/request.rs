@@ -7,6 +7,32 @@ use std::ffi::{c_char, c_int};
 #[repr(transparent)]
 pub struct Request(ffi::request_rec);
 
+/// How [`Request::send_file`] has Apache send a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileSend {
+    /// WSGIEnableSendfile: the core output filter may use sendfile(2).
+    pub sendfile: bool,
+    /// The file may be memory-mapped (if EnableMMAP allows too). Not for a
+    /// file another process may truncate: touching a mapped page past the
+    /// new end kills this child with SIGBUS.
+    pub mmap: bool,
+    /// Wait until the bytes are written (a FLUSH follows the file), then
+    /// check the file still holds them. APR's block reads take an early
+    /// end of file for the end of the bucket, so a file that shrank while
+    /// being sent leaves a short body that nothing else reports.
+    pub verify: bool,
+}
+
+/// Why [`Request::send_file`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFileError {
+    /// The client is gone, or a filter failed.
+    Failed,
+    /// (`verify`) The file ends at `size`, before `end`, the end of the
+    /// range: the client got fewer bytes than were due.
+    Shrunk { size: u64, end: u64 },
+}
+
 /// A request pointer that may cross into a closure run without the GIL.
 /// Apache serves a request on one thread at a time; the pointer is only
 /// dereferenced on the thread that owns the request.
@@ -237,34 +263,37 @@ impl Request {
 
     /// Sends `len` bytes of `file` from `offset` as body bytes: a file
     /// bucket through the output filters, so that the core output filter
-    /// sends it with sendfile (`sendfile`: WSGIEnableSendfile) or from a
-    /// memory map (unless EnableMMAP Off), or else reads it in blocks,
-    /// as it does for a static file. The request's pool takes `file`
-    /// and closes it when the request ends, which is after Apache has sent
-    /// the bytes (possibly after the handler returned: the event MPM's
-    /// write completion). The bytes must exist (`offset + len` <= the
-    /// file's size). Err: the client is gone or a filter failed.
+    /// sends it as it does a static file: with sendfile when `how.sendfile`
+    /// (WSGIEnableSendfile), else from a memory map when `how.mmap` and
+    /// EnableMMAP allow, else in blocks read into memory. The request's pool
+    /// takes `file` and closes it when the request ends, which is after
+    /// Apache has sent the bytes (without `how.verify`, possibly after the
+    /// handler returned: the event MPM's write completion). The bytes must
+    /// exist (`offset + len` <= the file's size) when the call is made.
     pub fn send_file(
         &mut self,
         file: std::fs::File,
         offset: u64,
         len: u64,
-        sendfile: bool,
-    ) -> Result<(), ()> {
+        how: FileSend,
+    ) -> Result<(), SendFileError> {
         use std::os::fd::AsRawFd;
         /// Largest bucket inserted at once (apr_brigade_insert_file splits
         /// at 1 GiB itself; pieces let mmap be turned off on each bucket).
         const PIECE: u64 = 1 << 30;
+        /// Block size of the reads when neither sendfile nor a map sends
+        /// the file (APR's default is 8000 bytes).
+        const READ_BLOCK: usize = 128 * 1024;
         if len == 0 {
             return Ok(());
         }
         let pool = self.pool();
-        let mmap = self.mmap_enabled();
+        let mmap = how.mmap && self.mmap_enabled();
         let mut fd = file.as_raw_fd();
         // From here the pool owns the descriptor: closed at its cleanup.
         pool.adopt(file);
         let mut flags = ffi::MWRS_APR_FOPEN_READ;
-        if sendfile {
+        if how.sendfile {
             flags |= ffi::MWRS_APR_FOPEN_SENDFILE_ENABLED;
         }
         let mut apr_file: *mut ffi::apr_file_t = std::ptr::null_mut();
@@ -273,14 +302,15 @@ impl Request {
         // cleanup of its own (apr_os_file_put sets APR_FOPEN_NOCLEANUP).
         let rv = unsafe { ffi::apr_os_file_put(&mut apr_file, &mut fd, flags as _, pool.as_ptr()) };
         if rv != 0 || apr_file.is_null() {
-            return Err(());
+            return Err(SendFileError::Failed);
         }
         // SAFETY: live request and connection; the brigade and its buckets
         // come from the request's pool and the connection's bucket
         // allocator, and ap_pass_brigade hands them to the output filters,
         // which consume (or set aside) them before the request ends.
         let rv = unsafe {
-            let bb = ffi::apr_brigade_create(pool.as_ptr(), (*self.0.connection).bucket_alloc);
+            let alloc = (*self.0.connection).bucket_alloc;
+            let bb = ffi::apr_brigade_create(pool.as_ptr(), alloc);
             let end = offset + len;
             let mut start = offset;
             while start < end {
@@ -294,12 +324,29 @@ impl Request {
                 );
                 if !mmap && !b.is_null() {
                     ffi::apr_bucket_file_enable_mmap(b, 0);
+                    ffi::apr_bucket_file_set_buf_size(b, READ_BLOCK);
                 }
                 start += piece;
             }
+            if how.verify {
+                brigade_append(bb, ffi::apr_bucket_flush_create(alloc));
+            }
             ffi::ap_pass_brigade(self.0.output_filters, bb)
         };
-        if rv != 0 { Err(()) } else { Ok(()) }
+        if how.verify {
+            // Before the write's own verdict: sendfile fails outright at an
+            // early end of file, which is the file's doing, not the client's.
+            // (`fd` is still open: the pool closes it when the request ends.)
+            let size = nix::sys::stat::fstat(fd).map_or(0, |st| st.st_size.max(0) as u64);
+            let end = offset + len;
+            if size < end {
+                return Err(SendFileError::Shrunk { size, end });
+            }
+        }
+        if rv != 0 {
+            return Err(SendFileError::Failed);
+        }
+        Ok(())
     }
 
     /// Ends a response that cannot be finished after its head went to

@@ -3,10 +3,12 @@
 //! N + 3 thread layout (`process`), and the worker side that proxies a
 //! request from an Apache child to a daemon over a Unix socket (`worker`);
 //! `peer` decides who may connect to that socket, `exit_cause` tells how a
-//! daemon process ended.
+//! daemon process ended, `fd_passing` hands a wsgi.file_wrapper's open file
+//! from the daemon to the worker.
 
 pub mod board;
 pub mod exit_cause;
+pub mod fd_passing;
 pub mod peer;
 pub mod process;
 pub mod relays;

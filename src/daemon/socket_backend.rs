@@ -247,6 +247,38 @@ impl Backend for SocketBackend {
         protocol::encode(&Frame::ResponseBody(data.to_vec()), &mut c.pending).map_err(gone)
     }
 
+    /// The file goes to the worker as an open descriptor beside a
+    /// `ResponseFile` frame (SCM_RIGHTS), in the same write as what is held
+    /// back (`Accepted`, the head): the worker sends it as Apache sends a
+    /// static file, and this thread is free at once instead of copying the
+    /// bytes through the socket.
+    fn send_file(
+        &self,
+        file: &std::fs::File,
+        offset: u64,
+        len: u64,
+    ) -> Option<Result<(), BackendError>> {
+        // The worker's own file position (see `reopened`); without one,
+        // the file is streamed as before.
+        let own = super::fd_passing::reopened(file).ok()?;
+        let mut c = self.stream.lock();
+        let mut out = std::mem::take(&mut c.pending);
+        let framed = protocol::encode(
+            &Frame::ResponseFile {
+                offset,
+                length: len,
+            },
+            &mut out,
+        );
+        let sent = framed.map_err(gone).and_then(|()| {
+            super::fd_passing::send_with_fd(c.stream(), &out, std::os::fd::AsFd::as_fd(&own))
+                .map_err(gone)
+        });
+        out.clear();
+        c.pending = out;
+        Some(sent)
+    }
+
     /// Lines of the application during a request read as C mod_wsgi's
     /// daemon writes them (`[remote ADDR:PORT] ...`; Apache adds the pid);
     /// without a request, the group and pid lead.

@@ -7,7 +7,7 @@
 
 use super::GroupRuntime;
 use crate::apache::log::Level;
-use crate::apache::request::Request;
+use crate::apache::request::{FileSend, Request, SendFileError};
 use crate::apache::status;
 use crate::embedded::RequestOptions;
 use crate::protocol::{self, Frame, Limits, ProtocolError};
@@ -136,8 +136,10 @@ pub fn handle(
     }
     // Frames are small and come in bursts (head, body, end): read them
     // through a buffer, a syscall per burst rather than two per frame.
-    // Small: a large frame's payload is read past the buffer anyway.
-    let mut reader = std::io::BufReader::with_capacity(8 * 1024, &stream);
+    // Small: a large frame's payload is read past the buffer anyway. Read
+    // with recvmsg: a `ResponseFile`'s descriptor may come with any read.
+    let mut reader =
+        std::io::BufReader::with_capacity(8 * 1024, super::fd_passing::Receiver::new(&stream));
     // Who serves this request, for every log line: the group, and the
     // daemon's pid once it has said it took the request.
     let describe = |pid: Option<u32>| match pid {
@@ -180,8 +182,7 @@ pub fn handle(
     // client until socket-timeout for a daemon that will not come.
     if !group.board.any_ready() {
         let waiting = Instant::now();
-        while !more_within(&reader, &stream, Duration::from_secs(1)) && waiting.elapsed() < timeout
-        {
+        while !more_within(&reader, Duration::from_secs(1)) && waiting.elapsed() < timeout {
             if group.board.keeps_dying() {
                 r.log(
                     Level::Error,
@@ -215,7 +216,8 @@ pub fn handle(
         match frame {
             // Apache answered the request itself while the body was read
             // (a body it refused): what the daemon answers is dropped.
-            Frame::ResponseHead { .. } | Frame::ResponseBody(_) if r.response_ended() => {}
+            Frame::ResponseHead { .. } | Frame::ResponseBody(_) | Frame::ResponseFile { .. }
+                if r.response_ended() => {}
             Frame::ResponseEnd | Frame::Failure { .. } if r.response_ended() => {
                 return status::DONE;
             }
@@ -271,7 +273,7 @@ pub fn handle(
             } if !head_sent && local_location(code, &headers).is_some() => {
                 redirect = local_location(code, &headers);
             }
-            Frame::ResponseBody(_) if redirect.is_some() => {}
+            Frame::ResponseBody(_) | Frame::ResponseFile { .. } if redirect.is_some() => {}
             Frame::ResponseEnd if redirect.is_some() => {
                 break redirect.take().unwrap_or_default();
             }
@@ -284,7 +286,10 @@ pub fn handle(
                 );
                 return kind.http_status() as i32;
             }
-            Frame::ResponseBody(_) | Frame::ResponseEnd | Frame::Failure { .. }
+            Frame::ResponseBody(_)
+            | Frame::ResponseFile { .. }
+            | Frame::ResponseEnd
+            | Frame::Failure { .. }
                 if overridden.is_some() =>
             {
                 if matches!(frame, Frame::ResponseEnd | Frame::Failure { .. }) {
@@ -339,7 +344,7 @@ pub fn handle(
                     }
                     relayed += piece.bytes.len() as u64;
                 }
-                if sent.is_ok() && unflushed > 0 && !more_within(&reader, &stream, flush_delay) {
+                if sent.is_ok() && unflushed > 0 && !more_within(&reader, flush_delay) {
                     unflushed = 0;
                     sent = r.flush();
                 }
@@ -349,6 +354,67 @@ pub fn handle(
                         &format!("client went away while {who} was responding"),
                     );
                     return status::OK;
+                }
+            }
+            Frame::ResponseFile { offset, length } => {
+                let passed = reader.get_mut().take_fd();
+                if !head_sent {
+                    r.log(
+                        Level::Error,
+                        &format!("{who} sent a file before the response headers"),
+                    );
+                    return status::HTTP_BAD_GATEWAY;
+                }
+                let file = match passed {
+                    Err(why) => Err(why.to_string()),
+                    Ok(fd) => super::fd_passing::passed_file(fd, offset, length)
+                        .map_err(|e| e.to_string()),
+                };
+                let file = match file {
+                    Ok(file) => file,
+                    Err(why) => {
+                        let why = format!(
+                            "{who} passed a file to send ({length} bytes from offset {offset}) that cannot be: {why}"
+                        );
+                        return cut_short(r, &why, relayed);
+                    }
+                };
+                // Never memory-mapped: the daemon's user could truncate the
+                // file under the map, and this child would die of SIGBUS.
+                // Verified: a file that shrinks while Apache reads it must
+                // not end in a response that looks complete.
+                let how = FileSend {
+                    sendfile: opts.enable_sendfile,
+                    mmap: false,
+                    verify: true,
+                };
+                // What came before it goes out with it (the FLUSH after the
+                // file takes it along).
+                unflushed = 0;
+                match r.send_file(file, offset, length, how) {
+                    Ok(()) => {
+                        relayed += length;
+                        r.log(
+                            Level::Debug,
+                            &format!(
+                                "sent {length} bytes from offset {offset} of the file {who} passed, as a file bucket ({})",
+                                if how.sendfile { "sendfile" } else { "read" }
+                            ),
+                        );
+                    }
+                    Err(SendFileError::Shrunk { size, end }) => {
+                        let why = format!(
+                            "the file {who} passed shrank to {size} bytes while being sent, short of the {end} the response needed"
+                        );
+                        return cut_short(r, &why, relayed);
+                    }
+                    Err(SendFileError::Failed) => {
+                        r.log(
+                            Level::Info,
+                            &format!("client went away while {who} was responding"),
+                        );
+                        return status::OK;
+                    }
                 }
             }
             Frame::ResponseEnd => {
@@ -435,8 +501,7 @@ fn pieces<'a>(
 /// socket readable (an end of stream counts: the next read says what it
 /// is). Zero only looks.
 fn more_within(
-    reader: &std::io::BufReader<&UnixStream>,
-    stream: &UnixStream,
+    reader: &std::io::BufReader<super::fd_passing::Receiver<'_>>,
     linger: Duration,
 ) -> bool {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -444,6 +509,7 @@ fn more_within(
     if !reader.buffer().is_empty() {
         return true;
     }
+    let stream = reader.get_ref().stream();
     let deadline = Instant::now() + linger;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());

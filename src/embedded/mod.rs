@@ -2,7 +2,7 @@
 //! interpreter started by `child_init`.
 
 use crate::apache::log::Level;
-use crate::apache::request::{Request, RequestScope, SharedRequest};
+use crate::apache::request::{FileSend, Request, RequestScope, SharedRequest};
 use crate::apache::status;
 use crate::wsgi::serve::{self, AppTarget};
 use crate::wsgi::{Backend, BackendError, EnvironContext, RequestError};
@@ -144,10 +144,17 @@ impl Backend for ApacheBackend {
                 if r.response_ended() {
                     return Ok(());
                 }
-                r.send_file(own, offset, len, self.sendfile)
+                // Mapped as Apache maps a static file: the application
+                // runs in this child, no other user's process picks it.
+                let how = FileSend {
+                    sendfile: self.sendfile,
+                    mmap: true,
+                    verify: false,
+                };
+                r.send_file(own, offset, len, how)
             }) {
                 None => Err(BackendError::Finished),
-                Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
+                Some(Err(_)) => Err(BackendError::ClientGone("write to client failed".into())),
                 Some(Ok(())) => Ok(()),
             },
         )

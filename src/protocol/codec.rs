@@ -58,6 +58,15 @@ pub(crate) fn check_length(ty: u8, len: usize, limits: &Limits) -> Result<(), Pr
                 Err(ProtocolError::Malformed("Accepted payload must be 4 bytes"))
             };
         }
+        code::RESPONSE_FILE => {
+            return if len == 16 {
+                Ok(())
+            } else {
+                Err(ProtocolError::Malformed(
+                    "ResponseFile payload must be 16 bytes",
+                ))
+            };
+        }
         other => return Err(ProtocolError::UnknownFrame(other)),
     };
     if len > limit {
@@ -100,6 +109,7 @@ pub(crate) fn payload_len(frame: &Frame) -> usize {
         Frame::BodyEnd | Frame::ResponseEnd => 0,
         Frame::BodyError(message) => message.len(),
         Frame::ReadBody { .. } | Frame::Accepted { .. } => 4,
+        Frame::ResponseFile { .. } => 16,
         Frame::ResponseHead {
             reason, headers, ..
         } => pairs_len(headers)
@@ -126,6 +136,19 @@ fn valid_status(status: u16) -> bool {
     (100..=999).contains(&status)
 }
 
+/// A file range: not empty, and its end a valid (signed) file offset.
+fn check_file_range(offset: u64, length: u64) -> Result<(), ProtocolError> {
+    if length == 0 {
+        return Err(ProtocolError::Malformed("ResponseFile with length 0"));
+    }
+    match offset.checked_add(length) {
+        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        _ => Err(ProtocolError::Malformed(
+            "ResponseFile range ends past the largest file offset",
+        )),
+    }
+}
+
 /// The content rules of the decoder, for frames about to be encoded.
 fn check_content(frame: &Frame) -> Result<(), ProtocolError> {
     match frame {
@@ -138,6 +161,7 @@ fn check_content(frame: &Frame) -> Result<(), ProtocolError> {
         Frame::ReadBody { max: 0 } => {
             return Err(ProtocolError::Malformed("ReadBody with max 0"));
         }
+        Frame::ResponseFile { offset, length } => check_file_range(*offset, *length)?,
         Frame::ResponseHead {
             status,
             reason,
@@ -216,6 +240,10 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         Frame::BodyError(message) => out.extend_from_slice(message.as_bytes()),
         Frame::ReadBody { max } => out.extend_from_slice(&max.to_be_bytes()),
         Frame::Accepted { pid } => out.extend_from_slice(&pid.to_be_bytes()),
+        Frame::ResponseFile { offset, length } => {
+            out.extend_from_slice(&offset.to_be_bytes());
+            out.extend_from_slice(&length.to_be_bytes());
+        }
         Frame::ResponseHead {
             status,
             reason,
@@ -257,6 +285,13 @@ impl<'a> Fields<'a> {
     fn u32(&mut self) -> Result<u32, ProtocolError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
 
     /// A u32 length then that many bytes.
@@ -395,6 +430,17 @@ pub(crate) fn decode_payload(
             Ok(Frame::Accepted {
                 pid: u32::from_be_bytes(bytes),
             })
+        }
+        code::RESPONSE_FILE => {
+            let mut f = Fields {
+                rest: &payload,
+                truncated: "ResponseFile payload truncated",
+            };
+            let offset = f.u64()?;
+            let length = f.u64()?;
+            f.finish()?;
+            check_file_range(offset, length)?;
+            Ok(Frame::ResponseFile { offset, length })
         }
         code::FAILURE => {
             let Some((&kind, message)) = payload.split_first() else {

@@ -18,6 +18,7 @@ pub(crate) mod code {
     pub const RESPONSE_END: u8 = 0x84;
     pub const FAILURE: u8 = 0x85;
     pub const ACCEPTED: u8 = 0x86;
+    pub const RESPONSE_FILE: u8 = 0x87;
 }
 
 /// Which way a frame travels.
@@ -66,6 +67,19 @@ pub enum Frame {
     },
     /// Daemon -> worker: a piece of the response body (may be empty).
     ResponseBody(Vec<u8>),
+    /// Daemon -> worker: `length` bytes of a regular file from `offset`, as
+    /// response body, sent by the worker the way Apache sends a static
+    /// file. The file itself travels beside the frame, as an open
+    /// descriptor in the socket's SCM_RIGHTS ancillary data (the protocol
+    /// module only deals with the bytes; see docs/protocol.md). `length`
+    /// is at least 1 and `offset + length` at most `i64::MAX` (Apache's
+    /// file offsets are signed). (Version 3.)
+    ResponseFile {
+        /// Where the bytes start in the file.
+        offset: u64,
+        /// How many bytes to send.
+        length: u64,
+    },
     /// Daemon -> worker: the exchange is over; the connection may be reused.
     ResponseEnd,
     /// Daemon -> worker, right after the daemon read a `Request`: which
@@ -140,6 +154,7 @@ impl Frame {
             Frame::ReadBody { .. } => code::READ_BODY,
             Frame::ResponseHead { .. } => code::RESPONSE_HEAD,
             Frame::ResponseBody(_) => code::RESPONSE_BODY,
+            Frame::ResponseFile { .. } => code::RESPONSE_FILE,
             Frame::ResponseEnd => code::RESPONSE_END,
             Frame::Failure { .. } => code::FAILURE,
             Frame::Accepted { .. } => code::ACCEPTED,
@@ -186,6 +201,7 @@ pub(crate) fn name_of(type_code: u8) -> Option<&'static str> {
         code::RESPONSE_END => "ResponseEnd",
         code::FAILURE => "Failure",
         code::ACCEPTED => "Accepted",
+        code::RESPONSE_FILE => "ResponseFile",
         _ => return None,
     })
 }

@@ -20,7 +20,7 @@
 //!                              ◀───────  ReadBody{max}        (0..n times)
 //!   Body | BodyEnd | BodyError ───────▶                       (one answer each)
 //!                              ◀───────  ResponseHead         (at most once)
-//!                              ◀───────  ResponseBody         (0..n times)
+//!                              ◀───────  ResponseBody | ResponseFile (0..n times)
 //!                              ◀───────  ResponseEnd | Failure
 //! ```
 //!
@@ -63,7 +63,7 @@ pub use stream::{read_frame, write_body, write_frame, write_response_body};
 /// position of the version in the `Request` payload and the `Failure`
 /// layout never change, so that peers of different versions can always
 /// tell each other so.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes in a frame header: type (1) + payload length (4).
 pub const HEADER_LEN: usize = 5;

@@ -13,8 +13,8 @@
 //!   per `ReadBody`, a `Body` of at most `max` bytes;
 //! - while a `ReadBody` is unanswered the daemon sends nothing else;
 //! - no `ReadBody` after `BodyEnd` or `BodyError`;
-//! - `ResponseHead` at most once, before any `ResponseBody` and before
-//!   `ResponseEnd`;
+//! - `ResponseHead` at most once, before any `ResponseBody` or
+//!   `ResponseFile` and before `ResponseEnd`;
 //! - the exchange ends with `ResponseEnd` or `Failure`, after which the
 //!   connection is idle and may carry the next `Request`.
 
@@ -134,7 +134,7 @@ impl Conversation {
                 }
                 next(None, body_done, true)
             }
-            Frame::ResponseBody(_) => {
+            Frame::ResponseBody(_) | Frame::ResponseFile { .. } => {
                 if !head_sent {
                     return Err(unexpected(frame, "ResponseHead must come first"));
                 }

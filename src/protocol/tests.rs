@@ -43,6 +43,14 @@ fn sample_frames() -> Vec<Frame> {
         },
         Frame::ResponseBody(b"body bytes \x00\xff".to_vec()),
         Frame::ResponseBody(Vec::new()),
+        Frame::ResponseFile {
+            offset: 0,
+            length: 1,
+        },
+        Frame::ResponseFile {
+            offset: (1 << 40) + 7,
+            length: i64::MAX as u64 - (1 << 40) - 7,
+        },
         Frame::ResponseEnd,
         Frame::failure(FailureKind::ApplicationError, "ValueError: \u{1f4a5}"),
         Frame::failure(FailureKind::ProtocolError, ""),
@@ -123,7 +131,7 @@ fn golden_bytes_match_the_documentation() {
         encoded(&Frame::request(pairs(&[("A", "bc")]))),
         [
             0x01, 0, 0, 0, 17, // header
-            0, 2, // version
+            0, 3, // version
             0, 0, 0, 1, // one pair
             0, 0, 0, 1, b'A', // key
             0, 0, 0, 2, b'b', b'c', // value
@@ -151,6 +159,17 @@ fn golden_bytes_match_the_documentation() {
     assert_eq!(
         encoded(&Frame::ResponseBody(b"z".to_vec())),
         [0x83, 0, 0, 0, 1, b'z']
+    );
+    assert_eq!(
+        encoded(&Frame::ResponseFile {
+            offset: 0x0102,
+            length: 0x0100_0000,
+        }),
+        [
+            0x87, 0, 0, 0, 16, // header
+            0, 0, 0, 0, 0, 0, 1, 2, // offset
+            0, 0, 0, 0, 1, 0, 0, 0, // length
+        ]
     );
 }
 
@@ -194,6 +213,18 @@ fn encode_refuses_what_the_decoder_would_refuse() {
             status: 200,
             reason: Vec::new(),
             headers: pairs(&[("X:A", "1")]),
+        },
+        Frame::ResponseFile {
+            offset: 5,
+            length: 0,
+        },
+        Frame::ResponseFile {
+            offset: 1,
+            length: i64::MAX as u64,
+        },
+        Frame::ResponseFile {
+            offset: u64::MAX,
+            length: 2,
         },
         Frame::BodyError("x".repeat(MAX_MESSAGE + 1)),
         Frame::Failure {
@@ -638,13 +669,13 @@ fn malformed_payloads_are_refused() {
         (raw(0x03, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
         (raw(0x84, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
         (raw(0x01, &[0]), "Request payload truncated"),
-        (raw(0x01, &[0, 2, 0, 0, 0]), "Request payload truncated"),
+        (raw(0x01, &[0, 3, 0, 0, 0]), "Request payload truncated"),
         (
-            raw(0x01, &[0, 2, 0, 0, 0, 0, 9]),
+            raw(0x01, &[0, 3, 0, 0, 0, 0, 9]),
             "trailing bytes after payload",
         ),
         (
-            raw(0x01, &[0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            raw(0x01, &[0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
             "empty environ key",
         ),
         (
@@ -678,6 +709,22 @@ fn malformed_payloads_are_refused() {
         (
             raw(0x82, &[0, 200, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
             "trailing bytes after payload",
+        ),
+        (raw(0x87, &[0; 15]), "ResponseFile payload must be 16 bytes"),
+        (raw(0x87, &[0; 17]), "ResponseFile payload must be 16 bytes"),
+        (raw(0x87, &[0; 16]), "ResponseFile with length 0"),
+        (
+            raw(
+                0x87,
+                &[
+                    0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                ],
+            ),
+            "ResponseFile range ends past the largest file offset",
+        ),
+        (
+            raw(0x87, &[0xff; 16]),
+            "ResponseFile range ends past the largest file offset",
         ),
     ];
     for (bytes, why) in cases {
@@ -900,6 +947,10 @@ fn normal_exchange() -> Vec<Frame> {
         Frame::BodyEnd,
         head(),
         Frame::ResponseBody(b"hello".to_vec()),
+        Frame::ResponseFile {
+            offset: 10,
+            length: 20,
+        },
         Frame::ResponseBody(b" world".to_vec()),
         Frame::ResponseEnd,
     ]
@@ -1014,6 +1065,13 @@ fn state_machines_reject_out_of_order_frames() {
         std::slice::from_ref(&req),
         Frame::ResponseBody(b"x".to_vec()),
     );
+    let file = Frame::ResponseFile {
+        offset: 0,
+        length: 1,
+    };
+    refused(std::slice::from_ref(&req), file.clone());
+    refused(&[req.clone(), rb.clone()], file.clone());
+    refused(&[req.clone(), head(), Frame::ResponseEnd], file.clone());
     refused(std::slice::from_ref(&req), Frame::ResponseEnd);
     refused(&[req.clone(), head()], head());
     // One exchange at a time.

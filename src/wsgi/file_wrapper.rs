@@ -8,9 +8,10 @@
 //! and come from a private duplicate of its descriptor: when the response
 //! loop sees the wrapper returned as the application's result, the backend
 //! may send the file itself ([`send_direct`]: a file bucket in embedded
-//! mode, so Apache uses sendfile or mmap as for a static file); otherwise
-//! iterating reads it with positional reads, with the GIL released and in
-//! blocks of at least 64 KiB.
+//! mode, so Apache uses sendfile or mmap as for a static file; in daemon
+//! mode the descriptor goes to the Apache child, which does the same);
+//! otherwise iterating reads it with positional reads, with the GIL
+//! released and in blocks of at least 64 KiB.
 
 use super::response::take_unsent_head;
 use super::start_response::ResponseHead;
@@ -182,7 +183,8 @@ impl FileWrapper {
 /// Sends what is left of the regular file behind `wrapper` (the
 /// application's return value) through the backend's own file path:
 /// from the file's position when the wrapper was made, to its end, or as
-/// much as the application's Content-Length still allows. Ok(true): the
+/// much as the application's Content-Length still allows (without one,
+/// the head gets the length sent as its Content-Length). Ok(true): the
 /// body was sent (the wrapper is exhausted, its close() is still the
 /// caller's to call); Ok(false): nothing was sent but perhaps the head,
 /// iterate the wrapper as usual.
@@ -205,11 +207,23 @@ pub fn send_direct(
     let Ok(meta) = file.metadata() else {
         return Ok(false);
     };
+    // Empty, or a size that says nothing (/proc files show 0): reading
+    // it tells.
+    if meta.len() == 0 {
+        return Ok(false);
+    }
     let mut len = meta.len().saturating_sub(offset);
     {
-        let h = head.lock();
-        if let Some(limit) = h.content_length {
-            len = len.min(limit.saturating_sub(h.produced));
+        let mut h = head.lock();
+        match h.content_length {
+            Some(limit) => len = len.min(limit.saturating_sub(h.produced)),
+            // As mod_wsgi does: the length of the rest of the file, while
+            // the head is still to be sent (nothing produced yet).
+            None if !h.sent => {
+                h.headers.push(("Content-Length".into(), len.to_string()));
+                h.content_length = Some(len);
+            }
+            None => {}
         }
     }
     // The head goes first, as it would with the first block, in the same
