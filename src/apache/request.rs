@@ -17,9 +17,11 @@ pub struct FileSend {
     /// new end kills this child with SIGBUS.
     pub mmap: bool,
     /// Wait until the bytes are written (a FLUSH follows the file), then
-    /// check the file still holds them. APR's block reads take an early
-    /// end of file for the end of the bucket, so a file that shrank while
-    /// being sent leaves a short body that nothing else reports.
+    /// check the file still holds them: a file that shrank while being
+    /// sent gave the client fewer bytes than due. The core output filter
+    /// fails on an early end of file (with Debian's APR; sendfile always),
+    /// which cuts the connection but says nothing of why; the check names
+    /// the cause, whatever the APR at hand does.
     pub verify: bool,
 }
 
