@@ -27,6 +27,12 @@ use std::os::unix::net::UnixStream;
 /// closed.
 const SCM_MAX_FD: usize = 253;
 
+/// Most descriptors kept waiting for their `ResponseFile`: a daemon sends
+/// one per `ResponseFile` and the worker claims it as it reads the frame,
+/// so more means a peer flooding this child's descriptor table. The
+/// excess is closed at once.
+const MAX_QUEUED: usize = 8;
+
 /// Writes `bytes` on `stream` with `fd` attached (SCM_RIGHTS): the peer
 /// gets its own descriptor of the same open file. Blocking, like the
 /// stream's other writes (its write timeout applies).
@@ -73,9 +79,9 @@ pub struct Receiver<'s> {
     fds: VecDeque<OwnedFd>,
     /// recvmsg's control buffer, allocated once per relay.
     control: Vec<u8>,
-    /// The kernel dropped descriptors sent to us (this process had no free
-    /// descriptor slot): a `ResponseFile` whose descriptor is missing says so.
-    dropped: bool,
+    /// Why descriptors sent to us were dropped, if some were: a
+    /// `ResponseFile` whose descriptor is missing says so.
+    dropped: Option<&'static str>,
 }
 
 impl<'s> Receiver<'s> {
@@ -84,7 +90,7 @@ impl<'s> Receiver<'s> {
             stream,
             fds: VecDeque::new(),
             control: nix::cmsg_space!([RawFd; SCM_MAX_FD]),
-            dropped: false,
+            dropped: None,
         }
     }
 
@@ -95,11 +101,9 @@ impl<'s> Receiver<'s> {
     /// The oldest descriptor received and not yet claimed; Err says why
     /// there is none.
     pub fn take_fd(&mut self) -> Result<OwnedFd, &'static str> {
-        self.fds.pop_front().ok_or(if self.dropped {
-            "its descriptor was dropped by the kernel on the way (no descriptor free in this Apache child: RLIMIT_NOFILE)"
-        } else {
-            "no descriptor came with it"
-        })
+        self.fds
+            .pop_front()
+            .ok_or(self.dropped.unwrap_or("no descriptor came with it"))
     }
 }
 
@@ -122,13 +126,22 @@ impl Read for Receiver<'_> {
                     }
                 }
             }
-            Err(_) => self.dropped = true,
+            Err(_) => {
+                self.dropped = Some(
+                    "its descriptor was dropped by the kernel on the way (no descriptor free in this Apache child: RLIMIT_NOFILE)",
+                )
+            }
         }
-        self.fds.extend(
-            received
-                .into_iter()
-                .map(crate::apache::process::owned_received_fd),
-        );
+        for fd in received {
+            let fd = crate::apache::process::owned_received_fd(fd);
+            if self.fds.len() < MAX_QUEUED {
+                self.fds.push_back(fd);
+            } else {
+                // Closed here, as it drops.
+                self.dropped =
+                    Some("more descriptors came than frames claim; the excess was closed");
+            }
+        }
         Ok(bytes)
     }
 }
@@ -216,6 +229,25 @@ mod tests {
         let got = passed_file(r.take_fd().unwrap(), 1, 10).unwrap();
         assert_eq!(got.metadata().unwrap().len(), 11);
         assert_eq!(r.take_fd().unwrap_err(), "no descriptor came with it");
+    }
+
+    #[test]
+    fn descriptors_beyond_the_queue_are_closed() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let f = temp_file(b"x");
+        for _ in 0..MAX_QUEUED + 3 {
+            send_with_fd(&a, b"!", std::os::fd::AsFd::as_fd(&f)).unwrap();
+        }
+        drop(a);
+        let mut r = Receiver::new(&b);
+        let mut all = Vec::new();
+        r.read_to_end(&mut all).unwrap();
+        assert_eq!(all.len(), MAX_QUEUED + 3);
+        // The queue holds MAX_QUEUED; the rest were dropped (closed) on arrival.
+        for _ in 0..MAX_QUEUED {
+            r.take_fd().unwrap();
+        }
+        assert!(r.take_fd().unwrap_err().contains("excess was closed"));
     }
 
     #[test]
