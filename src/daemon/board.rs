@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Words per process slot: pid, started (ms since the epoch), requests
 /// served by that pid, replacements of the slot, how its last process
 /// ended (`End::pack`), the pid once it serves (0 before), how many of
-/// its processes in a row died at startup.
-const PROCESS_WORDS: usize = 7;
+/// its processes in a row died at startup, the pid of its last process
+/// that ended and when (ms since the epoch).
+const PROCESS_WORDS: usize = 9;
 /// Longest URL kept for a running request, in bytes.
 pub const URL_BYTES: usize = 120;
 /// Words per request thread: ticket, pid, started (ms since the epoch),
@@ -201,6 +202,27 @@ impl GroupBoard {
         }
     }
 
+    /// In the parent, having reaped it: process slot `process`'s process
+    /// `pid` is gone.
+    pub fn process_gone(&self, process: usize, pid: u32) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 8).store(now_ms(), Ordering::Relaxed);
+            self.word(b + 7).store(u64::from(pid), Ordering::Release);
+        }
+    }
+
+    /// In a worker: the pids of the group's processes that ended at or
+    /// after `since_ms` (as the parent saw them go), the last one per slot.
+    pub fn gone_since(&self, since_ms: u64) -> Vec<u32> {
+        (0..self.processes)
+            .filter_map(|p| self.process_base(p))
+            .filter_map(|b| {
+                let pid = self.word(b + 7).load(Ordering::Acquire) as u32;
+                (pid != 0 && self.word(b + 8).load(Ordering::Relaxed) >= since_ms).then_some(pid)
+            })
+            .collect()
+    }
+
     /// In a daemon: `thread` of process slot `process` (pid `pid`) serves
     /// the request with `ticket` for `url`.
     pub fn take(&self, process: usize, thread: usize, ticket: u64, pid: u32, url: &[u8]) {
@@ -319,6 +341,24 @@ mod tests {
         board.take(2, 0, 7, 1, b"");
         board.take(0, 3, 7, 1, b"");
         assert_eq!(board.holder(7), None);
+    }
+
+    #[test]
+    fn processes_gone_since_a_moment_are_named_last_per_slot() {
+        let board = GroupBoard::new(2, 1).unwrap();
+        let before = now_ms();
+        assert!(board.gone_since(before).is_empty());
+        board.process_gone(1, 300);
+        assert_eq!(board.gone_since(before), vec![300]);
+        assert!(
+            board.gone_since(now_ms() + 1_000).is_empty(),
+            "ended earlier"
+        );
+        board.process_gone(1, 301);
+        board.process_gone(0, 200);
+        assert_eq!(board.gone_since(before), vec![200, 301]);
+        board.process_gone(5, 1);
+        assert_eq!(board.gone_since(before).len(), 2, "out of range: ignored");
     }
 
     #[test]

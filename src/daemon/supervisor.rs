@@ -469,6 +469,7 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
         ExitCause::Exited(n) => Some(End::Exited(n)),
     };
     group.board.process_ended(slot.index, end, true);
+    group.board.process_gone(slot.index, pid as u32);
     log::server(
         None,
         level_of(&cause),

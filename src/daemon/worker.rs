@@ -93,6 +93,8 @@ pub fn handle(
     let queue_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
+    // Daemons that end from now on may be the one that takes the request.
+    let asked_ms = super::board::now_ms();
     let (stream, connects) = match connect(group) {
         Ok(connected) => connected,
         Err(message) => {
@@ -148,9 +150,19 @@ pub fn handle(
     };
     let mut who = describe(None);
     let mut named = false;
-    // A daemon that fails before naming itself is found on the board.
+    // A daemon that fails before naming itself is found on the board: by
+    // the request's ticket once it took the request, else, killed between
+    // accepting the connection and reading the request, as the one process
+    // of the group that ended meanwhile.
     let name_from_board = |who: &mut String, named: bool| {
-        if !named && let Some(pid) = group.board.holder(ticket) {
+        if named {
+            return;
+        }
+        if let Some(pid) = group
+            .board
+            .holder(ticket)
+            .or_else(|| sole_process_gone(&group.board, asked_ms))
+        {
             *who = describe(Some(pid));
         }
     };
@@ -500,6 +512,20 @@ fn pieces<'a>(
 /// (response-flush-delay): a frame, or part of one, already read, or the
 /// socket readable (an end of stream counts: the next read says what it
 /// is). Zero only looks.
+/// The one process of the group that ended since `since_ms`, waiting a
+/// little for the parent to see it go (it reaps a killed daemon within
+/// milliseconds); none when no process or several ended.
+fn sole_process_gone(board: &super::board::GroupBoard, since_ms: u64) -> Option<u32> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        match board.gone_since(since_ms).as_slice() {
+            [pid] => return Some(*pid),
+            [] if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => return None,
+        }
+    }
+}
+
 fn more_within(
     reader: &std::io::BufReader<super::fd_passing::Receiver<'_>>,
     linger: Duration,
