@@ -8,6 +8,8 @@
 #   make test            unit tests + integration tests against real Apache
 #   make test-httpd-layout  build Apache like the official httpd:2.4 image (cached
 #                        under target/), install the module into it, serve in daemon mode
+#   make python-matrix   build and test the module against CPython 3.10-3.13
+#                        (PYTHON_VERSIONS=, MATRIX_TESTS=; docs/python-versions.md)
 #   make bench           benchmark against C mod_wsgi (bench/results/)
 #   make soak            the long reliability drills (docs/reliability.md)
 #   make fuzz            fuzz the daemon protocol for FUZZ_SECONDS (default 60)
@@ -47,7 +49,7 @@ TEST_PACKAGES := apache2 python3-venv curl libapache2-mod-wsgi-py3 python3-crypt
 CARGO_DEB_VERSION := 3.8.0
 CARGO_DEB := $(CARGO_TARGET_DIR)/tools/bin/cargo-deb
 
-.PHONY: all build check-build-deps deps module-path install deb package-deb run test test-httpd-layout unit-test integration-test clean bench soak fuzz
+.PHONY: all build check-build-deps deps module-path install deb package-deb run test test-httpd-layout python-matrix unit-test integration-test clean bench soak fuzz
 
 all: build
 
@@ -157,6 +159,16 @@ test: deps
 # prefork (scripts/test-httpd-layout.sh).
 test-httpd-layout: deps
 	CARGO="$(CARGO)" PYTHON="$(PYTHON)" scripts/test-httpd-layout.sh "$(CARGO_TARGET_DIR)/httpd-layout"
+
+# The module built against each CPython of PYTHON_VERSIONS (readable copies
+# of pyenv's builds, each with its own cargo target dir, all under
+# $(CARGO_TARGET_DIR)/python-matrix) and the embedded- and daemon-mode test
+# files of MATRIX_TESTS run against each (scripts/python-matrix.sh).
+PYTHON_VERSIONS ?= 3.10 3.11 3.12 3.13
+MATRIX_TESTS ?= embedded_basic embedded_python daemon_mode interpreters frameworks
+
+python-matrix: deps
+	TESTS="$(MATRIX_TESTS)" CARGO="$(CARGO)" scripts/python-matrix.sh "$(CARGO_TARGET_DIR)/python-matrix" $(PYTHON_VERSIONS)
 
 # The long drills (minutes each), kept out of `make test`.
 soak: deps

@@ -46,23 +46,79 @@ fn clang_flags(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn check_python() -> String {
+/// What build.rs needs to know of the Python the module is built against.
+struct PythonFacts {
+    /// "3.13": the banner's `Python/3.13`.
+    version: String,
+    /// The directory the module must find libpython in at load time, when
+    /// the loader's own search would not: a Python outside the system's
+    /// library path (pyenv, /opt, a relocated copy) or beside another
+    /// libpython of the same name.
+    runpath: Option<String>,
+}
+
+/// Asks the interpreter for its version, headers and shared library.
+/// Its library is looked for where the interpreter lives now
+/// (`sys.base_prefix`, so a venv's base): a relocated Python (a copy, a
+/// standalone build) still names its build-time LIBDIR in sysconfig.
+const PYTHON_PROBE: &str = r#"
+import os, sys, sysconfig
+var = sysconfig.get_config_var
+print("%d.%d" % sys.version_info[:2])
+print(sysconfig.get_paths()["include"])
+soname = var("INSTSONAME") or ""
+libdir = ""
+if var("Py_ENABLE_SHARED") and soname:
+    built = var("LIBDIR") or ""
+    here = [d for d in [built] if d.startswith(sys.base_prefix + os.sep)]
+    moved = [os.path.join(sys.base_prefix, d) for d in ("lib", "lib64")]
+    for d in here + moved + [built]:
+        if d and os.path.isfile(os.path.join(d, soname)):
+            libdir = d
+            break
+print(soname)
+print(libdir)
+"#;
+
+fn check_python() -> PythonFacts {
     let python = env::var("PYO3_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-    let probe = "import sys,sysconfig;print('%d.%d' % sys.version_info[:2]);print(sysconfig.get_paths()['include'])";
-    let Some(out) = run(&python, &["-c", probe]) else {
+    let Some(out) = run(&python, &["-c", PYTHON_PROBE]) else {
         fail(&format!(
             "cannot run the Python interpreter {python}: install python3 (apt-get install python3-dev) or set PYTHON="
         ));
     };
-    let mut lines = out.lines();
+    let mut lines = out.lines().map(str::trim);
     let version = lines.next().unwrap_or("").to_string();
     let include = lines.next().unwrap_or("");
+    let soname = lines.next().unwrap_or("");
+    let libdir = lines.next().unwrap_or("");
     if !Path::new(include).join("Python.h").exists() {
         fail(&format!(
             "Python.h not found in {include}: apt-get install python3-dev"
         ));
     }
-    version
+    let runpath = (!libdir.is_empty() && !loader_finds(soname, libdir)).then(|| libdir.to_string());
+    PythonFacts { version, runpath }
+}
+
+/// True if the dynamic loader, with no RUNPATH, loads `soname` from `libdir`
+/// (the system's Python: no RUNPATH, which Debian's packaging rules frown on).
+/// Asks the loader's cache (`ldconfig -p`); when that cannot be read the
+/// answer is no, and the module gets a RUNPATH it may not have needed.
+fn loader_finds(soname: &str, libdir: &str) -> bool {
+    let Some(cache) = ["ldconfig", "/sbin/ldconfig", "/usr/sbin/ldconfig"]
+        .iter()
+        .find_map(|ldconfig| run(ldconfig, &["-p"]))
+    else {
+        return false;
+    };
+    let wanted = std::fs::canonicalize(libdir).ok();
+    cache
+        .lines()
+        .filter(|line| line.trim_start().starts_with(&format!("{soname} (")))
+        .filter_map(|line| line.split("=> ").nth(1))
+        .map(|found| Path::new(found.trim()).parent().map(std::fs::canonicalize))
+        .any(|dir| matches!((dir, &wanted), (Some(Ok(d)), Some(w)) if &d == w))
 }
 
 fn main() {
@@ -71,8 +127,14 @@ fn main() {
     println!("cargo::rerun-if-env-changed=APR_CONFIG");
     println!("cargo::rerun-if-env-changed=PYO3_PYTHON");
 
-    let python_version = check_python();
-    println!("cargo::rustc-env=MWRS_PYTHON_VERSION={python_version}");
+    let python = check_python();
+    println!("cargo::rustc-env=MWRS_PYTHON_VERSION={}", python.version);
+    if let Some(libdir) = &python.runpath {
+        // The module (and this package's test binaries, which link
+        // libpython too) find libpython there; linked against it as well.
+        println!("cargo::rustc-link-search=native={libdir}");
+        println!("cargo::rustc-link-arg=-Wl,-rpath,{libdir}");
+    }
 
     let apxs = env::var("APXS").unwrap_or_else(|_| "apxs".into());
     // `apxs -q A B C` joins the values with ";;".

@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
@@ -56,16 +55,6 @@ def query_apxs(apxs):
     return values
 
 
-def runpath_args():
-    """rustc arguments recording this Python's library directory in the
-    module: a Python outside the loader's default paths (pyenv, /opt) would
-    otherwise have the system's libpython of the same name loaded."""
-    libdir = sysconfig.get_config_var("LIBDIR")
-    if sysconfig.get_config_var("Py_ENABLE_SHARED") and libdir:
-        return ["-C", "link-arg=-Wl,-rpath," + libdir]
-    return []
-
-
 class BuildWithCargo(build_py):
     def run(self):
         super().run()
@@ -74,10 +63,10 @@ class BuildWithCargo(build_py):
         env = dict(os.environ, APXS=apxs, PYO3_PYTHON=sys.executable,
                    CARGO_TARGET_DIR=target_dir)
         cargo = os.environ.get("CARGO", "cargo")
-        # `cargo rustc`: the extra arguments reach the module's link only,
-        # the dependencies' builds stay cached.
-        command = [cargo, "rustc", "--release", "--lib",
-                   "--manifest-path", os.path.join(HERE, "Cargo.toml"), "--"] + runpath_args()
+        # build.rs records this Python's library directory in the module
+        # (RUNPATH) when the loader would not find it by itself.
+        command = [cargo, "build", "--release", "--lib",
+                   "--manifest-path", os.path.join(HERE, "Cargo.toml")]
         print("building the module: %s (APXS=%s PYO3_PYTHON=%s)"
               % (" ".join(command), apxs, sys.executable), file=sys.stderr)
         try:

@@ -66,6 +66,82 @@ fn serves_hello_under_every_mpm() {
     }
 }
 
+/// Says which Python serves the request.
+const WHICH_PYTHON_APP: &str = r#"
+import sys
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("version=%d.%d\nbase=%s\n" % (sys.version_info[:2] + (sys.base_prefix,))).encode()]
+"#;
+
+/// The banner names the Python the module was built against, and that
+/// Python (its own standard library, not the system's) serves the
+/// requests in embedded and daemon mode: with `make python-matrix`, each
+/// version in turn.
+#[test]
+fn banner_names_the_python_that_serves() {
+    let home = python::home();
+    for (mode, directives) in [
+        ("embedded", ""),
+        (
+            "daemon",
+            "WSGIDaemonProcess which processes=1 threads=2\nWSGIProcessGroup which\n",
+        ),
+    ] {
+        let apache = Apache::builder()
+            .file("app/which.wsgi", WHICH_PYTHON_APP)
+            .directives(directives)
+            .directives("WSGIScriptAlias /which {dir}/app/which.wsgi\n")
+            .start();
+        let r = apache.get("/which");
+        assert_eq!(r.status, 200, "{mode}: {}", apache.error_log());
+        let server = r.header("Server").unwrap_or("").to_string();
+        let f = fields(&r.text());
+        assert_eq!(f["version"], python::version(), "{mode}: {f:?}");
+        assert_eq!(f["base"], home, "{mode}: {f:?}");
+        assert!(
+            server.contains(&format!(" Python/{} ", python::version()))
+                || server.ends_with(&format!(" Python/{}", python::version())),
+            "{mode}: banner {server:?} does not name Python/{}",
+            python::version()
+        );
+        apache.stop();
+    }
+}
+
+/// The module finds its libpython without LD_LIBRARY_PATH: a RUNPATH to the
+/// directory of a Python outside the loader's path (the copies `make
+/// python-matrix` makes), none for the system's.
+#[test]
+fn module_records_the_runpath_of_its_python() {
+    let module = module_path();
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(&module)
+        .output()
+        .expect("readelf (binutils)");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let runpath: Vec<&str> = dynamic
+        .lines()
+        .filter(|l| l.contains("(RUNPATH)") || l.contains("(RPATH)"))
+        .collect();
+    if python::is_other() {
+        let libdir = format!("[{}/lib]", python::home());
+        assert!(
+            runpath
+                .iter()
+                .any(|l| l.contains("(RUNPATH)") && l.contains(&libdir)),
+            "{} should have RUNPATH {libdir}: {runpath:?}",
+            module.display()
+        );
+    } else {
+        assert!(
+            runpath.is_empty(),
+            "the system's Python needs no RUNPATH: {runpath:?}"
+        );
+    }
+}
+
 #[test]
 fn environ_has_cgi_and_wsgi_keys() {
     for mpm in Mpm::ALL {

@@ -77,7 +77,7 @@ fn settings_server(extra: &str) -> Apache {
 }
 
 fn python_hash_with_seed(seed: &str) -> String {
-    let out = Command::new("/usr/bin/python3")
+    let out = Command::new(common::python::interpreter())
         .args(["-c", "print(hash('mod_wsgi_rs hash seed'))"])
         .env("PYTHONHASHSEED", seed)
         .output()
@@ -155,7 +155,7 @@ fn python_home_can_be_a_virtualenv() {
     let venv_root = shared_dir();
     fs::set_permissions(venv_root.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let venv = venv_root.path().join("venv");
-    let st = Command::new("/usr/bin/python3")
+    let st = Command::new(common::python::interpreter())
         .args(["-m", "venv", "--without-pip"])
         .arg(&venv)
         .status()
@@ -174,7 +174,7 @@ fn python_home_can_be_a_virtualenv() {
         .arg(venv_root.path())
         .status()
         .unwrap();
-    let system = Command::new("/usr/bin/python3")
+    let system = Command::new(common::python::interpreter())
         .args(["-c", "import venv_only_mod"])
         .output()
         .unwrap();

@@ -217,19 +217,35 @@ fn check_refused_extension(apache: &Apache, mode: &str) {
     );
 }
 
+/// A pyo3-built extension for the Python under test: Debian's
+/// python3-cryptography for the system's Python, PyPI's cryptography in a
+/// virtualenv (made the Python home) for another.
+fn rust_extension_home() -> (String, String) {
+    if !common::python::is_other() {
+        return (common::python::SYSTEM.to_string(), String::new());
+    }
+    let venv = common::venv::ensure_venv("cryptography-venv", &["cryptography"]);
+    (
+        venv.join("bin/python").display().to_string(),
+        format!("WSGIPythonHome {}\n", venv.display()),
+    )
+}
+
 fn refusal_server(mode_directives: &str, mpm: Mpm) -> Apache {
-    let probe = std::process::Command::new("/usr/bin/python3")
+    let (python, home) = rust_extension_home();
+    let probe = std::process::Command::new(&python)
         .args(["-c", &format!("import {RUST_EXTENSION}")])
         .output()
-        .expect("run /usr/bin/python3");
+        .unwrap_or_else(|e| panic!("run {python}: {e}"));
     assert!(
         probe.status.success(),
-        "this test needs Debian's python3-cryptography (a pyo3-built extension) for /usr/bin/python3: {}",
+        "this test needs cryptography (a pyo3-built extension; Debian's python3-cryptography for /usr/bin/python3) for {python}: {}",
         String::from_utf8_lossy(&probe.stderr)
     );
     Apache::builder()
         .mpm(mpm)
         .file("app/rust.wsgi", RUST_EXTENSION_APP)
+        .directives(&home)
         .directives(mode_directives)
         .directives(
             "WSGIScriptAlias /global {dir}/app/rust.wsgi application-group=%{GLOBAL}\n\

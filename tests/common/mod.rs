@@ -27,6 +27,9 @@
 //!   empty), they are asked of apxs (`$APXS`, else `apxs` on PATH: `SBINDIR`/`TARGET` and
 //!   `LIBEXECDIR`), and failing that are Debian's `/usr/sbin/apache2` and
 //!   `/usr/lib/apache2/modules`.
+//! - `MOD_WSGI_RS_PYTHON`: the interpreter the module was built against,
+//!   when not Debian's /usr/bin/python3 (see `python`): every Apache gets
+//!   its home as `WSGIPythonHome`.
 //! - `MOD_WSGI_RS_KEEP_TMP`: if set, temp dirs of failed tests are kept.
 
 #![allow(dead_code)]
@@ -34,6 +37,7 @@
 pub mod conf_examples;
 pub mod forms;
 pub mod load;
+pub mod python;
 pub mod venv;
 
 use std::collections::HashSet;
@@ -604,6 +608,7 @@ impl ApacheBuilder {
                 "LoadModule wsgi_module {}\n",
                 module_path().display()
             ));
+            c.push_str(&python::home_directive());
         }
         c.push_str("# ---- test directives\n");
         c.push_str(

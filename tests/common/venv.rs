@@ -1,7 +1,9 @@
 //! Cached virtualenvs for tests that need packages from PyPI.
 //!
-//! A virtualenv is built once per machine under the cargo target directory
-//! (`$CARGO_TARGET_DIR/<name>`, default `target/<name>`), or under /var/tmp
+//! A virtualenv is made from the Python the module under test was built
+//! against (`super::python`), once per machine, under the cargo target
+//! directory (`$CARGO_TARGET_DIR/<name>`, default `target/<name>`; with
+//! another Python than the system's, `<name>-py<version>`), or under /var/tmp
 //! when the target directory is not reachable by Apache's user. A stamp file
 //! (`<venv>/.complete`) records the interpreter and the requirement list: a
 //! change of either rebuilds the virtualenv. Builds are serialized across
@@ -13,8 +15,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The interpreter every virtualenv is made from (Debian's Python).
-pub const PYTHON: &str = "/usr/bin/python3";
+/// Debian's Python, for tests that use its packages as tools.
+pub const PYTHON: &str = super::python::SYSTEM;
 
 /// True if every directory from / down to `p` may be entered by anyone
 /// (Apache's User must reach the virtualenv).
@@ -26,8 +28,9 @@ pub fn world_traversable(p: &Path) -> bool {
     })
 }
 
-/// Where the virtualenv called `name` lives.
+/// Where the virtualenv called `name` (for the Python under test) lives.
 pub fn venv_dir(name: &str) -> PathBuf {
+    let name = &super::python::cache_name(name);
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -50,7 +53,8 @@ pub fn ensure_venv_with_env(name: &str, requirements: &[&str], envs: &[(&str, &s
     let venv = venv_dir(name);
     let parent = venv.parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
-    let mut stamp_text = format!("{PYTHON} {}", requirements.join(" "));
+    let python = super::python::interpreter();
+    let mut stamp_text = format!("{python} {}", requirements.join(" "));
     for (key, value) in envs {
         stamp_text.push_str(&format!(" {key}={value}"));
     }
@@ -64,13 +68,14 @@ rm -rf "$venv"
 chmod -R a+rX "$venv"
 printf '%s' "$stamp" > "$venv/.complete"
 "#;
-    let lock = parent.join(format!("{name}.lock"));
+    let mut lock = venv.clone().into_os_string();
+    lock.push(".lock");
     let out = Command::new("flock")
         .arg(&lock)
         .args(["sh", "-c", script, "sh"])
         .arg(&venv)
         .arg(&stamp_text)
-        .arg(PYTHON)
+        .arg(python)
         .args(requirements)
         .envs(envs.iter().copied())
         .output()

@@ -1,0 +1,130 @@
+#!/bin/sh
+# `make python-matrix`: the module built against, and tested with, each
+# CPython of VERSIONS (default 3.10 3.11 3.12 3.13).
+#
+# usage: scripts/python-matrix.sh DIR [VERSION...]
+#   DIR      cache and results (the Makefile passes target/python-matrix)
+#   TESTS    the test files run against each version (default below)
+#   PYENV_ROOT  where the Pythons come from (default /root/.pyenv)
+#
+# For each version X.Y:
+# 1. DIR/X.Y/python: a copy of pyenv's newest X.Y build that Apache's
+#    children (www-data) can read. pyenv's builds live under /root, which
+#    www-data cannot enter, and their python binary has a RUNPATH to the
+#    original lib/; the copy gets $ORIGIN/../lib instead (patchelf), so it
+#    runs on its own libpython. Its sysconfig still names the original
+#    prefix (LIBDIR and the like): Python finds its own prefix from where
+#    its binary is, and build.rs looks for libpython below that prefix.
+#    Left out: site-packages (the tests make virtualenvs), the test suite
+#    and the static library. Kept until the source build changes (a stamp).
+# 2. DIR/X.Y/target: the module built against the copy (its own
+#    CARGO_TARGET_DIR, PYO3_PYTHON the copy), with a RUNPATH to the copy's
+#    lib/.
+# 3. The test files of TESTS with MOD_WSGI_RS_SO that module and
+#    MOD_WSGI_RS_PYTHON the copy: the harness gives every Apache the copy as
+#    WSGIPythonHome and makes the cached virtualenvs (Flask and Django
+#    from PyPI) from it, under DIR/X.Y/target.
+# A line per version goes to DIR/results.txt; the exit status is non-zero
+# if any version failed.
+set -eu
+dir=$(mkdir -p "$1" && cd "$1" && pwd)
+shift
+versions=${*:-3.10 3.11 3.12 3.13}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+pyenv_root=${PYENV_ROOT:-/root/.pyenv}
+tests=${TESTS:-embedded_basic embedded_python daemon_mode interpreters frameworks}
+cargo=${CARGO:-cargo}
+results=$dir/results.txt
+
+say() { echo "python-matrix: $*"; }
+fail() { echo "python-matrix: FAILED: $*" >&2; exit 1; }
+
+# Every directory down to DIR must be enterable by Apache's user.
+p=$dir
+while [ "$p" != / ]; do
+  [ -n "$(find "$p" -maxdepth 0 -perm -o+x)" ] ||
+    fail "$p is not enterable by others (mode $(stat -c %a "$p")): Apache's children could not reach $dir"
+  p=$(dirname "$p")
+done
+
+command -v patchelf >/dev/null || {
+  say "installing patchelf"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
+}
+
+# The newest pyenv build of X.Y: its directory, or nothing.
+pyenv_build() {
+  ls -d "$pyenv_root/versions/$1".* 2>/dev/null |
+    grep -E "/$(echo "$1" | sed 's/\./\\./')\.[0-9]+$" | sort -t. -k3 -n | tail -1
+}
+
+# DIR/X.Y/python from pyenv's build SRC.
+prepare_python() {
+  version=$1 src=$2 copy=$dir/$1/python
+  stamp="$src $(stat -c %Y "$src/lib/libpython$version.so.1.0")"
+  if [ -f "$copy/.complete" ] && [ "$(cat "$copy/.complete")" = "$stamp" ]; then
+    return 0
+  fi
+  say "$version: copying $src to $copy"
+  rm -rf "$copy" && mkdir -p "$copy"
+  lib=lib/python$version
+  tar -C "$src" -cf - \
+    --exclude="./$lib/site-packages/*" --exclude="./$lib/test" \
+    --exclude="./$lib/config-*/*.a" --exclude="./lib/python$version/idlelib/idle_test" \
+    ./bin ./include ./lib | tar -C "$copy" -xf -
+  patchelf --set-rpath '$ORIGIN/../lib' "$copy/bin/python$version"
+  chmod -R a+rX "$copy"
+  # What Apache's children will do: run it as www-data, from the copy alone.
+  prefix=$(runuser -u www-data -- "$copy/bin/python$version" -c \
+    'import sys, ssl, sqlite3, ctypes, venv; print(sys.prefix)') ||
+    fail "$version: $copy/bin/python$version does not run as www-data"
+  [ "$prefix" = "$copy" ] || fail "$version: the copy says its prefix is $prefix, not $copy"
+  printf '%s' "$stamp" > "$copy/.complete"
+}
+
+# "N passed, M failed" of a cargo test log.
+count() {
+  awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+         if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+       END { printf "%d passed, %d failed", p, f }' "$1"
+}
+
+: > "$results"
+status=0
+for version in $versions; do
+  src=$(pyenv_build "$version")
+  [ -n "$src" ] || fail "$version: no pyenv build in $pyenv_root/versions (have: $(ls "$pyenv_root/versions" 2>/dev/null | tr '\n' ' '))"
+  started=$(date +%s)
+  prepare_python "$version" "$src"
+  python=$dir/$version/python/bin/python$version
+  full=$("$python" -c 'import platform; print(platform.python_version())')
+  target=$dir/$version/target
+  log=$dir/$version/test.log
+  say "$version: building the module against $python (Python $full) in $target"
+  built=$(date +%s)
+  if ! CARGO_TARGET_DIR=$target PYO3_PYTHON=$python "$cargo" build --release --manifest-path "$repo/Cargo.toml" \
+      > "$dir/$version/build.log" 2>&1; then
+    tail -20 "$dir/$version/build.log" >&2
+    echo "$version ($full): build FAILED (see $dir/$version/build.log)" >> "$results"
+    status=1
+    continue
+  fi
+  build_secs=$(( $(date +%s) - built ))
+  module=$target/release/libmod_wsgi_rs.so
+  say "$version: $(readelf -d "$module" | grep -o 'RUNPATH.*')"
+  : > "$log"
+  for t in $tests; do
+    say "$version: cargo test --test $t"
+    CARGO_TARGET_DIR=$target PYO3_PYTHON=$python MOD_WSGI_RS_SO=$module MOD_WSGI_RS_PYTHON=$python \
+      "$cargo" test --release --manifest-path "$repo/Cargo.toml" --test "$t" >> "$log" 2>&1 || status=1
+    say "$version: $t: $(grep '^test result:' "$log" | tail -1)"
+  done
+  secs=$(( $(date +%s) - started ))
+  line="$version ($full): $(count "$log") in $(echo "$tests" | wc -w) files ($tests); build ${build_secs}s, all ${secs}s"
+  echo "$line" >> "$results"
+  say "$line"
+  grep -q '^failures:' "$log" && grep -A30 '^failures:$' "$log" | head -60 >&2 || true
+done
+echo "python-matrix: results ($results):"
+cat "$results"
+exit $status
