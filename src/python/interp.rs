@@ -14,7 +14,12 @@
 //! - main interpreter: each request thread pins its GIL-state thread state
 //!   (one `PyGILState_Ensure` never released), so the same thread state
 //!   serves every request of that thread and `threading.local` data survives
-//!   between requests; `Python::with_gil` then reuses it.
+//!   between requests. Requests attach it by hand (`PyEval_RestoreThread`),
+//!   not through the GIL-state API: from Python 3.12 on, attaching any
+//!   thread state makes it the GIL-state one of its OS thread, so after a
+//!   request in a sub-interpreter `PyGILState_Ensure` would resume the
+//!   sub-interpreter. Attached by hand, the main one is the GIL-state one
+//!   again, and `Python::with_gil` inside reuses it.
 //! - sub-interpreters: one `PyThreadState_New` per (thread, interpreter),
 //!   kept for the life of the process, attached with `PyEval_RestoreThread`
 //!   around each request. The main thread state is always pinned first, so
@@ -98,8 +103,8 @@ static SETTINGS: Mutex<Option<InitSettings>> = Mutex::new(None);
 
 #[derive(Default)]
 struct ThreadStates {
-    /// The GIL-state (main interpreter) thread state of this thread is pinned.
-    main_pinned: bool,
+    /// This thread's pinned main-interpreter thread state (0 until pinned).
+    main: StatePtr,
     /// (interpreter, thread state) of this thread in each sub-interpreter.
     subs: Vec<(StatePtr, StatePtr)>,
 }
@@ -146,11 +151,11 @@ pub fn with_interpreter<R>(group: &str, f: impl FnOnce(Python<'_>) -> R) -> Resu
             "application group '{group}' entered from inside Python on the same thread"
         ));
     }
-    pin_main_thread_state();
+    let main = pin_main_thread_state();
     let _depth = DepthGuard::enter();
     if group.is_empty() {
         let _busy = Busy::enter(None)?;
-        let _held = MainGil::acquire();
+        let _held = MainGil::acquire(main);
         return Ok(Python::with_gil(f));
     }
     let index = sub_interpreter(group)?;
@@ -251,22 +256,27 @@ pub fn allow_threads<T: Send>(py: Python<'_>, f: impl Send + FnOnce() -> T) -> T
     result
 }
 
-/// The GIL of the main interpreter, taken through the waiting room with
-/// the GIL-state API (pyo3's `with_gil` inside then only nests).
-struct MainGil(ffi::PyGILState_STATE);
+/// The GIL of the main interpreter, taken through the waiting room on this
+/// thread's pinned main thread state, which is then also its GIL-state one
+/// (pyo3's `with_gil` inside then only nests).
+struct MainGil(());
 
 impl MainGil {
-    fn acquire() -> MainGil {
-        // SAFETY: this thread holds no GIL (with_interpreter's contract);
-        // PyGILState_Ensure takes it, on this thread's pinned state.
-        MainGil(waiting_room(|| unsafe { ffi::PyGILState_Ensure() }))
+    fn acquire(main: StatePtr) -> MainGil {
+        // SAFETY: `main` is this thread's pinned main-interpreter thread
+        // state (pin_main_thread_state), detached: this thread holds no GIL
+        // (with_interpreter's contract). PyEval_RestoreThread takes the GIL
+        // and attaches it.
+        waiting_room(|| unsafe { ffi::PyEval_RestoreThread(main as *mut ffi::PyThreadState) });
+        MainGil(())
     }
 }
 
 impl Drop for MainGil {
     fn drop(&mut self) {
-        // SAFETY: pairs the Ensure of `acquire`, on the same thread.
-        unsafe { ffi::PyGILState_Release(self.0) };
+        // SAFETY: the main thread state attached by `acquire` is the
+        // current one again (with_gil inside returned); detach it.
+        unsafe { ffi::PyEval_SaveThread() };
     }
 }
 
@@ -316,12 +326,12 @@ impl Drop for Busy {
 /// state (and so the same `threading.local` data) serves every request of
 /// the thread in the main interpreter, and the GIL-state API refers to the
 /// main interpreter on this thread before any sub-interpreter thread state
-/// exists for it.
-fn pin_main_thread_state() {
+/// exists for it. Returns it.
+fn pin_main_thread_state() -> StatePtr {
     THREAD.with(|t| {
         let mut t = t.borrow_mut();
-        if t.main_pinned {
-            return;
+        if t.main != 0 {
+            return t.main;
         }
         // SAFETY: Python is initialized and this thread holds no GIL (the
         // contract of with_interpreter). PyGILState_Ensure creates this
@@ -329,12 +339,12 @@ fn pin_main_thread_state() {
         // it) and attaches it; we never call the matching PyGILState_Release,
         // so its count never drops to zero and CPython keeps it. The
         // PyEval_SaveThread right after detaches it and releases the GIL.
-        unsafe {
+        t.main = unsafe {
             ffi::PyGILState_Ensure();
-            ffi::PyEval_SaveThread();
-        }
-        t.main_pinned = true;
-    });
+            ffi::PyEval_SaveThread() as StatePtr
+        };
+        t.main
+    })
 }
 
 /// This thread's thread state in sub-interpreter `index`, made on first use.
@@ -352,7 +362,7 @@ fn thread_state(index: usize) -> StatePtr {
     // new thread state is bound to this OS thread when it is first
     // attached. This thread's GIL-state thread state is already the main
     // one (pin_main_thread_state ran), so CPython does not adopt this one
-    // for the GIL-state API.
+    // for the GIL-state API here (3.12+ does when it is attached: MainGil).
     let ts = unsafe { ffi::PyThreadState_New(interp as *mut ffi::PyInterpreterState) } as StatePtr;
     REGISTRY.lock().subs[index]
         .thread_states
@@ -410,8 +420,9 @@ fn sub_interpreter(group: &str) -> Result<usize, String> {
 /// thread state `Py_NewInterpreter` made for this thread (detached).
 fn create(group: &str) -> Result<(StatePtr, StatePtr), String> {
     let settings = SETTINGS.lock().clone().unwrap_or_default();
-    // SAFETY: this thread holds no GIL and its main thread state is pinned
-    // (PyGILState_GetThisThreadState returns it, detached). We attach it,
+    let main = pin_main_thread_state() as *mut ffi::PyThreadState;
+    // SAFETY: this thread holds no GIL and `main` is its pinned main
+    // thread state, detached. We attach it,
     // Py_NewInterpreter then creates the interpreter with a thread state of
     // this thread and makes it the current one (GIL still held: the GIL is
     // shared). Set-up runs through run_attached on that state. On success
@@ -420,7 +431,6 @@ fn create(group: &str) -> Result<(StatePtr, StatePtr), String> {
     // on a set-up failure Py_EndInterpreter ends the new interpreter first
     // (its thread state is current and the only one).
     unsafe {
-        let main = ffi::PyGILState_GetThisThreadState();
         ffi::PyEval_RestoreThread(main);
         let ts = ffi::Py_NewInterpreter();
         if ts.is_null() {
@@ -492,7 +502,9 @@ fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> 
 }
 
 /// Python side of the extension-module hint: wraps the loader of C
-/// extension modules of this interpreter so an ImportError that says the
+/// extension modules of this interpreter (module creation, and execution,
+/// where a multi-phase-init module such as a current pyo3 one refuses) so
+/// an ImportError that says the
 /// module cannot live in a sub-interpreter (pyo3's "PyO3 modules do not yet
 /// support subinterpreters" / "may only be initialized once per interpreter
 /// process", numpy's "Interpreter change detected", CPython's "does not
@@ -502,29 +514,45 @@ const REFUSAL_HOOK: &std::ffi::CStr = cr#"
 def install(report):
     import _frozen_importlib_external as external
     loader = external.ExtensionFileLoader
-    original = loader.create_module
     reported = set()
+
+    def refused(name, e):
+        text = str(e)
+        if "interpreter" in text.lower():
+            if name not in reported:
+                reported.add(name)
+                report(name, text)
+            hint = (
+                "mod_wsgi_rs: extension module %r only works in the main "
+                "interpreter: use WSGIApplicationGroup %%{GLOBAL}" % name
+            )
+            try:
+                e.add_note(hint)
+            except AttributeError:
+                # Python 3.10 has no notes: the message carries the hint.
+                e.msg = "%s\n%s" % (text, hint)
+
+    original_create = loader.create_module
+    original_exec = loader.exec_module
 
     def create_module(self, spec):
         try:
-            return original(self, spec)
+            return original_create(self, spec)
         except ImportError as e:
-            text = str(e)
-            if "interpreter" in text.lower():
-                if spec.name not in reported:
-                    reported.add(spec.name)
-                    report(spec.name, text)
-                try:
-                    e.add_note(
-                        "mod_wsgi_rs: extension module %r only works in the main "
-                        "interpreter: use WSGIApplicationGroup %%{GLOBAL}" % spec.name
-                    )
-                except AttributeError:
-                    pass
+            refused(spec.name, e)
             raise
 
-    create_module.__wrapped__ = original
+    def exec_module(self, module):
+        try:
+            return original_exec(self, module)
+        except ImportError as e:
+            refused(module.__name__, e)
+            raise
+
+    create_module.__wrapped__ = original_create
+    exec_module.__wrapped__ = original_exec
     loader.create_module = create_module
+    loader.exec_module = exec_module
 "#;
 
 fn install_refusal_hint(py: Python<'_>, group: &str) -> PyResult<()> {
