@@ -6,6 +6,8 @@
 #   DIR      cache and results (the Makefile passes target/python-matrix)
 #   TESTS    the test files run against each version (default below)
 #   PYENV_ROOT  where the Pythons come from (default /root/.pyenv)
+#   PYTHON_SOURCE=debian  build from Debian's source even where pyenv has
+#            the version (the path a machine without pyenv takes)
 #
 # For each version X.Y:
 # 1. DIR/X.Y/python: a copy of pyenv's newest X.Y build that Apache's
@@ -17,6 +19,8 @@
 #    its binary is, and build.rs looks for libpython below that prefix.
 #    Left out: site-packages (the tests make virtualenvs), the test suite
 #    and the static library. Kept until the source build changes (a stamp).
+#    Without a pyenv build of X.Y, CPython X.Y is built from Debian's source
+#    package into DIR/X.Y/python instead (build_python below).
 # 2. DIR/X.Y/target: the module built against the copy (its own
 #    CARGO_TARGET_DIR, PYO3_PYTHON the copy), with a RUNPATH to the copy's
 #    lib/.
@@ -59,7 +63,7 @@ pyenv_build() {
 }
 
 # DIR/X.Y/python from pyenv's build SRC.
-prepare_python() {
+copy_python() {
   version=$1 src=$2 copy=$dir/$1/python
   stamp="$src $(stat -c %Y "$src/lib/libpython$version.so.1.0")"
   if [ -f "$copy/.complete" ] && [ "$(cat "$copy/.complete")" = "$stamp" ]; then
@@ -70,16 +74,57 @@ prepare_python() {
   lib=lib/python$version
   tar -C "$src" -cf - \
     --exclude="./$lib/site-packages/*" --exclude="./$lib/test" \
-    --exclude="./$lib/config-*/*.a" --exclude="./lib/python$version/idlelib/idle_test" \
+    --exclude="./$lib/config-*/*.a" --exclude="./$lib/idlelib/idle_test" \
     ./bin ./include ./lib | tar -C "$copy" -xf -
+  finish_python "$version" "$stamp"
+}
+
+# DIR/X.Y/python built from Debian's pythonX.Y source package (its upstream
+# tarball) where pyenv has no X.Y build: a clean machine without pyenv.
+# The suites of SOURCE_SUITES are searched besides the machine's own
+# (Debian 13, trixie, has 3.13; Debian 12 has 3.11). About 10 minutes on
+# 2 cores; kept once built.
+build_python() {
+  version=$1 copy=$dir/$1/python cache=$dir/source-$1
+  if [ -f "$copy/.complete" ] && grep -q "^debian python$version " "$copy/.complete"; then
+    return 0
+  fi
+  missing=""
+  for p in gcc make xz-utils libssl-dev libffi-dev zlib1g-dev libsqlite3-dev libbz2-dev liblzma-dev uuid-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  done
+  if [ -n "$missing" ]; then
+    say "installing:$missing"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+  say "$version: fetching Debian's python$version source"
+  # shellcheck disable=SC2086
+  got=$("$repo/scripts/deb-source.sh" "$cache" "python$version" ${SOURCE_SUITES-trixie}) ||
+    fail "$version: no pyenv build, and Debian's python$version source could not be fetched"
+  rm -rf "$cache/build" "$copy" && mkdir -p "$cache/build"
+  tar -C "$cache/build" -xf "$(ls "$cache/fetch/python${version}_"*.orig.tar.* | grep -v '\.asc$' | tail -1)"
+  build=$(ls -d "$cache"/build/Python-* | tail -1)
+  say "$version: building $(basename "$build") into $copy"
+  (cd "$build" &&
+    ./configure --prefix="$copy" --enable-shared --with-ensurepip=install >configure.log 2>&1 &&
+    make -j "$(nproc)" >make.log 2>&1 &&
+    make install >install.log 2>&1) || fail "$version: building Python: see the logs in $build"
+  rm -rf "$cache/build"
+  finish_python "$version" "debian python$version $got"
+}
+
+# The Python in DIR/X.Y/python made self-contained and readable: its binary
+# loads the libpython beside it, every file is readable by Apache's user,
+# and www-data runs it from there (its prefix is the copy's).
+finish_python() {
+  version=$1 copy=$dir/$1/python
   patchelf --set-rpath '$ORIGIN/../lib' "$copy/bin/python$version"
   chmod -R a+rX "$copy"
-  # What Apache's children will do: run it as www-data, from the copy alone.
   prefix=$(runuser -u www-data -- "$copy/bin/python$version" -c \
     'import sys, ssl, sqlite3, ctypes, venv; print(sys.prefix)') ||
     fail "$version: $copy/bin/python$version does not run as www-data"
   [ "$prefix" = "$copy" ] || fail "$version: the copy says its prefix is $prefix, not $copy"
-  printf '%s' "$stamp" > "$copy/.complete"
+  printf '%s' "$2" > "$copy/.complete"
 }
 
 # "N passed, M failed" of a cargo test log.
@@ -92,10 +137,13 @@ count() {
 : > "$results"
 status=0
 for version in $versions; do
-  src=$(pyenv_build "$version")
-  [ -n "$src" ] || fail "$version: no pyenv build in $pyenv_root/versions (have: $(ls "$pyenv_root/versions" 2>/dev/null | tr '\n' ' '))"
   started=$(date +%s)
-  prepare_python "$version" "$src"
+  src=$(pyenv_build "$version")
+  if [ -n "$src" ] && [ "${PYTHON_SOURCE:-}" != debian ]; then
+    copy_python "$version" "$src"
+  else
+    build_python "$version"
+  fi
   python=$dir/$version/python/bin/python$version
   full=$("$python" -c 'import platform; print(platform.python_version())')
   target=$dir/$version/target

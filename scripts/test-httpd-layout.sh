@@ -22,7 +22,7 @@
 # The source: $HTTPD_SRC, else an unpacked tree in $APSRC (/tmp/apsrc) or
 # CACHE/fetch, else fetched
 # with `apt-get source` into CACHE from deb-src twins of this machine's apt
-# sources (a clean CI machine).
+# sources (a clean CI machine; scripts/deb-source.sh).
 set -eu
 cache=$(mkdir -p "$1" && cd "$1" && pwd)
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,31 +46,7 @@ fi
 
 # ------------------------------------------------------------ the source
 fetch_source() {
-  apt_dir=$cache/apt
-  rm -rf "$apt_dir" && mkdir -p "$apt_dir/sources.list.d" "$apt_dir/lists/partial" "$cache/fetch"
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -f "$f" ] && sed -n 's/^deb /deb-src /p' "$f" > "$apt_dir/sources.list.d/$(basename "$f")"
-  done
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] && sed 's/^Types:.*/Types: deb-src/' "$f" > "$apt_dir/sources.list.d/$(basename "$f")"
-  done
-  opts="-o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=$apt_dir/sources.list.d -o Dir::State::Lists=$apt_dir/lists"
-  # shellcheck disable=SC2086
-  apt-get $opts update -qq >/dev/null || fail "apt-get update of the deb-src lists"
-  # The newest version whose files can be had (a mirror may list a
-  # security update it does not serve).
-  # shellcheck disable=SC2086
-  versions=$(apt-cache $opts showsrc apache2 | sed -n 's/^Version: //p' | sort -rV | uniq)
-  got=""
-  for v in $versions; do
-    # shellcheck disable=SC2086
-    if (cd "$cache/fetch" && apt-get $opts source --download-only -qq "apache2=$v" >/dev/null 2>&1); then
-      got=$v
-      break
-    fi
-    say "apache2 $v's source could not be fetched; trying an older one"
-  done
-  [ -n "$got" ] || fail "apt-get source apache2 (versions listed: $versions)"
+  "$repo/scripts/deb-source.sh" "$cache" apache2 >/dev/null || fail "apt-get source apache2"
   tar -xzf "$cache"/fetch/apache2_*.orig.tar.gz -C "$cache/fetch"
 }
 
