@@ -38,18 +38,26 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 pyenv_root=${PYENV_ROOT:-/root/.pyenv}
 tests=${TESTS:-embedded_basic embedded_python daemon_mode interpreters frameworks}
 cargo=${CARGO:-cargo}
-results=$dir/results.txt
 
 say() { echo "python-matrix: $*"; }
 fail() { echo "python-matrix: FAILED: $*" >&2; exit 1; }
 
-# Every directory down to DIR must be enterable by Apache's user.
-p=$dir
-while [ "$p" != / ]; do
-  [ -n "$(find "$p" -maxdepth 0 -perm -o+x)" ] ||
-    fail "$p is not enterable by others (mode $(stat -c %a "$p")): Apache's children could not reach $dir"
-  p=$(dirname "$p")
-done
+# Every directory down to DIR must be enterable by Apache's user, who
+# reads the Python copies; else the cache goes to /var/tmp (as the tests'
+# virtualenvs do, tests/common/venv.rs).
+traversable() {
+  p=$1
+  while [ "$p" != / ]; do
+    [ -n "$(find "$p" -maxdepth 0 -perm -o+x)" ] || return 1
+    p=$(dirname "$p")
+  done
+}
+if ! traversable "$dir"; then
+  say "$dir cannot be reached by Apache's user; using /var/tmp/mod_wsgi_rs-python-matrix"
+  dir=/var/tmp/mod_wsgi_rs-python-matrix
+  mkdir -p "$dir"
+fi
+results=$dir/results.txt
 
 command -v patchelf >/dev/null || {
   say "installing patchelf"
