@@ -167,13 +167,14 @@ for version in $versions; do
   fi
   build_secs=$(( $(date +%s) - built ))
   module=$target/release/libmod_wsgi_rs.so
-  say "$version: $(readelf -d "$module" | grep -o 'RUNPATH.*')"
+  say "$version: module RUNPATH $(readelf -d "$module" | sed -n 's/.*Library runpath: //p')"
   : > "$log"
   for t in $tests; do
     say "$version: cargo test --test $t"
     CARGO_TARGET_DIR=$target PYO3_PYTHON=$python MOD_WSGI_RS_SO=$module MOD_WSGI_RS_PYTHON=$python \
-      "$cargo" test --release --manifest-path "$repo/Cargo.toml" --test "$t" >> "$log" 2>&1 || status=1
-    say "$version: $t: $(grep '^test result:' "$log" | tail -1)"
+      "$cargo" test --release --manifest-path "$repo/Cargo.toml" --test "$t" > "$log.part" 2>&1 || status=1
+    say "$version: $t: $(grep '^test result:' "$log.part" || echo "no result: see $log")"
+    cat "$log.part" >> "$log" && rm -f "$log.part"
   done
   secs=$(( $(date +%s) - started ))
   line="$version ($full): $(count "$log") in $(echo "$tests" | wc -w) files ($tests); build ${build_secs}s, all ${secs}s"

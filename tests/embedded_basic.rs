@@ -137,7 +137,8 @@ fn module_records_the_runpath_of_its_python() {
     } else {
         assert!(
             runpath.is_empty(),
-            "the system's Python needs no RUNPATH: {runpath:?}"
+            "the system's Python needs no RUNPATH (a module built against another: \
+             set MOD_WSGI_RS_PYTHON to its interpreter): {runpath:?}"
         );
     }
 }
