@@ -12,7 +12,6 @@
 
 mod common;
 use common::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const APP: &str = r#"
@@ -151,20 +150,12 @@ fn server(mpm: Mpm, sendfile: bool, data: &[u8]) -> Apache {
         ))
         .start();
     // The application (www-data when Apache starts as root) writes markers.
-    std::fs::set_permissions(
-        markers(&apache),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    apache.open_markers();
     apache
 }
 
-fn markers(apache: &Apache) -> PathBuf {
-    apache.dir.join("app/markers")
-}
-
 fn closed(apache: &Apache, token: &str) -> bool {
-    let path = markers(apache).join(format!("closed-{token}"));
+    let path = apache.markers().join(format!("closed-{token}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if std::fs::read_to_string(&path).is_ok_and(|s| s == "closed") {

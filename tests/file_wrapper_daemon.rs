@@ -22,7 +22,6 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const APP: &str = r#"
@@ -192,16 +191,8 @@ fn server(mpm: Mpm) -> Apache {
         )
         .start();
     // The application (www-data when Apache starts as root) writes markers.
-    std::fs::set_permissions(
-        markers(&apache),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    apache.open_markers();
     apache
-}
-
-fn markers(apache: &Apache) -> PathBuf {
-    apache.dir.join("app/markers")
 }
 
 /// Lines of the error log saying a file was sent by the Apache child:
@@ -589,7 +580,7 @@ fn a_file_that_shrinks_while_it_is_sent_cuts_the_connection() {
         }
         // ...then the file is cut to 1 MiB while Apache is still at it
         // (it cannot have written 64 MiB into the socket buffers).
-        let m = markers(&apache);
+        let m = apache.markers();
         std::fs::write(m.join(format!("trigger-{token}")), "go").unwrap();
         wait_for("the truncation", Duration::from_secs(30), || {
             m.join(format!("truncated-{token}")).exists()

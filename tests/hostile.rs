@@ -59,11 +59,7 @@ fn server_with(mode: Mode, timeout: u32, daemon_options: &str, extra: &str) -> A
         ))
         .start();
     // The application (www-data when Apache starts as root) writes markers.
-    std::fs::set_permissions(
-        markers(&apache),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    apache.open_markers();
     apache
 }
 
@@ -77,27 +73,8 @@ fn server(mode: Mode, timeout: u32) -> Apache {
     server_with(mode, timeout, "", "")
 }
 
-fn markers(apache: &Apache) -> std::path::PathBuf {
-    apache.dir.join("app/markers")
-}
-
-/// The marker `name` the application writes from close(), waited for.
-fn wait_marker(apache: &Apache, name: &str, timeout: Duration) -> Option<String> {
-    let path = markers(apache).join(name);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return Some(text);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn marker_or_panic(apache: &Apache, name: &str, timeout: Duration, label: &str) -> String {
-    wait_marker(apache, name, timeout).unwrap_or_else(|| {
+    apache.wait_marker(name, timeout).unwrap_or_else(|| {
         panic!(
             "{label}: no marker {name} within {timeout:?} (close() not run?)\n{}",
             apache.error_log()
@@ -848,7 +825,7 @@ fn oversized_header_blocks_are_refused_by_apache() {
         }
         let (_, _) = served_within(&apache, Duration::from_secs(10), &label);
         assert!(
-            std::fs::read_dir(markers(&apache))
+            std::fs::read_dir(apache.markers())
                 .unwrap()
                 .flatten()
                 .all(|e| !e.file_name().to_string_lossy().starts_with("read-")),

@@ -9,8 +9,7 @@ mod common;
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const APP: &str = include_str!("apps/pep3333_app.wsgi");
 
@@ -34,31 +33,8 @@ fn server(mpm: Mpm, mode: Mode) -> Apache {
         ))
         .start();
     // The application (www-data when Apache starts as root) writes markers.
-    let markers = markers(&apache);
-    std::fs::set_permissions(
-        &markers,
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    apache.open_markers();
     apache
-}
-
-fn markers(apache: &Apache) -> PathBuf {
-    apache.dir.join("app/markers")
-}
-
-fn wait_for_marker(apache: &Apache, name: &str, timeout: Duration) -> Option<String> {
-    let path = markers(apache).join(name);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return Some(text);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 // ------------------------------------------------------------ body checks
@@ -262,7 +238,7 @@ fn check_handshake(apache: &Apache, token: &str) {
         );
         data.extend_from_slice(&buf[..n]);
     }
-    std::fs::write(markers(apache).join(format!("go-{token}")), "go").unwrap();
+    std::fs::write(apache.markers().join(format!("go-{token}")), "go").unwrap();
     s.read_to_end(&mut data).unwrap();
     let r = parse(&data, false);
     assert_eq!(r.status, 200);
@@ -382,7 +358,9 @@ fn exercise(apache: &Apache, label: &str) {
     let r = apache.get(&format!("/app/close?token={token}&count=3&size=10"));
     assert_eq!(r.body, vec![b'z'; 30], "{label}");
     assert_eq!(
-        wait_for_marker(apache, &format!("close-{token}"), Duration::from_secs(10)).as_deref(),
+        apache
+            .wait_marker(&format!("close-{token}"), Duration::from_secs(10))
+            .as_deref(),
         Some("closed after 3 blocks"),
         "{label}: close() not called"
     );
@@ -448,7 +426,8 @@ fn check_close_on_disconnect(apache: &Apache, label: &str) {
         got += n;
     }
     drop(s);
-    let marker = wait_for_marker(apache, &format!("close-{token}"), Duration::from_secs(60))
+    let marker = apache
+        .wait_marker(&format!("close-{token}"), Duration::from_secs(60))
         .unwrap_or_else(|| {
             panic!(
                 "{label}: close() was not called after the client left\n{}",

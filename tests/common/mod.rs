@@ -734,6 +734,33 @@ pub struct Apache {
 }
 
 impl Apache {
+    /// `app/markers` (a test adds `app/markers/.keep`): where test
+    /// applications write what they saw.
+    pub fn markers(&self) -> PathBuf {
+        self.dir.join("app/markers")
+    }
+
+    /// Opens `app/markers` to the applications' user (www-data when Apache
+    /// starts as root).
+    pub fn open_markers(&self) {
+        fs::set_permissions(self.markers(), fs::Permissions::from_mode(0o777)).unwrap();
+    }
+
+    /// The marker `name` an application writes, waited for up to `timeout`.
+    pub fn wait_marker(&self, name: &str, timeout: Duration) -> Option<String> {
+        let path = self.markers().join(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(text) = fs::read_to_string(&path) {
+                return Some(text);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn builder() -> ApacheBuilder {
         ApacheBuilder {
             mpm: Mpm::Event,
