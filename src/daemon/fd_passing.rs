@@ -77,19 +77,30 @@ pub fn reopened(file: &std::fs::File) -> io::Result<std::fs::File> {
 pub struct Receiver<'s> {
     stream: &'s UnixStream,
     fds: VecDeque<OwnedFd>,
-    /// recvmsg's control buffer, allocated once per relay.
+    /// recvmsg's control buffer, the thread's own (see `CONTROL`).
     control: Vec<u8>,
     /// Why descriptors sent to us were dropped, if some were: a
     /// `ResponseFile` whose descriptor is missing says so.
     dropped: Option<&'static str>,
 }
 
+thread_local! {
+    /// recvmsg's control buffer (about 1 KiB), made once per Apache thread
+    /// and lent to each relay of that thread rather than allocated per
+    /// request.
+    static CONTROL: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl<'s> Receiver<'s> {
     pub fn new(stream: &'s UnixStream) -> Receiver<'s> {
+        let mut control = CONTROL.take();
+        if control.capacity() == 0 {
+            control = nix::cmsg_space!([RawFd; SCM_MAX_FD]);
+        }
         Receiver {
             stream,
             fds: VecDeque::new(),
-            control: nix::cmsg_space!([RawFd; SCM_MAX_FD]),
+            control,
             dropped: None,
         }
     }
@@ -104,6 +115,14 @@ impl<'s> Receiver<'s> {
         self.fds
             .pop_front()
             .ok_or(self.dropped.unwrap_or("no descriptor came with it"))
+    }
+}
+
+impl Drop for Receiver<'_> {
+    fn drop(&mut self) {
+        // Back to the thread for its next relay (recvmsg uses only its
+        // capacity).
+        CONTROL.set(std::mem::take(&mut self.control));
     }
 }
 
