@@ -252,6 +252,16 @@ def make_site(site):
 
 # ------------------------------------------------------------ Apache
 
+def two_buckets_ratio():
+    """The ListenCoresBucketsRatio that gives Apache exactly two listener
+    buckets (online CPUs // ratio == 2), or None when none does."""
+    cpus = os.cpu_count() or 1
+    for ratio in range(1, cpus + 1):
+        if cpus // ratio == 2:
+            return ratio
+    return None
+
+
 def apache_conf(root, site, port, mode, module=None, app="bench",
                 python_home=None, proxy_port=None):
     """httpd.conf of one contender: the same for all but the LoadModule
@@ -259,6 +269,15 @@ def apache_conf(root, site, port, mode, module=None, app="bench",
     `proxy_port` passes everything to the gunicorn on that port."""
     user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
     daemon, mpm = MODES[mode]
+    ratio = two_buckets_ratio()
+    buckets_line = "# (one listening socket: no ListenCoresBucketsRatio " \
+        "gives two buckets on this machine)" if ratio is None else f"""\
+# A listening socket per child (SO_REUSEPORT: two buckets of CPUs, two
+# children): the kernel spreads wrk's connections over both children. With
+# one shared socket the child that woke first often took all 16
+# connections, and an embedded CPU-bound app then ran on one GIL in some
+# rounds and on two in others (a 2x swing in the Django figure).
+ListenCoresBucketsRatio {ratio}"""
     if mpm == "prefork":
         mpm_lines = f"""LoadModule mpm_prefork_module {MODULES}/mod_mpm_prefork.so
 # prefork: a child per connection and a few spare, all from the start.
@@ -275,6 +294,7 @@ MaxConnectionsPerChild 0"""
 # threads each, so that even if all 256 keep-alive connections land on one
 # child none is closed early for want of a worker (with 2 x 128 wrk saw
 # read errors, for the static files too).
+{buckets_line}
 StartServers 2
 ServerLimit 2
 ThreadLimit 256
@@ -345,6 +365,17 @@ def proc_stat(pid):
         return None
     fields = s[s.rindex(")") + 2:].split()
     return int(fields[1]), int(fields[19])
+
+
+def cpu_ticks(pid):
+    """utime + stime of a process (clock ticks), or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    fields = s[s.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])
 
 
 def descendants(root_pid):
@@ -458,6 +489,15 @@ class Server:
 
     def kind_of(self, pid):
         raise NotImplementedError
+
+    def cpu_by_process(self):
+        """{pid: (kind, CPU ticks so far)} of the server's children."""
+        res = {}
+        for kind, pid, _ in self.processes():
+            ticks = cpu_ticks(pid)
+            if ticks is not None:
+                res[pid] = (kind, ticks)
+        return res
 
     def processes(self):
         """[(kind, pid, rss KiB)] of the server's children: 'daemon' for
@@ -681,6 +721,29 @@ def wrk_with_restarts(front, w, seconds, cfg):
     return r
 
 
+def cpu_used(servers, before):
+    """[(kind, pid, CPU ticks)] each child used since `before` (processes
+    that came or went meanwhile, as in restarts, are left out)."""
+    used = []
+    for server, was in zip(servers, before):
+        for pid, (kind, ticks) in server.cpu_by_process().items():
+            if pid in was:
+                used.append((kind, pid, ticks - was[pid][1]))
+    return used
+
+
+def busiest_worker_share(run):
+    """The share of the Apache children's CPU time that the busiest one
+    used during a run (None without two children to compare). In embedded
+    mode each child has one GIL, so with a CPU-bound application a share
+    near 1.0 means only one child served and the figure is half of what
+    the machine can do."""
+    ticks = [t for kind, _, t in run.get("cpu", []) if kind == "worker"]
+    if len(ticks) < 2 or sum(ticks) <= 0:
+        return None
+    return max(ticks) / sum(ticks)
+
+
 def measure(contender, mode, w, cfg, paths, checks):
     """Fresh servers, one check request, warm-up, one measured run, RSS,
     stop. Returns a dict (with 'failure' when it could not run)."""
@@ -705,12 +768,14 @@ def measure(contender, mode, w, cfg, paths, checks):
             warmup = max(warmup, PREFORK_APP_WARMUP)
         if warmup > 0:
             wrk(cfg.port, w["path"], w["conns"], warmup, w["post"])
+        cpu_before = [s.cpu_by_process() for s in servers]
         if w["restarts"]:
             res.update(wrk_with_restarts(servers[-1], w,
                                          cfg.restart_duration, cfg))
         else:
             res.update(wrk(cfg.port, w["path"], w["conns"], cfg.duration,
                            w["post"]))
+        res["cpu"] = cpu_used(servers, cpu_before)
         res["procs"] = [p for s in servers for p in s.processes()]
         lines = "\n".join(l for s in servers
                           for l in s.new_log_lines().splitlines()
@@ -811,6 +876,7 @@ def summarise(scenarios, results, contenders):
                 "daemon_each": [k for kind, _, k in last if kind == "daemon"],
                 "worker_each": [k for kind, _, k in last if kind == "worker"],
                 "graceful": sum(r.get("restarts", 0) for r in ok),
+                "worker_share": [busiest_worker_share(r) for r in ok],
             }
         # Per-round ratios: round i of ours against round i of the other.
         def ratio(other):
@@ -1001,7 +1067,8 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
              f"{cfg.duration} s measured (wrk 2 threads, --latency).")
     L.append(f"- Apache: {info['apache']}, event MPM: 2 children x 256 "
              "threads from the start (StartServers = ServerLimit 2, "
-             "MaxRequestWorkers 512); `embedded-prefork`: prefork MPM, "
+             "MaxRequestWorkers 512), a listening socket per child "
+             "(ListenCoresBucketsRatio, SO_REUSEPORT); `embedded-prefork`: prefork MPM, "
              f"{PREFORK_CHILDREN} children from the start; KeepAlive On, "
              "unlimited keep-alive "
              "requests, no access log, LogLevel warn; the same configuration "
@@ -1088,6 +1155,26 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
                          f"{fmt_mib(d['worker_rss'])} ("
                          + " ".join(fmt_mib(k) for k in d["worker_each"])
                          + ")")
+        L.append(f"| {r['id']} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("## Spread over Apache's children (embedded, event MPM)")
+    L.append("")
+    L.append("The share of the children's CPU time used by the busiest of "
+             "the two during each round's measured run (0.50 is an even "
+             "spread; near 1.00 one child did all the work, which with a "
+             "CPU-bound app means one GIL for the whole run).")
+    L.append("")
+    L.append("| scenario | " + " | ".join(names[c["id"]] for c in wsgi)
+             + " |")
+    L.append("|---" * (len(wsgi) + 1) + "|")
+    for r in rows:
+        if MODES[r["mode"]][0] or MODES[r["mode"]][1] != "event":
+            continue
+        cells = []
+        for c in wsgi:
+            shares = [x for x in r["c"][c["id"]]["worker_share"]
+                      if x is not None]
+            cells.append(" ".join(f"{x:.2f}" for x in shares) or "n/a")
         L.append(f"| {r['id']} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("## Errors and failures")
@@ -1356,7 +1443,9 @@ def main():
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     stem = f"{started:%Y-%m-%d}" + ("-quick" if cfg.quick else "")
     if cfg.only or cfg.contenders:
-        stem += "-partial"
+        # Timed: a partial run never overwrites an earlier one of the day.
+        stem = f"{started:%Y-%m-%d-%H%M}" + ("-quick" if cfg.quick else "") \
+            + "-partial"
     chart = stem + ".svg"
     with open(os.path.join(HERE, "results", chart), "w") as f:
         f.write(svg_chart(rows, {c["id"]: c["name"] for c in contenders}))
