@@ -263,13 +263,17 @@ def two_buckets_ratio():
 
 
 def apache_conf(root, site, port, mode, module=None, app="bench",
-                python_home=None, proxy_port=None):
+                python_home=None, proxy_port=None, restarts=False):
     """httpd.conf of one contender: the same for all but the LoadModule
     line; `module` None serves the site as static files, or with
     `proxy_port` passes everything to the gunicorn on that port."""
     user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
     daemon, mpm = MODES[mode]
     ratio = two_buckets_ratio()
+    # A graceful restart starts the new children while the old ones finish:
+    # with no free scoreboard slot ("scoreboard is full, not at
+    # MaxRequestWorkers") the new ones wait for the old ones to go.
+    server_limit = 4 if restarts else 2
     buckets_line = "# (one listening socket: no ListenCoresBucketsRatio " \
         "gives two buckets on this machine)" if ratio is None else f"""\
 # A listening socket per child (SO_REUSEPORT: two buckets of CPUs, two
@@ -296,7 +300,7 @@ MaxConnectionsPerChild 0"""
 # read errors, for the static files too).
 {buckets_line}
 StartServers 2
-ServerLimit 2
+ServerLimit {server_limit}
 ThreadLimit 256
 ThreadsPerChild 256
 MaxRequestWorkers 512
@@ -686,7 +690,8 @@ def servers_for(contender, mode, w, cfg, paths):
     if kind in ("module", "static"):
         return [Apache(root, apache_conf(
             root, paths["site"], cfg.port, mode, module=contender["module"],
-            app=w["app"], python_home=python_home), cfg.port)]
+            app=w["app"], python_home=python_home,
+            restarts=bool(w["restarts"])), cfg.port)]
     processes, threads = MODES[mode][0]
     groot = os.path.join(paths["bench"], "gunicorn")
     if kind == "gunicorn":
@@ -696,7 +701,9 @@ def servers_for(contender, mode, w, cfg, paths):
     return [Gunicorn(groot, paths["apps_venv"], paths["site"], w["app"],
                      cfg.port + 1, processes, threads),
             Apache(root, apache_conf(root, paths["site"], cfg.port, mode,
-                                     proxy_port=cfg.port + 1), cfg.port)]
+                                     proxy_port=cfg.port + 1,
+                                     restarts=bool(w["restarts"])),
+                   cfg.port)]
 
 
 def wrk_with_restarts(front, w, seconds, cfg):
@@ -959,6 +966,10 @@ def targets(rows):
     worse = []
     compared = False
     for r in rows:
+        if r["restarts"]:
+            # Measured right after the run, old daemons may still be
+            # finishing their last requests beside the new ones.
+            continue
         ours = r["c"].get("rs", {}).get("daemon_rss")
         theirs = r["c"].get("c4", {}).get("daemon_rss")
         if ours and theirs:
@@ -1168,7 +1179,8 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
              + " |")
     L.append("|---" * (len(wsgi) + 1) + "|")
     for r in rows:
-        if MODES[r["mode"]][0] or MODES[r["mode"]][1] != "event":
+        if MODES[r["mode"]][0] or MODES[r["mode"]][1] != "event" \
+                or r["restarts"]:
             continue
         cells = []
         for c in wsgi:
