@@ -7,6 +7,8 @@
 //!   CPython C-API (start-up, interpreters and thread states, stdio).
 //! - `config`: directive parsing into typed configuration, pure.
 //! - `wsgi`: the PEP 3333 adapter, shared by both modes through `Backend`.
+//! - `asgi`: ASGI applications, served through the `wsgi` path by an
+//!   adapter and an event loop per interpreter.
 //! - `embedded`: the request path inside Apache's children.
 //! - `daemon`: the supervisor in the Apache parent, the daemon process and
 //!   its thread layout, and the worker side that proxies to it.
@@ -19,6 +21,7 @@
 //!   dispatch, handler) sharing one "run a hook script" path.
 
 pub mod apache;
+pub mod asgi;
 pub mod cgi;
 pub mod config;
 pub mod daemon;

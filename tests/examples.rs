@@ -471,3 +471,60 @@ fn embedded_mode_under_prefork() {
     );
     assert_no_traceback(&apache);
 }
+
+#[test]
+fn fastapi_app_in_daemon_mode() {
+    let venv = common::venv::asgi_venv();
+    let examples = examples_copy();
+    let conf = render(
+        "fastapi.conf",
+        &[
+            ("examples", examples.path().to_str().unwrap()),
+            ("venv", venv.to_str().unwrap()),
+        ],
+    );
+    let apache = Apache::builder().directives(&conf).start();
+
+    let r = apache.get("/api/status");
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    let json = r.text();
+    assert!(json.contains(r#""app":"fastapi-example""#), "{json}");
+    assert!(json.contains(r#""process_group":"fastapi""#), "{json}");
+    assert!(json.contains(r#""up_seconds":"#), "lifespan state: {json}");
+    let daemons = processes_named(&apache, "(wsgi:fastapi)");
+    assert_eq!(daemons.len(), 2, "{:?}", apache.pids());
+    let pid: u32 = regex::Regex::new(r#""pid":(\d+)"#)
+        .unwrap()
+        .captures(&json)
+        .unwrap_or_else(|| panic!("no pid in {json}"))[1]
+        .parse()
+        .unwrap();
+    assert!(daemons.contains(&pid), "{pid} not in {daemons:?}");
+
+    let json_type = ("Content-Type", "application/json");
+    let r = apache.request(
+        "POST",
+        "/api/echo",
+        &[json_type],
+        br#"{"text": "hi there"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    assert_eq!(r.text(), r#"{"text":"hi there","length":8}"#);
+    let r = apache.request("POST", "/api/echo", &[json_type], br#"{"txt": 1}"#);
+    assert_eq!(r.status, 422);
+
+    let r = apache.get("/api/notes/welcome");
+    assert_eq!(
+        r.text(),
+        r#"{"name":"welcome","text":"Hello from FastAPI"}"#
+    );
+    let r = apache.get("/api/notes/other");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.text(), r#"{"detail":"no such note"}"#);
+
+    let r = apache.get("/api/countdown?start=3");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "3\n2\n1\n0\n");
+    assert_no_traceback(&apache);
+}

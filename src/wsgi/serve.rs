@@ -90,12 +90,15 @@ pub fn serve<'v>(
         )
         .map_err(|e| early(e.into()))?;
         reload_requested = loaded.reload_requested;
-        let application = loaded.module.getattr(target.callable_object).map_err(|_| {
-            early(RequestError::MissingCallable(format!(
-                "WSGI0089: Target WSGI script '{}' does not contain WSGI application '{}'.",
-                target.script, target.callable_object
-            )))
-        })?;
+        // The callable itself, or the adapter of an ASGI application.
+        let application = crate::asgi::callable(&loaded.module, target.callable_object)
+            .map_err(py_err)?
+            .ok_or_else(|| {
+                early(RequestError::MissingCallable(format!(
+                    "WSGI0089: Target WSGI script '{}' does not contain WSGI application '{}'.",
+                    target.script, target.callable_object
+                )))
+            })?;
         let environ = environ::build(py, vars, ctx).map_err(py_err)?;
         // From here the request's output carries its client and script;
         // what the script printed while being imported went to the

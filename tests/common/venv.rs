@@ -98,3 +98,12 @@ pub const FRAMEWORKS: &[&str] = &["flask>=3,<4", "django>=4.2,<6"];
 pub fn frameworks_venv() -> PathBuf {
     ensure_venv("test-venv", FRAMEWORKS)
 }
+
+/// What the ASGI virtualenv holds; a change here rebuilds it.
+pub const ASGI: &[&str] = &["fastapi>=0.110,<1"];
+
+/// The cached virtualenv with FastAPI (and Starlette, pydantic) for
+/// tests/asgi.rs.
+pub fn asgi_venv() -> PathBuf {
+    ensure_venv("test-venv-asgi", ASGI)
+}

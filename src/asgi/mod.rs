@@ -1,0 +1,83 @@
+//! ASGI 3 applications (FastAPI, Starlette, Django's ASGIHandler) mounted
+//! like WSGI ones: a script's `application` (or, for ASGI only, `app`)
+//! that is an ASGI callable is served through an adapter the request path
+//! calls as a WSGI application, so both modes, the daemon protocol and
+//! everything around the call stay the WSGI path's. The adapter and the
+//! interpreter's event loop are Python (`runtime.py`, loaded once per
+//! interpreter): asyncio is what they drive.
+//!
+//! Whether a script's callable is ASGI is decided once per loaded script
+//! module and callable name, and kept in the module (a reload is a new
+//! module, so a new decision).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyModule};
+
+/// The adapter's source, run once per interpreter as module [`RUNTIME_NAME`].
+const RUNTIME_SOURCE: &str = include_str!("runtime.py");
+const RUNTIME_NAME: &str = "_mod_wsgi_rs_asgi";
+const RUNTIME_FILE: &str = "mod_wsgi_rs/src/asgi/runtime.py";
+/// Attribute of a script module: callable name -> (object found, what the
+/// request path calls for it).
+const DECIDED: &str = "__mod_wsgi_rs_callables__";
+/// The name WSGI scripts use; an ASGI script may say `app` instead.
+const DEFAULT_CALLABLE: &str = "application";
+const ASGI_CALLABLE: &str = "app";
+
+/// What the request path calls for callable `name` of a script `module`:
+/// the WSGI application itself, or an adapter for an ASGI one. Ok(None)
+/// when the script has no such callable.
+pub fn callable<'py>(
+    module: &Bound<'py, PyModule>,
+    name: &str,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = module.py();
+    let (found, asgi_only) = match module.getattr(name) {
+        Ok(found) => (found, false),
+        Err(_) if name == DEFAULT_CALLABLE => match module.getattr(ASGI_CALLABLE) {
+            Ok(found) => (found, true),
+            Err(_) => return Ok(None),
+        },
+        Err(_) => return Ok(None),
+    };
+    let decided = match module.dict().get_item(DECIDED)? {
+        Some(d) => d.downcast_into::<PyDict>()?,
+        None => {
+            let d = PyDict::new(py);
+            module.setattr(DECIDED, &d)?;
+            d
+        }
+    };
+    if let Some(entry) = decided.get_item(name)? {
+        let (object, to_call): (Bound<'py, PyAny>, Bound<'py, PyAny>) = entry.extract()?;
+        if object.is(&found) {
+            return Ok((!to_call.is_none()).then_some(to_call));
+        }
+    }
+    let to_call = runtime(py)?.call_method1("adapt", (&found, asgi_only))?;
+    decided.set_item(name, (&found, &to_call))?;
+    Ok((!to_call.is_none()).then_some(to_call))
+}
+
+/// This interpreter's adapter module, loaded on first use. Two threads
+/// loading it at once both run the source (it defines functions and
+/// classes only); the first one registered is the one every request uses.
+fn runtime(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let modules = py.import("sys")?.getattr("modules")?;
+    if let Ok(module) = modules.get_item(RUNTIME_NAME) {
+        return Ok(module.downcast_into::<PyModule>()?);
+    }
+    let module = PyModule::new(py, RUNTIME_NAME)?;
+    // Compiled under its path in the crate, so that tracebacks through it
+    // say where they are.
+    let code =
+        py.import("builtins")?
+            .getattr("compile")?
+            .call1((RUNTIME_SOURCE, RUNTIME_FILE, "exec"))?;
+    module.setattr("__file__", RUNTIME_FILE)?;
+    py.import("builtins")?
+        .getattr("exec")?
+        .call1((code, module.dict()))?;
+    let registered = modules.call_method1("setdefault", (RUNTIME_NAME, &module))?;
+    Ok(registered.downcast_into::<PyModule>()?)
+}

@@ -1,0 +1,310 @@
+//! ASGI applications mounted with WSGIScriptAlias, in embedded and daemon
+//! mode: FastAPI from a real virtualenv (built once per machine under
+//! target/test-venv-asgi), a bare ASGI callable, lifespan, streaming in
+//! both directions, background tasks, client disconnects, and a WSGI and an
+//! ASGI application side by side in one daemon group.
+
+mod common;
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const FASTAPI_APP: &str = include_str!("apps/asgi/fastapi_app.py");
+const RAW_APP: &str = include_str!("apps/asgi/raw_app.py");
+const FAILING_LIFESPAN: &str = include_str!("apps/asgi/failing_lifespan.py");
+const HELLO_WSGI: &str = include_str!("apps/asgi/hello_wsgi.py");
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    Embedded,
+    Daemon,
+}
+
+/// A directory the applications (www-data) write their markers to, kept
+/// after Apache stops.
+fn marker_dir() -> tempfile::TempDir {
+    temp_dir_with_mode("mwsgi-asgi-", 0o777)
+}
+
+fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
+    let venv = venv.display();
+    let python = match mode {
+        Mode::Embedded => format!("WSGIPythonHome {venv}\n"),
+        Mode::Daemon => format!(
+            "WSGIDaemonProcess asgi processes=1 threads=4 python-home={venv} display-name=asgi-daemon\n\
+             WSGIProcessGroup asgi\n"
+        ),
+    };
+    Apache::builder()
+        .file("app/fastapi_app.py", FASTAPI_APP)
+        .file("app/raw_app.py", RAW_APP)
+        .file("app/failing_lifespan.py", FAILING_LIFESPAN)
+        .file("app/hello_wsgi.py", HELLO_WSGI)
+        .file("app/marker_dir", &markers.display().to_string())
+        .directives(&format!(
+            "{python}WSGIApplicationGroup %{{GLOBAL}}\nWSGIChunkedRequest On\n\
+             WSGIScriptAlias /api {{dir}}/app/fastapi_app.py\n\
+             WSGIScriptAlias /raw {{dir}}/app/raw_app.py\n\
+             WSGIScriptAlias /failing {{dir}}/app/failing_lifespan.py\n\
+             WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n"
+        ))
+        .start()
+}
+
+fn json(r: &Response) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): status {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        )
+    })
+}
+
+fn wait_file(p: &Path, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = fs::read_to_string(p)
+            && !s.is_empty()
+        {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn fastapi_in(mode: Mode) {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server(mode, &venv, markers.path());
+
+    // Path and query parameters.
+    let r = apache.get("/api/items/42?q=café");
+    assert_eq!(r.status, 200, "{}", apache.error_log());
+    let v = json(&r);
+    assert_eq!(v["item_id"], 42);
+    assert_eq!(v["q"], "café");
+    assert_eq!(apache.get("/api/items/nope").status, 422);
+    assert_eq!(apache.get("/api/nowhere").status, 404);
+
+    // A JSON body, validated by pydantic.
+    let r = apache.request(
+        "POST",
+        "/api/items",
+        &[("Content-Type", "application/json")],
+        br#"{"name": "lamp", "price": 21.5, "tags": ["a", "b"]}"#,
+    );
+    assert_eq!(r.status, 200);
+    let v = json(&r);
+    assert_eq!(v["name"], "lamp");
+    assert_eq!(v["total"], 43.0);
+    assert_eq!(v["tags"], serde_json::json!(["a", "b"]));
+    let r = apache.request(
+        "POST",
+        "/api/items",
+        &[("Content-Type", "application/json")],
+        br#"{"name": "lamp"}"#,
+    );
+    assert_eq!(r.status, 422);
+
+    // A dependency raising HTTPException.
+    let r = apache.get("/api/private");
+    assert_eq!(r.status, 403);
+    assert_eq!(json(&r)["detail"], "bad token");
+    let r = apache.request("GET", "/api/private", &[("X-Token", "secret")], b"");
+    assert_eq!(r.status, 200);
+
+    // A streaming response, chunked to the client.
+    let r = apache.get("/api/stream?n=50");
+    assert_eq!(r.status, 200);
+    let want: String = (0..50).map(|i| format!("chunk {i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&r.body), want);
+
+    // The scope: mount point, client, server, scheme, headers, extras,
+    // the lifespan's state.
+    let r = apache.request("GET", "/api/scope?a=1&b=%20", &[("X-Probe", "yes")], b"");
+    assert_eq!(r.status, 200);
+    let v = json(&r);
+    assert_eq!(v["path"], "/api/scope");
+    assert_eq!(v["root_path"], "/api");
+    assert_eq!(v["scheme"], "http");
+    assert_eq!(v["client"][0], "127.0.0.1");
+    assert!(v["client"][1].as_u64().unwrap() > 0);
+    assert_eq!(v["server"][1].as_u64().unwrap(), apache.port as u64);
+    assert_eq!(v["http_version"], "1.1");
+    assert_eq!(v["query_string"], "a=1&b=%20");
+    assert_eq!(v["header"], "yes");
+    let group = if mode == Mode::Daemon { "asgi" } else { "" };
+    assert_eq!(v["process_group"], group);
+    assert_eq!(v["application_group"], "");
+    let pid = v["pid"].as_u64().unwrap();
+    assert_eq!(v["started_by"].as_u64().unwrap(), pid, "lifespan state");
+
+    // A background task runs after the response went out.
+    let r = apache.get("/api/later?tag=t1");
+    assert_eq!(json(&r)["scheduled"], "t1");
+    let background = wait_file(&markers.path().join("background"), Duration::from_secs(10));
+    assert_eq!(
+        background.as_deref(),
+        Some("t1\n"),
+        "{}",
+        apache.error_log()
+    );
+
+    // Lifespan startup ran once per process that served.
+    let startups = fs::read_to_string(markers.path().join("startup")).unwrap();
+    let served_by: std::collections::BTreeSet<&str> = startups.lines().collect();
+    assert_eq!(
+        startups.lines().count(),
+        served_by.len(),
+        "a process ran the lifespan startup twice: {startups}"
+    );
+    assert!(served_by.contains(pid.to_string().as_str()), "{startups}");
+
+    // WSGI beside ASGI in the same process (group).
+    let r = apache.get("/wsgi");
+    assert_eq!(r.status, 200);
+    let wsgi_pid: u64 = String::from_utf8_lossy(&r.body)
+        .trim_start_matches("wsgi ")
+        .parse()
+        .unwrap();
+    if mode == Mode::Daemon {
+        assert_eq!(wsgi_pid, pid, "one daemon process serves both");
+    }
+
+    assert!(
+        !apache.error_log().contains("Traceback"),
+        "{}",
+        apache.error_log()
+    );
+    apache.stop();
+    // The lifespan shutdown ran in each process at its exit.
+    let shutdowns =
+        wait_file(&markers.path().join("shutdown"), Duration::from_secs(10)).unwrap_or_default();
+    let started: std::collections::BTreeSet<&str> = startups.lines().collect();
+    let stopped: std::collections::BTreeSet<&str> = shutdowns.lines().collect();
+    assert_eq!(started, stopped, "lifespan shutdown per started process");
+}
+
+#[test]
+fn fastapi_in_daemon_mode() {
+    fastapi_in(Mode::Daemon);
+}
+
+#[test]
+fn fastapi_in_embedded_mode() {
+    fastapi_in(Mode::Embedded);
+}
+
+/// A bare ASGI callable named `app`: the request body arrives in several
+/// `http.request` messages, whole, chunked or not.
+#[test]
+fn bare_asgi_callable_reads_the_body_in_messages() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let apache = server(mode, &venv, markers.path());
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let r = apache.request("PUT", "/raw/x", &[], &body);
+        assert_eq!(r.status, 201, "{mode:?}: {}", apache.error_log());
+        let v = json(&r);
+        assert_eq!(v["method"], "PUT");
+        assert_eq!(v["path"], "/raw/x");
+        assert_eq!(v["bytes"], 3_000_000);
+        assert!(v["messages"].as_u64().unwrap() >= 3_000_000 / 65536, "{v}");
+        // Chunked, length unknown up front.
+        let mut raw = b"POST /raw/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+                        Connection: close\r\n\r\n"
+            .to_vec();
+        for piece in [&b"hello "[..], b"chunked ", b"world"] {
+            raw.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            raw.extend_from_slice(piece);
+            raw.extend_from_slice(b"\r\n");
+        }
+        raw.extend_from_slice(b"0\r\n\r\n");
+        let answer = String::from_utf8_lossy(&apache.raw(&raw)).into_owned();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{mode:?}: {answer}");
+        assert!(answer.contains(r#""bytes": 19"#), "{answer}");
+        apache.stop();
+    }
+}
+
+/// A failed lifespan startup fails the request with a 500 and one log line
+/// naming the reason, and is tried again by the next request.
+#[test]
+fn failed_lifespan_startup_is_a_500_with_its_message() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let apache = server(mode, &venv, markers.path());
+        for _ in 0..2 {
+            let r = apache.get("/failing/");
+            assert_eq!(r.status, 500, "{mode:?}");
+            assert!(!String::from_utf8_lossy(&r.body).contains("should not be served"));
+        }
+        let log = apache.error_log();
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("lifespan startup failed: database unreachable"))
+            .count();
+        assert!(lines >= 2, "{mode:?}: one line per failed request:\n{log}");
+        apache.stop();
+    }
+}
+
+/// A client that goes away in the middle of a streaming response: the
+/// application sees the disconnect (its generator ends) and the request
+/// thread is free again.
+#[test]
+fn client_disconnect_ends_a_streaming_response() {
+    let venv = common::venv::asgi_venv();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let markers = marker_dir();
+        let apache = server(mode, &venv, markers.path());
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(b"GET /api/endless HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = vec![0u8; 8192];
+        let n = s.read(&mut got).unwrap();
+        assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
+        drop(s);
+        let dropped = Instant::now();
+        let ended = wait_file(
+            &markers.path().join("endless-ended"),
+            Duration::from_secs(20),
+        );
+        assert!(
+            ended.is_some(),
+            "{mode:?}: the stream never ended:\n{}",
+            apache.error_log()
+        );
+        // Told at once (http.disconnect, then send() raising), not
+        // cancelled after close()'s 5 s of grace.
+        assert!(
+            dropped.elapsed() < Duration::from_secs(4),
+            "{mode:?}: the application learnt of the disconnect only after {:?}",
+            dropped.elapsed()
+        );
+        // Every thread is free: a few requests at once are all answered.
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let port = apache.port;
+                std::thread::spawn(move || {
+                    ureq::get(&format!("http://127.0.0.1:{port}/api/items/1"))
+                        .call()
+                        .map(|r| r.status())
+                        .unwrap_or(0)
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), 200);
+        }
+        apache.stop();
+    }
+}
