@@ -5,6 +5,7 @@
 //! ASGI application side by side in one daemon group.
 
 mod common;
+use common::load::{Load, LoadSpec};
 use common::*;
 use std::fs;
 use std::path::Path;
@@ -14,6 +15,18 @@ const FASTAPI_APP: &str = include_str!("apps/asgi/fastapi_app.py");
 const RAW_APP: &str = include_str!("apps/asgi/raw_app.py");
 const FAILING_LIFESPAN: &str = include_str!("apps/asgi/failing_lifespan.py");
 const HELLO_WSGI: &str = include_str!("apps/asgi/hello_wsgi.py");
+const DJANGO_ASGI: &str = include_str!("apps/asgi/django_asgi.py");
+const DJANGO_PROJECT: &[(&str, &str)] = &[
+    (
+        "djasgi/__init__.py",
+        include_str!("apps/asgi/djasgi/__init__.py"),
+    ),
+    (
+        "djasgi/settings.py",
+        include_str!("apps/asgi/djasgi/settings.py"),
+    ),
+    ("djasgi/urls.py", include_str!("apps/asgi/djasgi/urls.py")),
+];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Mode {
@@ -30,24 +43,33 @@ fn marker_dir() -> tempfile::TempDir {
 fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
     let venv = venv.display();
     let python = match mode {
-        Mode::Embedded => format!("WSGIPythonHome {venv}\n"),
+        Mode::Embedded => format!("WSGIPythonHome {venv}\nWSGIPythonPath {{dir}}/app\n"),
         Mode::Daemon => format!(
-            "WSGIDaemonProcess asgi processes=1 threads=4 python-home={venv} display-name=asgi-daemon\n\
+            "WSGIDaemonProcess asgi processes=1 threads=4 python-home={venv} \
+             python-path={{dir}}/app display-name=asgi-daemon\n\
              WSGIProcessGroup asgi\n"
         ),
     };
-    Apache::builder()
+    let mut builder = Apache::builder();
+    for (rel, text) in DJANGO_PROJECT {
+        builder = builder.file(&format!("app/{rel}"), text);
+    }
+    builder
+        .file("app/django_asgi.py", DJANGO_ASGI)
         .file("app/fastapi_app.py", FASTAPI_APP)
         .file("app/raw_app.py", RAW_APP)
         .file("app/failing_lifespan.py", FAILING_LIFESPAN)
         .file("app/hello_wsgi.py", HELLO_WSGI)
         .file("app/marker_dir", &markers.display().to_string())
         .directives(&format!(
-            "{python}WSGIApplicationGroup %{{GLOBAL}}\nWSGIChunkedRequest On\n\
+            "KeepAliveTimeout 30\nMaxKeepAliveRequests 0\n\
+             {python}WSGIApplicationGroup %{{GLOBAL}}\nWSGIChunkedRequest On\n\
              WSGIScriptAlias /api {{dir}}/app/fastapi_app.py\n\
              WSGIScriptAlias /raw {{dir}}/app/raw_app.py\n\
              WSGIScriptAlias /failing {{dir}}/app/failing_lifespan.py\n\
-             WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n"
+             WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n\
+             WSGIScriptAlias /dj {{dir}}/app/django_asgi.py\n\
+             WSGIScriptAlias /sub {{dir}}/app/raw_app.py application-group=asgi-sub\n"
         ))
         .start()
 }
@@ -305,6 +327,101 @@ fn client_disconnect_ends_a_streaming_response() {
         for h in handles {
             assert_eq!(h.join().unwrap(), 200);
         }
+        apache.stop();
+    }
+}
+
+/// Django's ASGI handler: async views on the event loop, a sync view on
+/// asgiref's thread, a streamed response, the request body.
+#[test]
+fn django_asgi_handler_with_async_views() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let apache = server(mode, &venv, markers.path());
+        let r = apache.request("POST", "/dj/hello?name=ada", &[], &[b'x'; 100_000]);
+        assert_eq!(r.status, 200, "{mode:?}: {}", apache.error_log());
+        let v = json(&r);
+        assert_eq!(v["async"], true);
+        assert_eq!(v["path"], "/dj/hello");
+        assert_eq!(v["script_name"], "/dj");
+        assert_eq!(v["method"], "POST");
+        assert_eq!(v["body_length"], 100_000);
+        assert_eq!(v["name"], "ada");
+        assert_eq!(
+            v["thread"], "mod_wsgi_rs-asgi",
+            "async views run on the loop"
+        );
+        let r = apache.get("/dj/sync");
+        assert_eq!(r.status, 200);
+        assert_eq!(json(&r)["async"], false);
+        let r = apache.get("/dj/stream");
+        assert_eq!(r.text(), "part 0\npart 1\npart 2\n");
+        assert_eq!(apache.get("/dj/missing").status, 404);
+        assert!(
+            !apache.error_log().contains("Traceback"),
+            "{}",
+            apache.error_log()
+        );
+        apache.stop();
+    }
+}
+
+/// An ASGI application in a sub-interpreter (its own application group):
+/// that interpreter gets its own event loop.
+#[test]
+fn asgi_in_a_sub_interpreter() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let apache = server(mode, &venv, markers.path());
+        for path in ["/sub/a", "/raw/b"] {
+            let r = apache.request("POST", path, &[], b"12345");
+            assert_eq!(r.status, 201, "{mode:?} {path}: {}", apache.error_log());
+            assert_eq!(json(&r)["bytes"], 5);
+        }
+        apache.stop();
+    }
+}
+
+/// The restart drill of tests/reliability.rs with an ASGI application:
+/// graceful restarts under keep-alive load lose no request, in daemon mode
+/// (the old daemons drain) and in embedded mode.
+#[test]
+fn graceful_restarts_under_asgi_load_lose_no_request() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    for mode in [Mode::Daemon, Mode::Embedded] {
+        let apache = server(mode, &venv, markers.path());
+        assert_eq!(apache.get("/api/drill").text(), "hello from the drill");
+        let load = Load::start(&LoadSpec {
+            port: apache.port,
+            path: "/api/drill".into(),
+            connections: 16,
+            answer_timeout: Duration::from_secs(30),
+            expect_body: Some(b"hello from the drill".to_vec()),
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        for _ in 0..3 {
+            apache.graceful_restart();
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        let report = load.finish();
+        println!("DRILL graceful x3, ASGI, {mode:?}: {}", report.summary());
+        assert!(report.ok > 0, "nothing served");
+        assert_eq!(
+            report.failed(),
+            0,
+            "{mode:?}: requests failed: {}\nsamples: {:#?}\n{}",
+            report.summary(),
+            report.samples,
+            apache.error_log()
+        );
+        let log = apache.error_log();
+        assert!(
+            !log.contains("exit signal") && !log.contains("Traceback"),
+            "{log}"
+        );
         apache.stop();
     }
 }

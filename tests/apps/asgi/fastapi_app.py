@@ -5,7 +5,7 @@ import os
 from contextlib import asynccontextmanager
 
 from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -106,3 +106,9 @@ async def scope(request: Request):
         "started_by": request.state.started_by,
         "pid": os.getpid(),
     }
+
+
+@app.get("/drill")
+async def drill():
+    await asyncio.sleep(0.02)
+    return PlainTextResponse("hello from the drill")
