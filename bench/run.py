@@ -59,10 +59,17 @@ MIB = 1024 * 1024
 # The WSGI scripts (copied from bench/apps into the site), by app name; the
 # gunicorn peers import the same files as modules.
 APPS = {"bench": "bench_app.py", "django": "django_app.py",
-        "flask": "flask_app.py"}
+        "flask": "flask_app.py", "fastapi": "fastapi_app.py"}
+# The apps that are ASGI: C mod_wsgi cannot serve them, and the gunicorn
+# peer runs them with uvicorn's worker.
+ASGI_APPS = {"fastapi"}
 # What the real-application scenarios and the gunicorn peers need, in a venv
 # of /usr/bin/python3 (target/bench/apps-venv).
-APP_PACKAGES = ["Django>=5.2,<5.3", "Flask>=3.1,<3.2", "gunicorn>=23,<28"]
+APP_PACKAGES = ["Django>=5.2,<5.3", "Flask>=3.1,<3.2", "gunicorn>=23,<28",
+                "fastapi>=0.115,<1", "uvicorn[standard]>=0.30,<1"]
+# Their distribution names, for the versions in the report.
+APP_DISTRIBUTIONS = ["Django", "Flask", "gunicorn", "fastapi", "uvicorn",
+                     "uvloop"]
 
 
 def workload(wid, path, check, post=0, conns=16, app="bench", restarts=0):
@@ -81,6 +88,8 @@ WORKLOADS = {w["id"]: w for w in [
     workload("hello-c256", "/hello", "hello", conns=256),
     workload("django", "/page", "django", app="django"),
     workload("flask", "/api", "flask", app="flask"),
+    workload("fastapi", "/api", "flask", app="fastapi"),
+    workload("fastapi-sleep", "/sleep", "sleep", app="fastapi"),
     workload("hello-restarts", "/hello", "hello", restarts=5),
 ]}
 # Mode id: (daemon processes, threads) or None for embedded mode; the MPM.
@@ -96,7 +105,10 @@ SCENARIOS = ([(m, w) for m in ("embedded", "daemon-3x2", "daemon-1x15")
               for w in _EVERY]
              + [("embedded-prefork", "hello"), ("embedded-prefork", "django"),
                 ("embedded", "hello-restarts"),
-                ("daemon-3x2", "hello-restarts")])
+                ("daemon-3x2", "hello-restarts"),
+                # ASGI: ours against gunicorn's uvicorn workers, alone and
+                # behind Apache's mod_proxy, with the same processes.
+                ("daemon-3x2", "fastapi"), ("daemon-3x2", "fastapi-sleep")])
 QUICK_SCENARIOS = ["embedded/hello", "daemon-3x2/hello", "embedded/file-1m",
                    "daemon-3x2/post-1m", "daemon-3x2/django"]
 # prefork: one child per connection and a few spare, all from the start.
@@ -168,21 +180,34 @@ def install_app_venv(venv, may_install):
     """Django, Flask and gunicorn in a venv of /usr/bin/python3; returns
     ({package: version}, None) or (None, why not)."""
     python = os.path.join(venv, "bin", "python")
-    if not os.path.exists(os.path.join(venv, "bin", "gunicorn")):
+
+    def versions():
+        if not os.path.exists(python):
+            return {}
+        text = out([python, "-c", "import importlib.metadata as m\n"
+                    "for n in %r:\n"
+                    "    try: print(n, m.version(n))\n"
+                    "    except m.PackageNotFoundError: pass"
+                    % (APP_DISTRIBUTIONS,)])
+        return dict(line.split() for line in text.splitlines())
+
+    have = versions()
+    if any(n not in have for n in APP_DISTRIBUTIONS):
         if not may_install:
-            return None, f"{venv} is missing and --no-install was given"
+            if "gunicorn" not in have:
+                return None, f"{venv} is missing and --no-install was given"
+            return have, None
         log(f"installing {', '.join(APP_PACKAGES)} into {venv}")
         try:
-            run(["/usr/bin/python3", "-m", "venv", venv])
+            if not os.path.exists(python):
+                run(["/usr/bin/python3", "-m", "venv", venv])
             with open(venv + ".log", "w") as logf:
                 run([python, "-m", "pip", "install", "-q"] + APP_PACKAGES,
                     stdout=logf, stderr=subprocess.STDOUT)
         except (subprocess.CalledProcessError, OSError) as e:
             return None, f"did not install ({e}): see {venv}.log"
-    versions = out([python, "-c", "import importlib.metadata as m\n"
-                    "for n in ('Django', 'Flask', 'gunicorn'):\n"
-                    "    print(n, m.version(n))"])
-    return dict(line.split() for line in versions.splitlines()), None
+        have = versions()
+    return have, None
 
 
 def build_ours():
@@ -215,7 +240,7 @@ def make_site(site):
     apps = os.path.join(HERE, "apps")
     shutil.copyfile(os.path.join(apps, "bench.wsgi"),
                     os.path.join(site, APPS["bench"]))
-    for name in ("django_app.py", "flask_app.py"):
+    for name in ("django_app.py", "flask_app.py", "fastapi_app.py"):
         shutil.copyfile(os.path.join(apps, name), os.path.join(site, name))
     shutil.rmtree(os.path.join(site, "benchsite"), ignore_errors=True)
     shutil.copytree(os.path.join(apps, "benchsite"),
@@ -606,9 +631,14 @@ class Gunicorn(Server):
         user = ["--user", "www-data", "--group", "www-data"] \
             if os.geteuid() == 0 else []
         module = APPS[self.app][:-len(".py")]
+        # An ASGI app runs in uvicorn's worker (its event loop: uvloop and
+        # httptools, from uvicorn[standard]), as FastAPI's docs deploy it.
+        worker = ["-k", "uvicorn.workers.UvicornWorker"] \
+            if self.app in ASGI_APPS else \
+            ["-k", "gthread", "--threads", str(self.threads)]
         return [os.path.join(self.venv, "bin", "gunicorn"),
-                "--chdir", self.site, "-k", "gthread",
-                "-w", str(self.processes_n), "--threads", str(self.threads),
+                "--chdir", self.site] + worker + [
+                "-w", str(self.processes_n),
                 "-b", f"127.0.0.1:{self.port}", "--keep-alive", "15",
                 "--log-level", "warning", "--error-logfile", self.errlog,
                 "--worker-tmp-dir", "/dev/shm"] + user + \
@@ -678,6 +708,9 @@ def applies(contender, mode, w):
         return w["app"] == "bench" and not w["post"]
     if kind in ("gunicorn", "proxy"):
         return MODES[mode][0] is not None
+    if w["app"] in ASGI_APPS:
+        # C mod_wsgi has no ASGI.
+        return contender["id"] == "rs"
     return True
 
 
@@ -825,7 +858,8 @@ def body_checks(file_bytes):
 
     return {"hello": exact(HELLO), "64k": exact(BODY_64K),
             "file": exact(file_bytes), "post": exact(str(MIB).encode()),
-            "django": django, "flask": flask}
+            "django": django, "flask": flask,
+            "sleep": exact(b'{"slept_ms":10}')}
 
 
 # ------------------------------------------------------------ reporting
@@ -926,6 +960,8 @@ def targets(rows):
               get("daemon-3x2/hello", "c4"), 1.5),
         check("embedded hello vs C mod_wsgi 4.9.4",
               get("embedded/hello", "c4"), 1.2),
+        check("daemon 3x2 FastAPI JSON vs Apache + mod_proxy + gunicorn's "
+              "uvicorn workers", get("daemon-3x2/fastapi", "proxy"), 1.5),
     ]
     for mode in MODES:
         v = get(f"{mode}/file-1m", "static")
@@ -1109,6 +1145,10 @@ def render(cfg, rows, contenders, info, started, finished, chart_name):
              "connections; `django` a Django 5.2 page (template, a query of "
              "20 rows from SQLite through the ORM, session, CSRF and common "
              "middleware); `flask` a Flask JSON endpoint (20 items); "
+             "`fastapi` the same document from FastAPI (ASGI) and "
+             "`fastapi-sleep` a FastAPI endpoint awaiting 10 ms, against "
+             "gunicorn's uvicorn workers alone and behind mod_proxy (C "
+             "mod_wsgi has no ASGI); "
              "`hello-restarts` the hello for "
              f"{cfg.restart_duration} s with a graceful restart every 5 s "
              "(SIGUSR1 to Apache; SIGHUP to gunicorn). The static contender "
@@ -1281,7 +1321,7 @@ def update_readme(md_name, table, started, target_lines, info, cfg):
         + table + "\n\nTargets:\n\n" + "\n".join(target_lines) + "\n\n"
         "Run it with `make bench` (installs wrk, Debian's "
         "libapache2-mod-wsgi-py3, PyPI's mod-wsgi into target/bench/venv and "
-        "Django, Flask and gunicorn into target/bench/apps-venv; about 45 "
+        "Django, Flask, FastAPI, gunicorn and uvicorn into target/bench/apps-venv; about 45 "
         "minutes on 2 cores; `BENCH_QUICK=1 make bench` is a 3-minute smoke "
         "run). bench/NOTES.md says how it works.\n\n")
     text = text[:start] + section + text[end:]
@@ -1371,13 +1411,16 @@ def main():
                                              not args.no_install)
     if app_versions:
         gunicorn = f"gunicorn {app_versions['gunicorn']}"
+        workers = "gthread; uvicorn's worker for ASGI" + (
+            f", uvicorn {app_versions['uvicorn']}"
+            if "uvicorn" in app_versions else "")
         contenders.append({"id": "gunicorn", "kind": "gunicorn",
                            "name": gunicorn, "module": None,
-                           "detail": f"{gunicorn} (gthread), no Apache"})
+                           "detail": f"{gunicorn} ({workers}), no Apache"})
         contenders.append({"id": "proxy", "kind": "proxy",
                            "name": f"Apache + mod_proxy + {gunicorn}",
                            "module": None, "detail": "mod_proxy_http in "
-                           f"front of {gunicorn} (gthread)"})
+                           f"front of {gunicorn} ({workers})"})
     else:
         notes.append(f"Django, Flask and gunicorn: {why_not}; the real "
                      "applications and the gunicorn peers left out.")
@@ -1385,7 +1428,9 @@ def main():
         contenders = [c for c in contenders if c["id"] in cfg.contenders]
 
     scenarios = [(m, WORKLOADS[w]) for m, w in SCENARIOS
-                 if app_versions or WORKLOADS[w]["app"] == "bench"]
+                 if WORKLOADS[w]["app"] == "bench" or (
+                     app_versions and (WORKLOADS[w]["app"] not in ASGI_APPS
+                                       or "fastapi" in app_versions))]
     if cfg.quick:
         scenarios = [s for s in scenarios
                      if f"{s[0]}/{s[1]['id']}" in QUICK_SCENARIOS]
