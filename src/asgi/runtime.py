@@ -305,6 +305,10 @@ class _Exchange:
         self.input = environ["wsgi.input"]
         length = environ.get("CONTENT_LENGTH", "")
         self.remaining = int(length) if length.isdigit() else None
+        # No Content-Length and no Transfer-Encoding: no body (RFC 9112).
+        self.bodiless = self.remaining == 0 or (
+            self.remaining is None
+            and not environ.get("HTTP_TRANSFER_ENCODING"))
         self.body_read = False
         # Set once the response is complete or can no longer be: from then
         # on receive() answers http.disconnect.
@@ -329,6 +333,11 @@ class _Exchange:
     async def _receive(self):
         if self.over:
             return {"type": "http.disconnect"}
+        if self.bodiless and not self.body_read:
+            # Nothing to read: answered here, without a trip to the
+            # request thread.
+            self.body_read = True
+            return {"type": "http.request", "body": b"", "more_body": False}
         future = self.loop.create_future()
         self.events.put(("receive", future))
         return await future
@@ -336,11 +345,28 @@ class _Exchange:
     async def _send(self, message):
         if self.disconnected:
             raise OSError("the client is gone")
+        kind = message.get("type")
+        if kind == "http.response.start" or (
+                kind == "http.response.body"
+                and not message.get("more_body", False)):
+            # Nothing to hold the application back for: the head goes out
+            # with the first body bytes, and after the last ones there is
+            # nothing more to send. Each trip between the loop and the
+            # request thread costs two thread wake-ups.
+            self.events.put(("send", message, None))
+            return
         future = self.loop.create_future()
         self.events.put(("send", message, future))
         await future
 
     def _resolve(self, future, value=None, error=None):
+        if future is None:
+            if error is not None:
+                # The application did not wait for this message: the
+                # response fails instead.
+                raise error
+            return
+
         def settle():
             if future.done():
                 return
@@ -486,7 +512,7 @@ class _Exchange:
                 self.ended = True
             elif event[0] == "receive":
                 self._resolve(event[1], {"type": "http.disconnect"})
-            elif event[0] == "send":
+            elif event[0] == "send" and event[2] is not None:
                 self._resolve(event[2], error=OSError(
                     "the response is over"))
         if self.finished and self.ended and not cancelled:
