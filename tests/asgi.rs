@@ -165,6 +165,9 @@ fn fastapi_in(mode: Mode) {
     assert_eq!(v["application_group"], "");
     let pid = v["pid"].as_u64().unwrap();
     assert_eq!(v["started_by"].as_u64().unwrap(), pid, "lifespan state");
+    // uvloop, installed in the virtualenv, runs the interpreter's loop.
+    assert_eq!(v["event_loop"], "uvloop");
+    assert_eq!(v["loop_class"], "uvloop");
 
     // A background task runs after the response went out.
     let r = apache.get("/api/later?tag=t1");

@@ -17,11 +17,14 @@ the next request tries again.
 """
 
 import asyncio
+import atexit
+import concurrent.futures
 import http
 import inspect
 import queue
 import sys
 import threading
+import time
 
 _lock = threading.Lock()
 _runtime = None
@@ -79,7 +82,6 @@ class _Runtime:
         self.thread.start()
         ready.wait()
         self.lifespans = []
-        import atexit
         atexit.register(self.shutdown)
 
     def _run(self, ready):
@@ -110,8 +112,6 @@ def runtime():
 
 def _wait(future, timeout=None):
     """future.result(), waiting in short steps (see _WAIT)."""
-    import concurrent.futures
-    import time
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         step = _WAIT if deadline is None else min(
@@ -135,7 +135,6 @@ class _Lifespan:
         self.state = {}
         self.supported = True
         self.to_app = None
-        import concurrent.futures
         self.startup = concurrent.futures.Future()
         self.shutdown = concurrent.futures.Future()
         self.task = rt.submit(self._main())
@@ -280,6 +279,7 @@ def make_scope(environ, state):
             "application_group": environ.get("mod_wsgi.application_group",
                                              ""),
             "environ": environ,
+            "event_loop": runtime().kind,
         }},
     }
     if state is not None:
@@ -494,7 +494,6 @@ class _Exchange:
         for future in self.parked:
             self._resolve(future, {"type": "http.disconnect"})
         self.parked = []
-        import time
         deadline = None if self.finished else time.monotonic() + _GRACE
         cancelled = False
         while not self.ended:

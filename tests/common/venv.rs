@@ -100,10 +100,10 @@ pub fn frameworks_venv() -> PathBuf {
 }
 
 /// What the ASGI virtualenv holds; a change here rebuilds it.
-pub const ASGI: &[&str] = &["fastapi>=0.110,<1", "django>=4.2,<6"];
+pub const ASGI: &[&str] = &["fastapi>=0.110,<1", "django>=4.2,<6", "uvloop"];
 
-/// The cached virtualenv with FastAPI (and Starlette, pydantic) and
-/// Django for tests/asgi.rs.
+/// The cached virtualenv with FastAPI (and Starlette, pydantic), Django
+/// and uvloop for tests/asgi.rs.
 pub fn asgi_venv() -> PathBuf {
     ensure_venv("test-venv-asgi", ASGI)
 }

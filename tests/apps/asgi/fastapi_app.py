@@ -103,6 +103,8 @@ async def scope(request: Request):
         "process_group": extras["process_group"],
         "application_group": extras["application_group"],
         "remote_user": extras["environ"].get("REMOTE_USER"),
+        "event_loop": extras["event_loop"],
+        "loop_class": type(asyncio.get_running_loop()).__module__,
         "started_by": request.state.started_by,
         "pid": os.getpid(),
     }
