@@ -385,26 +385,27 @@ WSGIApplicationGroup %{{GLOBAL}}
     return conf
 
 
-def proc_stat(pid):
-    """(ppid, starttime) of a process, or None when it is gone."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (fields[0] is
+    the state), or None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             s = f.read()
     except OSError:
         return None
-    fields = s[s.rindex(")") + 2:].split()
-    return int(fields[1]), int(fields[19])
+    return s[s.rindex(")") + 2:].split()
+
+
+def proc_stat(pid):
+    """(ppid, starttime) of a process, or None when it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[1]), int(fields[19]))
 
 
 def cpu_ticks(pid):
     """utime + stime of a process (clock ticks), or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            s = f.read()
-    except OSError:
-        return None
-    fields = s[s.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[11]) + int(fields[12])
 
 
 def descendants(root_pid):

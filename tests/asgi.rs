@@ -84,21 +84,6 @@ fn json(r: &Response) -> serde_json::Value {
     })
 }
 
-fn wait_file(p: &Path, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = fs::read_to_string(p)
-            && !s.is_empty()
-        {
-            return Some(s);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn fastapi_in(mode: Mode) {
     let venv = common::venv::asgi_venv();
     let markers = marker_dir();
@@ -172,7 +157,7 @@ fn fastapi_in(mode: Mode) {
     // A background task runs after the response went out.
     let r = apache.get("/api/later?tag=t1");
     assert_eq!(json(&r)["scheduled"], "t1");
-    let background = wait_file(&markers.path().join("background"), Duration::from_secs(10));
+    let background = wait_for_file(&markers.path().join("background"), Duration::from_secs(10));
     assert_eq!(
         background.as_deref(),
         Some("t1\n"),
@@ -208,8 +193,8 @@ fn fastapi_in(mode: Mode) {
     );
     apache.stop();
     // The lifespan shutdown ran in each process at its exit.
-    let shutdowns =
-        wait_file(&markers.path().join("shutdown"), Duration::from_secs(10)).unwrap_or_default();
+    let shutdowns = wait_for_file(&markers.path().join("shutdown"), Duration::from_secs(10))
+        .unwrap_or_default();
     let started: std::collections::BTreeSet<&str> = startups.lines().collect();
     let stopped: std::collections::BTreeSet<&str> = shutdowns.lines().collect();
     assert_eq!(started, stopped, "lifespan shutdown per started process");
@@ -299,7 +284,7 @@ fn client_disconnect_ends_a_streaming_response() {
         assert!(String::from_utf8_lossy(&got[..n]).starts_with("HTTP/1.1 200"));
         drop(s);
         let dropped = Instant::now();
-        let ended = wait_file(
+        let ended = wait_for_file(
             &markers.path().join("endless-ended"),
             Duration::from_secs(20),
         );

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,21 +14,6 @@ use std::time::{Duration, Instant};
 /// Apache's user may write to.
 fn shared_dir() -> tempfile::TempDir {
     temp_dir_with_mode("mwsgi-py-", 0o777)
-}
-
-fn wait_for_file(p: &Path, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = fs::read_to_string(p) {
-            if !s.is_empty() {
-                return Some(s);
-            }
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 const SETTINGS_APP: &str = r#"

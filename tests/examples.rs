@@ -193,12 +193,20 @@ fn django_site_in_daemon_mode_static_files_and_admin_login() {
 
 // ------------------------------------------------------------ Flask
 
-#[test]
-fn flask_app_in_daemon_mode_json_and_form_post() {
-    let venv = common::venv::frameworks_venv();
+/// Starts example `conf_name` with `{venv}` = `venv`, asks its JSON status
+/// page `status_path`, and checks it names the app and the daemon group
+/// `group`, and that the pid it gives is one of the group's two daemon
+/// processes. Returns the copy of the examples, Apache and the status JSON.
+fn daemon_example(
+    conf_name: &str,
+    venv: &Path,
+    status_path: &str,
+    app: &str,
+    group: &str,
+) -> (tempfile::TempDir, Apache, String) {
     let examples = examples_copy();
     let conf = render(
-        "flask.conf",
+        conf_name,
         &[
             ("examples", examples.path().to_str().unwrap()),
             ("venv", venv.to_str().unwrap()),
@@ -206,14 +214,16 @@ fn flask_app_in_daemon_mode_json_and_form_post() {
     );
     let apache = Apache::builder().directives(&conf).start();
 
-    let r = apache.get("/app/api/status");
+    let r = apache.get(status_path);
     assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
     assert_eq!(r.header("Content-Type"), Some("application/json"));
     let json = r.text();
-    assert!(json.contains(r#""app":"flask-example""#), "{json}");
-    assert!(json.contains(r#""process_group":"flask""#), "{json}");
-    // The pid is one of the group's two daemon processes.
-    let daemons = processes_named(&apache, "(wsgi:flask)");
+    assert!(json.contains(&format!(r#""app":"{app}""#)), "{json}");
+    assert!(
+        json.contains(&format!(r#""process_group":"{group}""#)),
+        "{json}"
+    );
+    let daemons = processes_named(&apache, &format!("(wsgi:{group})"));
     assert_eq!(daemons.len(), 2, "{:?}", apache.pids());
     let pid: u32 = regex::Regex::new(r#""pid":(\d+)"#)
         .unwrap()
@@ -222,6 +232,19 @@ fn flask_app_in_daemon_mode_json_and_form_post() {
         .parse()
         .unwrap();
     assert!(daemons.contains(&pid), "{pid} not in {daemons:?}");
+    (examples, apache, json)
+}
+
+#[test]
+fn flask_app_in_daemon_mode_json_and_form_post() {
+    let venv = common::venv::frameworks_venv();
+    let (_examples, apache, _) = daemon_example(
+        "flask.conf",
+        &venv,
+        "/app/api/status",
+        "flask-example",
+        "flask",
+    );
 
     let form = apache.get("/app/greet");
     assert_eq!(form.status, 200);
@@ -475,32 +498,14 @@ fn embedded_mode_under_prefork() {
 #[test]
 fn fastapi_app_in_daemon_mode() {
     let venv = common::venv::asgi_venv();
-    let examples = examples_copy();
-    let conf = render(
+    let (_examples, apache, json) = daemon_example(
         "fastapi.conf",
-        &[
-            ("examples", examples.path().to_str().unwrap()),
-            ("venv", venv.to_str().unwrap()),
-        ],
+        &venv,
+        "/api/status",
+        "fastapi-example",
+        "fastapi",
     );
-    let apache = Apache::builder().directives(&conf).start();
-
-    let r = apache.get("/api/status");
-    assert_eq!(r.status, 200, "{}\n{}", r.text(), apache.error_log());
-    assert_eq!(r.header("Content-Type"), Some("application/json"));
-    let json = r.text();
-    assert!(json.contains(r#""app":"fastapi-example""#), "{json}");
-    assert!(json.contains(r#""process_group":"fastapi""#), "{json}");
     assert!(json.contains(r#""up_seconds":"#), "lifespan state: {json}");
-    let daemons = processes_named(&apache, "(wsgi:fastapi)");
-    assert_eq!(daemons.len(), 2, "{:?}", apache.pids());
-    let pid: u32 = regex::Regex::new(r#""pid":(\d+)"#)
-        .unwrap()
-        .captures(&json)
-        .unwrap_or_else(|| panic!("no pid in {json}"))[1]
-        .parse()
-        .unwrap();
-    assert!(daemons.contains(&pid), "{pid} not in {daemons:?}");
 
     let json_type = ("Content-Type", "application/json");
     let r = apache.request(

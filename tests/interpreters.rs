@@ -8,8 +8,6 @@
 mod common;
 use common::*;
 use std::collections::HashMap;
-use std::fs;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A module shared by every script of an interpreter: its state tells
@@ -287,21 +285,6 @@ def application(environ, start_response):
     start_response("200 OK", [])
     return [("pid=%d\n" % os.getpid()).encode()]
 "#;
-
-fn wait_for_file(p: &Path, timeout: Duration) -> Option<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(s) = fs::read_to_string(p) {
-            if !s.is_empty() {
-                return Some(s);
-            }
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Serves `path` from a sub-interpreter, stops Apache, and returns what the
 /// atexit handler wrote and the error log of the run.

@@ -1112,3 +1112,20 @@ impl Drop for Apache {
         }
     }
 }
+
+/// The contents of file `p` once it exists and is not empty, waited for up
+/// to `timeout` (what an application or exit handler writes for a test).
+pub fn wait_for_file(p: &Path, timeout: Duration) -> Option<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(s) = fs::read_to_string(p)
+            && !s.is_empty()
+        {
+            return Some(s);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
