@@ -8,8 +8,9 @@
 #   make test            unit tests + integration tests against real Apache
 #   make test-httpd-layout  build Apache like the official httpd:2.4 image (cached
 #                        under target/), install the module into it, serve in daemon mode
-#   make python-matrix   build and test the module against CPython 3.10-3.13
-#                        (PYTHON_VERSIONS=, MATRIX_TESTS=; docs/python-versions.md)
+#   make python-matrix   build and test the module against CPython 3.10-3.13 and
+#                        free-threaded 3.13t (PYTHON_VERSIONS=, MATRIX_TESTS=;
+#                        docs/python-versions.md)
 #   make bench           benchmark against C mod_wsgi (bench/results/)
 #   make soak            the long reliability drills (docs/reliability.md)
 #   make fuzz            fuzz the daemon protocol for FUZZ_SECONDS (default 60)
@@ -163,9 +164,10 @@ test-httpd-layout: deps
 # The module built against each CPython of PYTHON_VERSIONS (readable copies
 # of pyenv's builds, each with its own cargo target dir, all under
 # $(CARGO_TARGET_DIR)/python-matrix) and the embedded- and daemon-mode test
-# files of MATRIX_TESTS run against each (scripts/python-matrix.sh).
-PYTHON_VERSIONS ?= 3.10 3.11 3.12 3.13
-MATRIX_TESTS ?= embedded_basic embedded_python daemon_mode interpreters frameworks
+# files of MATRIX_TESTS run against each (scripts/python-matrix.sh). 3.13t is
+# CPython 3.13 built with --disable-gil from Debian's source package.
+PYTHON_VERSIONS ?= 3.10 3.11 3.12 3.13 3.13t
+MATRIX_TESTS ?= embedded_basic embedded_python daemon_mode interpreters frameworks free_threading
 
 python-matrix: deps
 	TESTS="$(MATRIX_TESTS)" CARGO="$(CARGO)" scripts/python-matrix.sh "$(CARGO_TARGET_DIR)/python-matrix" $(PYTHON_VERSIONS)

@@ -55,6 +55,8 @@ struct PythonFacts {
     /// library path (pyenv, /opt, a relocated copy) or beside another
     /// libpython of the same name.
     runpath: Option<String>,
+    /// A free-threaded build (PEP 703, configured with `--disable-gil`).
+    free_threaded: bool,
 }
 
 /// Asks the interpreter for its version, headers and shared library.
@@ -78,6 +80,7 @@ if var("Py_ENABLE_SHARED") and soname:
             break
 print(soname)
 print(libdir)
+print(1 if var("Py_GIL_DISABLED") else 0)
 "#;
 
 fn check_python() -> PythonFacts {
@@ -92,13 +95,18 @@ fn check_python() -> PythonFacts {
     let include = lines.next().unwrap_or("");
     let soname = lines.next().unwrap_or("");
     let libdir = lines.next().unwrap_or("");
+    let free_threaded = lines.next() == Some("1");
     if !Path::new(include).join("Python.h").exists() {
         fail(&format!(
             "Python.h not found in {include}: apt-get install python3-dev"
         ));
     }
     let runpath = (!libdir.is_empty() && !loader_finds(soname, libdir)).then(|| libdir.to_string());
-    PythonFacts { version, runpath }
+    PythonFacts {
+        version,
+        runpath,
+        free_threaded,
+    }
 }
 
 /// True if the dynamic loader, with no RUNPATH, loads `soname` from `libdir`
@@ -129,6 +137,11 @@ fn main() {
 
     let python = check_python();
     println!("cargo::rustc-env=MWRS_PYTHON_VERSION={}", python.version);
+    // The name pyo3 gives the same fact: code for a free-threaded build.
+    println!("cargo::rustc-check-cfg=cfg(Py_GIL_DISABLED)");
+    if python.free_threaded {
+        println!("cargo::rustc-cfg=Py_GIL_DISABLED");
+    }
     if let Some(libdir) = &python.runpath {
         // The module (and this package's test binaries, which link
         // libpython too) find libpython there; linked against it as well.

@@ -1,6 +1,9 @@
 #!/bin/sh
 # `make python-matrix`: the module built against, and tested with, each
-# CPython of VERSIONS (default 3.10 3.11 3.12 3.13).
+# CPython of VERSIONS (default 3.10 3.11 3.12 3.13 3.13t).
+# A version ending in `t` is the free-threaded build of X.Y (PEP 703,
+# configured with --disable-gil; its files are named X.Yt: python3.13t,
+# libpython3.13t.so, lib/python3.13t).
 #
 # usage: scripts/python-matrix.sh DIR [VERSION...]
 #   DIR      cache and results (the Makefile passes target/python-matrix)
@@ -20,7 +23,8 @@
 #    Left out: site-packages (the tests make virtualenvs), the test suite
 #    and the static library. Kept until the source build changes (a stamp).
 #    Without a pyenv build of X.Y, CPython X.Y is built from Debian's source
-#    package into DIR/X.Y/python instead (build_python below).
+#    package into DIR/X.Y/python instead (build_python below); X.Yt is
+#    built so (with --disable-gil) unless pyenv has an X.Y.Zt build.
 # 2. DIR/X.Y/target: the module built against the copy (its own
 #    CARGO_TARGET_DIR, PYO3_PYTHON the copy), with a RUNPATH to the copy's
 #    lib/.
@@ -33,10 +37,10 @@
 set -eu
 dir=$(mkdir -p "$1" && cd "$1" && pwd)
 shift
-versions=${*:-3.10 3.11 3.12 3.13}
+versions=${*:-3.10 3.11 3.12 3.13 3.13t}
 repo=$(cd "$(dirname "$0")/.." && pwd)
 pyenv_root=${PYENV_ROOT:-/root/.pyenv}
-tests=${TESTS:-embedded_basic embedded_python daemon_mode interpreters frameworks}
+tests=${TESTS:-embedded_basic embedded_python daemon_mode interpreters frameworks free_threading}
 cargo=${CARGO:-cargo}
 
 say() { echo "python-matrix: $*"; }
@@ -64,10 +68,12 @@ command -v patchelf >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
 }
 
-# The newest pyenv build of X.Y: its directory, or nothing.
+# The newest pyenv build of X.Y (X.Y.Z), or of X.Yt (pyenv's X.Y.Zt): its
+# directory, or nothing.
 pyenv_build() {
-  ls -d "$pyenv_root/versions/$1".* 2>/dev/null |
-    grep -E "/$(echo "$1" | sed 's/\./\\./')\.[0-9]+$" | sort -t. -k3 -n | tail -1
+  base=${1%t} suffix=${1#"$base"}
+  ls -d "$pyenv_root/versions/$base".* 2>/dev/null |
+    grep -E "/$(echo "$base" | sed 's/\./\\./')\.[0-9]+$suffix\$" | sort -t. -k3 -n | tail -1
 }
 
 # DIR/X.Y/python from pyenv's build SRC.
@@ -92,9 +98,15 @@ copy_python() {
 # The suites of SOURCE_SUITES are searched besides the machine's own
 # (Debian 13, trixie, has 3.13; Debian 12 has 3.11). About 10 minutes on
 # 2 cores; kept once built.
+# X.Yt is configured with --disable-gil from the same source package.
 build_python() {
-  version=$1 copy=$dir/$1/python cache=$dir/source-$1
-  if [ -f "$copy/.complete" ] && grep -q "^debian python$version " "$copy/.complete"; then
+  version=$1 copy=$dir/$1/python base=${1%t}
+  cache=$dir/source-$base
+  case $version in
+    *t) flags=--disable-gil stamp="debian python$base free-threaded" ;;
+    *) flags="" stamp="debian python$base" ;;
+  esac
+  if [ -f "$copy/.complete" ] && grep -q "^$stamp [^f]" "$copy/.complete"; then
     return 0
   fi
   missing=""
@@ -105,20 +117,21 @@ build_python() {
     say "installing:$missing"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
   fi
-  say "$version: fetching Debian's python$version source"
+  say "$version: fetching Debian's python$base source"
   # shellcheck disable=SC2086
-  got=$("$repo/scripts/deb-source.sh" "$cache" "python$version" ${SOURCE_SUITES-trixie}) ||
-    fail "$version: no pyenv build, and Debian's python$version source could not be fetched"
+  got=$("$repo/scripts/deb-source.sh" "$cache" "python$base" ${SOURCE_SUITES-trixie}) ||
+    fail "$version: no pyenv build, and Debian's python$base source could not be fetched"
   rm -rf "$cache/build" "$copy" && mkdir -p "$cache/build"
-  tar -C "$cache/build" -xf "$(ls "$cache/fetch/python${version}_"*.orig.tar.* | grep -v '\.asc$' | tail -1)"
+  tar -C "$cache/build" -xf "$(ls "$cache/fetch/python${base}_"*.orig.tar.* | grep -v '\.asc$' | tail -1)"
   build=$(ls -d "$cache"/build/Python-* | tail -1)
-  say "$version: building $(basename "$build") into $copy"
+  say "$version: building $(basename "$build")${flags:+ ($flags)} into $copy"
+  # shellcheck disable=SC2086
   (cd "$build" &&
-    ./configure --prefix="$copy" --enable-shared --with-ensurepip=install >configure.log 2>&1 &&
+    ./configure --prefix="$copy" --enable-shared --with-ensurepip=install $flags >configure.log 2>&1 &&
     make -j "$(nproc)" >make.log 2>&1 &&
     make install >install.log 2>&1) || fail "$version: building Python: see the logs in $build"
   rm -rf "$cache/build"
-  finish_python "$version" "debian python$version $got"
+  finish_python "$version" "$stamp $got"
 }
 
 # The Python in DIR/X.Y/python made self-contained and readable: its binary

@@ -137,10 +137,42 @@ pub fn startup_lines(main: &ServerConfig, vhosts: &[&ServerConfig]) -> Vec<(Leve
             ),
         ));
     }
+    lines.extend(free_threading_lines(&main.python));
     for (directive, missing) in config::not_yet_used(main, vhosts) {
         lines.push((
             Level::Warning,
             format!("{directive} is accepted but not implemented yet: {missing}"),
+        ));
+    }
+    lines
+}
+
+/// What WSGIFreeThreading cannot do as configured: On where the module's
+/// Python has a GIL it cannot run without, and in a section that names an
+/// application group, since it is one setting for a whole process. (How a
+/// free-threaded build runs is said by each process as Python starts.)
+fn free_threading_lines(python: &config::PythonSettings) -> Vec<(Level, String)> {
+    let mut lines = Vec::new();
+    let asked = python.free_threading == Some(true)
+        || python
+            .interpreter_options
+            .iter()
+            .any(|s| s.options.free_threading == Some(true));
+    if asked && !crate::python::FREE_THREADED_BUILD {
+        lines.push((
+            Level::Warning,
+            format!(
+                "WSGIFreeThreading On has no effect: Python {} (this module's) is not a free-threaded build (PEP 703); the GIL stays. Build the module against a Python configured with --disable-gil to use it",
+                crate::PYTHON_VERSION
+            ),
+        ));
+    }
+    for origin in python.free_threading_scoped_to_groups() {
+        lines.push((
+            Level::Warning,
+            format!(
+                "WSGIFreeThreading in <WSGIInterpreterOptions> with application-group= at {origin} is ignored: free-threading is one setting for a whole process, not per application group"
+            ),
         ));
     }
     lines

@@ -1434,6 +1434,40 @@ mod tests {
         );
     }
 
+    /// WSGIFreeThreading is one setting per process: the server-wide
+    /// value, a section for every process group over it, a section for the
+    /// process's own group over that; a section naming an application
+    /// group is ignored (and reported).
+    #[test]
+    fn free_threading_is_resolved_per_process_group() {
+        let mut c = conf();
+        assert!(!c.server.python.free_threading_for(""));
+        c.ok("WSGIFreeThreading", &["On"]);
+        c.ok("<WSGIInterpreterOptions", &["process-group=off>"]);
+        c.at(Scope::InterpreterOptions, "WSGIFreeThreading", &["Off"])
+            .unwrap();
+        c.ok("<WSGIInterpreterOptions", &["application-group=a>"]);
+        c.at(Scope::InterpreterOptions, "WSGIFreeThreading", &["Off"])
+            .unwrap();
+        let python = &c.server.python;
+        assert!(python.free_threading_for(""));
+        assert!(python.free_threading_for("g"));
+        assert!(!python.free_threading_for("off"));
+        assert_eq!(python.free_threading_scoped_to_groups().len(), 1);
+        // A later section for every group overrides the server-wide value
+        // but not the one naming the process group.
+        c.ok("<WSGIInterpreterOptions", &[">"]);
+        c.at(Scope::InterpreterOptions, "WSGIFreeThreading", &["Off"])
+            .unwrap();
+        c.ok("<WSGIInterpreterOptions", &["process-group=on>"]);
+        c.at(Scope::InterpreterOptions, "WSGIFreeThreading", &["On"])
+            .unwrap();
+        let python = &c.server.python;
+        assert!(!python.free_threading_for(""));
+        assert!(python.free_threading_for("on"));
+        assert!(!python.free_threading_for("off"));
+    }
+
     #[test]
     fn not_yet_directives_are_recorded_once_and_implemented_ones_not() {
         let mut c = conf();
@@ -1448,10 +1482,10 @@ mod tests {
             .iter()
             .map(|&i| DIRECTIVES[i].name)
             .collect();
-        assert_eq!(names, ["WSGIPerInterpreterGIL", "WSGIFreeThreading"]);
+        assert_eq!(names, ["WSGIPerInterpreterGIL"]);
         // A failed directive is not recorded.
-        let _ = c.err("WSGIFreeThreading", &["x"]);
-        assert_eq!(c.server.used_not_yet.len(), 2);
+        let _ = c.err("WSGIPerInterpreterGIL", &["x"]);
+        assert_eq!(c.server.used_not_yet.len(), 1);
     }
 
     /// Every directive can be applied in some scope with some arguments:

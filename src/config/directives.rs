@@ -224,7 +224,7 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     d(
         "WSGIFreeThreading",
         ServerOnly,
-        Status::NotYet("free-threaded Python builds are not supported yet"),
+        Implemented,
         "WSGIFreeThreading On|Off",
     ),
     DirectiveSpec {
@@ -463,6 +463,7 @@ mod tests {
                 "WSGIDontWriteBytecode",
                 "WSGIDestroyInterpreter",
                 "WSGISwitchInterval",
+                "WSGIFreeThreading",
                 "<WSGIInterpreterOptions",
                 "WSGIRestrictStdin",
                 "WSGIRestrictStdout",

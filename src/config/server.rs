@@ -444,6 +444,45 @@ impl PythonSettings {
         }
         out
     }
+
+    /// WSGIFreeThreading for the processes of `process_group` ("" for
+    /// Apache children): the server-wide value, over which sections
+    /// without `application-group=` say it for their process group (the
+    /// more specific, then the later, winning), as mod_wsgi resolves it.
+    /// It is one setting for the whole process: a section naming an
+    /// application group cannot scope it and is left out
+    /// ([`Self::free_threading_scoped_to_groups`]).
+    pub fn free_threading_for(&self, process_group: &str) -> bool {
+        let mut chosen = self.free_threading;
+        let mut specificity = 0;
+        for section in &self.interpreter_options {
+            if section.application_group.is_some() {
+                continue;
+            }
+            let this = match section.process_group.as_deref() {
+                None => 0,
+                Some(g) if g == process_group => 1,
+                Some(_) => continue,
+            };
+            if let Some(on) = section.options.free_threading
+                && this >= specificity
+            {
+                chosen = Some(on);
+                specificity = this;
+            }
+        }
+        chosen.unwrap_or(false)
+    }
+
+    /// Where WSGIFreeThreading is given in a section with
+    /// `application-group=`, which is ignored: the edge warns.
+    pub fn free_threading_scoped_to_groups(&self) -> Vec<&Origin> {
+        self.interpreter_options
+            .iter()
+            .filter(|s| s.application_group.is_some() && s.options.free_threading.is_some())
+            .map(|s| &s.origin)
+            .collect()
+    }
 }
 
 /// The regex crate standing in for Apache's engine in unit tests (the

@@ -4,9 +4,11 @@
 //! The application group "" is the main interpreter; every other name is a
 //! sub-interpreter, created with `Py_NewInterpreter` the first time a request
 //! of that group reaches this process. Sub-interpreters get the legacy
-//! configuration, as with mod_wsgi: one GIL shared by all interpreters. That
-//! shared GIL is also what makes it sound for pyo3's lazily created type
-//! objects (our `#[pyclass]` types) to be shared by every interpreter.
+//! configuration, as with mod_wsgi: one GIL shared by all interpreters (none
+//! with WSGIFreeThreading On on a free-threaded build). Our `#[pyclass]`
+//! type objects are created once, in the main interpreter before any
+//! request thread runs (`initialize`), and only read afterwards, which is
+//! what makes sharing them with every interpreter sound, GIL or not.
 //!
 //! pyo3's `Python::with_gil` goes through the GIL-state API, which only knows
 //! one thread state per OS thread, in the main interpreter. So we keep the
@@ -198,9 +200,10 @@ static WAITING: Mutex<usize> = Mutex::new(0);
 static TURN: Condvar = Condvar::new();
 
 /// Runs `take_gil` (a call that acquires the GIL) with a place in the
-/// waiting room.
+/// waiting room. Without a GIL (free-threading) attaching a thread state
+/// does not wait for other threads, and the room steps aside.
 fn waiting_room<T>(take_gil: impl FnOnce() -> T) -> T {
-    let _turn = GilTurn::enter();
+    let _turn = super::gil_enabled().then(GilTurn::enter);
     take_gil()
 }
 
@@ -240,8 +243,13 @@ pub fn gil_waits() -> (u64, f64) {
 
 /// `py.allow_threads(f)`, with the re-acquisition of the GIL afterwards
 /// queued in the waiting room like the first acquisition (and counted in
-/// [`gil_waits`]).
+/// [`gil_waits`]). Without a GIL the thread state is still detached around
+/// `f` (so a stop-the-world pause of the free-threaded build's garbage
+/// collector need not wait for `f`), and there is nothing to queue for.
 pub fn allow_threads<T: Send>(py: Python<'_>, f: impl Send + FnOnce() -> T) -> T {
+    if !super::gil_enabled() {
+        return py.allow_threads(f);
+    }
     let (result, turn, waiting_since) = py.allow_threads(|| {
         let result = f();
         let waiting_since = std::time::Instant::now();
@@ -493,6 +501,7 @@ fn set_up(py: Python<'_>, group: &str, settings: &InitSettings) -> PyResult<()> 
     // A <WSGIInterpreterOptions> switch interval: CPython has one for all
     // interpreters sharing the GIL, so it holds from here on for all.
     if settings.switch_interval != process_wide.switch_interval
+        && super::gil_enabled()
         && let Some(interval) = settings.switch_interval
     {
         py.import("sys")?

@@ -62,6 +62,9 @@ pub struct InitSettings {
     pub process_group: String,
     /// The `<WSGIInterpreterOptions>` sections of the configuration.
     pub sections: crate::config::PythonSettings,
+    /// WSGIFreeThreading for this process: on a free-threaded build, Python
+    /// runs without the GIL (else with it, as PYTHON_GIL=1 would).
+    pub free_threading: bool,
 }
 
 impl InitSettings {
@@ -89,6 +92,7 @@ impl InitSettings {
                 interpreter_options: global.interpreter_options.clone(),
                 ..Default::default()
             },
+            free_threading: global.free_threading_for(""),
         }
     }
 
@@ -121,6 +125,7 @@ impl InitSettings {
     ) -> InitSettings {
         let mut s = InitSettings::from_config(global);
         s.process_group = name.to_string();
+        s.free_threading = global.free_threading_for(name);
         if let Some(home) = &group.python_home {
             s.home = Some(home.clone());
         }
@@ -178,6 +183,21 @@ fn wide(s: &str) -> Vec<libc::wchar_t> {
         .collect()
 }
 
+/// Whether the module is built against a free-threaded CPython (PEP 703,
+/// configured with `--disable-gil`), where WSGIFreeThreading acts.
+pub const FREE_THREADED_BUILD: bool = cfg!(Py_GIL_DISABLED);
+
+/// Whether the GIL is enabled in this process: always on a GIL build; on a
+/// free-threaded one, as WSGIFreeThreading chose when Python started
+/// (fixed for the process: Python is told to neither enable nor disable
+/// it later, whatever an extension module declares).
+static GIL_ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Whether request threads take a GIL to run Python in this process.
+pub fn gil_enabled() -> bool {
+    GIL_ENABLED.load(Ordering::Relaxed)
+}
+
 /// The thread state of the thread that initialized Python, parked by
 /// PyEval_SaveThread; finalization restores it.
 static MAIN_TSTATE: AtomicPtr<ffi::PyThreadState> = AtomicPtr::new(std::ptr::null_mut());
@@ -212,6 +232,15 @@ unsafe fn apply_config(
             ffi::PyWideStringList_Append(&raw mut (*config).argv, argv0.as_ptr()),
         )?;
         (*config).optimization_level = settings.optimize as i32;
+        // PyConfig.enable_gil: 0 disables the GIL for good, 1 enables it
+        // for good (-1, Python's default, would enable it again as soon as
+        // an extension module that does not declare itself free-threading
+        // safe is imported, which a process serving requests in parallel
+        // must not see happen under it).
+        #[cfg(Py_GIL_DISABLED)]
+        {
+            (*config).enable_gil = if settings.free_threading { 0 } else { 1 };
+        }
         if let Some(seed) = settings.hash_seed {
             (*config).use_hash_seed = 1;
             (*config).hash_seed = seed as _;
@@ -275,7 +304,12 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
     let setup = Python::with_gil(|py| -> PyResult<()> {
         py.import("threading")?;
         let sys = py.import("sys")?;
-        if let Some(interval) = settings.switch_interval {
+        let gil = !FREE_THREADED_BUILD || sys.call_method0("_is_gil_enabled")?.is_truthy()?;
+        GIL_ENABLED.store(gil, Ordering::Relaxed);
+        log_gil(settings, gil);
+        if let Some(interval) = settings.switch_interval
+            && gil
+        {
             sys.call_method1("setswitchinterval", (interval.as_secs_f64(),))?;
         }
         if let Some(eggs) = &settings.eggs {
@@ -292,8 +326,9 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         crate::wsgi::module::install(py, "")?;
         // pyo3 creates a #[pyclass]'s type object once per process, in the
         // interpreter that first uses it, and every interpreter then shares
-        // it (sound with the one GIL they share). Create them here, so they
-        // belong to the main interpreter, which outlives all others.
+        // it. Create them here, so they belong to the main interpreter,
+        // which outlives all others, and exist before any request thread
+        // runs (which, without a GIL, then only reads them).
         py.get_type::<crate::wsgi::input::Input>();
         py.get_type::<crate::wsgi::errors::LogBuffer>();
         py.get_type::<crate::wsgi::start_response::StartResponse>();
@@ -316,6 +351,38 @@ pub fn initialize(settings: &InitSettings) -> Result<(), InitError> {
         unsafe { libc::atexit(finalize_at_exit) };
     }
     setup.map_err(|e| InitError(format!("setting up Python: {e}")))
+}
+
+/// Says at info level how a free-threaded build runs in this process, and
+/// warns of a switch interval that has no GIL to apply to.
+fn log_gil(settings: &InitSettings, gil: bool) {
+    use crate::apache::log::{Level, server};
+    if !FREE_THREADED_BUILD {
+        return;
+    }
+    let pid = std::process::id();
+    let line = if gil {
+        format!(
+            "Python {} is a free-threaded build, but WSGIFreeThreading is Off: the GIL is enabled in pid {pid} (as with PYTHON_GIL=1)",
+            crate::PYTHON_VERSION
+        )
+    } else {
+        format!(
+            "WSGIFreeThreading On: Python {} runs without the GIL in pid {pid}; request threads run Python in parallel",
+            crate::PYTHON_VERSION
+        )
+    };
+    server(None, Level::Info, &line);
+    if let (false, Some(interval)) = (gil, settings.switch_interval) {
+        server(
+            None,
+            Level::Warning,
+            &format!(
+                "WSGISwitchInterval {}s ignored in pid {pid}: free-threading is on, there is no GIL to switch",
+                interval.as_secs_f64()
+            ),
+        );
+    }
 }
 
 /// sys.path of the interpreter the GIL is held for, as mod_wsgi makes it:

@@ -178,6 +178,9 @@ pub fn install(py: Python<'_>, application_group: &str) -> PyResult<()> {
         }
     }
     let module = PyModule::new(py, "mod_wsgi")?;
+    // Safe without the GIL (its state is Rust's, behind locks): it must
+    // never be a reason for a free-threaded build to enable the GIL.
+    module.gil_used(false)?;
     module.setattr("version", crate::version_tuple())?;
     module.setattr("application_group", application_group)?;
     apply(&module, &current_info())?;
@@ -309,6 +312,7 @@ fn install_apache_module(py: Python<'_>) -> PyResult<()> {
         Some(m) => m,
         None => {
             let m = PyModule::new(py, "apache")?;
+            m.gil_used(false)?;
             py.import("sys")?
                 .getattr("modules")?
                 .set_item("apache", &m)?;

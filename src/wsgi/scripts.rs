@@ -14,9 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Key, in the current interpreter's own dict, of the script cache:
 /// path -> module, the module's `__mtime__` saying which version of the
 /// file it is. Each interpreter has its own, which ends with it.
-/// It is a Python dict so that the GIL, not a Rust lock, guards it:
-/// executing a script can release the GIL, and a Rust mutex held across that
-/// would deadlock against another request thread.
+/// It is a Python dict so that Python, not a Rust lock, guards it: the GIL,
+/// or on a free-threaded build the dict's own lock (each dict operation is
+/// atomic there too); executing a script can release the GIL, and a Rust
+/// mutex held across that would deadlock against another request thread.
 const CACHE_KEY: &str = "mod_wsgi_rs.scripts";
 
 /// Key, in the same dict, of the lock held while a script is checked and
@@ -25,13 +26,26 @@ const CACHE_KEY: &str = "mod_wsgi_rs.scripts";
 const LOAD_LOCK_KEY: &str = "mod_wsgi_rs.script_load_lock";
 
 fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    Ok(
+        interpreter_value(py, CACHE_KEY, || Ok(PyDict::new(py).into_any()))?
+            .downcast_into::<PyDict>()?,
+    )
+}
+
+/// The value under `key` in the current interpreter's dict, `make`'s
+/// value put there first when there is none. `setdefault` is one atomic
+/// step, so threads arriving together (at once without the GIL of a
+/// free-threaded build) all get the one value that was put there.
+fn interpreter_value<'py>(
+    py: Python<'py>,
+    key: &str,
+    make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let interp = crate::python::interpreter_dict(py)?;
-    if let Some(cache) = interp.get_item(CACHE_KEY)? {
-        return Ok(cache.downcast_into::<PyDict>()?);
+    if let Some(value) = interp.get_item(key)? {
+        return Ok(value);
     }
-    let cache = PyDict::new(py);
-    interp.set_item(CACHE_KEY, &cache)?;
-    Ok(cache)
+    interp.call_method1("setdefault", (key, make()?))
 }
 
 /// WSGICaseSensitivity of this process (server-wide; set when the process
@@ -242,15 +256,9 @@ struct LoadLock<'py>(Bound<'py, PyAny>);
 
 impl<'py> LoadLock<'py> {
     fn acquire(py: Python<'py>) -> PyResult<LoadLock<'py>> {
-        let interp = crate::python::interpreter_dict(py)?;
-        let lock = match interp.get_item(LOAD_LOCK_KEY)? {
-            Some(lock) => lock,
-            None => {
-                let lock = py.import("_thread")?.call_method0("allocate_lock")?;
-                interp.set_item(LOAD_LOCK_KEY, &lock)?;
-                lock
-            }
-        };
+        let lock = interpreter_value(py, LOAD_LOCK_KEY, || {
+            py.import("_thread")?.call_method0("allocate_lock")
+        })?;
         lock.call_method0("acquire")?;
         Ok(LoadLock(lock))
     }
