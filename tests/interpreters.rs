@@ -170,30 +170,46 @@ fn groups_are_separate_under_a_threaded_mpm() {
     }
 }
 
-/// Imports the pyo3-built part of cryptography: pyo3 lets an extension
-/// module load in one interpreter of a process only.
-const RUST_EXTENSION_APP: &str = r#"
-import os
-import cryptography.hazmat.bindings._rust as rust
+/// Imports [`rust_extension`]: pyo3 lets an extension module load in one
+/// interpreter of a process only.
+fn rust_extension_app() -> String {
+    format!(
+        r#"
+import {} as rust
 def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [("loaded=%s\n" % rust.__name__).encode()]
-"#;
+"#,
+        rust_extension()
+    )
+}
 
-const RUST_EXTENSION: &str = "cryptography.hazmat.bindings._rust";
+/// A pyo3-built extension module: the Rust part of cryptography; on a
+/// free-threaded Python, for which cryptography has no build (its cffi
+/// refuses 3.13t), pydantic-core's, which has one. (rpds-py's 3.13t build
+/// does not refuse a sub-interpreter: it fails there registering its types
+/// with the main interpreter's abc, a TypeError that names no interpreter.)
+fn rust_extension() -> &'static str {
+    if common::python::free_threaded() {
+        "pydantic_core._pydantic_core"
+    } else {
+        "cryptography.hazmat.bindings._rust"
+    }
+}
 
 fn check_refused_extension(apache: &Apache, mode: &str) {
     let port = apache.port;
+    let rust_extension = rust_extension();
     // First in the main interpreter: that works.
     let f = get_fields(apache, "/global");
-    assert_eq!(f["loaded"], RUST_EXTENSION, "{mode}");
+    assert_eq!(f["loaded"], rust_extension, "{mode}");
     // Then in a sub-interpreter of the same process: refused, reported once.
     for _ in 0..2 {
         let r = apache.get("/sub");
         assert_eq!(r.status, 500, "{mode}: {}", r.text());
     }
     let needle = format!(
-        "Python extension module '{RUST_EXTENSION}' refuses to load in the sub-interpreter of application group '127.0.0.1:{port}|/sub'"
+        "Python extension module '{rust_extension}' refuses to load in the sub-interpreter of application group '127.0.0.1:{port}|/sub'"
     );
     assert!(
         apache.wait_for_log(&needle, Duration::from_secs(5)),
@@ -215,14 +231,22 @@ fn check_refused_extension(apache: &Apache, mode: &str) {
     );
 }
 
-/// A pyo3-built extension for the Python under test: Debian's
-/// python3-cryptography for the system's Python, PyPI's cryptography in a
-/// virtualenv (made the Python home) for another.
+/// [`rust_extension`] for the Python under test: Debian's
+/// python3-cryptography for the system's Python, PyPI's cryptography (or
+/// pydantic-core, as a wheel) in a virtualenv (made the Python home) for
+/// another.
 fn rust_extension_home() -> (String, String) {
     if !common::python::is_other() {
         return (common::python::SYSTEM.to_string(), String::new());
     }
-    let venv = common::venv::ensure_venv("cryptography-venv", &["cryptography"]);
+    let venv = if common::python::free_threaded() {
+        common::venv::ensure_venv(
+            "pydantic-core-venv",
+            &["--only-binary=:all:", "pydantic-core"],
+        )
+    } else {
+        common::venv::ensure_venv("cryptography-venv", &["cryptography"])
+    };
     (
         venv.join("bin/python").display().to_string(),
         format!("WSGIPythonHome {}\n", venv.display()),
@@ -232,17 +256,18 @@ fn rust_extension_home() -> (String, String) {
 fn refusal_server(mode_directives: &str, mpm: Mpm) -> Apache {
     let (python, home) = rust_extension_home();
     let probe = std::process::Command::new(&python)
-        .args(["-c", &format!("import {RUST_EXTENSION}")])
+        .args(["-c", &format!("import {}", rust_extension())])
         .output()
         .unwrap_or_else(|e| panic!("run {python}: {e}"));
     assert!(
         probe.status.success(),
-        "this test needs cryptography (a pyo3-built extension; Debian's python3-cryptography for /usr/bin/python3) for {python}: {}",
+        "this test needs {} (a pyo3-built extension; Debian's python3-cryptography for /usr/bin/python3) for {python}: {}",
+        rust_extension(),
         String::from_utf8_lossy(&probe.stderr)
     );
     Apache::builder()
         .mpm(mpm)
-        .file("app/rust.wsgi", RUST_EXTENSION_APP)
+        .file("app/rust.wsgi", &rust_extension_app())
         .directives(&home)
         .directives(mode_directives)
         .directives(

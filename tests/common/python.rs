@@ -31,15 +31,17 @@ pub fn is_other() -> bool {
     interpreter() != SYSTEM
 }
 
-/// `sys.base_prefix` and "major.minor" of [`interpreter`].
-fn facts() -> &'static (String, String) {
-    static FACTS: OnceLock<(String, String)> = OnceLock::new();
+/// `sys.base_prefix`, "major.minor" of [`interpreter`] and whether it is a
+/// free-threaded build.
+fn facts() -> &'static (String, String, bool) {
+    static FACTS: OnceLock<(String, String, bool)> = OnceLock::new();
     FACTS.get_or_init(|| {
         let python = interpreter();
         let out = Command::new(python)
             .args([
                 "-c",
-                "import sys; print(sys.base_prefix); print('%d.%d' % sys.version_info[:2])",
+                "import sys, sysconfig; print(sys.base_prefix); print('%d.%d' % sys.version_info[:2]); \
+                 print(1 if sysconfig.get_config_var('Py_GIL_DISABLED') else 0)",
             ])
             .output()
             .unwrap_or_else(|e| panic!("running {python}: {e}"));
@@ -52,7 +54,8 @@ fn facts() -> &'static (String, String) {
         let mut lines = text.lines();
         let home = lines.next().unwrap_or_default().to_string();
         let version = lines.next().unwrap_or_default().to_string();
-        (home, version)
+        let free_threaded = lines.next() == Some("1");
+        (home, version, free_threaded)
     })
 }
 
@@ -64,6 +67,11 @@ pub fn home() -> &'static str {
 /// "3.13": what the banner says after `Python/`.
 pub fn version() -> &'static str {
     &facts().1
+}
+
+/// Whether [`interpreter`] is a free-threaded build (PEP 703, 3.13t).
+pub fn free_threaded() -> bool {
+    facts().2
 }
 
 /// The `WSGIPythonHome` line every Apache of the harness gets when the
