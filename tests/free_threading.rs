@@ -13,8 +13,9 @@
 //! or two at most. Without the GIL both run at once: with a core each, the
 //! other's counter moves between almost any two iterations; on a loaded
 //! machine the two still take the CPU from each other at every time slice
-//! of the kernel (milliseconds): tens of moves (23 to 35 in 2 s with a
-//! load average of 13 to 15 on 2 cores).
+//! of the kernel (milliseconds): tens of moves (21 to 51 in 3 s with a
+//! load average of 15 on 2 cores; 4648 once, the two on both cores), and
+//! rarely fewer (5 once, at a load of 21: hence up to three pairs).
 
 mod common;
 use common::*;
