@@ -14,8 +14,8 @@
 //! descriptor leaks on either side after 10,000 requests.
 //!
 //! Evidence of the fast path: the Apache child logs (at debug) one line per
-//! file it sent itself, naming the bytes, the offset and how (read or
-//! sendfile); a daemon that streams the file instead logs none, and the
+//! file it sent itself, naming the bytes, the offset and how (sendfile,
+//! mmap for a file the daemon's user cannot truncate, else read); a daemon that streams the file instead logs none, and the
 //! tests that count those lines fail.
 
 mod common;
@@ -117,6 +117,15 @@ def application(environ, start_response):
         f.read(int(q.get("start", "0")))
         start_response("200 OK", headers)
         return wrap(f)
+    if path == "/own":
+        # A copy the application writes itself: the daemon's user owns it.
+        copy = os.path.join(MARKERS, "own-" + q["name"])
+        with open(copy, "wb") as out:
+            out.write(content(q["name"]))
+        # Not group- or world-writable: only the ownership keeps it unmapped.
+        os.chmod(copy, 0o644)
+        start_response("200 OK", headers)
+        return wrap(open(copy, "rb"))
     if path == "/shrink":
         f = shrinking(q["token"])
         start_response("200 OK", headers)
@@ -341,7 +350,9 @@ fn check_fast(
     expected_lines: &mut usize,
 ) {
     let data = data_of(name);
-    let how = if mount == "s" { "sendfile" } else { "read" };
+    // The data files are root's, 0644: the daemon (www-data) cannot
+    // truncate them, so without sendfile Apache may map them.
+    let how = if mount == "s" { "sendfile" } else { "mmap" };
     let mut path = format!("/{mount}/file?name={name}&start={start}");
     if let Some(cl) = cl {
         path.push_str(&format!("&cl={cl}"));
@@ -455,6 +466,40 @@ fn daemon_file_wrapper_sends_the_file_from_the_apache_child() {
             apache.error_log()
         );
     }
+}
+
+/// Memory-mapping a passed file is for files the daemon's user cannot
+/// truncate (a map that shrinks kills the Apache child with SIGBUS): one
+/// it owns, or one its group or anyone may write, is read instead.
+#[test]
+fn only_files_the_daemon_cannot_truncate_are_mapped() {
+    let apache = server(Mpm::Event);
+    let mut conn = Conn::open(&apache);
+    let data = data_of("mid");
+    let served = |conn: &mut Conn, path: &str, how: &str| {
+        let before = fast_lines_for(&apache, data.len(), 0, how);
+        let r = conn.request("GET", path);
+        assert_eq!(r.status, 200, "{path}: {}", apache.error_log());
+        assert!(r.body == data, "{path}: bytes differ");
+        wait_for(
+            &format!("the worker's line for {path} ({how})"),
+            Duration::from_secs(10),
+            || fast_lines_for(&apache, data.len(), 0, how) > before,
+        );
+    };
+    // Root's, 0644.
+    served(&mut conn, "/d/file?name=mid", "mmap");
+    // The daemon's own copy.
+    served(&mut conn, "/d/own?name=mid", "read");
+    // Root's, but group-writable, then world-writable.
+    let path = apache.dir.join("app/data/mid");
+    for mode in [0o664, 0o646] {
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .unwrap();
+        served(&mut conn, "/d/file?name=mid", "read");
+    }
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    served(&mut conn, "/d/file?name=mid", "mmap");
 }
 
 #[test]

@@ -188,15 +188,27 @@ impl std::fmt::Display for PassedFileError {
     }
 }
 
+/// A passed file the worker may send, and whether it may be memory-mapped.
+#[derive(Debug)]
+pub struct PassedFile {
+    pub file: std::fs::File,
+    /// The daemon's user cannot change the file's length (see
+    /// [`out_of_reach`]): Apache may map it, as it maps a static file.
+    pub mappable: bool,
+}
+
 /// The worker's check of a passed descriptor before it gives it to Apache
 /// (the daemon runs as another user: the worker trusts nothing it sends):
 /// a regular file (a pipe or socket would hang or break Apache's file
 /// bucket), open for reading, holding `offset + length` bytes now.
+/// `daemon_uids`: the uids the group's daemons may run as.
 pub fn passed_file(
     fd: OwnedFd,
     offset: u64,
     length: u64,
-) -> Result<std::fs::File, PassedFileError> {
+    daemon_uids: &[u32],
+) -> Result<PassedFile, PassedFileError> {
+    use std::os::unix::fs::MetadataExt;
     let mode = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
         .map_err(|e| PassedFileError::Stat(e.to_string()))?;
     let file = std::fs::File::from(fd);
@@ -216,7 +228,24 @@ pub fn passed_file(
             end,
         });
     }
-    Ok(file)
+    let read_only = mode & libc::O_ACCMODE == libc::O_RDONLY;
+    let mappable = out_of_reach(read_only, meta.uid(), meta.mode(), daemon_uids);
+    Ok(PassedFile { file, mappable })
+}
+
+/// Whether a daemon running as one of `daemon_uids` cannot truncate a file
+/// (owned by `owner`, permission bits `mode`) passed to us read-only
+/// (`read_only`). A memory-mapped file that shrinks kills the process
+/// reading the map with SIGBUS, and the daemon's user must never be able
+/// to do that to an Apache child; a static file carries the same risk
+/// from whoever can write it, which Apache's EnableMMAP accepts. So: the
+/// descriptor is read-only, the daemon does not own the file (an owner
+/// can chmod it writable) and is not root, and nobody but the owner may
+/// write it (no group or other write bit; with POSIX ACLs the group bits
+/// are the mask, which bounds every named entry too).
+pub fn out_of_reach(read_only: bool, owner: u32, mode: u32, daemon_uids: &[u32]) -> bool {
+    let daemon_may_write = daemon_uids.iter().any(|&uid| uid == owner || uid == 0);
+    read_only && !daemon_may_write && mode & 0o022 == 0
 }
 
 #[cfg(test)]
@@ -243,9 +272,9 @@ mod tests {
         let mut all = Vec::new();
         r.read_to_end(&mut all).unwrap();
         assert_eq!(all, b"onetwo");
-        let got = passed_file(r.take_fd().unwrap(), 0, 5).unwrap();
+        let got = passed_file(r.take_fd().unwrap(), 0, 5, &[]).unwrap().file;
         assert_eq!(got.metadata().unwrap().len(), 5);
-        let got = passed_file(r.take_fd().unwrap(), 1, 10).unwrap();
+        let got = passed_file(r.take_fd().unwrap(), 1, 10, &[]).unwrap().file;
         assert_eq!(got.metadata().unwrap().len(), 11);
         assert_eq!(r.take_fd().unwrap_err(), "no descriptor came with it");
     }
@@ -299,15 +328,15 @@ mod tests {
     fn a_passed_descriptor_is_checked() {
         let f = temp_file(b"0123456789");
         let fd = |f: &std::fs::File| OwnedFd::from(f.try_clone().unwrap());
-        assert!(passed_file(fd(&f), 0, 10).is_ok());
-        assert!(passed_file(fd(&f), 9, 1).is_ok());
+        assert!(passed_file(fd(&f), 0, 10, &[]).is_ok());
+        assert!(passed_file(fd(&f), 9, 1, &[]).is_ok());
         assert_eq!(
-            passed_file(fd(&f), 5, 6).unwrap_err(),
+            passed_file(fd(&f), 5, 6, &[]).unwrap_err(),
             PassedFileError::Short { size: 10, end: 11 }
         );
         let (pipe_read, _w) = nix::unistd::pipe().unwrap();
         assert_eq!(
-            passed_file(pipe_read, 0, 1).unwrap_err(),
+            passed_file(pipe_read, 0, 1, &[]).unwrap_err(),
             PassedFileError::NotRegular
         );
         let dir = tempfile::tempdir().unwrap();
@@ -315,8 +344,27 @@ mod tests {
         std::fs::write(&path, b"abc").unwrap();
         let write_only = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         assert_eq!(
-            passed_file(OwnedFd::from(write_only), 0, 1).unwrap_err(),
+            passed_file(OwnedFd::from(write_only), 0, 1, &[]).unwrap_err(),
             PassedFileError::NotReadable
         );
+    }
+
+    #[test]
+    fn only_a_file_the_daemon_cannot_truncate_may_be_mapped() {
+        let daemon = [33];
+        // Root's 0644 file, passed read-only to a daemon running as 33.
+        assert!(out_of_reach(true, 0, 0o100644, &daemon));
+        assert!(out_of_reach(true, 1000, 0o100444, &daemon));
+        // A descriptor open for writing can be truncated through.
+        assert!(!out_of_reach(false, 0, 0o100644, &daemon));
+        // The daemon's own file, even read-only (it may chmod it).
+        assert!(!out_of_reach(true, 33, 0o100444, &daemon));
+        // Writable by group or others: the daemon may be among them.
+        assert!(!out_of_reach(true, 0, 0o100664, &daemon));
+        assert!(!out_of_reach(true, 0, 0o100646, &daemon));
+        // A daemon running as root can write anything.
+        assert!(!out_of_reach(true, 1000, 0o100644, &[33, 0]));
+        // Every uid the daemon may run as counts.
+        assert!(!out_of_reach(true, 1000, 0o100644, &[33, 1000]));
     }
 }

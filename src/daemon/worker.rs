@@ -379,11 +379,13 @@ pub fn handle(
                 }
                 let file = match passed {
                     Err(why) => Err(why.to_string()),
-                    Ok(fd) => super::fd_passing::passed_file(fd, offset, length)
-                        .map_err(|e| e.to_string()),
+                    Ok(fd) => {
+                        super::fd_passing::passed_file(fd, offset, length, &daemon_uids(group))
+                            .map_err(|e| e.to_string())
+                    }
                 };
-                let file = match file {
-                    Ok(file) => file,
+                let passed = match file {
+                    Ok(passed) => passed,
                     Err(why) => {
                         let why = format!(
                             "{who} passed a file to send ({length} bytes from offset {offset}) that cannot be: {why}"
@@ -391,15 +393,17 @@ pub fn handle(
                         return cut_short(r, &why, relayed);
                     }
                 };
-                // Never memory-mapped: the daemon's user could truncate the
-                // file under the map, and this child would die of SIGBUS.
-                // Verified: a file that shrinks while Apache reads it must
-                // not end in a response that looks complete.
+                // Memory-mapped (where EnableMMAP allows) only when the
+                // daemon's user cannot truncate the file: under a map that
+                // shrinks this child would die of SIGBUS. Verified: a file
+                // that shrinks while Apache reads it must not end in a
+                // response that looks complete.
                 let how = FileSend {
                     sendfile: opts.enable_sendfile,
-                    mmap: false,
+                    mmap: passed.mappable,
                     verify: true,
                 };
+                let file = passed.file;
                 // What came before it goes out with it (the FLUSH after the
                 // file takes it along).
                 unflushed = 0;
@@ -410,7 +414,13 @@ pub fn handle(
                             Level::Debug,
                             &format!(
                                 "sent {length} bytes from offset {offset} of the file {who} passed, as a file bucket ({})",
-                                if how.sendfile { "sendfile" } else { "read" }
+                                if how.sendfile {
+                                    "sendfile"
+                                } else if how.mmap {
+                                    "mmap"
+                                } else {
+                                    "read"
+                                }
                             ),
                         );
                     }
@@ -665,6 +675,18 @@ fn check_script_owner(r: &Request, script: &str, group: &GroupRuntime) -> Result
         ));
     }
     Ok(())
+}
+
+/// The uids the group's daemon processes may run as: user= (or Apache's
+/// User), and this child's own when Apache did not start as root (the
+/// daemons then keep the parent's uid, which is the children's).
+fn daemon_uids(group: &GroupRuntime) -> [u32; 2] {
+    let configured = group
+        .options
+        .user
+        .as_ref()
+        .map_or(crate::apache::process::worker_identity().uid, |u| u.uid);
+    [configured, nix::unistd::geteuid().as_raw()]
 }
 
 /// send-buffer-size / receive-buffer-size on one end of a daemon socket.
