@@ -38,6 +38,10 @@ pub const DAEMON_CONNECTS: &str = "mod_wsgi.x-daemon_connects";
 /// The request's ticket on the group's request board
 /// (`daemon::board`), in decimal.
 pub const TICKET: &str = "mod_wsgi.x-ticket";
+/// "1" when the Apache child will send later requests on the connection
+/// that carries this one: the daemon then keeps it open after a clean
+/// exchange instead of closing it (docs/protocol.md, "Connections").
+pub const KEEP_CONNECTION: &str = "mod_wsgi.x-keep_connection";
 
 /// The CGI variables of the request, with what a trusted proxy says
 /// applied (`wsgi::proxy`), the Authorization header when it is passed on

@@ -202,6 +202,7 @@ pub fn adopt_daemons(daemons: Option<&'static Daemons>) {
 /// This Apache child stops at once: its relays to daemons end now.
 pub fn child_stopping_now() {
     crate::daemon::relays::abandon_all();
+    crate::daemon::kept::close_all();
 }
 
 /// The process group a request runs in: "" for embedded, else a group

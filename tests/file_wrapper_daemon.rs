@@ -771,13 +771,15 @@ fn no_descriptor_leaks_after_ten_thousand_requests() {
     assert_eq!(children_after, children, "Apache children changed");
     assert_eq!(daemons_after, daemons, "daemon processes changed");
     // Descriptors: back to the warm-up counts (a few of slack for what
-    // Apache and Python open lazily), once the last requests are done.
+    // Apache and Python open lazily, and the connections kept between the
+    // Apache children and the daemons: at most one per daemon thread, 2 x 4,
+    // in each child), once the last requests are done.
     let settled = |before: &[(u32, usize)], pids: &[u32]| {
         wait_until(Duration::from_secs(10), || {
             fd_counts(pids)
                 .iter()
                 .zip(before)
-                .all(|((_, now), (_, then))| *now <= then + 3)
+                .all(|((_, now), (_, then))| *now <= then + 3 + 8)
         })
     };
     assert!(

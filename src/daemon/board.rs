@@ -22,8 +22,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// served by that pid, replacements of the slot, how its last process
 /// ended (`End::pack`), the pid once it serves (0 before), how many of
 /// its processes in a row died at startup, the pid of its last process
-/// that ended and when (ms since the epoch).
-const PROCESS_WORDS: usize = 9;
+/// that ended and when (ms since the epoch), its seats (see `take_seat`),
+/// the connections its process took from the listener.
+const PROCESS_WORDS: usize = 11;
+/// Seats of a process that takes no more requests: below any count of
+/// threads, so no worker takes one.
+const NO_SEATS: i64 = -(1 << 40);
 /// Longest URL kept for a running request, in bytes.
 pub const URL_BYTES: usize = 120;
 /// Words per request thread: ticket, pid, started (ms since the epoch),
@@ -80,6 +84,8 @@ pub struct ProcessView {
     pub pid: u32,
     pub started_ms: u64,
     pub requests: u64,
+    /// Connections taken from the listener (the others came on kept ones).
+    pub connections: u64,
     pub restarts: u64,
     pub last_end: Option<End>,
     pub threads: Vec<ThreadView>,
@@ -137,6 +143,8 @@ impl GroupBoard {
     /// `pid`.
     pub fn process_started(&self, process: usize, pid: u32) {
         if let Some(b) = self.process_base(process) {
+            self.word(b + 9).store(0, Ordering::Relaxed);
+            self.word(b + 10).store(0, Ordering::Relaxed);
             self.word(b + 2).store(0, Ordering::Relaxed);
             self.word(b + 1).store(now_ms(), Ordering::Relaxed);
             self.word(b).store(u64::from(pid), Ordering::Release);
@@ -156,6 +164,70 @@ impl GroupBoard {
         if let Some(b) = self.process_base(process) {
             self.word(b + 6).store(u64::from(count), Ordering::Relaxed);
         }
+    }
+
+    /// In a worker: the process slot whose serving process is `pid`.
+    pub fn slot_of(&self, pid: u32) -> Option<usize> {
+        (0..self.processes).find(|&p| {
+            self.process_base(p)
+                .is_some_and(|b| self.word(b + 5).load(Ordering::Acquire) == u64::from(pid))
+        })
+    }
+
+    /// Seats are how a worker knows that a daemon process has a request
+    /// thread waiting for it before it sends a request on a connection it
+    /// kept to that process (docs/protocol.md, "Connections"): each thread
+    /// of the process adds one when it starts to wait, and takes one when
+    /// it takes a connection from the listener (even if none is left: a
+    /// count below zero is a promise the listener broke, repaid as that
+    /// thread finishes); a worker takes one only while some are left.
+    /// In a daemon: one of its threads waits.
+    pub fn add_seat(&self, process: usize) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 9).fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// In a daemon: one of its threads took a connection from the listener.
+    pub fn drop_seat(&self, process: usize) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 9).fetch_sub(1, Ordering::AcqRel);
+            self.word(b + 10).fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// In a daemon that stops taking requests: no worker takes a seat again.
+    pub fn close_seats(&self, process: usize) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 9).store(NO_SEATS as u64, Ordering::Release);
+        }
+    }
+
+    /// In a worker: takes a seat of process slot `process` if its process
+    /// is still `pid` and has one left.
+    pub fn take_seat(&self, process: usize, pid: u32) -> bool {
+        let Some(b) = self.process_base(process) else {
+            return false;
+        };
+        if self.word(b + 5).load(Ordering::Acquire) != u64::from(pid) {
+            return false;
+        }
+        self.word(b + 9)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                ((n as i64) > 0).then(|| n - 1)
+            })
+            .is_ok()
+    }
+
+    /// In a worker that took a seat and then did not send on it.
+    pub fn give_seat_back(&self, process: usize) {
+        self.add_seat(process);
+    }
+
+    /// Seats of process slot `process` now.
+    pub fn seats(&self, process: usize) -> i64 {
+        self.process_base(process)
+            .map_or(0, |b| self.word(b + 9).load(Ordering::Acquire) as i64)
     }
 
     /// In a worker: no process of the group serves now, and each slot's
@@ -276,6 +348,7 @@ impl GroupBoard {
                     pid,
                     started_ms: self.word(b + 1).load(Ordering::Relaxed),
                     requests: self.word(b + 2).load(Ordering::Relaxed),
+                    connections: self.word(b + 10).load(Ordering::Relaxed),
                     restarts: self.word(b + 3).load(Ordering::Relaxed),
                     last_end: End::unpack(self.word(b + 4).load(Ordering::Relaxed)),
                     threads: (0..self.threads)
@@ -425,5 +498,37 @@ mod tests {
         assert_ne!(a, b);
         assert_ne!(a, 0);
         assert_eq!(a >> 32, u64::from(std::process::id()));
+    }
+
+    #[test]
+    fn seats_are_taken_only_while_some_are_left() {
+        let board = GroupBoard::new(2, 2).unwrap();
+        board.process_started(0, 10);
+        board.ready(0, 10);
+        assert_eq!(board.slot_of(10), Some(0));
+        assert_eq!(board.slot_of(11), None);
+        assert!(!board.take_seat(0, 10));
+        board.add_seat(0);
+        board.add_seat(0);
+        assert!(board.take_seat(0, 10));
+        // Another pid in the slot: not the process the connection went to.
+        assert!(!board.take_seat(0, 11));
+        // The listener takes the last one, then one more: a broken promise.
+        board.drop_seat(0);
+        board.drop_seat(0);
+        assert_eq!(board.seats(0), -1);
+        assert!(!board.take_seat(0, 10));
+        board.add_seat(0);
+        board.add_seat(0);
+        assert!(board.take_seat(0, 10));
+        board.give_seat_back(0);
+        board.close_seats(0);
+        assert!(!board.take_seat(0, 10));
+        board.add_seat(0);
+        assert!(!board.take_seat(0, 10));
+        // A new process in the slot starts from none.
+        board.process_started(0, 12);
+        board.ready(0, 12);
+        assert_eq!(board.seats(0), 0);
     }
 }

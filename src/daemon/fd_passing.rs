@@ -109,6 +109,12 @@ impl<'s> Receiver<'s> {
         self.stream
     }
 
+    /// Whether no descriptor waits for a frame to claim it, and none was
+    /// dropped: the connection holds nothing of the exchange any more.
+    pub fn nothing_queued(&self) -> bool {
+        self.fds.is_empty() && self.dropped.is_none()
+    }
+
     /// The oldest descriptor received and not yet claimed; Err says why
     /// there is none.
     pub fn take_fd(&mut self) -> Result<OwnedFd, &'static str> {

@@ -4,11 +4,13 @@
 //! request from an Apache child to a daemon over a Unix socket (`worker`);
 //! `peer` decides who may connect to that socket, `exit_cause` tells how a
 //! daemon process ended, `fd_passing` hands a wsgi.file_wrapper's open file
-//! from the daemon to the worker.
+//! from the daemon to the worker, `kept` holds the child's connections
+//! kept open between requests.
 
 pub mod board;
 pub mod exit_cause;
 pub mod fd_passing;
+pub mod kept;
 pub mod peer;
 pub mod process;
 pub mod relays;

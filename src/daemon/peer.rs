@@ -77,7 +77,7 @@ fn allowed_uids(group: &GroupRuntime) -> Vec<(u32, &'static str)> {
 }
 
 /// Checks the peer of `stream` against `allowed`.
-pub fn check(stream: &UnixStream, allowed: Vec<(u32, &'static str)>) -> Result<(), PeerError> {
+pub fn check(stream: &UnixStream, allowed: &[(u32, &'static str)]) -> Result<(), PeerError> {
     let cred = getsockopt(stream, PeerCredentials).map_err(PeerError::Unknown)?;
     if allowed.iter().any(|(uid, _)| *uid == cred.uid()) {
         Ok(())
@@ -85,7 +85,7 @@ pub fn check(stream: &UnixStream, allowed: Vec<(u32, &'static str)>) -> Result<(
         Err(PeerError::Stranger {
             uid: cred.uid(),
             pid: cred.pid(),
-            allowed,
+            allowed: allowed.to_vec(),
         })
     }
 }
@@ -94,7 +94,11 @@ pub fn check(stream: &UnixStream, allowed: Vec<(u32, &'static str)>) -> Result<(
 /// `group`; otherwise logs one line naming the peer's uid, the group and
 /// this process, and the caller drops the connection unread.
 pub fn admit(stream: &UnixStream, group: &GroupRuntime, pid: u32) -> bool {
-    match check(stream, allowed_uids(group)) {
+    // A daemon process serves one group and its uids do not change once it
+    // serves: worked out once, not per connection.
+    static ALLOWED: std::sync::OnceLock<Vec<(u32, &'static str)>> = std::sync::OnceLock::new();
+    let allowed = ALLOWED.get_or_init(|| allowed_uids(group));
+    match check(stream, allowed) {
         Ok(()) => true,
         Err(e) => {
             log::server(
@@ -116,9 +120,9 @@ mod tests {
         // Both ends of a pair are this process: its own uid is the peer's.
         let (a, _b) = UnixStream::pair().unwrap();
         let me = Uid::effective().as_raw();
-        assert_eq!(check(&a, vec![(me, "me")]), Ok(()));
+        assert_eq!(check(&a, &[(me, "me")]), Ok(()));
         let other = me.wrapping_add(1);
-        match check(&a, vec![(other, "other")]) {
+        match check(&a, &[(other, "other")]) {
             Err(PeerError::Stranger { uid, pid, allowed }) => {
                 assert_eq!(uid, me);
                 assert_eq!(pid, std::process::id() as i32);

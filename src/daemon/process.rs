@@ -7,8 +7,9 @@
 //! - the monitor thread, which enforces the time-based options;
 //! - the deadlock thread, which takes the GIL about once a second so the
 //!   monitor can tell when the interpreter is stuck;
-//! - `threads` request threads, each accepting connections on the group's
-//!   listener and serving the one request that arrives on each.
+//! - `threads` request threads, each taking a new connection from the
+//!   group's listener, or the next request on a connection kept from an
+//!   earlier exchange, and serving it.
 //!
 //! At shutdown one transient thread more, the reaper, force-exits the
 //! process if it is still alive after shutdown-timeout.
@@ -34,9 +35,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Tokens of the request threads' epoll set.
+/// Tokens of the request threads' epoll set: the listener, the stop pipe,
+/// then one per kept connection.
 const LISTENER: u64 = 0;
 const STOP: u64 = 1;
+const FIRST_KEPT: u64 = 2;
+/// Most connections a process keeps open between exchanges (each Apache
+/// child keeps at most one per request thread of the group).
+const MAX_KEPT: usize = 256;
 
 /// Bytes the caretaker understands.
 const SHUTDOWN: u8 = b'T';
@@ -97,6 +103,12 @@ struct Shared {
     /// Per request thread, the exchange it is serving, for the monitor to
     /// send a held-back `Accepted` to the worker.
     exchanges: Mutex<Vec<Option<Arc<SocketBackend>>>>,
+    /// Connections kept open after their exchange, by their token in
+    /// `ready` (registered one-shot: a thread takes the connection out when
+    /// its next request, or its end, arrives). Emptied, so closed, when the
+    /// process stops taking requests.
+    kept: Mutex<std::collections::HashMap<u64, UnixStream>>,
+    next_token: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
     index: usize,
@@ -237,6 +249,8 @@ fn setup_and_serve(
         script_mtimes: Mutex::new(std::collections::HashMap::new()),
         running: Mutex::new(vec![None; threads]),
         exchanges: Mutex::new(vec![None; threads]),
+        kept: Mutex::new(std::collections::HashMap::new()),
+        next_token: AtomicU64::new(FIRST_KEPT),
         pid: std::process::id(),
         index,
     });
@@ -402,6 +416,7 @@ fn caretaker(
             // request_thread.)
             let _busy = shared.active.lock();
             shared.stopping.store(true, Ordering::SeqCst);
+            stop_keeping(shared);
             other
         }
     };
@@ -561,12 +576,23 @@ fn retire(shared: &Shared, pipe: &mut std::fs::File) -> u8 {
             let _busy = shared.active.lock();
             if stop || !backlog_pending(group.listener) || Instant::now() >= deadline {
                 shared.stopping.store(true, Ordering::SeqCst);
+                stop_keeping(shared);
                 break;
             }
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     if stop { SHUTDOWN } else { RETIRE }
+}
+
+/// The process takes no more requests: no worker may take a seat of it,
+/// and the connections it kept are closed (a worker that took a seat just
+/// before and sent its request on one sees the close before any answer,
+/// and sends the request again on a new connection: see
+/// `daemon::worker`). Called with `stopping` set, under the `active` lock.
+fn stop_keeping(shared: &Shared) {
+    shared.group.board.close_seats(shared.index);
+    shared.kept.lock().clear();
 }
 
 /// Whether a connection waits in the listener's backlog.
@@ -599,7 +625,8 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
     }
 }
 
-/// A request thread: accept a connection, serve its request, repeat until
+/// A request thread: take a connection (a new one from the listener, or a
+/// kept one whose next request arrived), serve its request, repeat until
 /// the process stops taking connections.
 fn request_thread(shared: &Shared, slot: usize) {
     // accept4 below runs under the `active` lock, so it must never sleep:
@@ -610,37 +637,71 @@ fn request_thread(shared: &Shared, slot: usize) {
         shared.group.listener,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
+    let board = &shared.group.board;
     let mut events = [EpollEvent::empty()];
+    // Whether this thread's seat is on the board: it waits, and no worker
+    // has been promised it (see `GroupBoard::take_seat`).
+    let mut seated = false;
     while !shared.stopping.load(Ordering::SeqCst) {
+        if !seated {
+            board.add_seat(shared.index);
+            seated = true;
+        }
         match shared.ready.wait(&mut events, EpollTimeout::NONE) {
             Ok(0) => continue,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
         }
-        if events[0].data() == STOP || shared.stopping.load(Ordering::SeqCst) {
+        let token = events[0].data();
+        if token == STOP || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
-        // Taking a connection and marking the slot busy happen under the
-        // same lock the caretaker holds to set `stopping`: a draining process
-        // either sees this connection as a running request, or this thread
-        // sees the drain and leaves the connection to another process.
-        let fd = {
-            let mut active = shared.active.lock();
-            if shared.stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC) {
-                Ok(fd) => {
-                    active[slot] = Some(Instant::now());
-                    fd
+        if token == LISTENER {
+            // Taking a connection and marking the slot busy happen under the
+            // same lock the caretaker holds to set `stopping`: a draining
+            // process either sees this connection as a running request, or
+            // this thread sees the drain and leaves the connection to another
+            // process.
+            let fd = {
+                let mut active = shared.active.lock();
+                if shared.stopping.load(Ordering::SeqCst) {
+                    break;
                 }
-                Err(_) => continue,
+                match accept4(shared.group.listener, SockFlag::SOCK_CLOEXEC) {
+                    Ok(fd) => {
+                        active[slot] = Some(Instant::now());
+                        fd
+                    }
+                    Err(_) => continue,
+                }
+            };
+            // Taken even if a worker was promised it meanwhile: declining
+            // would leave the connection in the backlog with no other
+            // process woken for it. The count then goes below zero, and
+            // comes back as this thread finishes.
+            board.drop_seat(shared.index);
+            seated = false;
+            let stream = proc_edge::stream_from_fd(fd);
+            super::worker::set_buffer_sizes(&stream, shared.group);
+            serve_connection(shared, slot, stream, Arrived::New);
+        } else {
+            let Some(stream) = shared.kept.lock().remove(&token) else {
+                continue;
+            };
+            {
+                let mut active = shared.active.lock();
+                if shared.stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                active[slot] = Some(Instant::now());
             }
-        };
-        let stream = proc_edge::stream_from_fd(fd);
-        super::worker::set_buffer_sizes(&stream, shared.group);
-        serve_connection(shared, slot, stream);
+            // A request here used the seat its worker took; an end of stream
+            // (the worker dropped the connection) took none.
+            if serve_connection(shared, slot, stream, Arrived::Kept(token)) {
+                seated = false;
+            }
+        }
         shared.active.lock()[slot] = None;
     }
     // Stay alive, idle, so the process keeps its N + 3 layout (plus the
@@ -650,28 +711,64 @@ fn request_thread(shared: &Shared, slot: usize) {
     }
 }
 
-/// Serves the one request of a connection.
-///
-/// The worker closes the connection after the response (it never reuses
-/// one), so the daemon closes it first rather than wait for that end of
-/// stream: the wait cost this thread a sleep and a wake-up per request.
-fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
-    if !super::peer::admit(&stream, shared.group, shared.pid) {
+/// How a connection came to a request thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arrived {
+    /// From the listener: check the peer, set the timeouts.
+    New,
+    /// Kept from an earlier exchange, registered in `ready` under this token.
+    Kept(u64),
+}
+
+/// After a clean exchange, keeps the connection open for the worker's next
+/// request (see docs/protocol.md, "Connections"), unless the process is
+/// stopping or keeps enough already; otherwise it closes as it drops.
+fn keep(shared: &Shared, stream: UnixStream, arrived: Arrived) {
+    use std::os::fd::AsRawFd;
+    let mut kept = shared.kept.lock();
+    if shared.stopping.load(Ordering::SeqCst) || kept.len() >= MAX_KEPT {
         return;
     }
+    let fd = process_fd(stream.as_raw_fd());
+    let (token, armed) = match arrived {
+        // Still registered, disarmed by EPOLLONESHOT: armed again.
+        Arrived::Kept(token) => {
+            let mut event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, token);
+            (token, shared.ready.modify(fd, &mut event))
+        }
+        Arrived::New => {
+            let token = shared.next_token.fetch_add(1, Ordering::Relaxed);
+            let event = EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLONESHOT, token);
+            (token, shared.ready.add(fd, event))
+        }
+    };
+    if armed.is_ok() {
+        kept.insert(token, stream);
+    }
+}
+
+/// Serves the next request of a connection; true if one came. After a
+/// clean exchange the connection is kept for the worker's next request
+/// (`keep`), otherwise closed.
+fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream, arrived: Arrived) -> bool {
     let o = &shared.group.options;
-    // socket-timeout, else Apache's Timeout (as mod_wsgi): a peer that
-    // sends half a frame and waits must not hold this thread for ever.
-    let timeout = [o.socket_timeout, shared.group.server_timeout]
-        .into_iter()
-        .find(|t| !t.is_zero());
-    // Writes of the response back to the worker: response-socket-timeout,
-    // else socket-timeout.
-    let write_timeout = (!o.response_socket_timeout.is_zero())
-        .then_some(o.response_socket_timeout)
-        .or(timeout);
-    let _ = stream.set_write_timeout(write_timeout);
-    let _ = stream.set_read_timeout(timeout);
+    if arrived == Arrived::New {
+        if !super::peer::admit(&stream, shared.group, shared.pid) {
+            return false;
+        }
+        // socket-timeout, else Apache's Timeout (as mod_wsgi): a peer that
+        // sends half a frame and waits must not hold this thread for ever.
+        let timeout = [o.socket_timeout, shared.group.server_timeout]
+            .into_iter()
+            .find(|t| !t.is_zero());
+        // Writes of the response back to the worker: response-socket-timeout,
+        // else socket-timeout.
+        let write_timeout = (!o.response_socket_timeout.is_zero())
+            .then_some(o.response_socket_timeout)
+            .or(timeout);
+        let _ = stream.set_write_timeout(write_timeout);
+        let _ = stream.set_read_timeout(timeout);
+    }
     let backend = Arc::new(SocketBackend::new(
         stream,
         shared.limits,
@@ -680,7 +777,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
     ));
     let frame = match backend.read_frame() {
         Ok(f) => f,
-        Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return,
+        Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return false,
         Err(e @ ProtocolError::VersionMismatch { .. }) => {
             // An Apache child of an older or newer module (a graceful
             // restart loaded another build): said to it, as docs/protocol.md
@@ -688,7 +785,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             let message = format!("{e}: restart Apache fully");
             log::server(None, Level::Error, &format!("{}: {message}", shared.who()));
             let _ = backend.send(&Frame::failure(FailureKind::ProtocolError, message));
-            return;
+            return true;
         }
         Err(e) => {
             log::server(
@@ -696,7 +793,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
                 Level::Error,
                 &format!("{}: bad request from worker: {e}", shared.who()),
             );
-            return;
+            return true;
         }
     };
     // (The decoder has refused any other protocol version.)
@@ -710,7 +807,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
                 frame.name()
             ),
         );
-        return;
+        return true;
     };
     // Who took the request goes out with the first bytes of the answer,
     // not on its own: a separate frame woke the worker once more per
@@ -737,7 +834,10 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             .last_activity_ms
             .store(shared.now_ms().max(1), Ordering::Relaxed);
     }
-    serve_request(shared, slot, &backend, environ);
+    // Only a worker that says it will send more on the connection has it
+    // kept (other peers, test clients among them, expect the close).
+    let wanted = environ_value(&environ, crate::cgi::KEEP_CONNECTION) == Some(b"1");
+    let clean = serve_request(shared, slot, &backend, environ) && wanted;
     backend.finish();
     board.clear(shared.index, slot);
     shared.exchanges.lock()[slot] = None;
@@ -756,6 +856,22 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream) {
             &format!("reached maximum-requests={}; recycling", o.maximum_requests),
         );
     }
+    // Kept only when nobody else holds the exchange any more. Otherwise
+    // closed now, even while the application still holds its wsgi.input
+    // (which would keep the socket open, unserved, for a worker that
+    // means to send on it).
+    let idle = match Arc::try_unwrap(backend) {
+        Ok(backend) if clean => backend.into_idle_stream(),
+        Ok(_) => None,
+        Err(held) => {
+            held.shut_down();
+            None
+        }
+    };
+    if let Some(stream) = idle {
+        keep(shared, stream, arrived);
+    }
+    true
 }
 
 /// The value of `key` in a request's environ as the worker sent it.
@@ -788,12 +904,14 @@ fn var_string(bytes: Vec<u8>) -> String {
 }
 
 /// Serves one request and ends the exchange (`ResponseEnd` or `Failure`).
+/// Runs the application for one request; true when the exchange ended
+/// with `ResponseEnd` written, so that the connection may carry another.
 fn serve_request(
     shared: &Shared,
     slot: usize,
     backend: &Arc<SocketBackend>,
     environ: Vec<(Vec<u8>, Vec<u8>)>,
-) {
+) -> bool {
     let mut vars: Vec<(String, String)> = environ
         .into_iter()
         .map(|(k, v)| (var_string(k), var_string(v)))
@@ -812,7 +930,7 @@ fn serve_request(
             FailureKind::BadRequest,
             "no SCRIPT_FILENAME in the request",
         ));
-        return;
+        return false;
     };
     let callable = var(&vars, "mod_wsgi.callable_object")
         .unwrap_or("application")
@@ -871,7 +989,7 @@ fn serve_request(
             );
             backend.log(crate::wsgi::Level::Error, &message);
             let _ = backend.send(&Frame::failure(FailureKind::QueueTimeout, message));
-            return;
+            return false;
         }
     }
     let dyn_backend: Arc<dyn Backend> = backend.clone();
@@ -893,9 +1011,7 @@ fn serve_request(
         );
     }
     match served.outcome {
-        Ok(()) => {
-            let _ = backend.send(&Frame::ResponseEnd);
-        }
+        Ok(()) => backend.send(&Frame::ResponseEnd).is_ok(),
         Err(failure) => {
             serve::report(&**backend, &failure, &target, &ctx);
             let where_logged = format!(
@@ -903,7 +1019,7 @@ fn serve_request(
                 shared.group.name, shared.pid
             );
             let (kind, message) = match &failure.error {
-                RequestError::ClientGone => return,
+                RequestError::ClientGone => return false,
                 RequestError::RequestTimeout => (
                     FailureKind::RequestTimeout,
                     format!(
@@ -933,6 +1049,7 @@ fn serve_request(
                 ),
             };
             let _ = backend.send(&Frame::failure(kind, message));
+            false
         }
     }
 }

@@ -34,11 +34,11 @@ struct Conn {
 }
 
 impl Conn {
-    /// Writes the pending bytes and `tail`, in one system call when possible.
     fn stream(&mut self) -> &mut UnixStream {
         self.reader.get_mut()
     }
 
+    /// Writes the pending bytes and `tail`, in one system call when possible.
     fn write_with(&mut self, tail: &[u8]) -> std::io::Result<()> {
         if self.pending.is_empty() {
             return self.stream().write_all(tail);
@@ -135,6 +135,23 @@ impl SocketBackend {
         }
     }
 
+    /// The connection, for the worker's next request: only when nothing of
+    /// the exchange is left unread or unwritten.
+    pub fn into_idle_stream(self) -> Option<UnixStream> {
+        let conn = self.stream.into_inner();
+        (conn.reader.buffer().is_empty() && conn.pending.is_empty())
+            .then(|| conn.reader.into_inner())
+    }
+
+    /// Ends the connection for both sides, whoever still holds this.
+    pub fn shut_down(&self) {
+        let _ = self
+            .stream
+            .lock()
+            .stream()
+            .shutdown(std::net::Shutdown::Both);
+    }
+
     /// The request is over.
     pub fn finish(&self) {
         self.finished
@@ -229,9 +246,9 @@ impl Backend for SocketBackend {
                 }
                 protocol::write_response_body(c.stream(), chunk).map_err(gone)?;
             } else {
-                let mut frame = Vec::with_capacity(chunk.len() + protocol::HEADER_LEN);
-                protocol::encode(&Frame::ResponseBody(chunk.to_vec()), &mut frame).map_err(gone)?;
-                c.write_with(&frame).map_err(gone)?;
+                // Behind the held-back frames, copied once, one write.
+                protocol::append_response_body(chunk, &mut c.pending).map_err(gone)?;
+                c.write_with(&[]).map_err(gone)?;
             }
         }
         Ok(())
@@ -244,7 +261,7 @@ impl Backend for SocketBackend {
         // Kept with the head: the end frame follows at once and takes both
         // along in the same write.
         let mut c = self.stream.lock();
-        protocol::encode(&Frame::ResponseBody(data.to_vec()), &mut c.pending).map_err(gone)
+        protocol::append_response_body(data, &mut c.pending).map_err(gone)
     }
 
     /// The file goes to the worker as an open descriptor beside a

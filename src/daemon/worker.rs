@@ -50,6 +50,130 @@ fn connect(group: &GroupRuntime) -> Result<(UnixStream, u32), String> {
     }
 }
 
+/// Why a request could not be handed to the group.
+enum SendError {
+    /// No connection (the message says why).
+    Connect(String),
+    /// The request could not be written on a new connection.
+    Write(std::io::Error),
+    /// Sent on a kept connection, no answer within socket-timeout.
+    TimedOut,
+}
+
+/// Hands the request over: on a connection this child kept to a process
+/// with a thread waiting for it (`kept`), else on a new one. A kept
+/// connection the daemon closed meanwhile (it stops, or keeps no more)
+/// shows as an end of stream before any answer: the request is then sent
+/// again on a new connection, unless the board shows that a daemon took
+/// it (its ticket), which only a process that then died can have done.
+/// Returns the connection, noted as a relay in progress.
+fn send_request(
+    group: &GroupRuntime,
+    mut vars: Vec<(String, String)>,
+    ticket: u64,
+    timeout: Duration,
+) -> Result<(UnixStream, super::relays::Relay), SendError> {
+    let Some(first) = super::kept::take(group) else {
+        let (stream, connects) = connect(group).map_err(SendError::Connect)?;
+        vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
+        return write_new(group, stream, &encode_request(vars)?, timeout);
+    };
+    vars.push((crate::cgi::DAEMON_CONNECTS.into(), "1".into()));
+    let request = match encode_request(vars) {
+        Ok(request) => request,
+        Err(e) => {
+            group.board.give_seat_back(first.slot);
+            return Err(e);
+        }
+    };
+    let mut kept = Some(first);
+    while let Some(seated) = kept {
+        let relay = super::relays::begin(&seated.stream);
+        let mut writer = &seated.stream;
+        let answer = match writer.write_all(&request) {
+            Ok(()) => answer_coming(&seated.stream),
+            Err(_) => Answer::Closed,
+        };
+        match answer {
+            Answer::Coming => return Ok((seated.stream, relay)),
+            Answer::TimedOut => return Err(SendError::TimedOut),
+            // This child stops: the relay loop says so.
+            Answer::Closed if super::relays::abandoned() => return Ok((seated.stream, relay)),
+            Answer::Closed => {}
+        }
+        // Not taken here: the seat goes back (to a process that closed the
+        // connection because it stops, which then takes no more anyway).
+        group.board.give_seat_back(seated.slot);
+        if group.board.holder(ticket).is_some() {
+            // Taken by a daemon that died on it: not sent twice; the relay
+            // loop reports the close, naming that process.
+            return Ok((seated.stream, relay));
+        }
+        drop(relay);
+        kept = super::kept::take(group);
+    }
+    let (stream, _) = connect(group).map_err(SendError::Connect)?;
+    write_new(group, stream, &request, timeout)
+}
+
+/// The `Request` frame's bytes (an environ over the protocol's limits is
+/// an `InvalidInput` error).
+fn encode_request(vars: Vec<(String, String)>) -> Result<Vec<u8>, SendError> {
+    let environ = vars
+        .into_iter()
+        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
+        .collect();
+    let mut bytes = Vec::new();
+    protocol::encode(&Frame::request(environ), &mut bytes)
+        .map_err(|e| SendError::Write(std::io::Error::new(ErrorKind::InvalidInput, e)))?;
+    Ok(bytes)
+}
+
+/// Sets up a new connection and writes the request on it.
+fn write_new(
+    group: &GroupRuntime,
+    stream: UnixStream,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<(UnixStream, super::relays::Relay), SendError> {
+    set_buffer_sizes(&stream, group);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let relay = super::relays::begin(&stream);
+    let mut writer = &stream;
+    writer.write_all(request).map_err(SendError::Write)?;
+    Ok((stream, relay))
+}
+
+/// What came back on a kept connection a request was just written to.
+enum Answer {
+    /// The daemon's first bytes.
+    Coming,
+    /// An end of stream (or a reset) before any byte.
+    Closed,
+    /// Nothing within socket-timeout.
+    TimedOut,
+}
+
+/// Waits for the daemon's first byte on a kept connection (or the
+/// socket-timeout) without taking it.
+fn answer_coming(stream: &UnixStream) -> Answer {
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(stream),
+            &mut byte,
+            nix::sys::socket::MsgFlags::MSG_PEEK,
+        ) {
+            Ok(0) => return Answer::Closed,
+            Ok(_) => return Answer::Coming,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::EAGAIN) => return Answer::TimedOut,
+            Err(_) => return Answer::Closed,
+        }
+    }
+}
+
 /// Relays one request to the daemon group; returns the hook status.
 pub fn handle(
     r: &mut Request,
@@ -95,47 +219,45 @@ pub fn handle(
         .map_or(0, |d| d.as_micros());
     // Daemons that end from now on may be the one that takes the request.
     let asked_ms = super::board::now_ms();
-    let (stream, connects) = match connect(group) {
-        Ok(connected) => connected,
-        Err(message) => {
-            r.log(Level::Error, &message);
-            return status::HTTP_SERVICE_UNAVAILABLE;
-        }
-    };
-    let _relay = super::relays::begin(&stream);
-    vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
-    vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
-    let ticket = super::board::next_ticket();
-    vars.push((crate::cgi::TICKET.into(), ticket.to_string()));
-    let environ = vars
-        .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-        .collect();
     let timeout = if group.options.socket_timeout.is_zero() {
         server_timeout
     } else {
         group.options.socket_timeout
     };
-    set_buffer_sizes(&stream, group);
-    let _ = stream.set_read_timeout(Some(timeout));
-    let _ = stream.set_write_timeout(Some(timeout));
+    let ticket = super::board::next_ticket();
+    vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
+    vars.push((crate::cgi::TICKET.into(), ticket.to_string()));
+    vars.push((crate::cgi::KEEP_CONNECTION.into(), "1".into()));
+    let name = &group.name;
+    let (stream, _relay) = match send_request(group, vars, ticket, timeout) {
+        Ok(sent) => sent,
+        Err(SendError::Connect(message)) => {
+            r.log(Level::Error, &message);
+            return status::HTTP_SERVICE_UNAVAILABLE;
+        }
+        Err(SendError::Write(e)) => {
+            r.log(
+                Level::Error,
+                &format!("cannot send the request to daemon process group '{name}': {e}"),
+            );
+            return status::HTTP_BAD_GATEWAY;
+        }
+        Err(SendError::TimedOut) => {
+            let who = match group.board.holder(ticket) {
+                Some(pid) => format!("daemon process group '{name}' (pid {pid})"),
+                None => format!("daemon process group '{name}'"),
+            };
+            let e = ProtocolError::Io(ErrorKind::TimedOut.into());
+            return relay_failure(r, &who, None, &e, timeout);
+        }
+    };
     let limits = Limits {
         max_header: group.options.header_buffer_size,
         ..Limits::default()
     };
-    let name = &group.name;
     // Reads and writes share the one socket through `&UnixStream` (a
     // try_clone would cost a dup and a close per request).
     let mut writer = &stream;
-    if let Err(e) =
-        protocol::write_frame(&mut writer, &Frame::request(environ)).and_then(|_| writer.flush())
-    {
-        r.log(
-            Level::Error,
-            &format!("cannot send the request to daemon process group '{name}': {e}"),
-        );
-        return status::HTTP_BAD_GATEWAY;
-    }
     // Frames are small and come in bursts (head, body, end): read them
     // through a buffer, a syscall per burst rather than two per frame.
     // Small: a large frame's payload is read past the buffer anyway. Read
@@ -150,6 +272,7 @@ pub fn handle(
     };
     let mut who = describe(None);
     let mut named = false;
+    let mut daemon_pid: Option<u32> = None;
     // A daemon that fails before naming itself is found on the board: by
     // the request's ticket once it took the request, else, killed between
     // accepting the connection and reading the request, as the one process
@@ -272,6 +395,7 @@ pub fn handle(
             Frame::Accepted { pid } => {
                 who = describe(Some(pid));
                 named = true;
+                daemon_pid = Some(pid);
             }
             Frame::ResponseHead { status: code, .. }
                 if opts.error_override && code >= 400 && !head_sent =>
@@ -440,11 +564,23 @@ pub fn handle(
                 }
             }
             Frame::ResponseEnd => {
-                return if head_sent {
-                    status::OK
-                } else {
-                    status::HTTP_BAD_GATEWAY
-                };
+                if !head_sent {
+                    return status::HTTP_BAD_GATEWAY;
+                }
+                // The exchange is over and nothing of it is left: the
+                // connection may carry this child's next request to the
+                // group.
+                if named
+                    && reader.buffer().is_empty()
+                    && reader.get_ref().nothing_queued()
+                    && !super::relays::abandoned()
+                    && let Some(pid) = daemon_pid
+                {
+                    drop(reader);
+                    drop(_relay);
+                    super::kept::put(group, pid, stream);
+                }
+                return status::OK;
             }
             Frame::Failure { kind, message } => {
                 // The daemon logged what the application did (a traceback,

@@ -187,6 +187,15 @@ fn check_content(frame: &Frame) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// Appends a `ResponseBody` frame carrying `data` to `out`: the bytes
+/// [`encode`] gives for `Frame::ResponseBody(data.to_vec())`, without that
+/// copy of the body into a frame first.
+pub fn append_response_body(data: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    out.extend_from_slice(&header_bytes(code::RESPONSE_BODY, data.len())?);
+    out.extend_from_slice(data);
+    Ok(())
+}
+
 /// Header bytes of a frame with this type and payload length, or TooLarge
 /// if the length does not fit the u32 length field.
 pub(crate) fn header_bytes(ty: u8, len: usize) -> Result<[u8; HEADER_LEN], ProtocolError> {

@@ -32,7 +32,8 @@
 //!
 //! - Blocking sockets: [`write_frame`], [`write_body`],
 //!   [`write_response_body`], [`read_frame`].
-//! - Non-blocking sockets and fuzzing: [`Decoder`], [`encode`].
+//! - Non-blocking sockets and fuzzing: [`Decoder`], [`encode`];
+//!   [`append_response_body`] for a body held back with other frames.
 //! - Order checks: [`WorkerSide`], [`DaemonSide`].
 
 #![forbid(unsafe_code)]
@@ -47,7 +48,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use codec::encode;
+pub use codec::{append_response_body, encode};
 pub use decoder::Decoder;
 pub use error::ProtocolError;
 pub use frame::{Direction, FailureKind, Frame};

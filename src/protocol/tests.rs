@@ -375,6 +375,17 @@ fn body_writers_match_encode_under_partial_writes() {
 }
 
 #[test]
+fn an_appended_response_body_is_its_encoding() {
+    for data in [&b""[..], b"x", b"hello world", &[7u8; 70_000][..]] {
+        let mut out = b"held".to_vec();
+        append_response_body(data, &mut out).unwrap();
+        let mut expected = b"held".to_vec();
+        expected.extend(encoded(&Frame::ResponseBody(data.to_vec())));
+        assert_eq!(out, expected, "{} bytes", data.len());
+    }
+}
+
+#[test]
 fn empty_body_is_refused_by_the_writer() {
     let mut w = Vec::new();
     assert_eq!(
