@@ -413,3 +413,29 @@ fn graceful_restarts_under_asgi_load_lose_no_request() {
         apache.stop();
     }
 }
+
+/// A process that serves only WSGI applications never loads the ASGI
+/// runtime (asyncio and the rest cost each daemon about 10 MiB).
+#[test]
+fn wsgi_only_processes_do_not_load_the_asgi_runtime() {
+    const PLAIN: &str = r#"import sys
+def application(environ, start_response):
+    body = ("runtime=%s asyncio=%s" % ("_mod_wsgi_rs_asgi" in sys.modules,
+                                        "asyncio" in sys.modules)).encode()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+"#;
+    let apache = Apache::builder()
+        .file("app/plain.py", PLAIN)
+        .directives(
+            "WSGIDaemonProcess plain threads=2\n\
+             WSGIScriptAlias /daemon {dir}/app/plain.py process-group=plain\n\
+             WSGIScriptAlias /embedded {dir}/app/plain.py\n",
+        )
+        .start();
+    for path in ["/daemon", "/embedded", "/daemon", "/embedded"] {
+        let r = apache.get(path);
+        assert_eq!(r.status, 200, "{}", apache.error_log());
+        assert_eq!(r.text(), "runtime=False asyncio=False", "{path}");
+    }
+}

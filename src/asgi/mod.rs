@@ -54,9 +54,57 @@ pub fn callable<'py>(
             return Ok((!to_call.is_none()).then_some(to_call));
         }
     }
-    let to_call = runtime(py)?.call_method1("adapt", (&found, asgi_only))?;
+    // Decided here, not in runtime.py: loading that (asyncio, inspect)
+    // into every process that serves only WSGI cost about 10 MiB each.
+    let to_call = if is_asgi(&found)? {
+        runtime(py)?.call_method1("AsgiApplication", (&found,))?
+    } else if asgi_only {
+        py.None().into_bound(py)
+    } else {
+        found.clone()
+    };
     decided.set_item(name, (&found, &to_call))?;
     Ok((!to_call.is_none()).then_some(to_call))
+}
+
+/// CO_COROUTINE: the code object of an `async def`.
+const CO_COROUTINE: u32 = 0x0080;
+
+/// Whether `app` is an ASGI 3 callable: an `async def` function (or a
+/// bound method or functools.partial of one), or an instance whose class
+/// defines `async def __call__`. A class is never one (WSGI allows a class
+/// as the application; ASGI 3 needs an instance).
+fn is_asgi(app: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if app.is_instance_of::<pyo3::types::PyType>() {
+        return Ok(false);
+    }
+    if let Some(coroutine) = async_code(app)? {
+        return Ok(coroutine);
+    }
+    match app.get_type().getattr("__call__") {
+        Ok(call) => Ok(async_code(&call)?.unwrap_or(false)),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Whether the Python function behind `f` (through bound methods and
+/// partials) is a coroutine function; None when there is no such function.
+fn async_code(f: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
+    let mut f = f.clone();
+    for _ in 0..8 {
+        if let Ok(code) = f.getattr("__code__") {
+            let flags: u32 = code.getattr("co_flags")?.extract()?;
+            return Ok(Some(flags & CO_COROUTINE != 0));
+        }
+        // A bound method's function, or a functools.partial's.
+        let inner = match f.getattr("__func__") {
+            Ok(inner) => inner,
+            Err(_) if f.get_type().name()? == "partial" => f.getattr("func")?,
+            Err(_) => return Ok(None),
+        };
+        f = inner;
+    }
+    Ok(None)
 }
 
 /// This interpreter's adapter module, loaded on first use. Two threads

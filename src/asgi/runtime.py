@@ -1,8 +1,9 @@
 """ASGI 3 applications served through mod_wsgi_rs's request path.
 
-Loaded once per interpreter (src/asgi/mod.rs) as module `_mod_wsgi_rs_asgi`.
-An ASGI application found in a WSGI script is wrapped by `adapt()` in an
-object the request path calls like a WSGI application, so everything around
+Loaded once per interpreter (src/asgi/mod.rs) as module `_mod_wsgi_rs_asgi`,
+the first time a script's callable is an ASGI one (mod.rs decides). The
+application is wrapped in `AsgiApplication`, an object the request path
+calls like a WSGI application, so everything around
 the call (both modes, the daemon protocol, Content-Length checks, logging,
 metrics, timeouts) is the WSGI path's.
 
@@ -20,7 +21,6 @@ import asyncio
 import atexit
 import concurrent.futures
 import http
-import inspect
 import queue
 import sys
 import threading
@@ -39,29 +39,6 @@ _WAIT = 0.25
 _GRACE = 5.0
 # Body bytes per `http.request` message.
 _CHUNK = 65536
-
-
-def is_asgi(app):
-    """Whether `app` is an ASGI 3 callable: a coroutine function, or an
-    object whose __call__ is one. A class is never one (WSGI allows a class
-    as the application; ASGI 3 needs an instance)."""
-    if inspect.isclass(app):
-        return False
-    if inspect.iscoroutinefunction(app):
-        return True
-    if inspect.isfunction(app) or inspect.ismethod(app):
-        return False
-    call = getattr(type(app), "__call__", None)
-    return call is not None and inspect.iscoroutinefunction(call)
-
-
-def adapt(app, asgi_only=False):
-    """What the request path calls for `app`: an ASGI adapter, or the WSGI
-    application itself (None with `asgi_only`, for the `app` name, which
-    only an ASGI application may have)."""
-    if is_asgi(app):
-        return AsgiApplication(app)
-    return None if asgi_only else app
 
 
 class _Runtime:
