@@ -66,9 +66,9 @@ def on_event(name, **event):
     elif name == "request_exception":
         detail = "type=%s" % event["exception_info"][0].__name__
     elif name == "request_finished":
-        detail = "status=%s from_app=%s output=%s gil_waited=%s" % (
+        detail = "status=%s from_app=%s output=%s gil_waits=%s" % (
             event["status"], data.get("from_app"), event["output_length"],
-            event["gil_wait_count"] > 0 and event["gil_wait_time"] >= 0)
+            event["gil_wait_count"] if event["gil_wait_time"] >= 0 else "negative")
     record("%s id=%s keys=%s %s" % (name, event.get("request_id"), ",".join(sorted(event)), detail))
 
 def wrapping(name, **event):
@@ -101,7 +101,13 @@ def application(environ, start_response):
     body = "started=%s\nactive=%s\nid=%s\nother_thread=%s\nsubscribers=%d\n" % (
         data.get("seen_started"), active, rid, elsewhere[0], len(mod_wsgi.event_callbacks))
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body.encode()]
+    # Streamed in two blocks: each is sent with the GIL let go and taken
+    # back (gil_wait_count 2); a list's last block goes out after the
+    # request let go of the GIL for good (none: /wrapped).
+    def blocks(body=body.encode()):
+        yield body[:10]
+        yield body[10:]
+    return blocks()
 "#;
 
 const STARTED_KEYS: &str = "application_object,application_start,callable_object,daemon_connects,daemon_restarts,daemon_start,queue_start,request_data,request_environ,request_id,request_start,server_pid,thread_id";
@@ -185,7 +191,7 @@ fn check_events(mode: &str, directives: &str) {
     let body_len = apache.get("/app/plain").text().len();
     assert!(
         mine[2].ends_with(&format!(
-            "status=200 from_app=yes output={body_len} gil_waited=True"
+            "status=200 from_app=yes output={body_len} gil_waits=2"
         )),
         "{mode}: {}",
         mine[2]
@@ -241,6 +247,22 @@ fn check_events(mode: &str, directives: &str) {
         "{mode}: {}",
         wrapped.text()
     );
+    // Its one-block list took the GIL once: no wait to take it back.
+    let wrapped_id = wrapped
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("id=").map(str::to_string))
+        .unwrap_or_default();
+    let lines = wait_for_lines(&log, Duration::from_secs(10), |l| {
+        events_of(l, &wrapped_id)
+            .iter()
+            .any(|e| e.starts_with("request_finished"))
+    });
+    let finished = events_of(&lines, &wrapped_id)
+        .into_iter()
+        .find(|e| e.starts_with("request_finished"))
+        .unwrap_or_else(|| panic!("{mode}: no request_finished for {wrapped_id}: {lines:#?}"));
+    assert!(finished.ends_with(" gil_waits=0"), "{mode}: {finished}");
 
     // After the requests: nothing left in active_requests of finished ones
     // is checked by the next request's `active` only holding itself.
@@ -473,7 +495,13 @@ def application(environ, start_response):
             ("apache_pids", ",".join(str(p["pid"]) for p in procs if p["pid"])),
         ])
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body.encode()]
+    # Streamed in two blocks: each is sent with the GIL let go and taken
+    # back (gil_wait_count 2); a list's last block goes out after the
+    # request let go of the GIL for good (none: /wrapped).
+    def blocks(body=body.encode()):
+        yield body[:10]
+        yield body[10:]
+    return blocks()
 "#;
 
 const SERVER_METRICS_DIRECTIVES: &str = "WSGIDaemonProcess on processes=1 threads=1 server-metrics=On\n\
@@ -578,7 +606,13 @@ def application(environ, start_response):
             body += "request.bucket_lengths=%s\n" % sorted(set(len(v) for k, v in r.items() if k.endswith("_time_buckets")))
             body += "request.pid_ok=%s\n" % (r["pid"] == os.getpid())
     start_response("200 OK", [("Content-Type", "text/plain")])
-    return [body.encode()]
+    # Streamed in two blocks: each is sent with the GIL let go and taken
+    # back (gil_wait_count 2); a list's last block goes out after the
+    # request let go of the GIL for good (none: /wrapped).
+    def blocks(body=body.encode()):
+        yield body[:10]
+        yield body[10:]
+    return blocks()
 "#;
 
 const PROCESS_KEYS: &str = "active_requests,cpu_system_time,cpu_time,cpu_user_time,current_time,memory_max_rss,memory_rss,pid,request_busy_time,request_count,request_threads,restart_time,running_time,threads";

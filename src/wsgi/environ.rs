@@ -4,7 +4,106 @@
 
 use super::EnvironContext;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+/// The environ keys (nearly) every request has, sorted: made once per
+/// interpreter as interned str objects (`Keys`), so a request neither
+/// builds nor hashes them again, and an application's lookups with
+/// literals (`environ['PATH_INFO']`) find the very same object.
+const COMMON_KEYS: [&str; 56] = [
+    "CONTENT_LENGTH",
+    "CONTENT_TYPE",
+    "CONTEXT_DOCUMENT_ROOT",
+    "CONTEXT_PREFIX",
+    "DOCUMENT_ROOT",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CACHE_CONTROL",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_HOST",
+    "HTTP_REFERER",
+    "HTTP_USER_AGENT",
+    "HTTP_X_FORWARDED_FOR",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_USER",
+    "REQUEST_METHOD",
+    "REQUEST_SCHEME",
+    "REQUEST_URI",
+    "SCRIPT_FILENAME",
+    "SCRIPT_NAME",
+    "SERVER_ADDR",
+    "SERVER_ADMIN",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "SERVER_SOFTWARE",
+    "apache.version",
+    "mod_wsgi.application_group",
+    "mod_wsgi.application_start",
+    "mod_wsgi.callable_object",
+    "mod_wsgi.connection_id",
+    "mod_wsgi.daemon_start",
+    "mod_wsgi.handler_script",
+    "mod_wsgi.listener_host",
+    "mod_wsgi.listener_port",
+    "mod_wsgi.path_info",
+    "mod_wsgi.process_group",
+    "mod_wsgi.queue_start",
+    "mod_wsgi.request_handler",
+    "mod_wsgi.request_id",
+    "mod_wsgi.request_start",
+    "mod_wsgi.script_name",
+    "mod_wsgi.server_pid",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.version",
+    "wsgi.input_terminated",
+    "wsgi.multiprocess",
+    "wsgi.multithread",
+    "wsgi.run_once",
+    "wsgi.url_scheme",
+    "wsgi.version",
+];
+
+/// Key of the interpreter dict entry holding this interpreter's [`Keys`].
+const KEYS_ENTRY: &str = "mod_wsgi_rs.environ_keys";
+
+/// This interpreter's str objects for [`COMMON_KEYS`] (kept per
+/// interpreter: a str object belongs to the interpreter that made it).
+struct Keys<'py> {
+    strings: Bound<'py, PyTuple>,
+}
+
+impl<'py> Keys<'py> {
+    fn of_interpreter(py: Python<'py>) -> PyResult<Keys<'py>> {
+        let interp = crate::python::interpreter_dict(py)?;
+        let strings = match interp.get_item(KEYS_ENTRY)? {
+            Some(made) => made.downcast_into::<PyTuple>()?,
+            None => {
+                let made = PyTuple::new(py, COMMON_KEYS.iter().map(|k| PyString::intern(py, k)))?;
+                interp
+                    .call_method1("setdefault", (KEYS_ENTRY, made))?
+                    .downcast_into::<PyTuple>()?
+            }
+        };
+        Ok(Keys { strings })
+    }
+
+    /// The str for `key`: the interpreter's own for a common key, else new.
+    fn get(&self, key: &str) -> Bound<'py, PyAny> {
+        match COMMON_KEYS.binary_search(&key) {
+            Ok(index) => self
+                .strings
+                .get_item(index)
+                .unwrap_or_else(|_| PyString::new(self.strings.py(), key).into_any()),
+            Err(_) => PyString::new(self.strings.py(), key).into_any(),
+        }
+    }
+}
 
 /// Moves trailing slashes of SCRIPT_NAME to the front of PATH_INFO, so an
 /// application mounted at "/" sees SCRIPT_NAME "" as PEP 3333 expects.
@@ -79,6 +178,7 @@ pub fn build<'py, 'v>(
     // mod_wsgi.application_start: when the application is called, i.e. now.
     let application_start = now_us();
     let environ = PyDict::new(py);
+    let keys = Keys::of_interpreter(py)?;
     let mut script_name = "";
     let mut path_info = "";
     let mut https = false;
@@ -96,39 +196,48 @@ pub fn build<'py, 'v>(
             QUEUE_START_US => queue_start = Some(v),
             DAEMON_START_US => daemon_start = Some(v),
             _ if k.starts_with(INTERNAL_PREFIX) => {}
-            _ => environ.set_item(k, v)?,
+            _ => environ.set_item(keys.get(k), v)?,
         }
     }
     let (script_name, path_info) = script_name_and_path_info(script_name, path_info);
     // Apache's values, as mod_wsgi keeps them: a trusted proxy's
     // X-Script-Name only changes SCRIPT_NAME below.
-    environ.set_item("mod_wsgi.script_name", &script_name)?;
-    environ.set_item("mod_wsgi.path_info", &path_info)?;
+    environ.set_item(keys.get("mod_wsgi.script_name"), &script_name)?;
+    environ.set_item(keys.get("mod_wsgi.path_info"), &path_info)?;
     // A trusted proxy's X-Script-Name is the mount point, used as it is
     // (as mod_wsgi 6 does); otherwise Apache's, cleaned up.
     match environ.get_item("mod_wsgi.mount_point")? {
-        Some(mount) => environ.set_item("SCRIPT_NAME", mount)?,
-        None => environ.set_item("SCRIPT_NAME", script_name)?,
+        Some(mount) => environ.set_item(keys.get("SCRIPT_NAME"), mount)?,
+        None => environ.set_item(keys.get("SCRIPT_NAME"), script_name)?,
     }
-    environ.set_item("PATH_INFO", path_info)?;
-    environ.set_item("mod_wsgi.request_start", seconds(request_start))?;
-    environ.set_item("mod_wsgi.queue_start", seconds(queue_start))?;
-    environ.set_item("mod_wsgi.daemon_start", seconds(daemon_start))?;
-    environ.set_item("mod_wsgi.application_start", application_start as f64 / 1e6)?;
-    environ.set_item("mod_wsgi.thread_id", thread_id())?;
+    environ.set_item(keys.get("PATH_INFO"), path_info)?;
+    environ.set_item(keys.get("mod_wsgi.request_start"), seconds(request_start))?;
+    environ.set_item(keys.get("mod_wsgi.queue_start"), seconds(queue_start))?;
+    environ.set_item(keys.get("mod_wsgi.daemon_start"), seconds(daemon_start))?;
+    environ.set_item(
+        keys.get("mod_wsgi.application_start"),
+        application_start as f64 / 1e6,
+    )?;
+    environ.set_item(keys.get("mod_wsgi.thread_id"), thread_id())?;
     if let Some(version) = crate::apache::request_facts::server_version() {
-        environ.set_item("apache.version", version)?;
+        environ.set_item(keys.get("apache.version"), version)?;
     }
-    environ.set_item("wsgi.version", (1, 0))?;
-    environ.set_item("wsgi.url_scheme", if https { "https" } else { "http" })?;
-    environ.set_item("wsgi.multithread", ctx.multithread)?;
-    environ.set_item("wsgi.multiprocess", ctx.multiprocess)?;
-    environ.set_item("wsgi.run_once", false)?;
-    environ.set_item("wsgi.input_terminated", true)?;
-    environ.set_item("mod_wsgi.process_group", ctx.process_group)?;
-    environ.set_item("mod_wsgi.application_group", ctx.application_group)?;
-    environ.set_item("mod_wsgi.callable_object", ctx.callable_object)?;
-    environ.set_item("mod_wsgi.version", crate::version_tuple())?;
+    environ.set_item(keys.get("wsgi.version"), (1, 0))?;
+    environ.set_item(
+        keys.get("wsgi.url_scheme"),
+        if https { "https" } else { "http" },
+    )?;
+    environ.set_item(keys.get("wsgi.multithread"), ctx.multithread)?;
+    environ.set_item(keys.get("wsgi.multiprocess"), ctx.multiprocess)?;
+    environ.set_item(keys.get("wsgi.run_once"), false)?;
+    environ.set_item(keys.get("wsgi.input_terminated"), true)?;
+    environ.set_item(keys.get("mod_wsgi.process_group"), ctx.process_group)?;
+    environ.set_item(
+        keys.get("mod_wsgi.application_group"),
+        ctx.application_group,
+    )?;
+    environ.set_item(keys.get("mod_wsgi.callable_object"), ctx.callable_object)?;
+    environ.set_item(keys.get("mod_wsgi.version"), crate::version_tuple())?;
     Ok(environ)
 }
 
@@ -145,6 +254,11 @@ mod tests {
             ("/app".into(), "/x".into())
         );
         assert_eq!(split_script_name("/app/", ""), ("/app".into(), "/".into()));
+    }
+
+    #[test]
+    fn common_keys_are_sorted_for_the_binary_search() {
+        assert!(super::COMMON_KEYS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -278,14 +278,9 @@ impl LogBuffer {
 /// text stream mod_wsgi hands out over a log buffer.
 fn text_stream<'py>(py: Python<'py>, buffer: LogBuffer) -> PyResult<Bound<'py, PyAny>> {
     let buffer = Bound::new(py, buffer)?;
-    py.import("io")?.getattr("TextIOWrapper")?.call1((
-        buffer,
-        "utf-8",
-        "replace",
-        py.None(),
-        true,
-        true,
-    ))
+    crate::python::loaded_module(py, "io")?
+        .getattr("TextIOWrapper")?
+        .call1((buffer, "utf-8", "replace", py.None(), true, true))
 }
 
 /// A request's `wsgi.errors`, writing into `sink`.

@@ -74,7 +74,7 @@ fn module(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
     let current = CURRENT.with(|c| c.borrow().as_ref().map(|c| c.module.clone_ref(py)));
     match current {
         Some(m) => Ok(m.into_bound(py)),
-        None => py.import("sys")?.getattr("modules")?.get_item("mod_wsgi"),
+        None => crate::python::loaded_module(py, "mod_wsgi"),
     }
 }
 

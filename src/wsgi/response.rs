@@ -121,12 +121,58 @@ pub fn send_chunk(
     send_block(py, backend, head, data, false)
 }
 
+/// The end of a response that completed in Python, sent after the request
+/// thread has let go of the GIL for good: the head if it is not sent yet,
+/// and the last block of a list or tuple if it is small enough to copy.
+///
+/// Sending it with the GIL released in the middle of the request would
+/// mean taking the GIL back afterwards only to finish: under many
+/// concurrent requests every taking of the GIL is a wait behind the other
+/// threads, so a small response that needed two took about twice the
+/// context switches and CPU of one that needs one (C mod_wsgi's threads
+/// re-take it by barging in, which the GIL waiting room rules out).
+pub struct Tail {
+    head: Option<UnsentHead>,
+    body: Vec<u8>,
+}
+
+/// Largest last block copied into a [`Tail`]; a larger one is sent as
+/// the blocks before it (the copy would cost more than the GIL round).
+const TAIL_COPY_LIMIT: usize = 64 * 1024;
+
+impl Tail {
+    /// Body bytes it carries.
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Sends it (without the GIL: it holds no Python object).
+    pub fn send(self, backend: &dyn Backend) -> Result<(), WsgiError> {
+        if let Some((code, line, headers)) = &self.head {
+            backend.send_head(*code, line, headers).map_err(lost)?;
+        }
+        if !self.body.is_empty() {
+            backend.write_last_body(&self.body).map_err(lost)?;
+        }
+        Ok(())
+    }
+}
+
+/// The head not sent yet and the last block, cut to the Content-Length
+/// allowance, as a [`Tail`] to send once the GIL is let go.
+fn tail(head: &Mutex<ResponseHead>, data: &[u8]) -> Result<Tail, WsgiError> {
+    let unsent_head = take_unsent_head(head)?;
+    let allowed = head.lock().allowance(data.len());
+    Ok(Tail {
+        head: unsent_head,
+        body: data[..allowed].to_vec(),
+    })
+}
+
 /// As send_chunk; `last` says the response ends right after these bytes.
 ///
-/// The head and the bytes go to the backend with the GIL released once:
-/// each release hands the GIL to a waiting thread and the re-acquisition
-/// waits for it to come back, which under many concurrent requests is the
-/// costliest step of a small response.
+/// The head and the bytes go to the backend with the GIL released once
+/// (each release and re-acquisition is a wait behind the other threads).
 fn send_block(
     py: Python<'_>,
     backend: &dyn Backend,
@@ -175,15 +221,23 @@ pub(super) fn take_unsent_head(
     Ok(Some((code, line, std::mem::take(&mut h.headers))))
 }
 
-/// Calls the application and sends its response. The returned error says
-/// what went wrong; `head.sent` tells the caller whether a response started.
+/// What [`run`] did: the tail for the caller to send once it has let go of
+/// the GIL (also when close() failed after a whole response), and what
+/// went wrong; `head.sent` tells whether a response started (or is in the
+/// tail).
+pub struct Ran {
+    pub tail: Option<Tail>,
+    pub result: Result<(), RequestError>,
+}
+
+/// Calls the application and sends its response but for the [`Tail`].
 pub fn run(
     py: Python<'_>,
     application: &Bound<'_, PyAny>,
     environ: Bound<'_, PyDict>,
     backend: &dyn Backend,
     start: Bound<'_, StartResponse>,
-) -> Result<(), RequestError> {
+) -> Ran {
     let head = start.borrow().head.clone();
     let app_error = |e: PyErr| {
         super::events::request_exception(py, &e);
@@ -195,14 +249,22 @@ pub fn run(
         WsgiError::Application(message) => request_error(py, PyRuntimeError::new_err(message)),
         other => other.into(),
     };
-    let result = application.call1((environ, start)).map_err(app_error)?;
-    let outcome = (|| -> Result<(), RequestError> {
+    let result = match application.call1((environ, start)) {
+        Ok(result) => result,
+        Err(e) => {
+            return Ran {
+                tail: None,
+                result: Err(app_error(e)),
+            };
+        }
+    };
+    let outcome = (|| -> Result<Option<Tail>, RequestError> {
         // A wsgi.file_wrapper of a regular file: the backend may send the
         // file itself (embedded mode: sendfile / mmap, as static files).
         if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>()
             && super::file_wrapper::send_direct(py, wrapper, backend, &head).map_err(send_error)?
         {
-            return Ok(());
+            return Ok(None);
         }
         // A list or tuple says how many blocks come: the last one can go
         // out together with the end of the response.
@@ -226,9 +288,13 @@ pub fn run(
                 )))
             })?;
             let last = known_len == Some(index + 1);
+            if last && bytes.as_bytes().len() <= TAIL_COPY_LIMIT {
+                return tail(&head, bytes.as_bytes()).map(Some).map_err(send_error);
+            }
             send_block(py, backend, &head, bytes.as_bytes(), last).map_err(send_error)?;
         }
-        send_chunk(py, backend, &head, b"").map_err(send_error)
+        // No body, or its last block went already: the head, if unsent.
+        tail(&head, b"").map(Some).map_err(send_error)
     })();
     // PEP 3333: close() is called whatever happened.
     // A list or tuple has no close(); asking would raise and format an
@@ -240,13 +306,18 @@ pub fn run(
     } else {
         Ok(())
     };
-    match (outcome, closed) {
+    let (tail, outcome) = match outcome {
+        Ok(tail) => (tail, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
+    let result = match (outcome, closed) {
         (Err(e), _) => Err(e),
         // A RequestTimeout from close() once the response is complete
         // changes nothing for the client; mod_wsgi drops it silently.
         (Ok(()), Err(RequestError::RequestTimeout)) => Ok(()),
         (Ok(()), closed) => closed,
-    }
+    };
+    Ran { tail, result }
 }
 
 /// The local URL a response asks Apache to serve in its place, by the CGI

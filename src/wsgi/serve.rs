@@ -141,30 +141,54 @@ pub fn serve<'v>(
             .map_err(py_err)?;
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
-        let result = response::run(py, &application, environ, &*backend, start)
+        let ran = response::run(py, &application, environ, &*backend, start);
+        let result = ran
+            .result
             .and_then(|()| check_length(&*backend, &head.lock(), head_request, target, ctx));
         // From here start_response and write() kept by the application raise.
         head.lock().finished = true;
         let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
-        scope.application_finished(status, &metered.io());
+        // The tail is counted as written: it goes out right after.
+        let mut io = metered.io();
+        if let Some(tail) = ran.tail.as_ref().filter(|t| t.body_len() > 0) {
+            io.output_bytes += tail.body_len() as u64;
+            io.output_writes += 1;
+        }
+        scope.application_finished(status, &io);
         log.close();
         drop(lent_request);
-        result.map_err(|error| Failure {
-            started: head.lock().sent,
-            body_bytes: metered.io().output_bytes,
-            error,
-        })
+        let started = head.lock().sent;
+        Ok((ran.tail, result, started))
     });
-    let outcome = entered.unwrap_or_else(|why| {
-        Err(Failure {
+    // The tail goes out with the GIL let go (response::Tail says why),
+    // also before a failure found after the whole response was made.
+    let outcome = match entered {
+        Ok(Ok((tail, result, started))) => {
+            let sent = tail.map_or(Ok(()), |t| t.send(&*backend));
+            match (result, sent) {
+                (Err(error), _) => Err(Failure {
+                    started,
+                    body_bytes: metered.io().output_bytes,
+                    error,
+                }),
+                (Ok(()), Err(error)) => Err(Failure {
+                    started,
+                    body_bytes: metered.io().output_bytes,
+                    error: error.into(),
+                }),
+                (Ok(()), Ok(())) => Ok(()),
+            }
+        }
+        Ok(Err(failure)) => Err(failure),
+        Err(why) => Err(Failure {
             started: false,
             body_bytes: 0,
             error: RequestError::Message(format!(
                 "cannot run '{}' in application group '{}': {why}",
                 target.script, ctx.application_group
             )),
-        })
-    });
+        }),
+    };
     Served {
         outcome,
         reload_requested,
