@@ -54,13 +54,10 @@ pub fn vars(
     // Into subprocess_env, replacing what was there, as mod_cgi (and
     // mod_wsgi) do: a request Apache redirects from here carries them on
     // as REDIRECT_*. Header values go in as the bytes the client sent.
-    let env = r.subprocess_env();
-    for (k, v) in header_vars(r) {
-        env.set_bytes(r.pool(), &k, v);
-    }
-    for (k, v) in request_vars(r) {
-        env.set_bytes(r.pool(), &k, &v);
-    }
+    let (env, pool) = (r.subprocess_env(), r.pool());
+    let mut set_var = |k: &str, v: &[u8]| env.set_bytes(pool, k, v);
+    header_vars(r, &mut set_var);
+    request_vars(r, &mut set_var);
     // Values as PEP 3333 has them, whatever bytes they hold (UTF-8 or
     // not: header values, a URL path sent as `/caf%E9`): one character per
     // byte (latin-1), as mod_wsgi gives them and as frameworks decode them
@@ -122,20 +119,21 @@ pub fn map_head_to_get(r: &Request, vars: &mut Vec<(String, String)>, setting: M
 }
 
 /// The variables ap_add_common_vars makes of the request headers, with
-/// the bytes of their values, in the order they are set: a later one of
-/// the same name wins.
-fn header_vars(r: &Request) -> Vec<(String, &[u8])> {
+/// the bytes of their values, in the order they are set (a later one of
+/// the same name wins), handed to `set` (straight into the request pool:
+/// no copy of ours per variable).
+fn header_vars(r: &Request, set: &mut impl FnMut(&str, &[u8])) {
     let pass_auth = r.cgi_pass_auth();
-    let mut out = Vec::new();
+    let mut http_name = String::with_capacity(64);
     for (name, value) in r.headers_in().byte_entries() {
         // Names are tokens (Apache refuses others): ASCII.
         let Ok(name) = std::str::from_utf8(name) else {
             continue;
         };
         let key = if name.eq_ignore_ascii_case("Content-Type") {
-            "CONTENT_TYPE".to_string()
+            "CONTENT_TYPE"
         } else if name.eq_ignore_ascii_case("Content-Length") {
-            "CONTENT_LENGTH".to_string()
+            "CONTENT_LENGTH"
         } else if name.eq_ignore_ascii_case("Proxy") {
             // Never HTTP_PROXY: a client must not pick a proxy (httpoxy).
             continue;
@@ -145,24 +143,21 @@ fn header_vars(r: &Request) -> Vec<(String, &[u8])> {
         {
             // Only with CGIPassAuth On (or WSGIPassAuthorization, later).
             continue;
-        } else if let Some(key) = http_env_name(name) {
-            key
+        } else if http_env_name(name, &mut http_name) {
+            http_name.as_str()
         } else {
             // The name has '_' or another character that is neither a
             // letter, a digit nor '-', and could pose as another header.
             continue;
         };
-        out.push((key, value));
+        set(key, value);
     }
-    out
 }
 
 /// The other variables ap_add_common_vars and ap_add_cgi_vars would add,
 /// less the ones C mod_wsgi 6 leaves out (see the module's doc), in the
-/// order they are set: a later one of the same name wins.
-fn request_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(40);
-    let mut add = |k: &str, v: &[u8]| out.push((k.to_string(), v.to_vec()));
+/// order they are set (a later one of the same name wins), handed to `add`.
+fn request_vars(r: &Request, add: &mut impl FnMut(&str, &[u8])) {
     add(
         "SERVER_SOFTWARE",
         crate::apache::request_facts::server_banner().as_bytes(),
@@ -233,23 +228,22 @@ fn request_vars(r: &Request) -> Vec<(String, Vec<u8>)> {
         add("SCRIPT_NAME", uri.get(..r.path_info_start()).unwrap_or(uri));
         add("PATH_INFO", path_info);
     }
-    out
 }
 
-/// The CGI name of a request header ("X-Foo" -> "HTTP_X_FOO"); None when
-/// the name has a character other than a letter, a digit or '-' (as
-/// Apache 2.4 and mod_wsgi drop such headers).
-fn http_env_name(header: &str) -> Option<String> {
-    let mut out = String::with_capacity(header.len() + 5);
+/// The CGI name of a request header ("X-Foo" -> "HTTP_X_FOO") into
+/// `out`; false when the name has a character other than a letter, a
+/// digit or '-' (as Apache 2.4 and mod_wsgi drop such headers).
+fn http_env_name(header: &str, out: &mut String) -> bool {
+    out.clear();
     out.push_str("HTTP_");
     for c in header.chars() {
         match c {
             'a'..='z' | 'A'..='Z' | '0'..='9' => out.push(c.to_ascii_uppercase()),
             '-' => out.push('_'),
-            _ => return None,
+            _ => return false,
         }
     }
-    Some(out)
+    true
 }
 
 /// The URL as the request line has it (ap_add_cgi_vars' REQUEST_URI): the
@@ -301,9 +295,13 @@ mod tests {
 
     #[test]
     fn header_names() {
-        assert_eq!(http_env_name("X-Foo-1").as_deref(), Some("HTTP_X_FOO_1"));
-        assert_eq!(http_env_name("X_Under"), None);
-        assert_eq!(http_env_name("X.Dot"), None);
+        let name = |h: &str| {
+            let mut out = String::new();
+            http_env_name(h, &mut out).then_some(out)
+        };
+        assert_eq!(name("X-Foo-1").as_deref(), Some("HTTP_X_FOO_1"));
+        assert_eq!(name("X_Under"), None);
+        assert_eq!(name("X.Dot"), None);
     }
 
     #[test]

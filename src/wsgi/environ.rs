@@ -6,68 +6,74 @@ use super::EnvironContext;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-/// The environ keys (nearly) every request has, sorted: made once per
+/// The environ keys (nearly) every request has, sorted by length and
+/// then bytes (`by_length`: most probes end at the length): made once per
 /// interpreter as interned str objects (`Keys`), so a request neither
 /// builds nor hashes them again, and an application's lookups with
 /// literals (`environ['PATH_INFO']`) find the very same object.
 const COMMON_KEYS: [&str; 56] = [
-    "CONTENT_LENGTH",
-    "CONTENT_TYPE",
-    "CONTEXT_DOCUMENT_ROOT",
-    "CONTEXT_PREFIX",
-    "DOCUMENT_ROOT",
-    "HTTP_ACCEPT",
-    "HTTP_ACCEPT_ENCODING",
-    "HTTP_ACCEPT_LANGUAGE",
-    "HTTP_CACHE_CONTROL",
-    "HTTP_CONNECTION",
-    "HTTP_COOKIE",
     "HTTP_HOST",
-    "HTTP_REFERER",
-    "HTTP_USER_AGENT",
-    "HTTP_X_FORWARDED_FOR",
     "PATH_INFO",
-    "QUERY_STRING",
+    "HTTP_ACCEPT",
+    "HTTP_COOKIE",
     "REMOTE_ADDR",
     "REMOTE_PORT",
     "REMOTE_USER",
-    "REQUEST_METHOD",
-    "REQUEST_SCHEME",
     "REQUEST_URI",
-    "SCRIPT_FILENAME",
     "SCRIPT_NAME",
     "SERVER_ADDR",
-    "SERVER_ADMIN",
     "SERVER_NAME",
     "SERVER_PORT",
+    "CONTENT_TYPE",
+    "HTTP_REFERER",
+    "QUERY_STRING",
+    "SERVER_ADMIN",
+    "wsgi.version",
+    "DOCUMENT_ROOT",
+    "wsgi.run_once",
+    "CONTENT_LENGTH",
+    "CONTEXT_PREFIX",
+    "REQUEST_METHOD",
+    "REQUEST_SCHEME",
+    "apache.version",
+    "HTTP_CONNECTION",
+    "HTTP_USER_AGENT",
+    "SCRIPT_FILENAME",
     "SERVER_PROTOCOL",
     "SERVER_SOFTWARE",
-    "apache.version",
-    "mod_wsgi.application_group",
-    "mod_wsgi.application_start",
-    "mod_wsgi.callable_object",
-    "mod_wsgi.connection_id",
+    "wsgi.url_scheme",
+    "mod_wsgi.version",
+    "wsgi.multithread",
+    "wsgi.multiprocess",
+    "HTTP_CACHE_CONTROL",
+    "mod_wsgi.path_info",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.request_id",
+    "mod_wsgi.server_pid",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_X_FORWARDED_FOR",
+    "mod_wsgi.queue_start",
+    "mod_wsgi.script_name",
+    "CONTEXT_DOCUMENT_ROOT",
     "mod_wsgi.daemon_start",
-    "mod_wsgi.handler_script",
+    "wsgi.input_terminated",
+    "mod_wsgi.connection_id",
     "mod_wsgi.listener_host",
     "mod_wsgi.listener_port",
-    "mod_wsgi.path_info",
     "mod_wsgi.process_group",
-    "mod_wsgi.queue_start",
-    "mod_wsgi.request_handler",
-    "mod_wsgi.request_id",
     "mod_wsgi.request_start",
-    "mod_wsgi.script_name",
-    "mod_wsgi.server_pid",
-    "mod_wsgi.thread_id",
-    "mod_wsgi.version",
-    "wsgi.input_terminated",
-    "wsgi.multiprocess",
-    "wsgi.multithread",
-    "wsgi.run_once",
-    "wsgi.url_scheme",
-    "wsgi.version",
+    "mod_wsgi.handler_script",
+    "mod_wsgi.callable_object",
+    "mod_wsgi.request_handler",
+    "mod_wsgi.application_group",
+    "mod_wsgi.application_start",
 ];
+
+/// The order of [`COMMON_KEYS`].
+fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
 
 /// Key of the interpreter dict entry holding this interpreter's [`Keys`].
 const KEYS_ENTRY: &str = "mod_wsgi_rs.environ_keys";
@@ -95,7 +101,7 @@ impl<'py> Keys<'py> {
 
     /// The str for `key`: the interpreter's own for a common key, else new.
     fn get(&self, key: &str) -> Bound<'py, PyAny> {
-        match COMMON_KEYS.binary_search(&key) {
+        match COMMON_KEYS.binary_search_by(|probe| by_length(probe, key)) {
             Ok(index) => self
                 .strings
                 .get_item(index)
@@ -258,7 +264,11 @@ mod tests {
 
     #[test]
     fn common_keys_are_sorted_for_the_binary_search() {
-        assert!(super::COMMON_KEYS.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            super::COMMON_KEYS
+                .windows(2)
+                .all(|w| super::by_length(w[0], w[1]).is_lt())
+        );
     }
 
     #[test]

@@ -1,0 +1,86 @@
+#!/bin/bash
+# Instructions per request of one module, counted by callgrind (repeatable,
+# whatever else the machine does): Apache -X (one process) serves the bench
+# app from bench/apps, keep-alive requests from one client; the count is
+# the difference between a run of N1 and of N2 requests, divided by N2-N1,
+# so start-up and warm-up cancel out.
+#
+#   bench/callgrind-request.sh MODULE [PATH] [APP] [N1] [N2]
+#   MODULE  our target/release/libmod_wsgi_rs.so, or C mod_wsgi's .so
+#   PATH    /hello (default), /64k, /api (APP flask) ...
+#   APP     bench (default: bench/apps/bench.wsgi) or flask (needs
+#           target/bench/apps-venv, which `make bench` installs)
+#
+# Runs as www-data (valgrind's output must stay writable after Apache
+# would have switched users); needs valgrind and curl.
+set -euo pipefail
+module=$(readlink -f "$1"); path=${2:-/hello}; app=${3:-bench}
+n1=${4:-200}; n2=${5:-1200}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d /tmp/callgrind-request.XXXXXX)
+chmod 755 "$work"
+trap 'rm -rf "$work"' EXIT
+modules=$(apxs -q LIBEXECDIR)
+case $app in
+    flask) script=flask_app.py; home="WSGIPythonHome $here/../target/bench/apps-venv" ;;
+    *) script=bench.wsgi; home="" ;;
+esac
+
+run() {
+    local n=$1 root=$work/$1 port=$((20000 + RANDOM % 20000))
+    mkdir -p "$root/run" "$root/logs" "$root/site"
+    cp "$here/apps/bench.wsgi" "$here/apps/flask_app.py" "$root/site/"
+    head -c 1048576 /dev/zero > "$root/site/file"
+    cat > "$root/httpd.conf" <<CONF
+ServerRoot "$root"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$root/run/httpd.pid"
+DefaultRuntimeDir "$root/run"
+Mutex file:$root/run default
+ErrorLog "$root/logs/error.log"
+LogLevel warn
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule mime_module $modules/mod_mime.so
+LoadModule alias_module $modules/mod_alias.so
+TypesConfig /etc/mime.types
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 4
+ThreadLimit 4
+MaxRequestWorkers 4
+KeepAlive On
+MaxKeepAliveRequests 0
+DocumentRoot "$root/site"
+<Directory "$root/site">
+    Require all granted
+</Directory>
+LoadModule wsgi_module $module
+WSGISocketPrefix "$root/run/wsgi"
+WSGIApplicationGroup %{GLOBAL}
+$home
+WSGIScriptAlias / "$root/site/$script"
+CONF
+    chown -R www-data "$root"
+    runuser -u www-data -- valgrind --tool=callgrind \
+        --callgrind-out-file="$root/run/callgrind.out" \
+        /usr/sbin/apache2 -X -f "$root/httpd.conf" > "$root/valgrind.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 120); do
+        curl -s -o /dev/null "http://127.0.0.1:$port$path" && break
+        sleep 1
+    done
+    /usr/bin/python3 - "$port" "$path" "$n" <<'PY'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
+for _ in range(int(sys.argv[3])):
+    c.request("GET", sys.argv[2]); r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+PY
+    kill -TERM "$pid"; wait "$pid" || true
+    callgrind_annotate "$root/run/callgrind.out" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
+}
+
+a=$(run "$n1"); b=$(run "$n2")
+echo "$(basename "$module") $path: $(( (b - a) / (n2 - n1) )) instructions per request ($n1 requests: $a, $n2: $b)"
