@@ -495,13 +495,7 @@ def application(environ, start_response):
             ("apache_pids", ",".join(str(p["pid"]) for p in procs if p["pid"])),
         ])
     start_response("200 OK", [("Content-Type", "text/plain")])
-    # Streamed in two blocks: each is sent with the GIL let go and taken
-    # back (gil_wait_count 2); a list's last block goes out after the
-    # request let go of the GIL for good (none: /wrapped).
-    def blocks(body=body.encode()):
-        yield body[:10]
-        yield body[10:]
-    return blocks()
+    return [body.encode()]
 "#;
 
 const SERVER_METRICS_DIRECTIVES: &str = "WSGIDaemonProcess on processes=1 threads=1 server-metrics=On\n\
@@ -606,13 +600,7 @@ def application(environ, start_response):
             body += "request.bucket_lengths=%s\n" % sorted(set(len(v) for k, v in r.items() if k.endswith("_time_buckets")))
             body += "request.pid_ok=%s\n" % (r["pid"] == os.getpid())
     start_response("200 OK", [("Content-Type", "text/plain")])
-    # Streamed in two blocks: each is sent with the GIL let go and taken
-    # back (gil_wait_count 2); a list's last block goes out after the
-    # request let go of the GIL for good (none: /wrapped).
-    def blocks(body=body.encode()):
-        yield body[:10]
-        yield body[10:]
-    return blocks()
+    return [body.encode()]
 "#;
 
 const PROCESS_KEYS: &str = "active_requests,cpu_system_time,cpu_time,cpu_user_time,current_time,memory_max_rss,memory_rss,pid,request_busy_time,request_count,request_threads,restart_time,running_time,threads";
