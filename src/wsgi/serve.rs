@@ -165,19 +165,14 @@ pub fn serve<'v>(
     let outcome = match entered {
         Ok(Ok((tail, result, started))) => {
             let sent = tail.map_or(Ok(()), |t| t.send(&*backend));
-            match (result, sent) {
-                (Err(error), _) => Err(Failure {
+            // The application's failure, if any, is the one to report.
+            result
+                .and(sent.map_err(RequestError::from))
+                .map_err(|error| Failure {
                     started,
                     body_bytes: metered.io().output_bytes,
                     error,
-                }),
-                (Ok(()), Err(error)) => Err(Failure {
-                    started,
-                    body_bytes: metered.io().output_bytes,
-                    error: error.into(),
-                }),
-                (Ok(()), Ok(())) => Ok(()),
-            }
+                })
         }
         Ok(Err(failure)) => Err(failure),
         Err(why) => Err(Failure {
