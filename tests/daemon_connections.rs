@@ -8,6 +8,7 @@
 //! request sent on a connection they kept.
 
 mod common;
+use common::load::{LoadSpec, run_for};
 use common::*;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -46,6 +47,13 @@ fn served(apache: &Apache, path: &str) -> (u32, u32) {
 /// Requests served and connections taken from the listener, summed over
 /// the group's processes.
 fn counts(apache: &Apache) -> (u64, u64) {
+    let (requests, connections, _) = counts_with_overbooked(apache);
+    (requests, connections)
+}
+
+/// As `counts`, and the connections taken while every waiting thread of
+/// the process was promised to a kept connection.
+fn counts_with_overbooked(apache: &Apache) -> (u64, u64, u64) {
     let r = apache.get("/wsgi-status?json");
     let page: Value = serde_json::from_str(&r.text()).unwrap();
     let group = page["groups"]
@@ -58,10 +66,11 @@ fn counts(apache: &Apache) -> (u64, u64) {
         .as_array()
         .unwrap()
         .iter()
-        .fold((0, 0), |(req, conn), p| {
+        .fold((0, 0, 0), |(req, conn, over), p| {
             (
                 req + p["requests"].as_u64().unwrap(),
                 conn + p["connections"].as_u64().unwrap(),
+                over + p["overbooked"].as_u64().unwrap(),
             )
         })
 }
@@ -131,6 +140,33 @@ fn a_busy_process_gets_no_request_while_a_sibling_is_idle() {
             "too few requests through the other Apache child: {others:?} (slow: {slow:?})"
         );
     });
+}
+
+/// Under a load that keeps every thread busy, new connections and requests
+/// on kept ones race for the thread that comes free. A thread woken by the
+/// listener while each waiting thread of its process is promised to a kept
+/// connection leaves the new connection to another: no process holds more
+/// requests than it has threads (a hung process would fail the extra one
+/// too), so the status page's `overbooked` stays 0.
+#[test]
+fn a_saturated_process_takes_no_connection_beyond_its_threads() {
+    let apache = site("processes=2 threads=2");
+    let spec = LoadSpec {
+        port: apache.port,
+        path: "/app/hello".into(),
+        connections: 16,
+        answer_timeout: Duration::from_secs(30),
+        expect_body: None,
+    };
+    let report = run_for(&spec, Duration::from_secs(4));
+    assert_eq!(report.failed(), 0, "{}", report.summary());
+    let (requests, connections, overbooked) = counts_with_overbooked(&apache);
+    println!("{requests} requests, {connections} new connections, {overbooked} overbooked");
+    assert!(requests >= 1000, "{}", report.summary());
+    assert_eq!(
+        overbooked, 0,
+        "{overbooked} of {connections} connections were taken with every thread promised"
+    );
 }
 
 #[test]

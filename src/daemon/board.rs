@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ended (`End::pack`), the pid once it serves (0 before), how many of
 /// its processes in a row died at startup, the pid of its last process
 /// that ended and when (ms since the epoch), its seats (see `take_seat`),
-/// the connections its process took from the listener.
-const PROCESS_WORDS: usize = 11;
+/// the connections its process took from the listener, and how many of
+/// those it took with every seat promised (overbooked).
+const PROCESS_WORDS: usize = 12;
 /// Seats of a process that takes no more requests: below any count of
 /// threads, so no worker takes one.
 const NO_SEATS: i64 = -(1 << 40);
@@ -86,6 +87,10 @@ pub struct ProcessView {
     pub requests: u64,
     /// Connections taken from the listener (the others came on kept ones).
     pub connections: u64,
+    /// Of those, taken while every waiting thread was promised to a kept
+    /// connection: the process then held a request more than it has
+    /// threads (see `GroupBoard::accepted`).
+    pub overbooked: u64,
     pub restarts: u64,
     pub last_end: Option<End>,
     pub threads: Vec<ThreadView>,
@@ -145,6 +150,7 @@ impl GroupBoard {
         if let Some(b) = self.process_base(process) {
             self.word(b + 9).store(0, Ordering::Relaxed);
             self.word(b + 10).store(0, Ordering::Relaxed);
+            self.word(b + 11).store(0, Ordering::Relaxed);
             self.word(b + 2).store(0, Ordering::Relaxed);
             self.word(b + 1).store(now_ms(), Ordering::Relaxed);
             self.word(b).store(u64::from(pid), Ordering::Release);
@@ -178,9 +184,11 @@ impl GroupBoard {
     /// thread waiting for it before it sends a request on a connection it
     /// kept to that process (docs/protocol.md, "Connections"): each thread
     /// of the process adds one when it starts to wait, and takes one when
-    /// it takes a connection from the listener (even if none is left: a
-    /// count below zero is a promise the listener broke, repaid as that
-    /// thread finishes); a worker takes one only while some are left.
+    /// it takes a connection from the listener (if none is left, it waits a
+    /// moment for the promised request; past that it takes the connection
+    /// anyway: a count below zero is a promise the listener broke, repaid
+    /// as that thread finishes); a worker takes one only while some are
+    /// left.
     /// In a daemon: one of its threads waits.
     pub fn add_seat(&self, process: usize) {
         if let Some(b) = self.process_base(process) {
@@ -188,12 +196,33 @@ impl GroupBoard {
         }
     }
 
-    /// In a daemon: one of its threads took a connection from the listener.
-    pub fn drop_seat(&self, process: usize) {
+    /// In a daemon whose thread was woken by the listener: takes that
+    /// thread's seat for the connection it is about to accept, if a seat is
+    /// left that no worker was promised.
+    pub fn claim_seat(&self, process: usize) -> bool {
+        self.process_base(process).is_some_and(|b| self.take_if_left(b))
+    }
+
+    /// In a daemon: one of its threads took a connection from the listener,
+    /// its seat claimed before (`claim_seat`), or not: taken although every
+    /// seat was promised, the count goes below zero.
+    pub fn accepted(&self, process: usize, claimed: bool) {
         if let Some(b) = self.process_base(process) {
-            self.word(b + 9).fetch_sub(1, Ordering::AcqRel);
+            if !claimed {
+                self.word(b + 9).fetch_sub(1, Ordering::AcqRel);
+                self.word(b + 11).fetch_add(1, Ordering::Relaxed);
+            }
             self.word(b + 10).fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Takes one of the seats of the process at `b` while some are left.
+    fn take_if_left(&self, b: usize) -> bool {
+        self.word(b + 9)
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                ((n as i64) > 0).then(|| n - 1)
+            })
+            .is_ok()
     }
 
     /// In a daemon that stops taking requests: no worker takes a seat again.
@@ -209,14 +238,7 @@ impl GroupBoard {
         let Some(b) = self.process_base(process) else {
             return false;
         };
-        if self.word(b + 5).load(Ordering::Acquire) != u64::from(pid) {
-            return false;
-        }
-        self.word(b + 9)
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                ((n as i64) > 0).then(|| n - 1)
-            })
-            .is_ok()
+        self.word(b + 5).load(Ordering::Acquire) == u64::from(pid) && self.take_if_left(b)
     }
 
     /// In a worker that took a seat and then did not send on it.
@@ -349,6 +371,7 @@ impl GroupBoard {
                     started_ms: self.word(b + 1).load(Ordering::Relaxed),
                     requests: self.word(b + 2).load(Ordering::Relaxed),
                     connections: self.word(b + 10).load(Ordering::Relaxed),
+                    overbooked: self.word(b + 11).load(Ordering::Relaxed),
                     restarts: self.word(b + 3).load(Ordering::Relaxed),
                     last_end: End::unpack(self.word(b + 4).load(Ordering::Relaxed)),
                     threads: (0..self.threads)
@@ -513,10 +536,15 @@ mod tests {
         assert!(board.take_seat(0, 10));
         // Another pid in the slot: not the process the connection went to.
         assert!(!board.take_seat(0, 11));
-        // The listener takes the last one, then one more: a broken promise.
-        board.drop_seat(0);
-        board.drop_seat(0);
+        // The listener claims the last one; then none is left to claim,
+        // and a connection taken all the same is a broken promise.
+        assert!(board.claim_seat(0));
+        board.accepted(0, true);
+        assert!(!board.claim_seat(0));
+        board.accepted(0, false);
         assert_eq!(board.seats(0), -1);
+        assert_eq!(board.view()[0].connections, 2);
+        assert_eq!(board.view()[0].overbooked, 1);
         assert!(!board.take_seat(0, 10));
         board.add_seat(0);
         board.add_seat(0);

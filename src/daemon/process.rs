@@ -38,6 +38,10 @@ use std::time::{Duration, Instant};
 /// Tokens of the request threads' epoll set: the listener, the stop pipe,
 /// then one per kept connection.
 const LISTENER: u64 = 0;
+/// How long a request thread leaves a new connection in the backlog while
+/// every seat of its process is promised (`request_thread`): far longer
+/// than a worker takes from the seat to its request's bytes.
+const PROMISE_WAIT: Duration = Duration::from_millis(50);
 const STOP: u64 = 1;
 const FIRST_KEPT: u64 = 2;
 /// Most connections a process keeps open between exchanges (each Apache
@@ -642,6 +646,9 @@ fn request_thread(shared: &Shared, slot: usize) {
     // Whether this thread's seat is on the board: it waits, and no worker
     // has been promised it (see `GroupBoard::take_seat`).
     let mut seated = false;
+    // Since when this thread, woken by the listener, has left the new
+    // connection to others because every seat of the process is promised.
+    let mut declined_since: Option<Instant> = None;
     while !shared.stopping.load(Ordering::SeqCst) {
         if !seated {
             board.add_seat(shared.index);
@@ -657,7 +664,28 @@ fn request_thread(shared: &Shared, slot: usize) {
         if token == STOP || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
+        if token != LISTENER {
+            declined_since = None;
+        }
         if token == LISTENER {
+            // Every waiting thread of this process was promised to a
+            // worker's kept connection, whose request is on its way: taking
+            // the new connection too would hold one request more than the
+            // process has threads (it would wait for a thread here, and
+            // fail with the process if it hangs). Leave it in the backlog,
+            // where a thread of a sibling that comes back to wait takes it,
+            // or this one once its promise is kept; but only for a moment:
+            // a worker that died between taking the seat and sending never
+            // keeps its promise.
+            let claimed = board.claim_seat(shared.index);
+            if !claimed {
+                let since = *declined_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < PROMISE_WAIT {
+                    std::thread::sleep(Duration::from_micros(50));
+                    continue;
+                }
+            }
+            declined_since = None;
             // Taking a connection and marking the slot busy happen under the
             // same lock the caretaker holds to set `stopping`: a draining
             // process either sees this connection as a running request, or
@@ -673,14 +701,16 @@ fn request_thread(shared: &Shared, slot: usize) {
                         active[slot] = Some(Instant::now());
                         fd
                     }
-                    Err(_) => continue,
+                    Err(_) => {
+                        // Another thread or process took it: still waiting.
+                        if claimed {
+                            board.add_seat(shared.index);
+                        }
+                        continue;
+                    }
                 }
             };
-            // Taken even if a worker was promised it meanwhile: declining
-            // would leave the connection in the backlog with no other
-            // process woken for it. The count then goes below zero, and
-            // comes back as this thread finishes.
-            board.drop_seat(shared.index);
+            board.accepted(shared.index, claimed);
             seated = false;
             let stream = proc_edge::stream_from_fd(fd);
             super::worker::set_buffer_sizes(&stream, shared.group);

@@ -70,11 +70,12 @@ pub fn json(groups: &[GroupStatus], now_ms: u64) -> String {
             }
             let _ = write!(
                 out,
-                "{{\"slot\":{pi},\"pid\":{},\"uptime\":{:.1},\"requests\":{},\"connections\":{},\"restarts\":{},\"last_end\":{},\"threads\":[",
+                "{{\"slot\":{pi},\"pid\":{},\"uptime\":{:.1},\"requests\":{},\"connections\":{},\"overbooked\":{},\"restarts\":{},\"last_end\":{},\"threads\":[",
                 p.pid,
                 seconds_since(p.started_ms, now_ms),
                 p.requests,
                 p.connections,
+                p.overbooked,
                 p.restarts,
                 json_string(&ended(p.last_end)),
             );
@@ -178,6 +179,7 @@ mod tests {
             started_ms: 1_000,
             requests: 7,
             connections: 5,
+            overbooked: 1,
             restarts: 2,
             last_end: Some(End::Killed(9)),
             threads: vec![
@@ -199,7 +201,7 @@ mod tests {
         let text = json(&groups, 4_500);
         assert_eq!(
             text,
-            "{\"groups\":[{\"name\":\"g\\\"1\",\"processes\":[{\"slot\":0,\"pid\":42,\"uptime\":3.5,\"requests\":7,\"connections\":5,\"restarts\":2,\"last_end\":\"was killed by SIGKILL\",\"threads\":[{\"state\":\"idle\"},{\"state\":\"busy\",\"seconds\":2.5,\"url\":\"/slow?a=<b>&\\\"q\\\"\"}]}]}]}\n"
+            "{\"groups\":[{\"name\":\"g\\\"1\",\"processes\":[{\"slot\":0,\"pid\":42,\"uptime\":3.5,\"requests\":7,\"connections\":5,\"overbooked\":1,\"restarts\":2,\"last_end\":\"was killed by SIGKILL\",\"threads\":[{\"state\":\"idle\"},{\"state\":\"busy\",\"seconds\":2.5,\"url\":\"/slow?a=<b>&\\\"q\\\"\"}]}]}]}\n"
         );
     }
 
