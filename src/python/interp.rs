@@ -807,6 +807,22 @@ pub fn interpreter_dict(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     }
 }
 
+/// The value under `key` in the current interpreter's dict, `make`'s
+/// value put there first when there is none. `setdefault` is one atomic
+/// step, so threads arriving together (at once without the GIL of a
+/// free-threaded build) all get the one value that was put there.
+pub fn interpreter_value<'py>(
+    py: Python<'py>,
+    key: &str,
+    make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let interp = interpreter_dict(py)?;
+    if let Some(value) = interp.get_item(key)? {
+        return Ok(value);
+    }
+    interp.call_method1("setdefault", (key, make()?))
+}
+
 /// Raises `mod_wsgi.RequestTimeout` asynchronously in the thread `ident`
 /// (a pthread id, as threading.get_ident() gives) running in application
 /// group `group`. It takes effect when that thread next runs Python

@@ -86,16 +86,10 @@ struct Keys<'py> {
 
 impl<'py> Keys<'py> {
     fn of_interpreter(py: Python<'py>) -> PyResult<Keys<'py>> {
-        let interp = crate::python::interpreter_dict(py)?;
-        let strings = match interp.get_item(KEYS_ENTRY)? {
-            Some(made) => made.downcast_into::<PyTuple>()?,
-            None => {
-                let made = PyTuple::new(py, COMMON_KEYS.iter().map(|k| PyString::intern(py, k)))?;
-                interp
-                    .call_method1("setdefault", (KEYS_ENTRY, made))?
-                    .downcast_into::<PyTuple>()?
-            }
-        };
+        let strings = crate::python::interpreter_value(py, KEYS_ENTRY, || {
+            Ok(PyTuple::new(py, COMMON_KEYS.iter().map(|k| PyString::intern(py, k)))?.into_any())
+        })?
+        .downcast_into::<PyTuple>()?;
         Ok(Keys { strings })
     }
 

@@ -163,12 +163,23 @@ impl Tail {
 /// The head not sent yet and the last block, cut to the Content-Length
 /// allowance, as a [`Tail`] to send once the GIL is let go.
 fn tail(head: &Mutex<ResponseHead>, data: &[u8]) -> Result<Tail, WsgiError> {
-    let unsent_head = take_unsent_head(head)?;
-    let allowed = head.lock().allowance(data.len());
+    let (unsent_head, data) = outgoing(head, data)?;
     Ok(Tail {
         head: unsent_head,
-        body: data[..allowed].to_vec(),
+        body: data.to_vec(),
     })
+}
+
+/// What goes out with the block `data`: the head if it is not sent yet,
+/// and the bytes of `data` within the application's Content-Length (those
+/// beyond are dropped).
+fn outgoing<'a>(
+    head: &Mutex<ResponseHead>,
+    data: &'a [u8],
+) -> Result<(Option<UnsentHead>, &'a [u8]), WsgiError> {
+    let unsent_head = take_unsent_head(head)?;
+    let allowed = head.lock().allowance(data.len());
+    Ok((unsent_head, &data[..allowed]))
 }
 
 /// As send_chunk; `last` says the response ends right after these bytes.
@@ -182,10 +193,7 @@ fn send_block(
     data: &[u8],
     last: bool,
 ) -> Result<(), WsgiError> {
-    let unsent_head = take_unsent_head(head)?;
-    // Bytes beyond the application's Content-Length are dropped.
-    let allowed = head.lock().allowance(data.len());
-    let data = &data[..allowed];
+    let (unsent_head, data) = outgoing(head, data)?;
     if unsent_head.is_none() && data.is_empty() {
         return Ok(());
     }

@@ -27,25 +27,9 @@ const LOAD_LOCK_KEY: &str = "mod_wsgi_rs.script_load_lock";
 
 fn cache(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(
-        interpreter_value(py, CACHE_KEY, || Ok(PyDict::new(py).into_any()))?
+        crate::python::interpreter_value(py, CACHE_KEY, || Ok(PyDict::new(py).into_any()))?
             .downcast_into::<PyDict>()?,
     )
-}
-
-/// The value under `key` in the current interpreter's dict, `make`'s
-/// value put there first when there is none. `setdefault` is one atomic
-/// step, so threads arriving together (at once without the GIL of a
-/// free-threaded build) all get the one value that was put there.
-fn interpreter_value<'py>(
-    py: Python<'py>,
-    key: &str,
-    make: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let interp = crate::python::interpreter_dict(py)?;
-    if let Some(value) = interp.get_item(key)? {
-        return Ok(value);
-    }
-    interp.call_method1("setdefault", (key, make()?))
 }
 
 /// WSGICaseSensitivity of this process (server-wide; set when the process
@@ -256,7 +240,7 @@ struct LoadLock<'py>(Bound<'py, PyAny>);
 
 impl<'py> LoadLock<'py> {
     fn acquire(py: Python<'py>) -> PyResult<LoadLock<'py>> {
-        let lock = interpreter_value(py, LOAD_LOCK_KEY, || {
+        let lock = crate::python::interpreter_value(py, LOAD_LOCK_KEY, || {
             py.import("_thread")?.call_method0("allocate_lock")
         })?;
         lock.call_method0("acquire")?;
