@@ -507,15 +507,21 @@ fn abandon_running(shared: &Shared, waited: Duration) {
             .filter_map(|(start, exchange)| Some((start, exchange.clone()?)))
             .collect()
     };
+    // One short budget for all: a connection held by the monitor is free
+    // again within microseconds; one held by a blocked writer never is.
+    let until = Instant::now() + Duration::from_millis(100);
     for (start, exchange) in running {
         let ran = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        exchange.send_last_word(&Frame::failure(
+        exchange.send_last_word(
+            &Frame::failure(
             FailureKind::Abandoned,
             format!(
                 "the process was forced to exit with the request running for {ran:.1}s, {:.0}s after it began to stop ({why})",
                 waited.as_secs_f64()
             ),
-        ));
+            ),
+            until,
+        );
     }
 }
 

@@ -122,10 +122,12 @@ impl SocketBackend {
         }
     }
 
-    /// Sends `frame` unless the request thread holds the connection, and
-    /// without blocking: the process is about to exit.
-    pub fn send_last_word(&self, frame: &Frame) {
-        let Some(mut c) = self.stream.try_lock() else {
+    /// Sends `frame` without blocking on the socket (the process is about
+    /// to exit), unless the connection stays held until `until`: briefly by
+    /// the monitor (`send_held_accepted`), or by a request thread blocked in
+    /// a write to a worker that does not read.
+    pub fn send_last_word(&self, frame: &Frame, until: std::time::Instant) {
+        let Some(mut c) = self.stream.try_lock_until(until) else {
             return;
         };
         let mut bytes = Vec::new();
