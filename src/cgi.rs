@@ -13,6 +13,13 @@
 use crate::apache::log::Level;
 use crate::apache::request::Request;
 use crate::config::MapHeadToGet;
+use std::borrow::Cow;
+
+/// One variable, name and value: borrowed where Apache holds the text in
+/// the request's pool (`'r`: valid while the request is, as the pool's
+/// tables are), made here otherwise. Most are borrowed: no allocation of
+/// ours per variable.
+pub type Var<'r> = (Cow<'r, str>, Cow<'r, str>);
 
 /// Keys of the environ that carry a fact from the Apache child to the
 /// process running the application, and that the application does not
@@ -46,11 +53,11 @@ pub const KEEP_CONNECTION: &str = "mod_wsgi.x-keep_connection";
 /// The CGI variables of the request, with what a trusted proxy says
 /// applied (`wsgi::proxy`), the Authorization header when it is passed on
 /// purpose, and the `mod_wsgi.*` facts known in the Apache child.
-pub fn vars(
+pub fn vars<'r>(
     r: &mut Request,
     pass_authorization: bool,
     proxy: &crate::wsgi::proxy::ProxyTrust,
-) -> Vec<(String, String)> {
+) -> Vec<Var<'r>> {
     // Into subprocess_env, replacing what was there, as mod_cgi (and
     // mod_wsgi) do: a request Apache redirects from here carries them on
     // as REDIRECT_*. Header values go in as the bytes the client sent.
@@ -62,12 +69,12 @@ pub fn vars(
     // not: header values, a URL path sent as `/caf%E9`): one character per
     // byte (latin-1), as mod_wsgi gives them and as frameworks decode them
     // (`.encode('latin-1')`). An ASCII value (nearly all) reads the same.
-    let mut vars: Vec<(String, String)> = env
+    let mut vars: Vec<Var<'r>> = env
         .byte_entries()
-        .filter_map(|(k, v)| Some((std::str::from_utf8(k).ok()?.to_string(), latin1(v))))
+        .filter_map(|(k, v)| Some((Cow::Borrowed(std::str::from_utf8(k).ok()?), latin1(v))))
         .collect();
     if pass_authorization && let Some(auth) = r.headers_in().get("Authorization") {
-        set(&mut vars, "HTTP_AUTHORIZATION", auth);
+        set(&mut vars, "HTTP_AUTHORIZATION", auth.to_string());
     }
     let outcome = crate::wsgi::proxy::apply(&mut vars, proxy);
     if !outcome.unusable.is_empty() {
@@ -92,12 +99,16 @@ pub fn vars(
         ("mod_wsgi.server_pid", std::process::id().to_string()),
         (REQUEST_START_US, r.request_time_us().to_string()),
     ];
-    vars.extend(facts.into_iter().map(|(k, v)| (k.to_string(), v)));
+    vars.extend(
+        facts
+            .into_iter()
+            .map(|(k, v)| (Cow::Borrowed(k), Cow::Owned(v))),
+    );
     if let Some(id) = r.log_id() {
-        vars.push(("mod_wsgi.request_id".into(), id));
+        vars.push(("mod_wsgi.request_id".into(), id.into()));
     }
     if let Some(id) = r.connection_log_id() {
-        vars.push(("mod_wsgi.connection_id".into(), id.to_string()));
+        vars.push(("mod_wsgi.connection_id".into(), id.to_string().into()));
     }
     vars
 }
@@ -107,14 +118,14 @@ pub fn vars(
 /// the headers right (Content-Length after mod_deflate, for one). `On`
 /// always, `Auto` when the output chain starts with a content filter, as
 /// mod_wsgi decides; Apache still sends no body for the HEAD.
-pub fn map_head_to_get(r: &Request, vars: &mut Vec<(String, String)>, setting: MapHeadToGet) {
+pub fn map_head_to_get(r: &Request, vars: &mut Vec<Var<'_>>, setting: MapHeadToGet) {
     let map = match setting {
         MapHeadToGet::Off => false,
         MapHeadToGet::On => r.method_is_get(),
         MapHeadToGet::Auto => r.method_is_get() && r.is_head() && r.has_content_output_filter(),
     };
     if map {
-        set(vars, "REQUEST_METHOD", "GET");
+        set(vars, "REQUEST_METHOD", "GET".to_string());
     }
 }
 
@@ -273,19 +284,19 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// Bytes as the str PEP 3333 makes of them: one character per byte.
-fn latin1(bytes: &[u8]) -> String {
+fn latin1(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        // ASCII (nearly every value) reads the same either way: one copy.
-        Ok(ascii) if bytes.is_ascii() => ascii.to_string(),
-        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+        // ASCII (nearly every value) reads the same either way: borrowed.
+        Ok(ascii) if bytes.is_ascii() => Cow::Borrowed(ascii),
+        _ => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
     }
 }
 
-/// Replaces the value of `key`, or adds it.
-fn set(vars: &mut Vec<(String, String)>, key: &str, value: &str) {
+/// Replaces the value of `key` (a name of ours), or adds it.
+fn set(vars: &mut Vec<Var<'_>>, key: &'static str, value: String) {
     match vars.iter_mut().find(|(k, _)| k == key) {
-        Some(entry) => entry.1 = value.to_string(),
-        None => vars.push((key.to_string(), value.to_string())),
+        Some(entry) => entry.1 = Cow::Owned(value),
+        None => vars.push((Cow::Borrowed(key), Cow::Owned(value))),
     }
 }
 

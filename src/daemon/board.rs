@@ -200,7 +200,8 @@ impl GroupBoard {
     /// thread's seat for the connection it is about to accept, if a seat is
     /// left that no worker was promised.
     pub fn claim_seat(&self, process: usize) -> bool {
-        self.process_base(process).is_some_and(|b| self.take_if_left(b))
+        self.process_base(process)
+            .is_some_and(|b| self.take_if_left(b))
     }
 
     /// In a daemon: one of its threads took a connection from the listener,

@@ -69,17 +69,20 @@ enum SendError {
 /// Returns the connection, noted as a relay in progress.
 fn send_request(
     group: &GroupRuntime,
-    mut vars: Vec<(String, String)>,
+    mut vars: Vec<crate::cgi::Var<'_>>,
     ticket: u64,
     timeout: Duration,
 ) -> Result<(UnixStream, super::relays::Relay), SendError> {
     let Some(first) = super::kept::take(group) else {
         let (stream, connects) = connect(group).map_err(SendError::Connect)?;
-        vars.push((crate::cgi::DAEMON_CONNECTS.into(), connects.to_string()));
-        return write_new(group, stream, &encode_request(vars)?, timeout);
+        vars.push((
+            crate::cgi::DAEMON_CONNECTS.into(),
+            connects.to_string().into(),
+        ));
+        return write_new(group, stream, &encode_request(&vars)?, timeout);
     };
     vars.push((crate::cgi::DAEMON_CONNECTS.into(), "1".into()));
-    let request = match encode_request(vars) {
+    let request = match encode_request(&vars) {
         Ok(request) => request,
         Err(e) => {
             group.board.give_seat_back(first.slot);
@@ -118,13 +121,10 @@ fn send_request(
 
 /// The `Request` frame's bytes (an environ over the protocol's limits is
 /// an `InvalidInput` error).
-fn encode_request(vars: Vec<(String, String)>) -> Result<Vec<u8>, SendError> {
-    let environ = vars
-        .into_iter()
-        .map(|(k, v)| (k.into_bytes(), v.into_bytes()))
-        .collect();
+fn encode_request(vars: &[crate::cgi::Var<'_>]) -> Result<Vec<u8>, SendError> {
     let mut bytes = Vec::new();
-    protocol::encode(&Frame::request(environ), &mut bytes)
+    let pairs = vars.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    protocol::encode_request(protocol::PROTOCOL_VERSION, pairs, &mut bytes)
         .map_err(|e| SendError::Write(std::io::Error::new(ErrorKind::InvalidInput, e)))?;
     Ok(bytes)
 }
@@ -193,19 +193,19 @@ pub fn handle(
     }
     let mut vars = crate::cgi::vars(r, opts.pass_authorization, &opts.proxy);
     crate::cgi::map_head_to_get(r, &mut vars, opts.map_head_to_get);
-    vars.push(("mod_wsgi.process_group".into(), group.name.clone()));
+    vars.push(("mod_wsgi.process_group".into(), group.name.as_str().into()));
     // Expanded (%{RESOURCE} etc.) by the dispatcher, where the request's
     // server, port and URI are known: the daemon gets the name.
     vars.push((
         "mod_wsgi.application_group".into(),
-        opts.application_group.clone(),
+        opts.application_group.as_str().into(),
     ));
     vars.push((
         "mod_wsgi.callable_object".into(),
-        opts.callable_object.clone(),
+        opts.callable_object.as_str().into(),
     ));
     // For the daemon process only (not in the application's environ).
-    let flag = |on: bool| if on { "1" } else { "0" }.to_string();
+    let flag = |on: bool| if on { "1" } else { "0" }.into();
     vars.push((
         crate::cgi::SCRIPT_RELOADING.into(),
         flag(opts.script_reloading),
@@ -225,8 +225,11 @@ pub fn handle(
         group.options.socket_timeout
     };
     let ticket = super::board::next_ticket();
-    vars.push((crate::cgi::QUEUE_START_US.into(), queue_start.to_string()));
-    vars.push((crate::cgi::TICKET.into(), ticket.to_string()));
+    vars.push((
+        crate::cgi::QUEUE_START_US.into(),
+        queue_start.to_string().into(),
+    ));
+    vars.push((crate::cgi::TICKET.into(), ticket.to_string().into()));
     vars.push((crate::cgi::KEEP_CONNECTION.into(), "1".into()));
     let name = &group.name;
     let (stream, _relay) = match send_request(group, vars, ticket, timeout) {

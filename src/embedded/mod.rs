@@ -218,7 +218,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
     let outcome = serve::serve(
         backend.clone(),
         &target,
-        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
         &ctx,
     )
     .outcome;

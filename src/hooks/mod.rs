@@ -128,7 +128,7 @@ pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
 /// The loaded script of a hook, inside its interpreter.
 pub(crate) struct LoadedScript<'py, 'a> {
     module: Bound<'py, PyModule>,
-    vars: &'a [(String, String)],
+    vars: &'a [crate::cgi::Var<'a>],
     ctx: &'a EnvironContext<'a>,
     backend: &'a Arc<dyn Backend>,
 }
@@ -149,7 +149,7 @@ impl<'py> LoadedScript<'py, '_> {
         let format = |e: PyErr| crate::wsgi::response::format_exception(py, &e);
         let environ = crate::wsgi::environ::build(
             py,
-            self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            self.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
             self.ctx,
         )
         .map_err(format)?;
@@ -159,7 +159,7 @@ impl<'py> LoadedScript<'py, '_> {
             .vars
             .iter()
             .find(|(k, _)| k == "SCRIPT_FILENAME")
-            .map(|(_, v)| v.clone());
+            .map(|(_, v)| v.to_string());
         let log = crate::wsgi::errors::LogSink::for_request(self.backend.clone(), filename);
         let errors = crate::wsgi::errors::wsgi_errors(py, log.clone()).map_err(format)?;
         environ.set_item("wsgi.errors", &errors).map_err(format)?;
@@ -297,20 +297,20 @@ fn log_refusal(r: &Request, headline: &str, message: &str) {
 /// The environ variables of a hook script: a cut-down version of an
 /// application's (what Apache has at this phase, with trusted proxy
 /// headers applied); never the Authorization header.
-fn environ_vars(r: &mut Request, dir: &DirConfig, phase: Phase) -> Vec<(String, String)> {
+fn environ_vars<'r>(r: &mut Request, dir: &DirConfig, phase: Phase) -> Vec<crate::cgi::Var<'r>> {
     let proxy = crate::wsgi::proxy::ProxyTrust::from_dir(dir);
     let mut vars = match phase {
         Phase::Handler => crate::cgi::vars(r, false, &proxy),
         Phase::BeforeHandler => {
             r.add_common_vars();
-            let mut vars: Vec<(String, String)> = r
+            let mut vars: Vec<crate::cgi::Var<'r>> = r
                 .subprocess_env()
                 .entries()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| (k.into(), v.into()))
                 .collect();
             for (k, v) in r.request_line_vars() {
                 vars.retain(|(key, _)| key != k);
-                vars.push((k.to_string(), v));
+                vars.push((k.into(), v.into()));
             }
             crate::wsgi::proxy::apply(&mut vars, &proxy);
             vars

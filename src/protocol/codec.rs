@@ -152,9 +152,6 @@ fn check_file_range(offset: u64, length: u64) -> Result<(), ProtocolError> {
 /// The content rules of the decoder, for frames about to be encoded.
 fn check_content(frame: &Frame) -> Result<(), ProtocolError> {
     match frame {
-        Frame::Request { environ, .. } if environ.iter().any(|(k, _)| k.is_empty()) => {
-            return Err(ProtocolError::Malformed("empty environ key"));
-        }
         Frame::Body(data) if data.is_empty() => {
             return Err(ProtocolError::Malformed("empty Body frame"));
         }
@@ -222,6 +219,38 @@ fn put_pairs(out: &mut Vec<u8>, pairs: &[(Vec<u8>, Vec<u8>)]) {
     }
 }
 
+/// Appends a `Request` frame of `version` with the environ `pairs` to
+/// `out`: what [`encode`] writes for `Frame::Request`, from pairs the
+/// caller need not own (the worker's are mostly borrowed from Apache's
+/// request pool). Refuses an empty key, and a payload over 4 GiB.
+pub fn encode_request<'a, I>(version: u16, pairs: I, out: &mut Vec<u8>) -> Result<(), ProtocolError>
+where
+    I: Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+{
+    let (mut count, mut len) = (0usize, 2usize + 4);
+    for (k, v) in pairs.clone() {
+        if k.is_empty() {
+            return Err(ProtocolError::Malformed("empty environ key"));
+        }
+        count += 1;
+        len = len
+            .saturating_add(PAIR_MIN)
+            .saturating_add(k.len())
+            .saturating_add(v.len());
+    }
+    check_length(code::REQUEST, len, &NO_LIMITS)?;
+    let header = header_bytes(code::REQUEST, len)?;
+    out.reserve(HEADER_LEN + len);
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&(count as u32).to_be_bytes());
+    for (k, v) in pairs {
+        put_bytes(out, k);
+        put_bytes(out, v);
+    }
+    Ok(())
+}
+
 /// Appends `frame`, header and payload, to `out`.
 ///
 /// Refuses (leaving `out` unchanged) a frame the decoder would refuse
@@ -233,6 +262,10 @@ fn put_pairs(out: &mut Vec<u8>, pairs: &[(Vec<u8>, Vec<u8>)]) {
 /// Any `version` is encoded as given (a peer's decoder refuses a version
 /// other than its own).
 pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+    if let Frame::Request { version, environ } = frame {
+        let pairs = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        return encode_request(*version, pairs, out);
+    }
     check_content(frame)?;
     let len = payload_len(frame);
     check_length(frame.type_code(), len, &NO_LIMITS)?;
@@ -240,10 +273,8 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     out.reserve(HEADER_LEN + len);
     out.extend_from_slice(&header);
     match frame {
-        Frame::Request { version, environ } => {
-            out.extend_from_slice(&version.to_be_bytes());
-            put_pairs(out, environ);
-        }
+        // Written by encode_request above.
+        Frame::Request { .. } => {}
         Frame::Body(data) | Frame::ResponseBody(data) => out.extend_from_slice(data),
         Frame::BodyEnd | Frame::ResponseEnd => {}
         Frame::BodyError(message) => out.extend_from_slice(message.as_bytes()),

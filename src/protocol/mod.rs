@@ -48,7 +48,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use codec::{append_response_body, encode};
+pub use codec::{append_response_body, encode, encode_request};
 pub use decoder::Decoder;
 pub use error::ProtocolError;
 pub use frame::{Direction, FailureKind, Frame};

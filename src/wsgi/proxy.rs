@@ -24,7 +24,9 @@
 //! Pure logic over the CGI variables, shared by embedded and daemon mode
 //! (both build them in `cgi::vars`).
 
+use crate::cgi::Var;
 use crate::config::{DirConfig, TrustedProxy};
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// The purpose of a header; the headers of one category are synonyms.
@@ -232,12 +234,12 @@ impl ProxyTrust {
     }
 }
 
-fn get<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+fn get<'a>(vars: &'a [Var<'_>], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
 }
 
 /// Sets `key` to `value`, in the place of the first existing entry.
-fn set(vars: &mut Vec<(String, String)>, key: &str, value: &str) {
+fn set(vars: &mut Vec<Var<'_>>, key: &str, value: &str) {
     let mut seen = false;
     vars.retain_mut(|(k, v)| {
         if k != key {
@@ -247,15 +249,15 @@ fn set(vars: &mut Vec<(String, String)>, key: &str, value: &str) {
             return false;
         }
         seen = true;
-        *v = value.to_string();
+        *v = Cow::Owned(value.to_string());
         true
     });
     if !seen {
-        vars.push((key.to_string(), value.to_string()));
+        vars.push((Cow::Owned(key.to_string()), Cow::Owned(value.to_string())));
     }
 }
 
-fn remove(vars: &mut Vec<(String, String)>, key: &str) -> bool {
+fn remove(vars: &mut Vec<Var<'_>>, key: &str) -> bool {
     let before = vars.len();
     vars.retain(|(k, _)| k != key);
     vars.len() != before
@@ -289,7 +291,7 @@ fn list_items(value: &str) -> Vec<&str> {
 /// header is rewritten to start at that entry, as mod_wsgi does. An entry
 /// that is not an IP address ends the walk; when that entry is the one
 /// chosen, nothing changes (mod_wsgi would make it REMOTE_ADDR).
-fn forwarded_for(vars: &mut Vec<(String, String)>, value: &str, trust: &ProxyTrust) -> bool {
+fn forwarded_for(vars: &mut Vec<Var<'_>>, value: &str, trust: &ProxyTrust) -> bool {
     let items = list_items(value);
     if items.is_empty() {
         return false;
@@ -320,13 +322,8 @@ fn forwarded_for(vars: &mut Vec<(String, String)>, value: &str, trust: &ProxyTru
 /// Applies what one trusted header says; false when the value changed
 /// nothing (a scheme value that is neither, an empty or unusable
 /// X-Forwarded-For).
-fn apply_one(
-    vars: &mut Vec<(String, String)>,
-    effect: Effect,
-    value: &str,
-    trust: &ProxyTrust,
-) -> bool {
-    let https = |vars: &mut Vec<(String, String)>, on: Option<bool>| match on {
+fn apply_one(vars: &mut Vec<Var<'_>>, effect: Effect, value: &str, trust: &ProxyTrust) -> bool {
+    let https = |vars: &mut Vec<Var<'_>>, on: Option<bool>| match on {
         Some(true) => {
             set(vars, "HTTPS", "1");
             true
@@ -398,7 +395,7 @@ pub struct Outcome {
 
 /// Rewrites the CGI variables of one request (REMOTE_ADDR as Apache saw
 /// the connection is the direct peer).
-pub fn apply(vars: &mut Vec<(String, String)>, trust: &ProxyTrust) -> Outcome {
+pub fn apply(vars: &mut Vec<Var<'_>>, trust: &ProxyTrust) -> Outcome {
     let mut outcome = Outcome::default();
     if trust.headers.is_empty() {
         return outcome;
@@ -450,15 +447,15 @@ mod tests {
         }
     }
 
-    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn vars(pairs: &[(&str, &str)]) -> Vec<Var<'static>> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (k.to_string().into(), v.to_string().into()))
             .collect()
     }
 
     /// A request from 10.0.0.5 to backend:8080, mounted at /app.
-    fn base(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    fn base(extra: &[(&str, &str)]) -> Vec<Var<'static>> {
         let mut v = vars(&[
             ("REMOTE_ADDR", "10.0.0.5"),
             ("SERVER_NAME", "backend"),
@@ -476,7 +473,7 @@ mod tests {
     }
 
     /// Every registry header with a value that has an effect.
-    fn all_headers() -> Vec<(String, String)> {
+    fn all_headers() -> Vec<Var<'static>> {
         let value = |name: &str| match name {
             "X-Forwarded-For" => "203.0.113.1",
             "X-Client-IP" => "203.0.113.2",
@@ -492,7 +489,7 @@ mod tests {
         };
         REGISTRY
             .iter()
-            .map(|h| (h.key.to_string(), value(h.name).to_string()))
+            .map(|h| (h.key.into(), value(h.name).into()))
             .collect()
     }
 
