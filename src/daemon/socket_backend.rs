@@ -38,6 +38,29 @@ impl Conn {
         self.reader.get_mut()
     }
 
+    /// Writes as much of the pending bytes as the socket takes at once;
+    /// true when none is left.
+    fn send_pending_without_waiting(&mut self) -> std::io::Result<bool> {
+        use nix::sys::socket::{MsgFlags, send};
+        use std::os::fd::AsRawFd;
+        let fd = self.stream().as_raw_fd();
+        let mut sent = 0;
+        while sent < self.pending.len() {
+            match send(
+                fd,
+                &self.pending[sent..],
+                MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL,
+            ) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.pending.drain(..sent);
+        Ok(self.pending.is_empty())
+    }
+
     /// Writes the pending bytes and `tail`, in one system call when possible.
     fn write_with(&mut self, tail: &[u8]) -> std::io::Result<()> {
         if self.pending.is_empty() {
@@ -64,6 +87,30 @@ impl Conn {
 
 /// Largest body block copied behind a pending head rather than written apart.
 const COALESCE: usize = 64 * 1024;
+/// Largest body block `send_now` takes (it copies the block): a page, a
+/// JSON document; larger ones go the usual way, without the GIL.
+const NOW_LIMIT: usize = 16 * 1024;
+
+/// Appends the `ResponseHead` frame to `pending`, where it waits for the
+/// first block of the body, or the end.
+fn hold_head(
+    pending: &mut Vec<u8>,
+    status: u16,
+    status_line: &str,
+    headers: &[(String, String)],
+) -> Result<(), BackendError> {
+    let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (latin1(k), latin1(v)))
+        .collect();
+    let frame = Frame::ResponseHead {
+        status,
+        reason,
+        headers,
+    };
+    protocol::encode(&frame, pending).map_err(gone)
+}
 
 fn gone(e: impl std::fmt::Display) -> BackendError {
     BackendError::ClientGone(e.to_string())
@@ -223,19 +270,43 @@ impl Backend for SocketBackend {
         status_line: &str,
         headers: &[(String, String)],
     ) -> Result<(), BackendError> {
-        let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
-        let headers = headers
-            .iter()
-            .map(|(k, v)| (latin1(k), latin1(v)))
-            .collect();
-        let frame = Frame::ResponseHead {
-            status,
-            reason,
-            headers,
-        };
         // Held back until the first block of the body, or the end.
         let mut c = self.stream.lock();
-        protocol::encode(&frame, &mut c.pending).map_err(gone)
+        hold_head(&mut c.pending, status, status_line, headers)
+    }
+
+    fn send_now(
+        &self,
+        head: Option<(u16, &str, &[(String, String)])>,
+        data: &[u8],
+        last: bool,
+    ) -> Option<Result<bool, BackendError>> {
+        if data.len() > NOW_LIMIT.min(self.limits.max_chunk) {
+            return None;
+        }
+        // Held a moment by the monitor (send_held_accepted): the usual way.
+        let mut c = self.stream.try_lock()?;
+        let queued = (|| {
+            if let Some((status, line, headers)) = head {
+                hold_head(&mut c.pending, status, line, headers)?;
+            }
+            if !data.is_empty() {
+                protocol::append_response_body(data, &mut c.pending).map_err(gone)?;
+            }
+            Ok(())
+        })();
+        Some(queued.and_then(|()| {
+            // The end frame follows at once and takes everything along;
+            // a head without body bytes waits for them, as in send_head.
+            if last || data.is_empty() {
+                return Ok(true);
+            }
+            c.send_pending_without_waiting().map_err(gone)
+        }))
+    }
+
+    fn flush_queued(&self) -> Result<(), BackendError> {
+        self.stream.lock().write_with(&[]).map_err(gone)
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {

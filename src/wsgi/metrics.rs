@@ -1117,6 +1117,21 @@ impl Backend for Metered {
         Some(self.wrote(len, started, result))
     }
 
+    fn send_now(
+        &self,
+        head: Option<(u16, &str, &[(String, String)])>,
+        data: &[u8],
+        last: bool,
+    ) -> Option<Result<bool, BackendError>> {
+        let started = Instant::now();
+        let result = self.inner.send_now(head, data, last)?;
+        Some(self.wrote(data.len() as u64, started, result))
+    }
+
+    fn flush_queued(&self) -> Result<(), BackendError> {
+        self.inner.flush_queued()
+    }
+
     fn log(&self, level: Level, text: &str) {
         self.inner.log(level, text)
     }

@@ -99,6 +99,26 @@ pub trait Backend: Send + Sync {
     fn write_last_body(&self, data: &[u8]) -> Result<(), BackendError> {
         self.write_body(data)
     }
+    /// Sends the head (when given) and `data` now if that needs no wait
+    /// (the bytes fit where they go at once), so that the caller can keep
+    /// the GIL rather than let go of it for a short write and queue to take
+    /// it back. `last`: the end of the response follows at once, and the
+    /// bytes may wait to go with it. Some(Ok(true)): sent (or kept for the
+    /// end); Some(Ok(false)): what did not fit is queued, to go with
+    /// [`Backend::flush_queued`] (called without the GIL); None: this
+    /// backend has no such path, or not for this block, and did nothing.
+    fn send_now(
+        &self,
+        _head: Option<(u16, &str, &[(String, String)])>,
+        _data: &[u8],
+        _last: bool,
+    ) -> Option<Result<bool, BackendError>> {
+        None
+    }
+    /// Writes what [`Backend::send_now`] queued, waiting as needed.
+    fn flush_queued(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
     /// Sends `len` bytes of the regular file `file` from `offset` as body
     /// bytes (after send_head; the bytes exist), letting the server send
     /// them itself (sendfile, mmap) instead of through Python. None: this

@@ -197,6 +197,18 @@ fn send_block(
     if unsent_head.is_none() && data.is_empty() {
         return Ok(());
     }
+    // A write that needs no wait is made with the GIL held: letting go of
+    // it would mean taking it back behind the threads that took it
+    // meanwhile (in a daemon process, the other request threads' work).
+    let head_now = unsent_head
+        .as_ref()
+        .map(|(code, line, headers)| (*code, line.as_str(), headers.as_slice()));
+    if let Some(sent) = backend.send_now(head_now, data, last) {
+        if sent.map_err(lost)? {
+            return Ok(());
+        }
+        return crate::python::interp::allow_threads(py, || backend.flush_queued()).map_err(lost);
+    }
     crate::python::interp::allow_threads(py, || {
         if let Some((code, line, headers)) = &unsent_head {
             backend.send_head(*code, line, headers)?;
