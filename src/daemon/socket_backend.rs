@@ -161,11 +161,11 @@ impl SocketBackend {
         let Some(mut c) = self.stream.try_lock() else {
             return;
         };
-        // Small enough to fit the socket's buffer, so this cannot block:
-        // the worker reads everything as it comes.
-        if !c.pending.is_empty() && c.pending.len() <= 16 * 1024 {
-            let out = std::mem::take(&mut c.pending);
-            let _ = c.stream().write_all(&out);
+        // Without waiting: the monitor must never block on a worker that
+        // does not read (the queue may hold body bytes `send_now` could
+        // not send); what the socket does not take stays queued.
+        if !c.pending.is_empty() {
+            let _ = c.send_pending_without_waiting();
         }
     }
 
