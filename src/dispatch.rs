@@ -569,7 +569,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
                     request.callable_object = c;
                 }
             }
-            Err(()) => return status::HTTP_INTERNAL_SERVER_ERROR,
+            Err(hooks::Refused) => return status::HTTP_INTERNAL_SERVER_ERROR,
         }
     }
     // Expanded here, where the request's server, port and URI are known:

@@ -35,6 +35,11 @@ pub enum SendFileError {
     Shrunk { size: u64, end: u64 },
 }
 
+/// Why a write or flush of the response failed: the client is gone, or an
+/// output filter failed (Apache tells no more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputFailed;
+
 /// A request pointer that may cross into a closure run without the GIL.
 /// Apache serves a request on one thread at a time; the pointer is only
 /// dereferenced on the thread that owns the request.
@@ -241,23 +246,23 @@ impl Request {
 
     /// Writes body bytes through the output filters. Err means the client is
     /// gone (or a filter failed).
-    pub fn write(&mut self, data: &[u8]) -> Result<(), ()> {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), OutputFailed> {
         for chunk in data.chunks(c_int::MAX as usize) {
             // SAFETY: the buffer is valid for chunk.len() bytes during the call.
             let n = unsafe {
                 ffi::ap_rwrite(chunk.as_ptr().cast(), chunk.len() as c_int, self.as_ptr())
             };
             if n < 0 {
-                return Err(());
+                return Err(OutputFailed);
             }
         }
         Ok(())
     }
 
-    pub fn flush(&mut self) -> Result<(), ()> {
+    pub fn flush(&mut self) -> Result<(), OutputFailed> {
         // SAFETY: live request.
         if unsafe { ffi::ap_rflush(self.as_ptr()) } < 0 {
-            Err(())
+            Err(OutputFailed)
         } else {
             Ok(())
         }

@@ -277,7 +277,7 @@ impl Backend for SocketBackend {
 
     fn send_now(
         &self,
-        head: Option<(u16, &str, &[(String, String)])>,
+        head: Option<crate::wsgi::HeadRef<'_>>,
         data: &[u8],
         last: bool,
     ) -> Option<Result<bool, BackendError>> {

@@ -118,7 +118,7 @@ impl Backend for ApacheBackend {
             r.write(data).and_then(|()| r.flush())
         }) {
             None => Err(BackendError::Finished),
-            Some(Err(())) => Err(BackendError::ClientGone("write to client failed".into())),
+            Some(Err(_)) => Err(BackendError::ClientGone("write to client failed".into())),
             Some(Ok(())) => Ok(()),
         }
     }

@@ -52,7 +52,7 @@ pub fn access_checker(r: &mut Request, dir: &DirConfig) -> i32 {
             }
             code
         }
-        Err(()) => status::HTTP_INTERNAL_SERVER_ERROR,
+        Err(super::Refused) => status::HTTP_INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -148,7 +148,7 @@ pub fn check_password(r: &mut Request, dir: &DirConfig, user: &str, password: &s
             }
             status
         }
-        Err(()) => AuthnStatus::GeneralError,
+        Err(super::Refused) => AuthnStatus::GeneralError,
     }
 }
 
@@ -174,7 +174,7 @@ pub fn get_realm_hash(
     });
     match answer {
         Ok(answer) => answer,
-        Err(()) => Err(AuthnStatus::GeneralError),
+        Err(super::Refused) => Err(AuthnStatus::GeneralError),
     }
 }
 
@@ -206,7 +206,7 @@ pub fn check_group(r: &mut Request, dir: &DirConfig, line: &str) -> AuthzStatus 
     };
     let groups = match super::call_one(r, dir, &hook, DEFAULT_GROUP, &[&user], group_names) {
         Ok(groups) => groups,
-        Err(()) => return AuthzStatus::GeneralError,
+        Err(super::Refused) => return AuthzStatus::GeneralError,
     };
     let decision = group_decision(&required, &groups, dir.group_authoritative());
     if decision != AuthzStatus::Granted {

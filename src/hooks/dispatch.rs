@@ -40,13 +40,13 @@ fn answer(function: &str, returned: Returned) -> Result<Option<String>, String> 
 /// Runs the dispatch script for this request. `request_group` is the
 /// request's application group, already expanded: the script runs there
 /// unless its application-group= option says otherwise. Every failure is
-/// logged on the request and comes back as Err(()).
+/// logged on the request and comes back as Err(Refused).
 pub fn run(
     r: &mut Request,
     dir: &DirConfig,
     script: &ScriptFile,
     request_group: &str,
-) -> Result<Choice, ()> {
+) -> Result<Choice, super::Refused> {
     let hook = HookScript {
         directive: "WSGIDispatchScript",
         script,

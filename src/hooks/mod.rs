@@ -178,19 +178,24 @@ impl<'py> LoadedScript<'py, '_> {
     }
 }
 
+/// A hook script failed: the failure is logged on the request already, and
+/// the request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused;
+
 /// Runs a hook script for this request: checks Python runs here, enters
 /// the interpreter of its application-group= (else `otherwise_group`,
 /// already expanded), loads the script (reloading it when it changed and
 /// WSGIScriptReloading is On) and hands it to `body`. Every failure is
 /// logged on the request (a line naming the script, then the traceback)
-/// and comes back as Err(()); the caller refuses the request.
+/// and comes back as Err(Refused); the caller refuses the request.
 pub(crate) fn run<T>(
     r: &mut Request,
     dir: &DirConfig,
     hook: &HookScript<'_>,
     otherwise_group: &str,
     body: impl for<'py> FnOnce(&LoadedScript<'py, '_>) -> Result<T, String>,
-) -> Result<T, ()> {
+) -> Result<T, Refused> {
     let path = hook.script.path.as_str();
     let headline = match hook.function {
         Some(function) => format!(
@@ -206,13 +211,13 @@ pub(crate) fn run<T>(
             "Python is not running in this Apache child: it failed to start (see the log of the child's start), \
              or only .htaccess files name hook scripts and WSGIRestrictEmbedded is On",
         );
-        return Err(());
+        return Err(Refused);
     }
     let mtime = match crate::wsgi::scripts::mtime_of(path) {
         Ok(m) => m,
         Err(message) => {
             fail(r, &message);
-            return Err(());
+            return Err(Refused);
         }
     };
     let group = match hook.script.options.application_group.as_deref() {
@@ -250,14 +255,14 @@ pub(crate) fn run<T>(
         Ok(Ok(value)) => Ok(value),
         Ok(Err(message)) => {
             fail(r, &message);
-            Err(())
+            Err(Refused)
         }
         Err(why) => {
             fail(
                 r,
                 &format!("cannot enter application group '{group}': {why}"),
             );
-            Err(())
+            Err(Refused)
         }
     }
 }
@@ -270,7 +275,7 @@ pub(crate) fn call_one<T>(
     otherwise_group: &str,
     args: &[&str],
     read: impl for<'py> FnOnce(&Bound<'py, PyAny>) -> Result<T, String>,
-) -> Result<T, ()> {
+) -> Result<T, Refused> {
     let function = hook.function.unwrap_or_default();
     run(r, dir, hook, otherwise_group, |script| {
         read(&script.call(function, args)?)

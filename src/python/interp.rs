@@ -111,6 +111,9 @@ struct ThreadStates {
     subs: Vec<(StatePtr, StatePtr)>,
 }
 
+/// What `run_attached` hands to its pyo3 callback, behind a raw pointer.
+type AttachedBody = dyn for<'py> FnMut(Python<'py>) + 'static;
+
 thread_local! {
     static THREAD: RefCell<ThreadStates> = RefCell::new(ThreadStates::default());
     /// How deep this thread is inside `with_interpreter` (or creating an
@@ -120,8 +123,7 @@ thread_local! {
     /// exit() from a request is inside Python.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
     /// The body `run_attached` hands to its pyo3 callback.
-    static BODY: Cell<Option<*mut (dyn for<'py> FnMut(Python<'py>) + 'static)>> =
-        const { Cell::new(None) };
+    static BODY: Cell<Option<*mut AttachedBody>> = const { Cell::new(None) };
 }
 
 /// Remembers the settings sub-interpreters are set up with; called once

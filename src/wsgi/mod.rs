@@ -61,6 +61,9 @@ impl From<WsgiError> for RequestError {
     }
 }
 
+/// A response head to send: status code, status line ("200 OK"), headers.
+pub type HeadRef<'a> = (u16, &'a str, &'a [(String, String)]);
+
 /// Failures of the other side, as the adapter needs to tell them apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackendError {
@@ -109,7 +112,7 @@ pub trait Backend: Send + Sync {
     /// backend has no such path, or not for this block, and did nothing.
     fn send_now(
         &self,
-        _head: Option<(u16, &str, &[(String, String)])>,
+        _head: Option<HeadRef<'_>>,
         _data: &[u8],
         _last: bool,
     ) -> Option<Result<bool, BackendError>> {

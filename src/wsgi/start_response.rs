@@ -89,15 +89,14 @@ fn check_status(py: Python<'_>, status: &[u8]) -> PyResult<u16> {
     }
     match status.get(3) {
         None => {}
-        Some(b' ') => {
-            if status[4..].iter().any(u8::is_ascii_control) {
-                return Err(value_error(
-                    py,
-                    "control character in status reason phrase",
-                    status,
-                ));
-            }
+        Some(b' ') if status[4..].iter().any(u8::is_ascii_control) => {
+            return Err(value_error(
+                py,
+                "control character in status reason phrase",
+                status,
+            ));
         }
+        Some(b' ') => {}
         Some(_) => return Err(value_error(py, "no space following status code", status)),
     }
     let code = status[..3]

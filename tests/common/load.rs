@@ -169,7 +169,7 @@ enum Answer {
         close: bool,
     },
     /// Closed before any byte of the answer.
-    ClosedBeforeAnswer,
+    ClosedEarly,
     /// Closed or failed inside the answer.
     Cut(String),
     TimedOut,
@@ -208,11 +208,11 @@ fn client(spec: &LoadSpec, stop: &AtomicBool, started: Instant) -> LoadReport {
             let reused = *used > 0;
             let answer = match reader.get_mut().write_all(request.as_bytes()) {
                 Ok(()) => read_answer(reader),
-                Err(_) => Answer::ClosedBeforeAnswer,
+                Err(_) => Answer::ClosedEarly,
             };
             *used += 1;
             match answer {
-                Answer::ClosedBeforeAnswer if reused && attempts < 5 => {
+                Answer::ClosedEarly if reused && attempts < 5 => {
                     report.idle_closed += 1;
                     conn = None;
                 }
@@ -254,7 +254,7 @@ fn client(spec: &LoadSpec, stop: &AtomicBool, started: Instant) -> LoadReport {
                     report.per_second[second] += 1;
                 }
             }
-            Answer::ClosedBeforeAnswer => {
+            Answer::ClosedEarly => {
                 conn = None;
                 report.cut += 1;
                 note(&mut report, "closed before the answer".into());
@@ -291,10 +291,10 @@ fn is_timeout(e: &std::io::Error) -> bool {
 fn read_answer(reader: &mut BufReader<TcpStream>) -> Answer {
     let mut line = String::new();
     match reader.read_line(&mut line) {
-        Ok(0) => return Answer::ClosedBeforeAnswer,
+        Ok(0) => return Answer::ClosedEarly,
         Ok(_) => {}
         Err(e) if is_timeout(&e) => return Answer::TimedOut,
-        Err(_) => return Answer::ClosedBeforeAnswer,
+        Err(_) => return Answer::ClosedEarly,
     }
     let status: u16 = match line.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
         Some(s) => s,

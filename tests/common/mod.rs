@@ -131,11 +131,7 @@ fn builtin_modules_if_shared() -> &'static str {
         ["log_config", "logio", "version", "unixd", "watchdog"]
             .iter()
             .filter(|m| !compiled_in.contains(&format!("mod_{m}.c")))
-            .filter(|m| {
-                Path::new(&*MODULES_DIR)
-                    .join(format!("mod_{m}.so"))
-                    .is_file()
-            })
+            .filter(|m| Path::new(MODULES_DIR).join(format!("mod_{m}.so")).is_file())
             .map(|m| format!("LoadModule {m}_module {MODULES_DIR}/mod_{m}.so\n"))
             .collect()
     })
@@ -1001,27 +997,27 @@ impl Apache {
     /// Stop everything; returns the list of problems found.
     fn shutdown(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
-        if let Some(mut child) = self.child.take() {
-            if child.try_wait().ok().flatten().is_none() {
-                send_signal(self.pgid as i64, "TERM");
-                let deadline = Instant::now() + STOP_TIMEOUT;
-                let mut exited = false;
-                while Instant::now() < deadline {
-                    if child.try_wait().ok().flatten().is_some() {
-                        exited = true;
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(25));
+        if let Some(mut child) = self.child.take()
+            && child.try_wait().ok().flatten().is_none()
+        {
+            send_signal(self.pgid as i64, "TERM");
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            let mut exited = false;
+            while Instant::now() < deadline {
+                if child.try_wait().ok().flatten().is_some() {
+                    exited = true;
+                    break;
                 }
-                if !exited {
-                    problems.push(format!(
-                        "Apache parent {} did not exit within {:?} of SIGTERM; killed the group",
-                        self.pgid, STOP_TIMEOUT
-                    ));
-                    send_signal(-(self.pgid as i64), "KILL");
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            if !exited {
+                problems.push(format!(
+                    "Apache parent {} did not exit within {:?} of SIGTERM; killed the group",
+                    self.pgid, STOP_TIMEOUT
+                ));
+                send_signal(-(self.pgid as i64), "KILL");
+                let _ = child.kill();
+                let _ = child.wait();
             }
         }
         // Anything left in the group is a straggler. Give processes that are
@@ -1095,12 +1091,11 @@ impl Drop for Apache {
             );
             eprintln!("{}", self.diagnostics());
         }
-        if panicking || !problems.is_empty() {
-            if let Some(td) = self.tempdir.take() {
-                if std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some() {
-                    eprintln!("[harness] kept {}", td.keep().display());
-                }
-            }
+        if (panicking || !problems.is_empty())
+            && let Some(td) = self.tempdir.take()
+            && std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some()
+        {
+            eprintln!("[harness] kept {}", td.keep().display());
         }
         if !problems.is_empty() {
             let msg = problems.join("\n");
