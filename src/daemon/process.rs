@@ -512,16 +512,14 @@ fn abandon_running(shared: &Shared, waited: Duration) {
     let until = Instant::now() + Duration::from_millis(100);
     for (start, exchange) in running {
         let ran = start.map_or(0.0, |s| s.elapsed().as_secs_f64());
-        exchange.send_last_word(
-            &Frame::failure(
+        let last_word = Frame::failure(
             FailureKind::Abandoned,
             format!(
                 "the process was forced to exit with the request running for {ran:.1}s, {:.0}s after it began to stop ({why})",
                 waited.as_secs_f64()
             ),
-            ),
-            until,
         );
+        exchange.send_last_word(&last_word, until);
     }
 }
 
@@ -670,9 +668,6 @@ fn request_thread(shared: &Shared, slot: usize) {
         if token == STOP || shared.stopping.load(Ordering::SeqCst) {
             break;
         }
-        if token != LISTENER {
-            declined_since = None;
-        }
         if token == LISTENER {
             // Every waiting thread of this process was promised to a
             // worker's kept connection, whose request is on its way: taking
@@ -722,6 +717,7 @@ fn request_thread(shared: &Shared, slot: usize) {
             super::worker::set_buffer_sizes(&stream, shared.group);
             serve_connection(shared, slot, stream, Arrived::New);
         } else {
+            declined_since = None;
             let Some(stream) = shared.kept.lock().remove(&token) else {
                 continue;
             };

@@ -11,7 +11,7 @@ pub mod files;
 pub mod interp;
 pub mod stdio;
 
-pub use interp::{interpreter_dict, interpreter_value, with_interpreter};
+pub use interp::{interpreter_value, with_interpreter};
 
 use nix::libc;
 use pyo3::ffi;
