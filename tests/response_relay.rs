@@ -30,6 +30,11 @@ def wait_for(name, bound):
 
 def application(environ, start_response):
     path = environ["PATH_INFO"]
+    if path == "/declared":
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", "6")])
+        name, bound = environ["QUERY_STRING"].split(",")
+        return declared(environ["wsgi.errors"], name, float(bound))
     start_response("200 OK", [("Content-Type", "text/plain")])
     if path == "/short":
         return [b"hello"]
@@ -45,6 +50,12 @@ def application(environ, start_response):
 def echo(environ):
     yield b"first\n"
     yield b"got " + environ["wsgi.input"].read()
+
+def declared(errors, name, bound):
+    # The whole body its Content-Length declares, then a wait before the
+    # end, said in the error log.
+    yield b"first\n"
+    errors.write("declared %s seen=%s\n" % (name, wait_for(name, bound)))
 
 def stream(path, name, bound):
     if path == "/bulk":
@@ -198,6 +209,20 @@ fn response_buffer_size_flushes_after_that_many_bytes_back_to_back() {
     let seen = fetch(&apache, "/unguarded/bulk?unguarded,3", "unguarded", 65536);
     assert!(seen.body.starts_with(&expected_bulk));
     assert_eq!(text(&seen.body[expected_bulk.len()..]), "\nseen=False\n");
+}
+
+#[test]
+fn a_body_complete_by_its_content_length_goes_out_before_the_end() {
+    // The application declares a Content-Length, sends all of it and then
+    // waits (up to 30 s) for the client to confirm it got the body: even
+    // with a minute's flush delay the worker does not hold a complete body
+    // back for the end.
+    let apache = server();
+    let seen = fetch(&apache, "/held/declared?declared,30", "declared", 6);
+    assert_eq!(text(&seen.body), "first\n", "{}", apache.error_log());
+    apache.wait_for_log("declared declared seen=", Duration::from_secs(10));
+    let log = apache.error_log();
+    assert!(log.contains("declared declared seen=True"), "{log}");
 }
 
 #[test]

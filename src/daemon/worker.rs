@@ -314,6 +314,8 @@ pub fn handle(
     let buffer_size = group.options.response_buffer_size.max(1);
     // Body bytes passed to Apache since the last flush.
     let mut unflushed: usize = 0;
+    // The response head's Content-Length, when the application gave one.
+    let mut declared_length: Option<u64> = None;
     // No process of the group serves yet (they are starting, or keep
     // dying at startup): wait for the first answer a second at a time, and
     // give up at once when every process keeps dying, rather than hold the
@@ -453,6 +455,9 @@ pub fn handle(
                     if k.eq_ignore_ascii_case("content-type") {
                         r.set_content_type(&v);
                     } else {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            declared_length = v.trim().parse().ok();
+                        }
                         out.add(r.pool(), &k, &v);
                     }
                 }
@@ -472,7 +477,12 @@ pub fn handle(
                 // while blocks sent back to back go to Apache together.
                 // Unlike mod_wsgi, no flush before the end: a body whose
                 // end follows within the delay is passed with it, so Apache
-                // can give the response a Content-Length.
+                // can give the response a Content-Length. A body that has
+                // reached the Content-Length the application declared is
+                // complete: it goes to the client at once, without waiting
+                // for the end (the application's close() may take a while),
+                // so a keep-alive client's next request can be there when
+                // this one ends, and Apache serves it on this thread.
                 let mut sent = Ok(());
                 for piece in pieces(&data, buffer_size, &mut unflushed) {
                     sent = r
@@ -483,7 +493,9 @@ pub fn handle(
                     }
                     relayed += piece.bytes.len() as u64;
                 }
-                if sent.is_ok() && unflushed > 0 && !more_within(&reader, flush_delay) {
+                let complete = declared_length == Some(relayed);
+                if sent.is_ok() && unflushed > 0 && (complete || !more_within(&reader, flush_delay))
+                {
                     unflushed = 0;
                     sent = r.flush();
                 }
@@ -657,10 +669,6 @@ fn pieces<'a>(
     })
 }
 
-/// Whether more from the daemon is ready within `linger`
-/// (response-flush-delay): a frame, or part of one, already read, or the
-/// socket readable (an end of stream counts: the next read says what it
-/// is). Zero only looks.
 /// The one process of the group that ended since `since_ms`, waiting a
 /// little for the parent to see it go (it reaps a killed daemon within
 /// milliseconds); none when no process or several ended.
@@ -675,6 +683,10 @@ fn sole_process_gone(board: &super::board::GroupBoard, since_ms: u64) -> Option<
     }
 }
 
+/// Whether more from the daemon is ready within `linger`
+/// (response-flush-delay): a frame, or part of one, already read, or the
+/// socket readable (an end of stream counts: the next read says what it
+/// is). Zero only looks.
 fn more_within(
     reader: &std::io::BufReader<super::fd_passing::Receiver<'_>>,
     linger: Duration,
