@@ -3,6 +3,7 @@
 //! each dereference is sound.
 
 pub mod auth;
+pub mod body_buf;
 pub mod exit_note;
 pub mod ffi;
 pub mod hooks;

@@ -1,6 +1,6 @@
 //! request_rec as a Rust type: `&mut Request` is what hooks get to work with.
 
-use super::{cbytes, cstr, ffi, log, pool::Pool, table::Table};
+use super::{body_buf::BodyBuf, cbytes, cstr, ffi, log, pool::Pool, table::Table};
 use std::ffi::{c_char, c_int};
 
 /// One HTTP request being served by Apache.
@@ -428,14 +428,15 @@ impl Request {
         Ok(())
     }
 
-    /// Reads body bytes into `buf`: Ok(0) at the end of the body.
+    /// Reads body bytes into the room left in `buf`: how many (Ok(0) at
+    /// the end of the body).
     ///
     /// ap_get_client_block's work, keeping the status it drops: what
     /// went wrong decides what the application is told, and whether a
     /// response may still follow (not when Apache has sent its own).
-    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, BodyError> {
+    pub fn read_body(&mut self, buf: &mut BodyBuf<'_>) -> Result<usize, BodyError> {
         // No body, or its end already seen (as ap_get_client_block).
-        if buf.is_empty()
+        if buf.is_full()
             || self.0.remaining < 0
             || (self.0.read_chunked == 0 && self.0.remaining == 0)
         {
@@ -445,7 +446,8 @@ impl Request {
         // SAFETY: live request and connection; the brigade comes from the
         // request's pool and the connection's bucket allocator, is filled
         // by the input filters, copied out of by apr_brigade_flatten (at
-        // most `len` bytes into `buf`, valid for its length) and destroyed
+        // most `len` bytes, the room left in `buf`, written at its unfilled
+        // part and recorded as filled only when flattened) and destroyed
         // before returning.
         let (rv, len) = unsafe {
             let bb = ffi::apr_brigade_create(pool.as_ptr(), (*self.0.connection).bucket_alloc);
@@ -457,11 +459,14 @@ impl Request {
                 bb,
                 ffi::MWRS_AP_MODE_READBYTES as _,
                 ffi::MWRS_APR_BLOCK_READ as _,
-                buf.len() as ffi::apr_off_t,
+                buf.remaining() as ffi::apr_off_t,
             );
-            let mut len = buf.len() as ffi::apr_size_t;
+            let mut len = buf.remaining() as ffi::apr_size_t;
             if rv == 0 {
-                rv = ffi::apr_brigade_flatten(bb, buf.as_mut_ptr().cast(), &mut len);
+                rv = ffi::apr_brigade_flatten(bb, buf.unfilled_ptr().cast(), &mut len);
+                if rv == 0 {
+                    buf.assume_filled(len as usize);
+                }
             }
             ffi::apr_brigade_destroy(bb);
             (rv, len as usize)

@@ -221,11 +221,14 @@ impl SocketBackend {
 }
 
 impl Backend for SocketBackend {
-    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
+    fn read_body(&self, buf: &mut crate::wsgi::BodyBuf<'_>) -> Result<usize, BackendError> {
         if self.finished.load(std::sync::atomic::Ordering::Acquire) {
             return Err(BackendError::Finished);
         }
-        let max = buf.len().min(self.limits.max_chunk).min(u32::MAX as usize);
+        let max = buf
+            .remaining()
+            .min(self.limits.max_chunk)
+            .min(u32::MAX as usize);
         if max == 0 {
             return Ok(0);
         }
@@ -234,10 +237,7 @@ impl Backend for SocketBackend {
         let mut c = self.stream.lock();
         c.write_with(&ask).map_err(gone)?;
         match protocol::read_frame(&mut c.reader, &self.limits) {
-            Ok(Frame::Body(data)) if data.len() <= max => {
-                buf[..data.len()].copy_from_slice(&data);
-                Ok(data.len())
-            }
+            Ok(Frame::Body(data)) if data.len() <= max => Ok(buf.append(&data)),
             Ok(Frame::BodyEnd) => Ok(0),
             Ok(Frame::BodyError(why)) => Err(BackendError::ClientGone(why)),
             Ok(other) => Err(gone(format!(

@@ -6,6 +6,7 @@
 //! "Truncated or oversized response headers" is split into its real causes.
 
 use super::GroupRuntime;
+use crate::apache::body_buf::BodyBuf;
 use crate::apache::log::Level;
 use crate::apache::request::{FileSend, Request, SendFileError};
 use crate::apache::status;
@@ -301,8 +302,9 @@ pub fn handle(
     // Status 200 with a local Location (the CGI rule): the URL Apache
     // serves instead once the daemon has finished, the body discarded.
     let mut redirect: Option<String> = None;
-    // Allocated on the first ReadBody only: most requests have no body, and
-    // with hundreds of Apache threads per child the memory adds up.
+    // Room for the body reads, allocated on the first ReadBody only: most
+    // requests have no body, and with hundreds of Apache threads per child
+    // the memory adds up. Always empty: reads go to its spare capacity.
     let mut body: Vec<u8> = Vec::new();
     // response-flush-delay and response-buffer-size, as mod_wsgi 6.1.1's
     // wsgi_transfer_response has them: body bytes go down the output
@@ -375,13 +377,14 @@ pub fn handle(
                         return status::OK;
                     }
                 }
-                if body.is_empty() {
-                    body = vec![0u8; 64 * 1024];
+                if body.capacity() == 0 {
+                    body.reserve_exact(64 * 1024);
                 }
-                let n = (max as usize).min(body.len());
-                let reply = match r.read_body(&mut body[..n]) {
+                let n = (max as usize).min(body.capacity());
+                let mut buf = BodyBuf::uninit(&mut body.spare_capacity_mut()[..n]);
+                let reply = match r.read_body(&mut buf) {
                     Ok(0) => Frame::BodyEnd,
-                    Ok(k) => Frame::Body(body[..k].to_vec()),
+                    Ok(_) => Frame::Body(buf.filled().to_vec()),
                     Err(e) => Frame::body_error(e.to_string()),
                 };
                 if protocol::write_frame(&mut writer, &reply)

@@ -62,7 +62,7 @@ impl ApacheBackend {
 }
 
 impl Backend for ApacheBackend {
-    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
+    fn read_body(&self, buf: &mut crate::wsgi::BodyBuf<'_>) -> Result<usize, BackendError> {
         match self.request.with(|r| r.read_body(buf)) {
             None => Err(BackendError::Finished),
             Some(Err(e)) => Err(BackendError::ClientGone(e.to_string())),

@@ -44,7 +44,7 @@ pub const RUN_IN_CHILDREN: &[&str] = &[
 struct HookBackend(SharedRequest);
 
 impl Backend for HookBackend {
-    fn read_body(&self, _buf: &mut [u8]) -> Result<usize, BackendError> {
+    fn read_body(&self, _buf: &mut crate::wsgi::BodyBuf<'_>) -> Result<usize, BackendError> {
         Ok(0)
     }
     fn send_head(&self, _: u16, _: &str, _: &[(String, String)]) -> Result<(), BackendError> {

@@ -13,9 +13,11 @@ pub mod stdio;
 
 pub use interp::{interpreter_value, with_interpreter};
 
+use crate::apache::body_buf::BodyBuf;
 use nix::libc;
 use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, Ordering};
@@ -438,6 +440,42 @@ pub fn loaded_module<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, Py
     match modules.downcast::<pyo3::types::PyDict>()?.get_item(name)? {
         Some(module) => Ok(module),
         None => Ok(py.import(name)?.into_any()),
+    }
+}
+
+/// A bytes object of `len` bytes that `fill` writes from the front,
+/// through a [`BodyBuf`] over its memory, which is not zeroed first (a
+/// 64 KiB `wsgi.input.read` would otherwise clear 64 KiB it is about to
+/// overwrite); cut to what `fill` wrote. The object is not reachable from
+/// Python while `fill` runs, so `fill` may release the GIL.
+pub fn bytes_filled_by<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut BodyBuf<'_>) -> PyResult<()>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let size = ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("read size too large"))?;
+    // SAFETY: the GIL is held; a NULL source asks for `len` bytes that are
+    // not initialised, in a new object we own.
+    let bytes = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))?
+            .downcast_into_unchecked::<PyBytes>()
+    };
+    // SAFETY: a bytes object's buffer is `len` bytes (plus a NUL) that live
+    // as long as `bytes`, which outlives `mem`; nothing else refers to the
+    // object yet, so this is the only access to its bytes.
+    let mem = unsafe {
+        std::slice::from_raw_parts_mut(
+            ffi::PyBytes_AsString(bytes.as_ptr()).cast::<std::mem::MaybeUninit<u8>>(),
+            len,
+        )
+    };
+    let mut buf = BodyBuf::uninit(mem);
+    fill(&mut buf)?;
+    if buf.is_full() {
+        Ok(bytes)
+    } else {
+        Ok(PyBytes::new(py, buf.filled()))
     }
 }
 

@@ -7,7 +7,7 @@
 //! the same way. readline() and iteration keep a lookahead buffer, which
 //! the other methods use up first.
 
-use super::{Backend, BackendError};
+use super::{Backend, BackendError, BodyBuf};
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -77,21 +77,15 @@ fn to_py_err(e: &BackendError) -> PyErr {
     }
 }
 
-/// Fills `buf[filled..]` from the backend until it is full or the body
-/// ends. Returns how much of `buf` holds data and whether the body ended.
-/// Called without the GIL.
-fn fill(
-    backend: &dyn Backend,
-    buf: &mut [u8],
-    mut filled: usize,
-) -> Result<(usize, bool), BackendError> {
-    while filled < buf.len() {
-        match backend.read_body(&mut buf[filled..])? {
-            0 => return Ok((filled, true)),
-            n => filled += n,
+/// Fills `buf` from the backend until it is full or the body ends;
+/// returns whether the body ended. Called without the GIL.
+fn fill(backend: &dyn Backend, buf: &mut BodyBuf<'_>) -> Result<bool, BackendError> {
+    while !buf.is_full() {
+        if backend.read_body(buf)? == 0 {
+            return Ok(true);
         }
     }
-    Ok((filled, false))
+    Ok(false)
 }
 
 /// Appends to `data` until it holds `limit` bytes (None: no limit) or the
@@ -111,9 +105,11 @@ fn fill_growing(
         // Grow by at least CHUNK and by doubling, up to what is wanted.
         let step = CHUNK.max(data.len()).min(want);
         data.resize(start + step, 0);
-        let result = fill(backend, &mut data[start..], 0);
-        let (got, eof) = match result {
-            Ok(r) => r,
+        let mut buf = BodyBuf::new(&mut data[start..]);
+        let result = fill(backend, &mut buf);
+        let got = buf.filled().len();
+        let eof = match result {
+            Ok(eof) => eof,
             Err(e) => {
                 data.truncate(start);
                 return Err(e);
@@ -179,26 +175,17 @@ impl Input {
         let backend = &*self.backend;
         match size {
             Some(n) if n <= DIRECT_MAX => {
-                let mut outcome = (0, false);
-                let bytes = PyBytes::new_with(py, n, |buf| {
-                    buf[..prefix.len()].copy_from_slice(&prefix);
-                    // The bytes object is not reachable from Python yet:
-                    // nothing else touches `buf` while the GIL is released.
-                    outcome = crate::python::interp::allow_threads(py, || {
-                        fill(backend, buf, prefix.len())
-                    })
-                    .map_err(|e| self.fail(e))?;
+                let mut ended = false;
+                let bytes = crate::python::bytes_filled_by(py, n, |buf| {
+                    buf.append(&prefix);
+                    ended = crate::python::interp::allow_threads(py, || fill(backend, buf))
+                        .map_err(|e| self.fail(e))?;
                     Ok(())
                 })?;
-                let (got, ended) = outcome;
                 if ended {
                     self.state.lock().eof = true;
                 }
-                if got == n {
-                    Ok(bytes)
-                } else {
-                    Ok(PyBytes::new(py, &bytes.as_bytes()[..got]))
-                }
+                Ok(bytes)
             }
             limit => {
                 let mut data = prefix;
@@ -218,8 +205,9 @@ impl Input {
     fn pull(&self, py: Python<'_>) -> PyResult<()> {
         self.check_failed()?;
         let backend = &*self.backend;
-        let mut chunk = vec![0u8; CHUNK];
-        let n = crate::python::interp::allow_threads(py, || backend.read_body(&mut chunk))
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let mut buf = BodyBuf::uninit(chunk.spare_capacity_mut());
+        let n = crate::python::interp::allow_threads(py, || backend.read_body(&mut buf))
             .map_err(|e| self.fail(e))?;
         let mut state = self.state.lock();
         if n == 0 {
@@ -230,7 +218,7 @@ impl Input {
                 state.buffer.drain(..pos);
                 state.pos = 0;
             }
-            state.buffer.extend_from_slice(&chunk[..n]);
+            state.buffer.extend_from_slice(buf.filled());
         }
         Ok(())
     }

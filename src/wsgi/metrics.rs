@@ -14,6 +14,7 @@
 
 use super::Backend;
 use super::BackendError;
+use super::BodyBuf;
 use crate::apache::log::Level;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -1073,7 +1074,7 @@ impl Metered {
 }
 
 impl Backend for Metered {
-    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError> {
+    fn read_body(&self, buf: &mut BodyBuf<'_>) -> Result<usize, BackendError> {
         let started = Instant::now();
         let result = self.inner.read_body(buf);
         self.input_reads.fetch_add(1, Ordering::Relaxed);

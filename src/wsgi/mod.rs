@@ -16,6 +16,7 @@ pub mod scripts;
 pub mod serve;
 pub mod start_response;
 
+pub use crate::apache::body_buf::BodyBuf;
 pub use crate::apache::log::Level;
 
 /// Why a WSGI request failed; turned into a status and one log line at the
@@ -85,8 +86,9 @@ impl std::fmt::Display for BackendError {
 /// Where the request comes from and the response goes to. Implementations
 /// are called with the GIL released for the I/O methods.
 pub trait Backend: Send + Sync {
-    /// Reads up to `buf.len()` body bytes; Ok(0) at the end of the body.
-    fn read_body(&self, buf: &mut [u8]) -> Result<usize, BackendError>;
+    /// Reads body bytes into the room left in `buf` (at least one, unless
+    /// `buf` is full); how many were read: Ok(0) at the end of the body.
+    fn read_body(&self, buf: &mut BodyBuf<'_>) -> Result<usize, BackendError>;
     /// Sends the status line ("200 OK") and headers, once.
     fn send_head(
         &self,
