@@ -8,8 +8,8 @@
 #   bench/callgrind-request.sh MODULE [PATH] [APP] [N1] [N2]
 #   MODULE  our target/release/libmod_wsgi_rs.so, or C mod_wsgi's .so
 #   PATH    /hello (default), /64k, /api (APP flask) ...
-#   APP     bench (default: bench/apps/bench.wsgi) or flask (needs
-#           target/bench/apps-venv, which `make bench` installs)
+#   APP     bench (default: bench/apps/bench.wsgi), flask or django (/page;
+#           both need target/bench/apps-venv, which `make bench` installs)
 #
 # Runs as www-data (valgrind's output must stay writable after Apache
 # would have switched users); needs valgrind and curl.
@@ -23,13 +23,16 @@ trap 'rm -rf "$work"' EXIT
 modules=$(apxs -q LIBEXECDIR)
 case $app in
     flask) script=flask_app.py; home="WSGIPythonHome $here/../target/bench/apps-venv" ;;
+    django) script=django_app.py; home="WSGIPythonHome $here/../target/bench/apps-venv" ;;
     *) script=bench.wsgi; home="" ;;
 esac
 
 run() {
     local n=$1 root=$work/$1 port=$((20000 + RANDOM % 20000))
     mkdir -p "$root/run" "$root/logs" "$root/site"
-    cp "$here/apps/bench.wsgi" "$here/apps/flask_app.py" "$root/site/"
+    cp "$here/apps/bench.wsgi" "$here/apps/flask_app.py" "$here/apps/django_app.py" "$root/site/"
+    cp -r "$here/apps/benchsite" "$root/site/"
+    /usr/bin/python3 -c "import sys; sys.path.insert(0, '$here'); import run; run.make_database('$root/site/bench.sqlite3')"
     head -c 1048576 /dev/zero > "$root/site/file"
     cat > "$root/httpd.conf" <<CONF
 ServerRoot "$root"
