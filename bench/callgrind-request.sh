@@ -31,8 +31,10 @@ run() {
     local n=$1 root=$work/$1 port=$((20000 + RANDOM % 20000))
     mkdir -p "$root/run" "$root/logs" "$root/site"
     cp "$here/apps/bench.wsgi" "$here/apps/flask_app.py" "$here/apps/django_app.py" "$root/site/"
-    cp -r "$here/apps/benchsite" "$root/site/"
-    /usr/bin/python3 -c "import sys; sys.path.insert(0, '$here'); import run; run.make_database('$root/site/bench.sqlite3')"
+    if [ "$app" = django ]; then
+        cp -r "$here/apps/benchsite" "$root/site/"
+        /usr/bin/python3 -c "import sys; sys.path.insert(0, '$here'); import run; run.make_database('$root/site/bench.sqlite3')"
+    fi
     head -c 1048576 /dev/zero > "$root/site/file"
     cat > "$root/httpd.conf" <<CONF
 ServerRoot "$root"
