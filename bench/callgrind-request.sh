@@ -11,6 +11,9 @@
 #   APP     bench (default: bench/apps/bench.wsgi), flask or django (/page;
 #           both need target/bench/apps-venv, which `make bench` installs)
 #
+# KEEP=DIR keeps both callgrind outputs there (callgrind-N1.out,
+# callgrind-N2.out), for callgrind_annotate.
+#
 # Runs as www-data (valgrind's output must stay writable after Apache
 # would have switched users); needs valgrind and curl.
 set -euo pipefail
@@ -84,6 +87,9 @@ for _ in range(int(sys.argv[3])):
     assert r.status == 200, r.status
 PY
     kill -TERM "$pid"; wait "$pid" || true
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP" && cp "$root/run/callgrind.out" "$KEEP/callgrind-$n.out"
+    fi
     callgrind_annotate "$root/run/callgrind.out" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
 }
 

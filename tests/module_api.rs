@@ -59,8 +59,14 @@ def on_event(name, **event):
     detail = ""
     if name == "request_started":
         data["seen_started"] = True
-        detail = "callable=%s environ_has_id=%s" % (
-            event["callable_object"], "mod_wsgi.request_id" in event["request_environ"])
+        env = event["request_environ"]
+        # The arrival facts are the environ's (the Apache child's pid in
+        # both modes; this process's when the environ has none).
+        arrival = [event[k] == env["mod_wsgi." + k]
+                   for k in ("request_start", "queue_start", "daemon_start", "thread_id")]
+        arrival.append(event["server_pid"] == int(env.get("mod_wsgi.server_pid", os.getpid())))
+        detail = "callable=%s environ_has_id=%s arrival_as_environ=%s" % (
+            event["callable_object"], "mod_wsgi.request_id" in env, all(arrival))
     elif name == "response_started":
         detail = "status=%s" % event["response_status"]
     elif name == "request_exception":
@@ -173,7 +179,7 @@ fn check_events(mode: &str, directives: &str) {
         mine[0]
     );
     assert!(
-        mine[0].contains("callable=application environ_has_id=True"),
+        mine[0].contains("callable=application environ_has_id=True arrival_as_environ=True"),
         "{mode}: {}",
         mine[0]
     );

@@ -147,7 +147,7 @@ impl<'py> LoadedScript<'py, '_> {
             return Ok(None);
         };
         let format = |e: PyErr| crate::wsgi::response::format_exception(py, &e);
-        let environ = crate::wsgi::environ::build(
+        let (environ, _) = crate::wsgi::environ::build(
             py,
             self.vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
             self.ctx,

@@ -164,6 +164,20 @@ fn seconds(us: Option<&str>) -> f64 {
         .map_or(0.0, |us| us as f64 / 1e6)
 }
 
+/// When and where a request arrived, as its environ says (the
+/// `mod_wsgi.*_start` times in seconds since the epoch, 0 when the mode has
+/// no such moment; `mod_wsgi.thread_id`; the Apache child's pid, 0 when
+/// not known), for the events and metrics: taken while the environ is
+/// built rather than read back out of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Arrival {
+    pub request_start: f64,
+    pub queue_start: f64,
+    pub daemon_start: f64,
+    pub thread_id: u64,
+    pub server_pid: Option<i64>,
+}
+
 /// `vars` are the CGI variables (SCRIPT_NAME and PATH_INFO as Apache
 /// computed them) and the `mod_wsgi.*` facts of the Apache child (and of
 /// the daemon); the result is the complete environ, minus wsgi.input and
@@ -173,7 +187,7 @@ pub fn build<'py, 'v>(
     py: Python<'py>,
     vars: impl IntoIterator<Item = (&'v str, &'v str)>,
     ctx: &EnvironContext<'_>,
-) -> PyResult<Bound<'py, PyDict>> {
+) -> PyResult<(Bound<'py, PyDict>, Arrival)> {
     use crate::cgi::{DAEMON_START_US, INTERNAL_PREFIX, QUEUE_START_US, REQUEST_START_US};
     // mod_wsgi.application_start: when the application is called, i.e. now.
     let application_start = now_us();
@@ -183,6 +197,7 @@ pub fn build<'py, 'v>(
     let mut path_info = "";
     let mut https = false;
     let (mut request_start, mut queue_start, mut daemon_start) = (None, None, None);
+    let mut server_pid = None;
     for (k, v) in vars {
         match k {
             "SCRIPT_NAME" => script_name = v,
@@ -196,6 +211,10 @@ pub fn build<'py, 'v>(
             QUEUE_START_US => queue_start = Some(v),
             DAEMON_START_US => daemon_start = Some(v),
             _ if k.starts_with(INTERNAL_PREFIX) => {}
+            "mod_wsgi.server_pid" => {
+                server_pid = v.parse().ok();
+                environ.set_item(keys.get(k), v)?
+            }
             _ => environ.set_item(keys.get(k), v)?,
         }
     }
@@ -211,14 +230,21 @@ pub fn build<'py, 'v>(
         None => environ.set_item(keys.get("SCRIPT_NAME"), script_name)?,
     }
     environ.set_item(keys.get("PATH_INFO"), path_info)?;
-    environ.set_item(keys.get("mod_wsgi.request_start"), seconds(request_start))?;
-    environ.set_item(keys.get("mod_wsgi.queue_start"), seconds(queue_start))?;
-    environ.set_item(keys.get("mod_wsgi.daemon_start"), seconds(daemon_start))?;
+    let arrival = Arrival {
+        request_start: seconds(request_start),
+        queue_start: seconds(queue_start),
+        daemon_start: seconds(daemon_start),
+        thread_id: thread_id(),
+        server_pid,
+    };
+    environ.set_item(keys.get("mod_wsgi.request_start"), arrival.request_start)?;
+    environ.set_item(keys.get("mod_wsgi.queue_start"), arrival.queue_start)?;
+    environ.set_item(keys.get("mod_wsgi.daemon_start"), arrival.daemon_start)?;
     environ.set_item(
         keys.get("mod_wsgi.application_start"),
         application_start as f64 / 1e6,
     )?;
-    environ.set_item(keys.get("mod_wsgi.thread_id"), thread_id())?;
+    environ.set_item(keys.get("mod_wsgi.thread_id"), arrival.thread_id)?;
     if let Some(version) = crate::apache::request_facts::server_version() {
         environ.set_item(keys.get("apache.version"), version)?;
     }
@@ -238,7 +264,7 @@ pub fn build<'py, 'v>(
     )?;
     environ.set_item(keys.get("mod_wsgi.callable_object"), ctx.callable_object)?;
     environ.set_item(keys.get("mod_wsgi.version"), crate::version_tuple())?;
-    Ok(environ)
+    Ok((environ, arrival))
 }
 
 #[cfg(test)]

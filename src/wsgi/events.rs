@@ -19,6 +19,7 @@
 //! calling thread serves, in every event of that request.
 
 use super::Level;
+use super::environ::Arrival;
 use super::metrics::{self, RequestIo};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -35,8 +36,11 @@ static INTERPRETERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 struct Current {
     request_data: Py<PyDict>,
     request_id: Option<String>,
-    /// Its interpreter's `mod_wsgi` module, looked up once per request.
+    /// Its interpreter's `mod_wsgi` module and the module's
+    /// `event_callbacks` list, looked up once per request: each event of
+    /// the request asks whether the list is empty.
     module: Py<PyAny>,
+    subscribers: Option<Py<PyList>>,
 }
 
 thread_local! {
@@ -142,9 +146,17 @@ fn request_data(py: Python<'_>) -> PyResult<Py<PyDict>> {
         .ok_or_else(|| PyRuntimeError::new_err("no active request for thread"))
 }
 
-/// Whether anything subscribed to events in the current interpreter.
+/// Whether anything subscribed to events in the current interpreter: the
+/// list the current request looked up, else the module's.
 fn has_subscribers(py: Python<'_>) -> bool {
-    callbacks(py, "event_callbacks").is_ok_and(|l| !l.is_empty())
+    let looked_up = CURRENT.with(|c| {
+        c.borrow().as_ref().map(|c| {
+            c.subscribers
+                .as_ref()
+                .is_some_and(|l| !l.bind(py).is_empty())
+        })
+    });
+    looked_up.unwrap_or_else(|| callbacks(py, "event_callbacks").is_ok_and(|l| !l.is_empty()))
 }
 
 /// Calls each of `list` (a copy of it: a callback may subscribe or leave
@@ -226,55 +238,16 @@ fn add_request(event: &Bound<'_, PyDict>) -> PyResult<()> {
     Ok(())
 }
 
-/// What the request's environ says about where and when it arrived
-/// (seconds since the epoch; 0 when not known, as queue and daemon times
-/// in embedded mode).
-struct Arrival {
-    request_start: f64,
-    queue_start: f64,
-    daemon_start: f64,
-    thread_id: u64,
-    server_pid: i64,
-}
-
-impl Arrival {
-    fn of(environ: &Bound<'_, PyDict>) -> Arrival {
-        let micros = |key: &str| -> f64 {
-            environ
-                .get_item(key)
-                .ok()
-                .flatten()
-                .and_then(|v| v.extract::<f64>().ok()) // seconds, as mod_wsgi 6
-                .unwrap_or(0.0)
-        };
-        let thread_id = environ
-            .get_item("mod_wsgi.thread_id")
-            .ok()
-            .flatten()
-            .and_then(|v| v.extract::<u64>().ok())
-            .unwrap_or(0);
-        // The Apache child's pid: this process in embedded mode.
-        let server_pid = environ
-            .get_item("mod_wsgi.server_pid")
-            .ok()
-            .flatten()
-            .and_then(|v| v.extract::<String>().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or_else(|| {
-                if super::module::in_daemon_process() {
-                    0
-                } else {
-                    i64::from(std::process::id())
-                }
-            });
-        Arrival {
-            request_start: micros("mod_wsgi.request_start"),
-            queue_start: micros("mod_wsgi.queue_start"),
-            daemon_start: micros("mod_wsgi.daemon_start"),
-            thread_id,
-            server_pid,
+/// The Apache child's pid: the environ's, else this process in embedded
+/// mode (0 in a daemon process that was not told).
+fn server_pid(arrival: &Arrival) -> i64 {
+    arrival.server_pid.unwrap_or_else(|| {
+        if super::module::in_daemon_process() {
+            0
+        } else {
+            i64::from(std::process::id())
         }
-    }
+    })
 }
 
 thread_local! {
@@ -296,6 +269,8 @@ pub fn note_daemon_connects(attempts: u32) {
 pub struct RequestScope<'py> {
     py: Python<'py>,
     request_id: Option<String>,
+    /// `active_requests`, which holds the request while it runs.
+    active: Option<Bound<'py, PyAny>>,
     arrival: Option<Arrival>,
     application_start: f64,
     cpu_start: Option<metrics::ThreadCpu>,
@@ -307,26 +282,36 @@ impl<'py> RequestScope<'py> {
     pub fn begin(py: Python<'py>, request_id: Option<&str>) -> RequestScope<'py> {
         metrics::request_began();
         let request_data = PyDict::new(py);
+        let mut active = None;
         // No module (an application removed it from sys.modules): the
         // request goes on without request_data() and events.
         if let Ok(module) = module(py) {
             if let Some(id) = request_id
-                && let Ok(active) = module.getattr("active_requests")
-                && let Err(e) = active.set_item(id, &request_data)
+                && let Ok(requests) = module.getattr("active_requests")
             {
-                e.write_unraisable(py, None);
+                match requests.set_item(id, &request_data) {
+                    Ok(()) => active = Some(requests),
+                    Err(e) => e.write_unraisable(py, None),
+                }
             }
+            let subscribers = module
+                .getattr("event_callbacks")
+                .ok()
+                .and_then(|l| l.downcast_into::<PyList>().ok())
+                .map(Bound::unbind);
             CURRENT.with(|c| {
                 *c.borrow_mut() = Some(Current {
                     request_data: request_data.unbind(),
                     request_id: request_id.map(str::to_string),
                     module: module.unbind(),
+                    subscribers,
                 })
             });
         }
         RequestScope {
             py,
             request_id: request_id.map(str::to_string),
+            active,
             arrival: None,
             application_start: now(),
             cpu_start: None,
@@ -339,11 +324,11 @@ impl<'py> RequestScope<'py> {
     pub fn application_starting(
         &mut self,
         environ: &Bound<'py, PyDict>,
+        arrival: Arrival,
         application: Bound<'py, PyAny>,
         callable_object: &str,
     ) -> Bound<'py, PyAny> {
         let py = environ.py();
-        let arrival = Arrival::of(environ);
         self.application_start = now();
         metrics::application_started(arrival.thread_id);
         metrics::slow_request_starting(environ);
@@ -364,7 +349,7 @@ impl<'py> RequestScope<'py> {
                 };
                 event.set_item("daemon_connects", connects)?;
                 event.set_item("daemon_restarts", 0)?;
-                event.set_item("server_pid", arrival.server_pid)?;
+                event.set_item("server_pid", server_pid(&arrival))?;
                 event.set_item("request_start", arrival.request_start)?;
                 event.set_item("queue_start", arrival.queue_start)?;
                 event.set_item("daemon_start", arrival.daemon_start)?;
@@ -410,7 +395,7 @@ impl<'py> RequestScope<'py> {
             let filled = (|| -> PyResult<()> {
                 add_request(&event)?;
                 event.set_item("thread_id", arrival.thread_id)?;
-                event.set_item("server_pid", arrival.server_pid)?;
+                event.set_item("server_pid", server_pid(&arrival))?;
                 event.set_item("request_start", arrival.request_start)?;
                 event.set_item("queue_start", arrival.queue_start)?;
                 event.set_item("daemon_start", arrival.daemon_start)?;
@@ -462,9 +447,7 @@ impl Drop for RequestScope<'_> {
     /// The request is over: its `active_requests` entry goes, and so does
     /// this thread's `request_data()`.
     fn drop(&mut self) {
-        if let Some(id) = &self.request_id
-            && let Ok(active) = module(self.py).and_then(|m| m.getattr("active_requests"))
-        {
+        if let (Some(id), Some(active)) = (&self.request_id, &self.active) {
             let _ = active.del_item(id);
         }
         let current = CURRENT.with(|c| c.borrow_mut().take());

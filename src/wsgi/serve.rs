@@ -99,18 +99,19 @@ pub fn serve<'v>(
                     target.script, target.callable_object
                 )))
             })?;
-        let environ = environ::build(py, vars, ctx).map_err(py_err)?;
+        // The environ's SCRIPT_FILENAME, as the application gets it.
+        let script_filename = vars
+            .iter()
+            .find(|(k, _)| *k == "SCRIPT_FILENAME")
+            .map(|(_, v)| v.to_string());
+        let (environ, arrival) = environ::build(py, vars, ctx).map_err(py_err)?;
         // From here the request's output carries its client and script;
         // what the script printed while being imported went to the
         // server's log, as with mod_wsgi.
-        let script_filename = environ
-            .get_item("SCRIPT_FILENAME")
-            .ok()
-            .flatten()
-            .and_then(|v| v.extract::<String>().ok());
         let log = LogSink::for_request(backend.clone(), script_filename);
         let _output = errors::route_to_request(log.clone());
-        let application = scope.application_starting(&environ, application, target.callable_object);
+        let application =
+            scope.application_starting(&environ, arrival, application, target.callable_object);
         // WSGIPassApacheRequest: the request_rec for C code, lent until the
         // application is done with the request (close() included); the
         // capsule is refused from then on.
