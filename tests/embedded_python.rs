@@ -313,6 +313,86 @@ fn wsgi_errors_kept_beyond_the_request_refuses() {
     );
 }
 
+/// Each request's wsgi.errors: one a request left alone serves a later
+/// one (weakly remembered here, so that remembering it keeps nothing
+/// alive); one that was reconfigured, given an attribute, or whose buffer
+/// the application kept, never does; a kept buffer refuses as the stream
+/// does. One daemon thread, so that the requests come one after the other.
+const ERRORS_REUSE_APP: &str = r#"
+import weakref
+
+LAST = [lambda: None]
+KEPT = []
+
+def application(environ, start_response):
+    e = environ["wsgi.errors"]
+    action = environ["QUERY_STRING"]
+    reused = LAST[0]() is e
+    fields = {"reused": reused, "line_buffering": e.line_buffering,
+              "write_through": e.write_through, "extra": hasattr(e, "extra")}
+    e.write("request %s reused=%s\n" % (action, reused))
+    if action == "reconfigure":
+        e.reconfigure(line_buffering=False, write_through=False)
+    elif action == "attribute":
+        e.extra = 1
+    elif action == "keep-buffer":
+        KEPT.append(e.buffer)
+    elif action == "write-kept":
+        try:
+            KEPT[0].write(b"late\n")
+            fields["kept"] = "written"
+        except RuntimeError as error:
+            fields["kept"] = str(error)
+    e.flush()
+    LAST[0] = weakref.ref(e)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return ["".join("%s=%s\n" % kv for kv in fields.items()).encode()]
+"#;
+
+#[test]
+fn wsgi_errors_is_reused_only_when_left_as_made() {
+    let apache = Apache::builder()
+        .file("app/reuse.wsgi", ERRORS_REUSE_APP)
+        .directives(
+            "WSGIDaemonProcess one processes=1 threads=1
+             WSGIScriptAlias /e {dir}/app/reuse.wsgi process-group=one application-group=%{GLOBAL}
+",
+        )
+        .start();
+    let steps = [
+        ("first", "False"),
+        ("plain", "True"),
+        ("reconfigure", "True"),
+        ("after-reconfigure", "False"),
+        ("attribute", "True"),
+        ("after-attribute", "False"),
+        ("keep-buffer", "True"),
+        ("after-keep", "False"),
+        ("write-kept", "True"),
+    ];
+    for (action, reused) in steps {
+        let f = get_fields(&apache, &format!("/e?{action}"));
+        assert_eq!(f["reused"], reused, "{action}: {f:?}");
+        // Whatever the stream went through before, it is as new.
+        assert_eq!(f["line_buffering"], "True", "{action}: {f:?}");
+        assert_eq!(f["write_through"], "True", "{action}: {f:?}");
+        assert_eq!(f["extra"], "False", "{action}: {f:?}");
+        if action == "write-kept" {
+            assert_eq!(
+                f["kept"], "write() called on wsgi.errors after request completed",
+                "{f:?}"
+            );
+        }
+    }
+    // Each request's line went to the log once, as that request's.
+    let log = apache.error_log();
+    for (action, reused) in steps {
+        let lines = log_lines(&log, &format!("request {action} reused={reused}"));
+        assert_eq!(lines.len(), 1, "{action}: {log}");
+    }
+    assert!(!log.contains("late"), "{log}");
+}
+
 #[test]
 fn restricted_stdin_and_stdout_raise() {
     let apache = Apache::builder()

@@ -162,11 +162,14 @@ impl<'py> LoadedScript<'py, '_> {
             .map(|(_, v)| v.to_string());
         let log = crate::wsgi::errors::LogSink::for_request(self.backend.clone(), filename);
         let errors = crate::wsgi::errors::wsgi_errors(py, log.clone()).map_err(format)?;
-        environ.set_item("wsgi.errors", &errors).map_err(format)?;
+        environ
+            .set_item("wsgi.errors", errors.stream())
+            .map_err(format)?;
         let mut items: Vec<Bound<'py, PyAny>> = vec![environ.into_any()];
         items.extend(args.iter().map(|a| PyString::new(py, a).into_any()));
         let result = f.call1(PyTuple::new(py, items).map_err(format)?);
         log.close();
+        errors.recycle();
         result.map(Some).map_err(format)
     }
 

@@ -14,7 +14,7 @@ use super::{Backend, Level};
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyDeprecationWarning, PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBool, PyBytes, PyList, PyString, PyTuple};
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,9 +141,11 @@ static WARNED_STR_WRITE: AtomicBool = AtomicBool::new(false);
 
 /// The binary layer under `wsgi.errors`, `sys.stdout` and `sys.stderr`
 /// (their `.buffer`).
-#[pyclass(module = "mod_wsgi")]
+#[pyclass(module = "mod_wsgi", frozen)]
 pub struct LogBuffer {
-    sink: Arc<LogSink>,
+    /// A request's buffer gets the sink of each request it serves (see
+    /// [`RequestErrors`]).
+    sink: Mutex<Arc<LogSink>>,
     /// A process stream: during a request it writes into the request's
     /// sink instead of its own.
     follows_request: bool,
@@ -151,6 +153,10 @@ pub struct LogBuffer {
 }
 
 impl LogBuffer {
+    fn sink_of<'a>(buffer: &'a Bound<'_, LogBuffer>) -> &'a Mutex<Arc<LogSink>> {
+        &buffer.get().sink
+    }
+
     /// The sink writes go to now.
     fn sink(&self) -> Arc<LogSink> {
         if self.follows_request
@@ -158,7 +164,7 @@ impl LogBuffer {
         {
             return sink;
         }
-        self.sink.clone()
+        self.sink.lock().clone()
     }
 
     fn refuse_if_expired(sink: &LogSink, what: &str) -> PyResult<()> {
@@ -235,7 +241,7 @@ impl LogBuffer {
     fn close(&self) {
         // Only a request's own buffer ends; the process streams live on.
         if !self.follows_request {
-            self.sink.close();
+            self.sink.lock().close();
         }
     }
 
@@ -276,33 +282,172 @@ impl LogBuffer {
 
 /// `io.TextIOWrapper(buffer, 'utf-8', 'replace', None, True, True)`: the
 /// text stream mod_wsgi hands out over a log buffer.
-fn text_stream<'py>(py: Python<'py>, buffer: LogBuffer) -> PyResult<Bound<'py, PyAny>> {
-    let buffer = Bound::new(py, buffer)?;
+fn text_stream<'py>(
+    py: Python<'py>,
+    buffer: Bound<'py, LogBuffer>,
+    utf8: &Bound<'py, PyAny>,
+    replace: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
     crate::python::loaded_module(py, "io")?
         .getattr("TextIOWrapper")?
-        .call1((buffer, "utf-8", "replace", py.None(), true, true))
+        .call1((buffer, utf8, replace, py.None(), true, true))
+}
+
+/// Key of the interpreter dict entry holding the interpreter's [`Idle`]
+/// `wsgi.errors` streams.
+const IDLE_ENTRY: &str = "mod_wsgi_rs.idle_wsgi_errors";
+
+/// A request's `wsgi.errors`: an idle one of this interpreter when there
+/// is one, else new. Making the `io.TextIOWrapper` (codec lookup, an
+/// incremental encoder, the buffer's capabilities asked) was about 6% of
+/// the instructions of a small request; a stream nobody kept is as good
+/// as new once its buffer writes into the next request's sink.
+pub struct RequestErrors<'py> {
+    stream: Bound<'py, PyAny>,
+    buffer: Bound<'py, LogBuffer>,
+    idle: Idle<'py>,
+}
+
+/// This interpreter's idle streams, as (stream, buffer) pairs, and the str
+/// objects they are made and checked with (made once: a str belongs to
+/// its interpreter).
+struct Idle<'py> {
+    streams: Bound<'py, PyList>,
+    names: Bound<'py, PyTuple>,
+}
+
+/// The order of [`Idle::names`].
+const IDLE_NAMES: [&str; 8] = [
+    "utf-8",
+    "replace",
+    "encoding",
+    "errors",
+    "line_buffering",
+    "write_through",
+    "__dict__",
+    "pop",
+];
+
+impl<'py> Idle<'py> {
+    fn of_interpreter(py: Python<'py>) -> PyResult<Idle<'py>> {
+        let entry = crate::python::interpreter_value(py, IDLE_ENTRY, || {
+            let names = PyTuple::new(py, IDLE_NAMES.iter().map(|n| PyString::intern(py, n)))?;
+            Ok((PyList::empty(py), names).into_pyobject(py)?.into_any())
+        })?;
+        let (streams, names) = entry.extract()?;
+        Ok(Idle { streams, names })
+    }
+
+    fn name(&self, index: usize) -> PyResult<Bound<'py, PyString>> {
+        Ok(self.names.get_item(index)?.downcast_into::<PyString>()?)
+    }
+
+    /// Whether `stream` is as [`text_stream`] made it: utf-8, the errors
+    /// object it was given, line buffered, write-through, and no
+    /// attributes of its own.
+    fn as_made(&self, stream: &Bound<'py, PyAny>) -> PyResult<bool> {
+        let py = stream.py();
+        let attribute = |index| stream.getattr(self.name(index)?);
+        let is_true =
+            |index| -> PyResult<bool> { Ok(attribute(index)?.is(&PyBool::new(py, true))) };
+        // (The wrapper keeps its own copy of the encoding's name.)
+        Ok(attribute(2)?.eq(self.name(0)?)?
+            && attribute(3)?.is(&self.name(1)?)
+            && is_true(4)?
+            && is_true(5)?
+            && attribute(6)?.len()? == 0)
+    }
 }
 
 /// A request's `wsgi.errors`, writing into `sink`.
-pub fn wsgi_errors<'py>(py: Python<'py>, sink: Arc<LogSink>) -> PyResult<Bound<'py, PyAny>> {
-    text_stream(
+pub fn wsgi_errors<'py>(py: Python<'py>, sink: Arc<LogSink>) -> PyResult<RequestErrors<'py>> {
+    let idle = Idle::of_interpreter(py)?;
+    // pop(), one step even where no GIL makes two (a free-threaded build);
+    // asked only when the list has something to give.
+    let taken = (!idle.streams.is_empty())
+        .then(|| idle.streams.call_method0(idle.name(7).ok()?).ok())
+        .flatten();
+    if let Some(pair) = taken {
+        let (stream, buffer): (Bound<'py, PyAny>, Bound<'py, LogBuffer>) = pair.extract()?;
+        *LogBuffer::sink_of(&buffer).lock() = sink;
+        return Ok(RequestErrors {
+            stream,
+            buffer,
+            idle,
+        });
+    }
+    let buffer = Bound::new(
         py,
         LogBuffer {
-            sink,
+            sink: Mutex::new(sink),
             follows_request: false,
             name: "<wsgi.errors>",
         },
-    )
+    )?;
+    let stream = text_stream(
+        py,
+        buffer.clone(),
+        idle.name(0)?.as_any(),
+        idle.name(1)?.as_any(),
+    )?;
+    Ok(RequestErrors {
+        stream,
+        buffer,
+        idle,
+    })
+}
+
+impl<'py> RequestErrors<'py> {
+    /// The `io.TextIOWrapper` the environ gets.
+    pub fn stream(&self) -> &Bound<'py, PyAny> {
+        &self.stream
+    }
+
+    /// The request is over (its sink closed): the stream goes back to the
+    /// interpreter's idle ones if nothing but this holds it or its buffer
+    /// and it is still as made (an application may reconfigure() its
+    /// wsgi.errors or set attributes on it; such a stream is left to the
+    /// garbage collector, bound to its expired sink, rather than carry
+    /// that into another request). Only the line translation of
+    /// `reconfigure(newline=...)` cannot be seen from outside; it would
+    /// only change how a later request's lines end.
+    pub fn recycle(self) {
+        // One reference here, none in an environ or anywhere else; the
+        // buffer's two are the stream's and this one.
+        if self.stream.get_refcnt() != 1 || self.buffer.get_refcnt() != 2 {
+            return;
+        }
+        if !self.idle.as_made(&self.stream).unwrap_or(false) {
+            return;
+        }
+        // Until the next request, the buffer holds no request's sink (nor,
+        // through it, the request's backend).
+        *LogBuffer::sink_of(&self.buffer).lock() = expired_sink();
+        let _ = self.idle.streams.append((self.stream, self.buffer));
+    }
+}
+
+/// The sink of an idle request buffer: expired, so that anything written
+/// to it is refused as after a request.
+fn expired_sink() -> Arc<LogSink> {
+    static EXPIRED: std::sync::OnceLock<Arc<LogSink>> = std::sync::OnceLock::new();
+    EXPIRED
+        .get_or_init(|| {
+            let sink = LogSink::new(Target::Process, Level::Error);
+            sink.expired.store(true, Ordering::Release);
+            sink
+        })
+        .clone()
 }
 
 /// `sys.stdout` or `sys.stderr` (`name` "<stdout>" / "<stderr>").
 pub fn process_stream<'py>(py: Python<'py>, name: &'static str) -> PyResult<Bound<'py, PyAny>> {
-    text_stream(
-        py,
-        LogBuffer {
-            sink: LogSink::new(Target::Process, Level::Error),
-            follows_request: true,
-            name,
-        },
-    )
+    let buffer = LogBuffer {
+        sink: Mutex::new(LogSink::new(Target::Process, Level::Error)),
+        follows_request: true,
+        name,
+    };
+    let utf8 = PyString::new(py, "utf-8").into_any();
+    let replace = PyString::new(py, "replace").into_any();
+    text_stream(py, Bound::new(py, buffer)?, &utf8, &replace)
 }

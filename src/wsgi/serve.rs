@@ -130,11 +130,9 @@ pub fn serve<'v>(
         };
         let input = Bound::new(py, Input::new(backend.clone())).map_err(py_err)?;
         environ.set_item("wsgi.input", input).map_err(py_err)?;
+        let wsgi_errors = errors::wsgi_errors(py, log.clone()).map_err(py_err)?;
         environ
-            .set_item(
-                "wsgi.errors",
-                errors::wsgi_errors(py, log.clone()).map_err(py_err)?,
-            )
+            .set_item("wsgi.errors", wsgi_errors.stream())
             .map_err(py_err)?;
         let wrapper = py.get_type::<super::file_wrapper::FileWrapper>();
         environ
@@ -157,6 +155,7 @@ pub fn serve<'v>(
         }
         scope.application_finished(status, &io);
         log.close();
+        wsgi_errors.recycle();
         drop(lent_request);
         let started = head.lock().sent;
         Ok((ran.tail, result, started))
