@@ -73,6 +73,13 @@ impl Request {
 /// The running server's version, e.g. (2, 4, 62), read from its description
 /// ("Apache/2.4.62 (Debian) ..."); None if it does not have that shape.
 pub fn server_version() -> Option<(u32, u32, u32)> {
+    // Read once per process: the description is fixed once the server runs
+    // (each request's environ carries it).
+    static VERSION: std::sync::OnceLock<Option<(u32, u32, u32)>> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(read_server_version)
+}
+
+fn read_server_version() -> Option<(u32, u32, u32)> {
     // SAFETY: returns a static string of the server (valid for the process).
     let desc = unsafe { cstr(ffi::ap_get_server_description()) }?;
     let version = desc.split_whitespace().next()?.split_once('/')?.1;

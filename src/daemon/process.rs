@@ -16,7 +16,7 @@
 
 use super::GroupRuntime;
 use super::board::End;
-use super::socket_backend::SocketBackend;
+use super::socket_backend::{Conn, SocketBackend};
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
@@ -30,7 +30,6 @@ use nix::unistd::{Gid, Uid};
 use parking_lot::Mutex;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -111,7 +110,7 @@ struct Shared {
     /// `ready` (registered one-shot: a thread takes the connection out when
     /// its next request, or its end, arrives). Emptied, so closed, when the
     /// process stops taking requests.
-    kept: Mutex<std::collections::HashMap<u64, UnixStream>>,
+    kept: Mutex<std::collections::HashMap<u64, Conn>>,
     next_token: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
@@ -715,10 +714,10 @@ fn request_thread(shared: &Shared, slot: usize) {
             seated = false;
             let stream = proc_edge::stream_from_fd(fd);
             super::worker::set_buffer_sizes(&stream, shared.group);
-            serve_connection(shared, slot, stream, Arrived::New);
+            serve_connection(shared, slot, Conn::new(stream), Arrived::New);
         } else {
             declined_since = None;
-            let Some(stream) = shared.kept.lock().remove(&token) else {
+            let Some(conn) = shared.kept.lock().remove(&token) else {
                 continue;
             };
             {
@@ -730,7 +729,7 @@ fn request_thread(shared: &Shared, slot: usize) {
             }
             // A request here used the seat its worker took; an end of stream
             // (the worker dropped the connection) took none.
-            if serve_connection(shared, slot, stream, Arrived::Kept(token)) {
+            if serve_connection(shared, slot, conn, Arrived::Kept(token)) {
                 seated = false;
             }
         }
@@ -755,13 +754,13 @@ enum Arrived {
 /// After a clean exchange, keeps the connection open for the worker's next
 /// request (see docs/protocol.md, "Connections"), unless the process is
 /// stopping or keeps enough already; otherwise it closes as it drops.
-fn keep(shared: &Shared, stream: UnixStream, arrived: Arrived) {
+fn keep(shared: &Shared, conn: Conn, arrived: Arrived) {
     use std::os::fd::AsRawFd;
     let mut kept = shared.kept.lock();
     if shared.stopping.load(Ordering::SeqCst) || kept.len() >= MAX_KEPT {
         return;
     }
-    let fd = process_fd(stream.as_raw_fd());
+    let fd = process_fd(conn.socket().as_raw_fd());
     let (token, armed) = match arrived {
         // Still registered, disarmed by EPOLLONESHOT: armed again.
         Arrived::Kept(token) => {
@@ -775,17 +774,18 @@ fn keep(shared: &Shared, stream: UnixStream, arrived: Arrived) {
         }
     };
     if armed.is_ok() {
-        kept.insert(token, stream);
+        kept.insert(token, conn);
     }
 }
 
 /// Serves the next request of a connection; true if one came. After a
 /// clean exchange the connection is kept for the worker's next request
 /// (`keep`), otherwise closed.
-fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream, arrived: Arrived) -> bool {
+fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) -> bool {
     let o = &shared.group.options;
     if arrived == Arrived::New {
-        if !super::peer::admit(&stream, shared.group, shared.pid) {
+        let stream = conn.socket();
+        if !super::peer::admit(stream, shared.group, shared.pid) {
             return false;
         }
         // socket-timeout, else Apache's Timeout (as mod_wsgi): a peer that
@@ -802,7 +802,7 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream, arrived: A
         let _ = stream.set_read_timeout(timeout);
     }
     let backend = Arc::new(SocketBackend::new(
-        stream,
+        conn,
         shared.limits,
         &shared.group.name,
         shared.pid,
@@ -893,15 +893,15 @@ fn serve_connection(shared: &Shared, slot: usize, stream: UnixStream, arrived: A
     // (which would keep the socket open, unserved, for a worker that
     // means to send on it).
     let idle = match Arc::try_unwrap(backend) {
-        Ok(backend) if clean => backend.into_idle_stream(),
+        Ok(backend) if clean => backend.into_idle_conn(),
         Ok(_) => None,
         Err(held) => {
             held.shut_down();
             None
         }
     };
-    if let Some(stream) = idle {
-        keep(shared, stream, arrived);
+    if let Some(conn) = idle {
+        keep(shared, conn, arrived);
     }
     true
 }
