@@ -20,7 +20,7 @@ use super::socket_backend::{Conn, SocketBackend};
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
-use crate::protocol::{FailureKind, Frame, Limits, ProtocolError};
+use crate::protocol::{Environ, FailureKind, Frame, Limits, ProtocolError};
 use crate::wsgi::serve::{self, AppTarget};
 use crate::wsgi::{Backend, EnvironContext, RequestError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
@@ -28,6 +28,7 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::socket::{SockFlag, accept4};
 use nix::unistd::{Gid, Uid};
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -907,32 +908,31 @@ fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) 
 }
 
 /// The value of `key` in a request's environ as the worker sent it.
-fn environ_value<'a>(environ: &'a [(Vec<u8>, Vec<u8>)], key: &str) -> Option<&'a [u8]> {
-    environ
-        .iter()
-        .find(|(k, _)| k.as_slice() == key.as_bytes())
-        .map(|(_, v)| v.as_slice())
+fn environ_value<'a>(environ: &'a Environ, key: &str) -> Option<&'a [u8]> {
+    environ.get(key.as_bytes())
 }
 
 /// The same, read as a number.
-fn environ_number<T: std::str::FromStr>(environ: &[(Vec<u8>, Vec<u8>)], key: &str) -> Option<T> {
+fn environ_number<T: std::str::FromStr>(environ: &Environ, key: &str) -> Option<T> {
     std::str::from_utf8(environ_value(environ, key)?)
         .ok()?
         .parse()
         .ok()
 }
 
-fn var<'a>(vars: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+fn var<'a>(vars: &'a [(Cow<'_, str>, Cow<'_, str>)], key: &str) -> Option<&'a str> {
+    vars.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
 }
 
 /// A variable as the Apache child holds it (`cgi::vars`: text, request
 /// header values already one character per byte, as PEP 3333 has them),
 /// so that the environ is the same in both modes; bytes that are not
 /// UTF-8 (no worker sends them) read as latin-1.
-fn var_string(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| e.into_bytes().iter().map(|&c| char::from(c)).collect())
+fn var_str(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => Cow::Owned(bytes.iter().map(|&c| char::from(c)).collect()),
+    }
 }
 
 /// Serves one request and ends the exchange (`ResponseEnd` or `Failure`).
@@ -942,17 +942,18 @@ fn serve_request(
     shared: &Shared,
     slot: usize,
     backend: &Arc<SocketBackend>,
-    environ: Vec<(Vec<u8>, Vec<u8>)>,
+    environ: Environ,
 ) -> bool {
-    let mut vars: Vec<(String, String)> = environ
-        .into_iter()
-        .map(|(k, v)| (var_string(k), var_string(v)))
-        .collect();
+    let mut vars: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(environ.len() + 1);
+    vars.extend(environ.iter().map(|(k, v)| (var_str(k), var_str(v))));
     // When this daemon took the request (mod_wsgi.daemon_start).
     let daemon_start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros());
-    vars.push((crate::cgi::DAEMON_START_US.into(), daemon_start.to_string()));
+    vars.push((
+        crate::cgi::DAEMON_START_US.into(),
+        daemon_start.to_string().into(),
+    ));
     // A WSGIHandlerScript serves SCRIPT_FILENAME (the file Apache matched).
     let script = var(&vars, "mod_wsgi.handler_script")
         .filter(|s| !s.is_empty())
@@ -1027,7 +1028,7 @@ fn serve_request(
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
-    let pairs = vars.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let pairs = vars.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     shared.running.lock()[slot] = Some((
         crate::python::interp::current_thread_ident(),
         app_group.clone(),

@@ -149,13 +149,8 @@ impl SocketBackend {
 
     /// Takes the client's address from the request's environ, for the
     /// application's log lines.
-    pub fn note_client(&self, environ: &[(Vec<u8>, Vec<u8>)]) {
-        let get = |key: &[u8]| {
-            environ
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
+    pub fn note_client(&self, environ: &protocol::Environ) {
+        let get = |key: &[u8]| environ.get(key).map(String::from_utf8_lossy);
         if let (Some(addr), Some(port)) = (get(b"REMOTE_ADDR"), get(b"REMOTE_PORT")) {
             let _ = self.client.set(format!("[remote {addr}:{port}]"));
         }

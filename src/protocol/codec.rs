@@ -6,7 +6,7 @@
 //! same bytes.
 
 use super::frame::{FailureKind, Frame, code};
-use super::{HEADER_LEN, Limits, MAX_MESSAGE, PROTOCOL_VERSION, ProtocolError};
+use super::{Environ, HEADER_LEN, Limits, MAX_MESSAGE, PROTOCOL_VERSION, ProtocolError};
 
 /// Every pair (environ or header) costs at least its two u32 length
 /// prefixes, so a count is plausible only if `count * PAIR_MIN <= rest`.
@@ -96,15 +96,15 @@ pub(crate) fn parse_header(
 /// Payload length of `frame` once encoded (saturating: a result of
 /// `usize::MAX` means "too large for any limit").
 pub(crate) fn payload_len(frame: &Frame) -> usize {
-    fn pairs_len(pairs: &[(Vec<u8>, Vec<u8>)]) -> usize {
-        pairs.iter().fold(0usize, |acc, (k, v)| {
+    fn pairs_len<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
+        pairs.fold(0usize, |acc, (k, v)| {
             acc.saturating_add(PAIR_MIN)
                 .saturating_add(k.len())
                 .saturating_add(v.len())
         })
     }
     match frame {
-        Frame::Request { environ, .. } => pairs_len(environ).saturating_add(2 + 4),
+        Frame::Request { environ, .. } => pairs_len(environ.iter()).saturating_add(2 + 4),
         Frame::Body(data) | Frame::ResponseBody(data) => data.len(),
         Frame::BodyEnd | Frame::ResponseEnd => 0,
         Frame::BodyError(message) => message.len(),
@@ -112,7 +112,7 @@ pub(crate) fn payload_len(frame: &Frame) -> usize {
         Frame::ResponseFile { .. } => 16,
         Frame::ResponseHead {
             reason, headers, ..
-        } => pairs_len(headers)
+        } => pairs_len(headers.iter().map(|(k, v)| (k.as_slice(), v.as_slice())))
             .saturating_add(reason.len())
             .saturating_add(2 + 4 + 4),
         Frame::Failure { message, .. } => message.len().saturating_add(1),
@@ -263,7 +263,7 @@ where
 /// other than its own).
 pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
     if let Frame::Request { version, environ } = frame {
-        let pairs = environ.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        let pairs = environ.iter();
         return encode_request(*version, pairs, out);
     }
     check_content(frame)?;
@@ -340,15 +340,9 @@ impl<'a> Fields<'a> {
         self.take(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// A u32 count then that many (bytes, bytes) pairs, the count checked
-    /// against `max_pairs` and against what the payload can hold before
-    /// the vector is allocated.
-    fn pairs(
-        &mut self,
-        what: &'static str,
-        max_pairs: usize,
-        mut check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
-    ) -> Result<Pairs, ProtocolError> {
+    /// A pair count, checked against `max_pairs` and against what the
+    /// rest of the payload can hold.
+    fn count(&mut self, what: &'static str, max_pairs: usize) -> Result<usize, ProtocolError> {
         let count = usize::try_from(self.u32()?).unwrap_or(usize::MAX);
         if count > max_pairs {
             return Err(ProtocolError::TooLarge {
@@ -360,6 +354,19 @@ impl<'a> Fields<'a> {
         if count > self.rest.len() / PAIR_MIN {
             return Err(ProtocolError::Malformed(self.truncated));
         }
+        Ok(count)
+    }
+
+    /// A u32 count then that many (bytes, bytes) pairs, the count checked
+    /// against `max_pairs` and against what the payload can hold before
+    /// the vector is allocated.
+    fn pairs(
+        &mut self,
+        what: &'static str,
+        max_pairs: usize,
+        mut check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
+    ) -> Result<Pairs, ProtocolError> {
+        let count = self.count(what, max_pairs)?;
         let mut pairs = Vec::with_capacity(count);
         for _ in 0..count {
             let k = self.bytes()?;
@@ -368,6 +375,29 @@ impl<'a> Fields<'a> {
             pairs.push((k.to_vec(), v.to_vec()));
         }
         Ok(pairs)
+    }
+
+    /// As [`Fields::pairs`], giving where each pair is in `self.base`
+    /// (key start and end, value start and end) rather than copies.
+    fn spans(
+        &mut self,
+        base: &[u8],
+        what: &'static str,
+        max_pairs: usize,
+        mut check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
+    ) -> Result<Vec<[usize; 4]>, ProtocolError> {
+        let count = self.count(what, max_pairs)?;
+        // Each field is a slice of `base` (the payload `self` reads).
+        let base = base.as_ptr() as usize;
+        let at = |s: &[u8]| s.as_ptr() as usize - base;
+        let mut spans = Vec::with_capacity(count);
+        for _ in 0..count {
+            let k = self.bytes()?;
+            let v = self.bytes()?;
+            check(k, v)?;
+            spans.push([at(k), at(k) + k.len(), at(v), at(v) + v.len()]);
+        }
+        Ok(spans)
     }
 
     fn finish(&self) -> Result<(), ProtocolError> {
@@ -398,7 +428,7 @@ pub(crate) fn decode_payload(
                     theirs: version,
                 });
             }
-            let environ = f.pairs("environ pair count", limits.max_pairs, |k, _| {
+            let spans = f.spans(&payload, "environ pair count", limits.max_pairs, |k, _| {
                 if k.is_empty() {
                     Err(ProtocolError::Malformed("empty environ key"))
                 } else {
@@ -406,6 +436,7 @@ pub(crate) fn decode_payload(
                 }
             })?;
             f.finish()?;
+            let environ = Environ::from_parts(payload, spans);
             Ok(Frame::Request { version, environ })
         }
         code::BODY => {

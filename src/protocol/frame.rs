@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::codec;
-use super::{Limits, MAX_MESSAGE, PROTOCOL_VERSION, ProtocolError};
+use super::{Environ, Limits, MAX_MESSAGE, PROTOCOL_VERSION, ProtocolError};
 
 /// Frame type codes. Worker -> daemon frames have the high bit clear,
 /// daemon -> worker frames have it set. 0x00 is never a frame.
@@ -39,7 +39,7 @@ pub enum Frame {
         /// [`PROTOCOL_VERSION`] of the sender.
         version: u16,
         /// `(key, value)` pairs, in order.
-        environ: Vec<(Vec<u8>, Vec<u8>)>,
+        environ: Environ,
     },
     /// Worker -> daemon, answer to `ReadBody`: 1 to `max` bytes of the
     /// request body. Never empty (the end is [`Frame::BodyEnd`]).
@@ -103,10 +103,10 @@ pub enum Frame {
 
 impl Frame {
     /// A `Request` of this [`PROTOCOL_VERSION`].
-    pub fn request(environ: Vec<(Vec<u8>, Vec<u8>)>) -> Frame {
+    pub fn request(environ: impl Into<Environ>) -> Frame {
         Frame::Request {
             version: PROTOCOL_VERSION,
-            environ,
+            environ: environ.into(),
         }
     }
 

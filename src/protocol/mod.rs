@@ -40,6 +40,7 @@
 
 mod codec;
 mod decoder;
+mod environ;
 mod error;
 mod frame;
 mod state;
@@ -50,6 +51,7 @@ mod tests;
 
 pub use codec::{append_response_body, encode, encode_request};
 pub use decoder::Decoder;
+pub use environ::Environ;
 pub use error::ProtocolError;
 pub use frame::{Direction, FailureKind, Frame};
 pub use state::{DaemonSide, WorkerSide};

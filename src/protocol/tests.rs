@@ -21,7 +21,7 @@ fn sample_frames() -> Vec<Frame> {
         ])),
         Frame::Request {
             version: PROTOCOL_VERSION,
-            environ: vec![(b"HTTP_X_LATIN1".to_vec(), vec![0xe9, 0x00, 0xff, b'\n'])],
+            environ: vec![(b"HTTP_X_LATIN1".to_vec(), vec![0xe9, 0x00, 0xff, b'\n'])].into(),
         },
         Frame::request(Vec::new()),
         Frame::Body(b"hello".to_vec()),
@@ -602,7 +602,8 @@ fn limits_are_exact() {
         },
     );
     // Pair counts.
-    let env = |n: usize| Frame::request((0..n).map(|i| (vec![b'A' + i as u8], vec![])).collect());
+    let env =
+        |n: usize| Frame::request((0..n).map(|i| ([b'A' + i as u8], [])).collect::<Environ>());
     ok_and_over(env(3), env(4));
     let head = |n: usize| Frame::ResponseHead {
         status: 200,
@@ -761,7 +762,7 @@ fn unknown_frame_types_are_refused() {
 fn a_request_of_another_version_is_refused_and_the_stream_stays_in_sync() {
     let other = Frame::Request {
         version: PROTOCOL_VERSION + 1,
-        environ: pairs(&[("A", "b")]),
+        environ: pairs(&[("A", "b")]).into(),
     };
     let mut bytes = encoded(&other);
     bytes.extend(encoded(&Frame::BodyEnd));
@@ -1102,7 +1103,7 @@ fn state_machines_reject_out_of_order_frames() {
         &[],
         Frame::Request {
             version: PROTOCOL_VERSION + 1,
-            environ: Vec::new(),
+            environ: Environ::new(),
         },
     );
 }
@@ -1211,7 +1212,7 @@ fn fuzz_seeds() -> Vec<(String, Vec<u8>)> {
     // A peer of another version: refused, the stream left in sync.
     frames.push(Frame::Request {
         version: PROTOCOL_VERSION + 1,
-        environ: pairs(&[("REQUEST_METHOD", "GET")]),
+        environ: pairs(&[("REQUEST_METHOD", "GET")]).into(),
     });
     let mut seeds: Vec<(String, Vec<u8>)> = frames
         .iter()

@@ -6,11 +6,10 @@ use super::EnvironContext;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-/// The environ keys (nearly) every request has, sorted by length and
-/// then bytes (`by_length`: most probes end at the length): made once per
-/// interpreter as interned str objects (`Keys`), so a request neither
-/// builds nor hashes them again, and an application's lookups with
-/// literals (`environ['PATH_INFO']`) find the very same object.
+/// The environ keys (nearly) every request has: made once per interpreter
+/// as interned str objects (`Keys`), so a request neither builds nor
+/// hashes them again, and an application's lookups with literals
+/// (`environ['PATH_INFO']`) find the very same object.
 const COMMON_KEYS: [&str; 56] = [
     "HTTP_HOST",
     "PATH_INFO",
@@ -70,9 +69,41 @@ const COMMON_KEYS: [&str; 56] = [
     "mod_wsgi.application_start",
 ];
 
-/// The order of [`COMMON_KEYS`].
-fn by_length(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+/// FNV-1a: keys are short and ours, so a hash this cheap beats SipHash
+/// (and the binary search before it, which cost about 200 instructions a
+/// key, some 45 keys a request).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type KeyIndex = std::collections::HashMap<&'static str, usize, std::hash::BuildHasherDefault<Fnv>>;
+
+/// Where each of [`COMMON_KEYS`] is in it.
+fn key_index() -> &'static KeyIndex {
+    static INDEX: std::sync::OnceLock<KeyIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        COMMON_KEYS
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i))
+            .collect()
+    })
 }
 
 /// Key of the interpreter dict entry holding this interpreter's [`Keys`].
@@ -95,12 +126,12 @@ impl<'py> Keys<'py> {
 
     /// The str for `key`: the interpreter's own for a common key, else new.
     fn get(&self, key: &str) -> Bound<'py, PyAny> {
-        match COMMON_KEYS.binary_search_by(|probe| by_length(probe, key)) {
-            Ok(index) => self
+        match key_index().get(key) {
+            Some(&index) => self
                 .strings
                 .get_item(index)
                 .unwrap_or_else(|_| PyString::new(self.strings.py(), key).into_any()),
-            Err(_) => PyString::new(self.strings.py(), key).into_any(),
+            None => PyString::new(self.strings.py(), key).into_any(),
         }
     }
 }
@@ -283,12 +314,12 @@ mod tests {
     }
 
     #[test]
-    fn common_keys_are_sorted_for_the_binary_search() {
-        assert!(
-            super::COMMON_KEYS
-                .windows(2)
-                .all(|w| super::by_length(w[0], w[1]).is_lt())
-        );
+    fn every_common_key_is_found_at_its_place() {
+        for (i, key) in super::COMMON_KEYS.iter().enumerate() {
+            assert_eq!(super::key_index().get(key), Some(&i), "{key}");
+        }
+        assert_eq!(super::key_index().len(), super::COMMON_KEYS.len());
+        assert_eq!(super::key_index().get("HTTP_X_UNCOMMON"), None);
     }
 
     #[test]
