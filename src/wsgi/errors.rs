@@ -316,7 +316,7 @@ struct Idle<'py> {
     names: Bound<'py, PyTuple>,
 }
 
-/// The order of [`Idle::names`].
+/// [`Idle::names`], by their places in it.
 const IDLE_NAMES: [&str; 8] = [
     "utf-8",
     "replace",
@@ -327,6 +327,14 @@ const IDLE_NAMES: [&str; 8] = [
     "__dict__",
     "pop",
 ];
+const UTF_8: usize = 0;
+const REPLACE: usize = 1;
+const ENCODING: usize = 2;
+const ERRORS: usize = 3;
+const LINE_BUFFERING: usize = 4;
+const WRITE_THROUGH: usize = 5;
+const DICT: usize = 6;
+const POP: usize = 7;
 
 impl<'py> Idle<'py> {
     fn of_interpreter(py: Python<'py>) -> PyResult<Idle<'py>> {
@@ -348,14 +356,13 @@ impl<'py> Idle<'py> {
     fn as_made(&self, stream: &Bound<'py, PyAny>) -> PyResult<bool> {
         let py = stream.py();
         let attribute = |index| stream.getattr(self.name(index)?);
-        let is_true =
-            |index| -> PyResult<bool> { Ok(attribute(index)?.is(&PyBool::new(py, true))) };
+        let is_true = |index| -> PyResult<bool> { Ok(attribute(index)?.is(PyBool::new(py, true))) };
         // (The wrapper keeps its own copy of the encoding's name.)
-        Ok(attribute(2)?.eq(self.name(0)?)?
-            && attribute(3)?.is(&self.name(1)?)
-            && is_true(4)?
-            && is_true(5)?
-            && attribute(6)?.len()? == 0)
+        Ok(attribute(ENCODING)?.eq(self.name(UTF_8)?)?
+            && attribute(ERRORS)?.is(&self.name(REPLACE)?)
+            && is_true(LINE_BUFFERING)?
+            && is_true(WRITE_THROUGH)?
+            && attribute(DICT)?.len()? == 0)
     }
 }
 
@@ -365,7 +372,7 @@ pub fn wsgi_errors<'py>(py: Python<'py>, sink: Arc<LogSink>) -> PyResult<Request
     // pop(), one step even where no GIL makes two (a free-threaded build);
     // asked only when the list has something to give.
     let taken = (!idle.streams.is_empty())
-        .then(|| idle.streams.call_method0(idle.name(7).ok()?).ok())
+        .then(|| idle.streams.call_method0(idle.name(POP).ok()?).ok())
         .flatten();
     if let Some(pair) = taken {
         let (stream, buffer): (Bound<'py, PyAny>, Bound<'py, LogBuffer>) = pair.extract()?;
@@ -387,8 +394,8 @@ pub fn wsgi_errors<'py>(py: Python<'py>, sink: Arc<LogSink>) -> PyResult<Request
     let stream = text_stream(
         py,
         buffer.clone(),
-        idle.name(0)?.as_any(),
-        idle.name(1)?.as_any(),
+        idle.name(UTF_8)?.as_any(),
+        idle.name(REPLACE)?.as_any(),
     )?;
     Ok(RequestErrors {
         stream,
