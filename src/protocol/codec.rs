@@ -357,28 +357,27 @@ impl<'a> Fields<'a> {
         Ok(count)
     }
 
-    /// A u32 count then that many (bytes, bytes) pairs, the count checked
-    /// against `max_pairs` and against what the payload can hold before
-    /// the vector is allocated.
+    /// A u32 count then that many (bytes, bytes) pairs, copied out of
+    /// `base` (the payload `self` reads), checked as [`Fields::spans`].
     fn pairs(
         &mut self,
+        base: &[u8],
         what: &'static str,
         max_pairs: usize,
-        mut check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
+        check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
     ) -> Result<Pairs, ProtocolError> {
-        let count = self.count(what, max_pairs)?;
-        let mut pairs = Vec::with_capacity(count);
-        for _ in 0..count {
-            let k = self.bytes()?;
-            let v = self.bytes()?;
-            check(k, v)?;
-            pairs.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(pairs)
+        let spans = self.spans(base, what, max_pairs, check)?;
+        Ok(spans
+            .into_iter()
+            .map(|[ks, ke, vs, ve]| (base[ks..ke].to_vec(), base[vs..ve].to_vec()))
+            .collect())
     }
 
-    /// As [`Fields::pairs`], giving where each pair is in `self.base`
-    /// (key start and end, value start and end) rather than copies.
+    /// A u32 count then that many (bytes, bytes) pairs, as where each is in
+    /// `base` (the payload `self` reads: key start and end, value start and
+    /// end). The count is checked against `max_pairs` and against what the
+    /// payload can hold before the vector is allocated; `check` sees each
+    /// pair.
     fn spans(
         &mut self,
         base: &[u8],
@@ -387,7 +386,7 @@ impl<'a> Fields<'a> {
         mut check: impl FnMut(&[u8], &[u8]) -> Result<(), ProtocolError>,
     ) -> Result<Vec<[usize; 4]>, ProtocolError> {
         let count = self.count(what, max_pairs)?;
-        // Each field is a slice of `base` (the payload `self` reads).
+        // Each field is a slice of `base`.
         let base = base.as_ptr() as usize;
         let at = |s: &[u8]| s.as_ptr() as usize - base;
         let mut spans = Vec::with_capacity(count);
@@ -475,7 +474,7 @@ pub(crate) fn decode_payload(
                 return Err(ProtocolError::Malformed("CR, LF or NUL in reason phrase"));
             }
             let reason = reason.to_vec();
-            let headers = f.pairs("header count", limits.max_pairs, |name, value| {
+            let headers = f.pairs(&payload, "header count", limits.max_pairs, |name, value| {
                 if !valid_header_name(name) {
                     Err(ProtocolError::Malformed("invalid header name"))
                 } else if !valid_header_text(value) {
