@@ -31,10 +31,12 @@ const FAST_BLOCK: usize = 64 * 1024;
 enum State {
     /// Not iterated yet: the way to read is chosen at the first block.
     Fresh,
-    /// A regular file read by offset without the GIL.
+    /// A regular file read by offset without the GIL; `size` as it was
+    /// when chosen (what [`send_direct`] sends up to).
     File {
         file: Arc<std::fs::File>,
         offset: u64,
+        size: u64,
     },
     /// Plain read(blksize) calls on the object.
     Plain,
@@ -49,13 +51,14 @@ pub struct FileWrapper {
 }
 
 impl FileWrapper {
-    /// The descriptor and position when `filelike` is a regular file.
-    fn open_fast(&self, py: Python<'_>) -> Option<(std::fs::File, u64)> {
+    /// The descriptor, position and size when `filelike` is a regular file.
+    fn open_fast(&self, py: Python<'_>) -> Option<(std::fs::File, u64, u64)> {
         let f = self.filelike.bind(py);
         let fd: i32 = f.call_method0("fileno").ok()?.extract().ok()?;
         let offset: u64 = f.call_method0("tell").ok()?.extract().ok()?;
         let file = dup_file(fd).ok()?;
-        file.metadata().ok()?.is_file().then_some((file, offset))
+        let meta = file.metadata().ok()?;
+        meta.is_file().then_some((file, offset, meta.len()))
     }
 
     /// Chooses how to read at the first use: the descriptor path for a
@@ -63,9 +66,10 @@ impl FileWrapper {
     fn choose(&self, py: Python<'_>) {
         if matches!(*self.state.lock(), State::Fresh) {
             let chosen = match self.open_fast(py) {
-                Some((file, offset)) => State::File {
+                Some((file, offset, size)) => State::File {
                     file: Arc::new(file),
                     offset,
+                    size,
                 },
                 None => State::Plain,
             };
@@ -133,7 +137,7 @@ impl FileWrapper {
         self.choose(py);
         let (file, offset) = match &*self.state.lock() {
             State::Fresh | State::Plain => (None, 0),
-            State::File { file, offset } => (Some(file.clone()), *offset),
+            State::File { file, offset, .. } => (Some(file.clone()), *offset),
             State::Done => return Ok(None),
         };
         let Some(file) = file else {
@@ -200,19 +204,16 @@ pub fn send_direct(
     }
     let this = wrapper.get();
     this.choose(py);
-    let (file, offset) = match &*this.state.lock() {
-        State::File { file, offset } => (file.clone(), *offset),
+    let (file, offset, size) = match &*this.state.lock() {
+        State::File { file, offset, size } => (file.clone(), *offset, *size),
         _ => return Ok(false),
-    };
-    let Ok(meta) = file.metadata() else {
-        return Ok(false);
     };
     // Empty, or a size that says nothing (/proc files show 0): reading
     // it tells.
-    if meta.len() == 0 {
+    if size == 0 {
         return Ok(false);
     }
-    let mut len = meta.len().saturating_sub(offset);
+    let mut len = size.saturating_sub(offset);
     {
         let mut h = head.lock();
         match h.content_length {
