@@ -199,7 +199,7 @@ fn main() {
         .allowlist_var("AUTHN_PROVIDER_GROUP|AUTHZ_PROVIDER_GROUP|AUTHN_PROVIDER_VERSION|AUTHZ_PROVIDER_VERSION")
         .allowlist_var("ap_unixd_config")
         .allowlist_type("apr_proc_t|unixd_config_rec")
-        .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_add|apr_table_unset")
+        .allowlist_function("apr_table_get|apr_table_set|apr_table_setn|apr_table_add|apr_table_addn|apr_table_unset")
         .allowlist_function("apr_os_file_put|apr_brigade_create|apr_brigade_insert_file|apr_bucket_file_enable_mmap|apr_bucket_file_set_buf_size")
         .allowlist_function("ap_pass_brigade|ap_get_core_module_config")
         .allowlist_function("ap_bucket_error_create|apr_bucket_eos_create|apr_bucket_flush_create")

@@ -77,7 +77,7 @@ fn status_page(r: &mut Request) -> i32 {
             crate::daemon::status::html(&groups, now, &banner()),
         )
     };
-    r.set_content_type(content_type);
+    r.set_content_type(content_type.as_bytes());
     r.headers_out().set(r.pool(), "Cache-Control", "no-store");
     if !r.is_head() && r.write(body.as_bytes()).is_err() {
         r.log(

@@ -236,7 +236,15 @@ fn bare_asgi_callable_reads_the_body_in_messages() {
             raw.extend_from_slice(b"\r\n");
         }
         raw.extend_from_slice(b"0\r\n\r\n");
-        let answer = String::from_utf8_lossy(&apache.raw(&raw)).into_owned();
+        let raw_answer = apache.raw(&raw);
+        // The header's bytes as the application gave them (UTF-8 here),
+        // not re-encoded.
+        let header: &[u8] = b"\r\nx-bytes: caf\xc3\xa9 \xe2\x9c\x93\r\n";
+        assert!(
+            raw_answer.windows(header.len()).any(|w| w == header),
+            "{mode:?}: {raw_answer:?}"
+        );
+        let answer = String::from_utf8_lossy(&raw_answer).into_owned();
         assert!(answer.starts_with("HTTP/1.1 201"), "{mode:?}: {answer}");
         assert!(answer.contains(r#""bytes": 19"#), "{answer}");
         apache.stop();

@@ -69,6 +69,19 @@ const FOUR_VS_SIX: &[(&str, Change)] = &[
 
 const APP: &str = include_str!("apps/environ_dump.wsgi");
 
+/// A response head with latin-1 characters above 127 in the reason
+/// phrase, the Content-Type and another header (PEP 3333: each character
+/// stands for one byte).
+const LATIN1_APP: &str = r#"
+def application(environ, start_response):
+    start_response("200 Caf\xe9", [
+        ("Content-Type", "text/plain; x=caf\xe9"),
+        ("X-Latin", "caf\xe9 \xff\xa0end"),
+        ("Content-Length", "3"),
+    ])
+    return [b"ok\n"]
+"#;
+
 const CONFIG: &str = "\
 WSGIChunkedRequest On
 SetEnv DIFF_TEST_VAR set-by-apache
@@ -79,6 +92,7 @@ SetEnv DIFF_TEST_VAR set-by-apache
     SetEnv HTTPS on
 </Location>
 WSGIScriptAlias /app {dir}/app/dump.wsgi
+WSGIScriptAlias /latin1 {dir}/app/latin1.wsgi
 WSGIScriptAlias / {dir}/app/dump.wsgi
 ";
 
@@ -91,7 +105,10 @@ enum Server {
 }
 
 fn start(server: Server, mpm: Mpm, extra: &str) -> Apache {
-    let builder = Apache::builder().mpm(mpm).file("app/dump.wsgi", APP);
+    let builder = Apache::builder()
+        .mpm(mpm)
+        .file("app/dump.wsgi", APP)
+        .file("app/latin1.wsgi", LATIN1_APP);
     let builder = match server {
         Server::C => builder
             .with_module(false)
@@ -408,6 +425,49 @@ fn embedded_environ_matches_c_mod_wsgi() {
 fn daemon_environ_matches_c_mod_wsgi() {
     require_c_mod_wsgi();
     compare_servers(Mpm::Event, DAEMON, "daemon event");
+}
+
+/// The status line and the headers of `LATIN1_APP`'s response as the
+/// bytes on the wire, sorted, each shown with `\xNN` for bytes past ASCII.
+fn latin1_head(server: Server, extra: &str) -> Vec<String> {
+    let apache = start(server, Mpm::Event, extra);
+    let raw = apache.raw(b"GET /latin1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head: {:?} {}", raw, apache.error_log()));
+    let mut lines: Vec<String> = raw[..end]
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| {
+            line.starts_with(b"HTTP/")
+                || line.starts_with(b"Content-Type")
+                || line.starts_with(b"X-Latin")
+        })
+        .map(|line| line.escape_ascii().to_string())
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn latin1_response_head_matches_c_mod_wsgi() {
+    require_c_mod_wsgi();
+    for (extra, label) in [("", "embedded"), (DAEMON, "daemon")] {
+        let c = latin1_head(Server::C, extra);
+        let ours = latin1_head(Server::Rust, extra);
+        // What C mod_wsgi sends: one byte per character, as latin-1.
+        assert_eq!(
+            c,
+            [
+                r"Content-Type: text/plain; x=caf\xe9",
+                r"HTTP/1.1 200 Caf\xe9",
+                r"X-Latin: caf\xe9 \xff\xa0end",
+            ],
+            "[{label}] C mod_wsgi"
+        );
+        assert_eq!(ours, c, "[{label}] mod_wsgi_rs against C mod_wsgi");
+    }
 }
 
 #[test]

@@ -233,13 +233,15 @@ impl Request {
     }
 
     /// The status line the application chose, e.g. "200 OK".
-    pub fn set_status(&mut self, code: i32, line: &str) {
+    /// The status and its line, as the bytes Apache sends (a reason phrase
+    /// of a WSGI application is latin-1).
+    pub fn set_status(&mut self, code: i32, line: &[u8]) {
         self.0.status = code;
-        self.0.status_line = self.pool().strdup(line);
+        self.0.status_line = self.pool().strdup_bytes(line);
     }
 
-    pub fn set_content_type(&mut self, value: &str) {
-        let v = self.pool().strdup(value);
+    pub fn set_content_type(&mut self, value: &[u8]) {
+        let v = self.pool().strdup_bytes(value);
         // SAFETY: the value is a pool string that outlives the request.
         unsafe { ffi::ap_set_content_type(self.as_ptr(), v) };
     }

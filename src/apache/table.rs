@@ -66,9 +66,17 @@ impl Table {
 
     /// Adds `key` (keeping earlier values), copies made in `pool`.
     pub fn add(self, pool: Pool, key: &str, value: &str) {
-        // SAFETY: apr_table_add copies both strings into the table's pool.
-        let (k, v) = (pool.strdup(key), pool.strdup(value));
-        unsafe { ffi::apr_table_add(self.0, k, v) };
+        self.add_bytes(pool, key.as_bytes(), value.as_bytes());
+    }
+
+    /// Adds `key` (keeping earlier values) with bytes as Apache sends them
+    /// (a response header of a WSGI application is latin-1), copies made
+    /// in `pool`.
+    pub fn add_bytes(self, pool: Pool, key: &[u8], value: &[u8]) {
+        let (k, v) = (pool.strdup_bytes(key), pool.strdup_bytes(value));
+        // SAFETY: live table; apr_table_addn keeps the two pool copies,
+        // which live as long as the table's pool.
+        unsafe { ffi::apr_table_addn(self.0, k, v) };
     }
 
     pub fn unset(self, key: &str) {

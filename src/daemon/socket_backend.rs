@@ -3,6 +3,7 @@
 
 use crate::apache::log::{self, Level};
 use crate::protocol::{self, Frame, Limits, ProtocolError};
+use crate::wsgi::start_response::latin1_bytes;
 use crate::wsgi::{Backend, BackendError};
 use parking_lot::Mutex;
 use std::io::{BufReader, Write};
@@ -118,10 +119,10 @@ fn hold_head(
     status_line: &str,
     headers: &[(String, String)],
 ) -> Result<(), BackendError> {
-    let reason = status_line.get(4..).unwrap_or("").as_bytes().to_vec();
+    let reason = latin1_bytes(status_line.get(4..).unwrap_or("")).into_owned();
     let headers = headers
         .iter()
-        .map(|(k, v)| (latin1(k), latin1(v)))
+        .map(|(k, v)| (latin1_bytes(k).into_owned(), latin1_bytes(v).into_owned()))
         .collect();
     let frame = Frame::ResponseHead {
         status,
@@ -394,9 +395,4 @@ impl Backend for SocketBackend {
             None => log::server(None, level, &format!("{}: {text}", self.who)),
         }
     }
-}
-
-/// Header text as bytes: start_response already checked it is latin-1.
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
 }

@@ -445,23 +445,25 @@ pub fn handle(
                 reason,
                 headers,
             } => {
-                let reason = String::from_utf8_lossy(&reason);
-                let line = if reason.is_empty() {
-                    code.to_string()
-                } else {
-                    format!("{code} {reason}")
-                };
+                // Status line and headers are the latin-1 bytes the
+                // application's text stands for: Apache sends them as they are.
+                let mut line = code.to_string().into_bytes();
+                if !reason.is_empty() {
+                    line.push(b' ');
+                    line.extend_from_slice(&reason);
+                }
                 r.set_status(code as i32, &line);
                 let out = r.headers_out();
                 for (k, v) in headers {
-                    let (k, v) = (latin1(&k), latin1(&v));
-                    if k.eq_ignore_ascii_case("content-type") {
+                    if k.eq_ignore_ascii_case(b"content-type") {
                         r.set_content_type(&v);
                     } else {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            declared_length = v.trim().parse().ok();
+                        if k.eq_ignore_ascii_case(b"content-length") {
+                            declared_length = std::str::from_utf8(&v)
+                                .ok()
+                                .and_then(|v| v.trim().parse().ok());
                         }
-                        out.add(r.pool(), &k, &v);
+                        out.add_bytes(r.pool(), &k, &v);
                     }
                 }
                 head_sent = true;

@@ -5,6 +5,7 @@ use crate::apache::log::Level;
 use crate::apache::request::{FileSend, Request, RequestScope, SharedRequest};
 use crate::apache::status;
 use crate::wsgi::serve::{self, AppTarget};
+use crate::wsgi::start_response::latin1_bytes;
 use crate::wsgi::{Backend, BackendError, EnvironContext, RequestError};
 use std::sync::Arc;
 
@@ -90,13 +91,13 @@ impl Backend for ApacheBackend {
         }
         self.request
             .with(|r| {
-                r.set_status(status as i32, status_line);
+                r.set_status(status as i32, &latin1_bytes(status_line));
                 let out = r.headers_out();
                 for (k, v) in headers {
                     if k.eq_ignore_ascii_case("content-type") {
-                        r.set_content_type(v);
+                        r.set_content_type(&latin1_bytes(v));
                     } else {
-                        out.add(r.pool(), k, v);
+                        out.add_bytes(r.pool(), &latin1_bytes(k), &latin1_bytes(v));
                     }
                 }
             })

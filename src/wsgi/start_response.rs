@@ -5,6 +5,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Status and headers as the application gave them, validated.
@@ -48,10 +49,13 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// `value` as latin-1 bytes, as mod_wsgi converts status and headers: a
-/// `str` or TypeError, every character below 256 or the UnicodeEncodeError
-/// `str.encode('latin-1')` raises.
-fn latin1(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+/// `value` as the latin-1 text mod_wsgi sends for status and headers: a
+/// `str` (else TypeError) whose every character is below 256 (else the
+/// UnicodeEncodeError `str.encode('latin-1')` raises), as a String of the
+/// same characters. The checks below look at its UTF-8 bytes: a character
+/// from 128 to 255 is two bytes from 0x80 up there, and every rule is
+/// about ASCII bytes, so the verdicts are those of the latin-1 bytes.
+fn latin1(value: &Bound<'_, PyAny>) -> PyResult<String> {
     let Ok(text) = value.downcast::<PyString>() else {
         return Err(PyTypeError::new_err(format!(
             "must be str, not {}",
@@ -59,16 +63,29 @@ fn latin1(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
         )));
     };
     let text = text.to_cow()?;
-    if text.chars().all(|c| (c as u32) <= 0xff) {
-        return Ok(text.chars().map(|c| c as u8).collect());
+    if text.is_ascii() || text.chars().all(|c| (c as u32) <= 0xff) {
+        return Ok(text.into_owned());
     }
     value.call_method1("encode", ("latin-1",))?;
     unreachable!("str.encode('latin-1') raises for a character above 255")
 }
 
-/// A ValueError whose message ends with the value as Python shows bytes.
-fn value_error(py: Python<'_>, message: &str, value: &[u8]) -> PyErr {
-    let shown = PyBytes::new(py, value)
+/// The bytes of a status or header text of [`ResponseHead`] on the wire:
+/// its latin-1 encoding, as mod_wsgi sends them (one byte per character;
+/// start_response let no character above 255 through). Borrowed when the
+/// text is ASCII, as nearly all is.
+pub fn latin1_bytes(text: &str) -> Cow<'_, [u8]> {
+    if text.is_ascii() {
+        Cow::Borrowed(text.as_bytes())
+    } else {
+        Cow::Owned(text.chars().map(|c| c as u32 as u8).collect())
+    }
+}
+
+/// A ValueError whose message ends with the value as Python shows its
+/// latin-1 bytes.
+fn value_error(py: Python<'_>, message: &str, value: &str) -> PyErr {
+    let shown = PyBytes::new(py, &latin1_bytes(value))
         .repr()
         .map(|r| r.to_string())
         .unwrap_or_default();
@@ -78,13 +95,14 @@ fn value_error(py: Python<'_>, message: &str, value: &[u8]) -> PyErr {
 /// Status line rules (mod_wsgi 6): three digits, then the end or a space
 /// and a reason without control characters; the codes 100 to 999 (Apache
 /// has no use for a lower one).
-fn check_status(py: Python<'_>, status: &[u8]) -> PyResult<u16> {
+fn check_status(py: Python<'_>, text: &str) -> PyResult<u16> {
+    let status = text.as_bytes();
     let digits = status.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits != 3 {
         return Err(value_error(
             py,
             "status code must be a 3 digit integer",
-            status,
+            text,
         ));
     }
     match status.get(3) {
@@ -93,21 +111,17 @@ fn check_status(py: Python<'_>, status: &[u8]) -> PyResult<u16> {
             return Err(value_error(
                 py,
                 "control character in status reason phrase",
-                status,
+                text,
             ));
         }
         Some(b' ') => {}
-        Some(_) => return Err(value_error(py, "no space following status code", status)),
+        Some(_) => return Err(value_error(py, "no space following status code", text)),
     }
     let code = status[..3]
         .iter()
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
     if code < 100 {
-        return Err(value_error(
-            py,
-            "status code must be from 100 to 999",
-            status,
-        ));
+        return Err(value_error(py, "status code must be from 100 to 999", text));
     }
     Ok(code)
 }
@@ -116,32 +130,37 @@ fn check_status(py: Python<'_>, status: &[u8]) -> PyResult<u16> {
 /// character in a name, no CR/LF in a value), plus what keeps a response
 /// whole behind Apache: no ':' in a name, no NUL in a value, no hop-by-hop
 /// header, a Content-Length of digits.
-fn check_header(py: Python<'_>, name: &[u8], value: &[u8]) -> PyResult<()> {
+fn check_header(py: Python<'_>, name_text: &str, value_text: &str) -> PyResult<()> {
+    let (name, value) = (name_text.as_bytes(), value_text.as_bytes());
     if name.is_empty() {
         return Err(PyValueError::new_err("header name is empty"));
     }
     if name.iter().any(u8::is_ascii_control) {
-        return Err(value_error(py, "control character in header name", name));
+        return Err(value_error(
+            py,
+            "control character in header name",
+            name_text,
+        ));
     }
     if name.contains(&b' ') {
-        return Err(value_error(py, "space character in header name", name));
+        return Err(value_error(py, "space character in header name", name_text));
     }
     if name.contains(&b':') {
-        return Err(value_error(py, "colon in header name", name));
+        return Err(value_error(py, "colon in header name", name_text));
     }
     if value.iter().any(|&b| b == b'\r' || b == b'\n') {
         return Err(value_error(
             py,
             "carriage return/line feed character in header value",
-            value,
+            value_text,
         ));
     }
     if value.contains(&0) {
-        return Err(value_error(py, "NUL character in header value", value));
+        return Err(value_error(py, "NUL character in header value", value_text));
     }
     let lower = name.to_ascii_lowercase();
     if HOP_BY_HOP.iter().any(|h| h.as_bytes() == lower.as_slice()) {
-        return Err(value_error(py, "hop-by-hop header not allowed", name));
+        return Err(value_error(py, "hop-by-hop header not allowed", name_text));
     }
     Ok(())
 }
@@ -206,8 +225,8 @@ impl StartResponse {
             return Err(PyErr::from_value(value));
         }
         super::events::response_started(py, status, response_headers, exc_info);
-        let status_bytes = latin1(status)?;
-        let code = check_status(py, &status_bytes)?;
+        let status = latin1(status)?;
+        let code = check_status(py, &status)?;
         let mut headers = Vec::new();
         let mut content_length = None;
         for item in response_headers.try_iter()? {
@@ -227,9 +246,6 @@ impl StartResponse {
             let name = latin1(&pair.get_item(0)?)?;
             let value = latin1(&pair.get_item(1)?)?;
             check_header(py, &name, &value)?;
-            // Latin-1 bytes back to the same characters.
-            let name: String = name.iter().map(|&b| b as char).collect();
-            let value: String = value.iter().map(|&b| b as char).collect();
             if name.eq_ignore_ascii_case("content-length") {
                 let digits = value.trim();
                 match digits.parse::<u64>() {
@@ -243,7 +259,6 @@ impl StartResponse {
             }
             headers.push((name, value));
         }
-        let status: String = status_bytes.iter().map(|&b| b as char).collect();
         let mut head = self.head.lock();
         head.status = Some((code, status));
         head.headers = headers;

@@ -1,5 +1,6 @@
 # A bare ASGI 3 callable named `app` (no framework): echoes what it read of
-# the request body, in how many messages, and the scope's method and path.
+# the request body, in how many messages, and the scope's method and path;
+# a header value of UTF-8 bytes.
 import json
 
 
@@ -20,5 +21,7 @@ async def app(scope, receive, send):
                          "bytes": total, "messages": messages}).encode()
     await send({"type": "http.response.start", "status": 201,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(answer)).encode())]})
+                            (b"content-length", str(len(answer)).encode()),
+                            # Any bytes but CR, LF and NUL go out as sent.
+                            (b"x-bytes", "caf\u00e9 \u2713".encode())]})
     await send({"type": "http.response.body", "body": answer})
