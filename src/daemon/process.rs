@@ -441,17 +441,7 @@ fn caretaker(
         .name("wsgi-reaper".into())
         .spawn(move || {
             std::thread::sleep(timeout);
-            log::server(
-                None,
-                Level::Error,
-                &format!(
-                    "{}: still running {}s after shutdown began; forcing exit",
-                    reaped.who(),
-                    timeout.as_secs_f64()
-                ),
-            );
-            abandon_running(&reaped, timeout);
-            proc_edge::exit_now(super::supervisor::EXIT_REAPED);
+            force_exit(&reaped, timeout);
         });
     let reason = shared.shutdown_reason.get().copied().unwrap_or(match how {
         GRACEFUL => "graceful_signal",
@@ -468,6 +458,11 @@ fn caretaker(
     wait_idle(shared, timeout, None);
     crate::telemetry::process_stopped(reason);
     let idle = shared.active.lock().iter().all(Option::is_none);
+    if !idle {
+        // The same budget as the reaper's: whichever of the two sees it
+        // run out first ends the process, and the workers hear why.
+        force_exit(shared, timeout);
+    }
     // Destroying the interpreter runs the application's atexit handlers;
     // only safe once no request thread is inside Python.
     if idle && shared.group.python.destroy_interpreter() {
@@ -485,6 +480,30 @@ fn caretaker(
         ),
     );
     Ok(())
+}
+
+/// Ends a process whose requests outlived shutdown-timeout: one log line,
+/// an `Abandoned` failure to each waiting worker, then `_exit`. Called by
+/// the reaper and by the caretaker when its own wait runs out, whichever
+/// comes first; the other one waits for the exit.
+fn force_exit(shared: &Shared, waited: Duration) -> ! {
+    static FORCING: AtomicBool = AtomicBool::new(false);
+    if FORCING.swap(true, Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+    log::server(
+        None,
+        Level::Error,
+        &format!(
+            "{}: still running {}s after shutdown began; forcing exit",
+            shared.who(),
+            waited.as_secs_f64()
+        ),
+    );
+    abandon_running(shared, waited);
+    proc_edge::exit_now(super::supervisor::EXIT_REAPED);
 }
 
 /// Just before a forced exit: tells the worker of each request still
