@@ -152,7 +152,7 @@ integration-test: deps
 
 test: deps
 	@$(MAKE) --no-print-directory build
-	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release
+	MOD_WSGI_RS_SO=$(MODULE) $(CARGO) test --release --no-fail-fast
 
 # Apache built as the official httpd:2.4 image builds it (cached under
 # $(CARGO_TARGET_DIR)/httpd-layout), the module built against it and

@@ -35,12 +35,12 @@ pub(crate) fn check_length(ty: u8, len: usize, limits: &Limits) -> Result<(), Pr
         code::RESPONSE_HEAD => ("ResponseHead frame", limits.max_header),
         code::RESPONSE_BODY => ("ResponseBody frame", limits.max_chunk),
         code::FAILURE => ("Failure frame", MAX_MESSAGE + 1),
-        code::BODY_END | code::RESPONSE_END => {
+        code::BODY_END | code::RESPONSE_END | code::TUNNEL => {
             return if len == 0 {
                 Ok(())
             } else {
                 Err(ProtocolError::Malformed(
-                    "BodyEnd/ResponseEnd payload must be empty",
+                    "BodyEnd/ResponseEnd/Tunnel payload must be empty",
                 ))
             };
         }
@@ -106,7 +106,7 @@ pub(crate) fn payload_len(frame: &Frame) -> usize {
     match frame {
         Frame::Request { environ, .. } => pairs_len(environ.iter()).saturating_add(2 + 4),
         Frame::Body(data) | Frame::ResponseBody(data) => data.len(),
-        Frame::BodyEnd | Frame::ResponseEnd => 0,
+        Frame::BodyEnd | Frame::ResponseEnd | Frame::Tunnel => 0,
         Frame::BodyError(message) => message.len(),
         Frame::ReadBody { .. } | Frame::Accepted { .. } => 4,
         Frame::ResponseFile { .. } => 16,
@@ -276,7 +276,7 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) -> Result<(), ProtocolError> {
         // Written by encode_request above.
         Frame::Request { .. } => {}
         Frame::Body(data) | Frame::ResponseBody(data) => out.extend_from_slice(data),
-        Frame::BodyEnd | Frame::ResponseEnd => {}
+        Frame::BodyEnd | Frame::ResponseEnd | Frame::Tunnel => {}
         Frame::BodyError(message) => out.extend_from_slice(message.as_bytes()),
         Frame::ReadBody { max } => out.extend_from_slice(&max.to_be_bytes()),
         Frame::Accepted { pid } => out.extend_from_slice(&pid.to_be_bytes()),
@@ -492,6 +492,7 @@ pub(crate) fn decode_payload(
         }
         code::RESPONSE_BODY => Ok(Frame::ResponseBody(payload)),
         code::RESPONSE_END => Ok(Frame::ResponseEnd),
+        code::TUNNEL => Ok(Frame::Tunnel),
         code::ACCEPTED => {
             let bytes: [u8; 4] = payload
                 .as_slice()

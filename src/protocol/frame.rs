@@ -19,6 +19,7 @@ pub(crate) mod code {
     pub const FAILURE: u8 = 0x85;
     pub const ACCEPTED: u8 = 0x86;
     pub const RESPONSE_FILE: u8 = 0x87;
+    pub const TUNNEL: u8 = 0x88;
 }
 
 /// Which way a frame travels.
@@ -89,6 +90,12 @@ pub enum Frame {
         /// Process id of the daemon process serving the exchange.
         pid: u32,
     },
+    /// Daemon -> worker, right after a `ResponseHead` of status 101
+    /// (Switching Protocols): from the next byte on, the connection is a
+    /// byte tunnel between the client and the application, both ways,
+    /// until either side closes it; no frame follows and the connection is
+    /// never reused. Empty payload. (Version 4.)
+    Tunnel,
     /// Daemon -> worker: the request failed in the daemon. Ends the exchange.
     /// Before `ResponseHead` the worker answers [`FailureKind::http_status`];
     /// after it, the worker aborts the client connection.
@@ -158,6 +165,7 @@ impl Frame {
             Frame::ResponseEnd => code::RESPONSE_END,
             Frame::Failure { .. } => code::FAILURE,
             Frame::Accepted { .. } => code::ACCEPTED,
+            Frame::Tunnel => code::TUNNEL,
         }
     }
 
@@ -202,6 +210,7 @@ pub(crate) fn name_of(type_code: u8) -> Option<&'static str> {
         code::FAILURE => "Failure",
         code::ACCEPTED => "Accepted",
         code::RESPONSE_FILE => "ResponseFile",
+        code::TUNNEL => "Tunnel",
         _ => return None,
     })
 }

@@ -24,6 +24,10 @@
 //!                              ◀───────  ResponseEnd | Failure
 //! ```
 //!
+//! A `ResponseHead` of status 101 is followed by `Tunnel` instead: the
+//! connection then carries the upgraded protocol's bytes (a WebSocket),
+//! both ways, until either side closes it.
+//!
 //! The request body is *pulled* by the daemon: the worker never sends body
 //! bytes it was not asked for, so neither side can block writing while the
 //! other is blocked writing too.
@@ -66,7 +70,7 @@ pub use stream::{read_frame, write_body, write_frame, write_response_body};
 /// position of the version in the `Request` payload and the `Failure`
 /// layout never change, so that peers of different versions can always
 /// tell each other so.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Bytes in a frame header: type (1) + payload length (4).
 pub const HEADER_LEN: usize = 5;

@@ -16,7 +16,9 @@
 //! - `ResponseHead` at most once, before any `ResponseBody` or
 //!   `ResponseFile` and before `ResponseEnd`;
 //! - the exchange ends with `ResponseEnd` or `Failure`, after which the
-//!   connection is idle and may carry the next `Request`.
+//!   connection is idle and may carry the next `Request`;
+//! - a `ResponseHead` of status 101 is followed by `Tunnel` (or `Failure`)
+//!   and nothing else; after `Tunnel` the connection carries no frames.
 
 use super::{Direction, Frame, PROTOCOL_VERSION, ProtocolError};
 
@@ -34,7 +36,11 @@ enum State {
         body_done: bool,
         /// `ResponseHead` was sent.
         head_sent: bool,
+        /// That head had status 101: only `Tunnel` or `Failure` may follow.
+        switching: bool,
     },
+    /// After `Tunnel`: the connection is a byte tunnel, no frame may come.
+    Tunnel,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,10 +67,17 @@ impl Conversation {
                 },
             ));
         }
+        if self.state == State::Tunnel {
+            return Err(unexpected(
+                frame,
+                "the connection is a tunnel (after Tunnel)",
+            ));
+        }
         let State::Exchange {
             pending_read,
             body_done,
             head_sent,
+            switching,
         } = self.state
         else {
             if let Frame::Request { version, .. } = frame {
@@ -78,6 +91,7 @@ impl Conversation {
                     pending_read: None,
                     body_done: false,
                     head_sent: false,
+                    switching: false,
                 };
                 return Ok(());
             }
@@ -88,10 +102,17 @@ impl Conversation {
         if let (Some(_), Direction::DaemonToWorker) = (pending_read, dir) {
             return Err(unexpected(frame, "a ReadBody is still unanswered"));
         }
+        if switching && !matches!(frame, Frame::Tunnel | Frame::Failure { .. }) {
+            return Err(unexpected(
+                frame,
+                "a 101 ResponseHead is followed by Tunnel",
+            ));
+        }
         let next = |pending_read, body_done, head_sent| State::Exchange {
             pending_read,
             body_done,
             head_sent,
+            switching: false,
         };
         self.state = match frame {
             Frame::Request { .. } => {
@@ -128,11 +149,22 @@ impl Conversation {
                 }
                 next(Some(*max), body_done, head_sent)
             }
-            Frame::ResponseHead { .. } => {
+            Frame::ResponseHead { status, .. } => {
                 if head_sent {
                     return Err(unexpected(frame, "ResponseHead was already sent"));
                 }
-                next(None, body_done, true)
+                State::Exchange {
+                    pending_read: None,
+                    body_done,
+                    head_sent: true,
+                    switching: *status == 101,
+                }
+            }
+            Frame::Tunnel => {
+                if !switching {
+                    return Err(unexpected(frame, "only right after a 101 ResponseHead"));
+                }
+                State::Tunnel
             }
             Frame::ResponseBody(_) | Frame::ResponseFile { .. } => {
                 if !head_sent {
@@ -204,7 +236,7 @@ impl WorkerSide {
     pub fn pending_read(&self) -> Option<u32> {
         match self.conv.state {
             State::Exchange { pending_read, .. } => pending_read,
-            State::Idle => None,
+            State::Idle | State::Tunnel => None,
         }
     }
 }

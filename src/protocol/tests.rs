@@ -52,6 +52,7 @@ fn sample_frames() -> Vec<Frame> {
             length: i64::MAX as u64 - (1 << 40) - 7,
         },
         Frame::ResponseEnd,
+        Frame::Tunnel,
         Frame::failure(FailureKind::ApplicationError, "ValueError: \u{1f4a5}"),
         Frame::failure(FailureKind::ProtocolError, ""),
     ]
@@ -119,6 +120,7 @@ fn golden_bytes_match_the_documentation() {
     );
     assert_eq!(encoded(&Frame::BodyEnd), [0x03, 0, 0, 0, 0]);
     assert_eq!(encoded(&Frame::ResponseEnd), [0x84, 0, 0, 0, 0]);
+    assert_eq!(encoded(&Frame::Tunnel), [0x88, 0, 0, 0, 0]);
     assert_eq!(
         encoded(&Frame::Accepted { pid: 258 }),
         [0x86, 0, 0, 0, 4, 0, 0, 1, 2]
@@ -131,7 +133,7 @@ fn golden_bytes_match_the_documentation() {
         encoded(&Frame::request(pairs(&[("A", "bc")]))),
         [
             0x01, 0, 0, 0, 17, // header
-            0, 3, // version
+            0, 4, // version
             0, 0, 0, 1, // one pair
             0, 0, 0, 1, b'A', // key
             0, 0, 0, 2, b'b', b'c', // value
@@ -678,16 +680,26 @@ fn malformed_payloads_are_refused() {
             raw(0x81, &[0, 0, 0, 1, 0]),
             "ReadBody payload must be 4 bytes",
         ),
-        (raw(0x03, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
-        (raw(0x84, &[0]), "BodyEnd/ResponseEnd payload must be empty"),
-        (raw(0x01, &[0]), "Request payload truncated"),
-        (raw(0x01, &[0, 3, 0, 0, 0]), "Request payload truncated"),
         (
-            raw(0x01, &[0, 3, 0, 0, 0, 0, 9]),
+            raw(0x03, &[0]),
+            "BodyEnd/ResponseEnd/Tunnel payload must be empty",
+        ),
+        (
+            raw(0x88, &[0]),
+            "BodyEnd/ResponseEnd/Tunnel payload must be empty",
+        ),
+        (
+            raw(0x84, &[0]),
+            "BodyEnd/ResponseEnd/Tunnel payload must be empty",
+        ),
+        (raw(0x01, &[0]), "Request payload truncated"),
+        (raw(0x01, &[0, 4, 0, 0, 0]), "Request payload truncated"),
+        (
+            raw(0x01, &[0, 4, 0, 0, 0, 0, 9]),
             "trailing bytes after payload",
         ),
         (
-            raw(0x01, &[0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
+            raw(0x01, &[0, 4, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
             "empty environ key",
         ),
         (
@@ -1021,6 +1033,74 @@ fn state_accessors_follow_the_exchange() {
     assert!(d.head_sent() && w.head_received());
     run(&mut w, &mut d, &[Frame::ResponseEnd]);
     assert!(!d.head_sent() && !w.head_received() && !d.body_done());
+}
+
+fn switching_head() -> Frame {
+    Frame::ResponseHead {
+        status: 101,
+        reason: b"Switching Protocols".to_vec(),
+        headers: pairs(&[("Upgrade", "websocket"), ("Connection", "Upgrade")]),
+    }
+}
+
+#[test]
+fn a_101_head_and_tunnel_end_the_framing_for_good() {
+    let mut w = WorkerSide::new();
+    let mut d = DaemonSide::new();
+    run(
+        &mut w,
+        &mut d,
+        &[
+            Frame::request(pairs(&[("HTTP_UPGRADE", "websocket")])),
+            Frame::Accepted { pid: 7 },
+            switching_head(),
+            Frame::Tunnel,
+        ],
+    );
+    // Never idle again: the connection is not reused.
+    assert!(!w.is_idle() && !d.is_idle());
+    assert_eq!(w.pending_read(), None);
+    // A failure can still come instead of the Tunnel.
+    run(
+        &mut WorkerSide::new(),
+        &mut DaemonSide::new(),
+        &[
+            Frame::request(Vec::new()),
+            switching_head(),
+            Frame::failure(FailureKind::ApplicationError, "boom"),
+        ],
+    );
+}
+
+#[test]
+fn tunnel_comes_only_right_after_a_101_head_and_nothing_after_it() {
+    let req = Frame::request(Vec::new());
+    refused(std::slice::from_ref(&req), Frame::Tunnel);
+    refused(&[req.clone(), head()], Frame::Tunnel);
+    refused(
+        &[req.clone(), head(), Frame::ResponseBody(b"x".to_vec())],
+        Frame::Tunnel,
+    );
+    // After a 101 head: nothing but Tunnel (or Failure).
+    for bad in [
+        Frame::ResponseBody(b"x".to_vec()),
+        Frame::ResponseEnd,
+        Frame::ReadBody { max: 4 },
+        switching_head(),
+    ] {
+        refused(&[req.clone(), switching_head()], bad);
+    }
+    // After the Tunnel: no frame at all, either way.
+    let tunnel = [req.clone(), switching_head(), Frame::Tunnel];
+    for bad in [
+        Frame::request(Vec::new()),
+        Frame::BodyEnd,
+        Frame::ResponseEnd,
+        Frame::failure(FailureKind::ApplicationError, "late"),
+        Frame::Tunnel,
+    ] {
+        refused(&tunnel, bad);
+    }
 }
 
 /// Plays `prefix` (valid), then checks that `bad` is refused by its sender
