@@ -19,6 +19,7 @@
 #include <apr_tables.h>
 #include <apr_buckets.h>
 #include <apr_portable.h>
+#include <apr_portable.h>
 #include <apr_thread_proc.h>
 #include <ap_listen.h>
 #include <unixd.h>
@@ -59,6 +60,8 @@ static const int MWRS_REQUEST_CHUNKED_DECHUNK = REQUEST_CHUNKED_DECHUNK;
 static const int MWRS_AP_FILTER_ERROR = AP_FILTER_ERROR;
 static const int MWRS_AP_MODE_READBYTES = AP_MODE_READBYTES;
 static const int MWRS_APR_BLOCK_READ = APR_BLOCK_READ;
+static const int MWRS_APR_NONBLOCK_READ = APR_NONBLOCK_READ;
+static const int MWRS_HTTP_VERSION_1_1 = HTTP_VERSION(1, 1);
 static const int MWRS_APR_TIMEUP = APR_TIMEUP;
 static const int MWRS_APR_INCOMPLETE = APR_INCOMPLETE;
 static const int MWRS_APR_EOF = APR_EOF;

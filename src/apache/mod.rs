@@ -20,6 +20,7 @@ pub mod server_facts;
 pub mod shared_words;
 pub mod stop_sweep;
 pub mod table;
+pub mod tunnel;
 
 use std::ffi::{CStr, c_char};
 

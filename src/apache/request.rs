@@ -93,7 +93,7 @@ impl std::fmt::Display for BodyError {
 }
 
 /// APR's description of a status.
-fn apr_error(rv: ffi::apr_status_t) -> String {
+pub(super) fn apr_error(rv: ffi::apr_status_t) -> String {
     let mut buf = [0 as c_char; 256];
     // SAFETY: apr_strerror writes a NUL-terminated string of at most
     // buf.len() bytes into buf and returns buf.
@@ -512,7 +512,7 @@ impl Request {
 ///
 /// # Safety
 /// `bb` must be a live brigade and `e` a live bucket in no brigade.
-unsafe fn brigade_append(bb: *mut ffi::apr_bucket_brigade, e: *mut ffi::apr_bucket) {
+pub(super) unsafe fn brigade_append(bb: *mut ffi::apr_bucket_brigade, e: *mut ffi::apr_bucket) {
     // SAFETY: the caller's guarantees; the sentinel is the address
     // APR_RING_SENTINEL computes, only compared and stored, never read
     // through: an empty ring's last element is it, and its links are the

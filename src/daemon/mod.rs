@@ -17,6 +17,7 @@ pub mod relays;
 pub mod socket_backend;
 pub mod status;
 pub mod supervisor;
+pub mod tunnel;
 pub mod worker;
 
 use crate::config::{DaemonOptions, PythonSettings};

@@ -652,6 +652,20 @@ fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::F
     }
 }
 
+/// When each request thread's request started, for request-timeout: a
+/// request whose connection became a tunnel (a WebSocket) is a session
+/// that lasts as long as its client wants, and is left out.
+fn timed_starts(shared: &Shared) -> Vec<Option<Instant>> {
+    let mut starts = shared.active.lock().clone();
+    let exchanges = shared.exchanges.lock();
+    for (start, exchange) in starts.iter_mut().zip(exchanges.iter()) {
+        if exchange.as_ref().is_some_and(|e| e.is_tunnel()) {
+            *start = None;
+        }
+    }
+    starts
+}
+
 /// A request thread: take a connection (a new one from the listener, or a
 /// kept one whose next request arrived), serve its request, repeat until
 /// the process stops taking connections.
@@ -1217,7 +1231,7 @@ fn monitor_thread(shared: &Shared) {
         if !o.request_timeout.is_zero() && !o.interrupt_timeout.is_zero() {
             // First raise mod_wsgi.RequestTimeout in each request over the
             // limit; restart only if one still runs interrupt-timeout later.
-            let starts: Vec<Option<Instant>> = shared.active.lock().clone();
+            let starts = timed_starts(shared);
             let mut restart = None;
             for (slot, start) in starts.iter().enumerate() {
                 let Some(start) = *start else {
@@ -1267,7 +1281,11 @@ fn monitor_thread(shared: &Shared) {
             continue;
         }
         if !o.request_timeout.is_zero()
-            && let Some(longest) = busy.iter().map(|t| t.elapsed()).max()
+            && let Some(longest) = timed_starts(shared)
+                .iter()
+                .flatten()
+                .map(|t| t.elapsed())
+                .max()
             && longest > fire
         {
             shared.request_exit(

@@ -21,6 +21,9 @@ pub struct SocketBackend {
     /// Set when the request is over: a `wsgi.input` the application kept
     /// says so rather than touch the closed connection.
     finished: std::sync::atomic::AtomicBool,
+    /// Set once the connection became a tunnel (`switch_protocols`): no
+    /// frame may be written or read on it any more.
+    tunneled: std::sync::atomic::AtomicBool,
 }
 
 /// A connection from a worker and the frames not yet written: the
@@ -145,6 +148,7 @@ impl SocketBackend {
             client: std::sync::OnceLock::new(),
             pid,
             finished: std::sync::atomic::AtomicBool::new(false),
+            tunneled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -186,6 +190,9 @@ impl SocketBackend {
     /// the monitor (`send_held_accepted`), or by a request thread blocked in
     /// a write to a worker that does not read.
     pub fn send_last_word(&self, frame: &Frame, until: std::time::Instant) {
+        if self.framed().is_err() {
+            return;
+        }
         let Some(mut c) = self.stream.try_lock_until(until) else {
             return;
         };
@@ -229,8 +236,27 @@ impl SocketBackend {
         protocol::read_frame(&mut self.stream.lock().reader, &self.limits)
     }
 
-    /// Sends one frame that ends or reports on the exchange.
+    /// Whether the connection became a tunnel (`switch_protocols`).
+    pub fn is_tunnel(&self) -> bool {
+        self.tunneled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Err(Finished) once the connection is a tunnel: what the application
+    /// still does through WSGI must not reach the bytes of the upgraded
+    /// protocol.
+    fn framed(&self) -> Result<(), BackendError> {
+        if self.tunneled.load(std::sync::atomic::Ordering::Acquire) {
+            Err(BackendError::Finished)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sends one frame that ends or reports on the exchange (not after a
+    /// tunnel: the exchange then has no end frame).
     pub fn send(&self, frame: &Frame) -> std::io::Result<()> {
+        self.framed()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut bytes = Vec::new();
         protocol::encode(frame, &mut bytes).map_err(std::io::Error::other)?;
         self.stream.lock().write_with(&bytes)
@@ -239,6 +265,7 @@ impl SocketBackend {
 
 impl Backend for SocketBackend {
     fn read_body(&self, buf: &mut crate::wsgi::BodyBuf<'_>) -> Result<usize, BackendError> {
+        self.framed()?;
         if self.finished.load(std::sync::atomic::Ordering::Acquire) {
             return Err(BackendError::Finished);
         }
@@ -287,6 +314,7 @@ impl Backend for SocketBackend {
         status_line: &str,
         headers: &[(String, String)],
     ) -> Result<(), BackendError> {
+        self.framed()?;
         // Held back until the first block of the body, or the end.
         let mut c = self.stream.lock();
         hold_head(&mut c.pending, status, status_line, headers)
@@ -298,7 +326,7 @@ impl Backend for SocketBackend {
         data: &[u8],
         last: bool,
     ) -> Option<Result<bool, BackendError>> {
-        if data.len() > NOW_LIMIT.min(self.limits.max_chunk) {
+        if data.len() > NOW_LIMIT.min(self.limits.max_chunk) || self.framed().is_err() {
             return None;
         }
         // Held a moment by the monitor (send_held_accepted): the usual way.
@@ -327,6 +355,7 @@ impl Backend for SocketBackend {
     }
 
     fn write_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        self.framed()?;
         let mut c = self.stream.lock();
         for chunk in data.chunks(self.limits.max_chunk.max(1)) {
             if c.pending.is_empty() || chunk.len() > COALESCE {
@@ -345,6 +374,7 @@ impl Backend for SocketBackend {
     }
 
     fn write_last_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        self.framed()?;
         if data.len() > COALESCE {
             return self.write_body(data);
         }
@@ -367,6 +397,9 @@ impl Backend for SocketBackend {
     ) -> Option<Result<(), BackendError>> {
         // The worker's own file position (see `reopened`); without one,
         // the file is streamed as before.
+        if let Err(e) = self.framed() {
+            return Some(Err(e));
+        }
         let own = super::fd_passing::reopened(file).ok()?;
         let mut c = self.stream.lock();
         let mut out = std::mem::take(&mut c.pending);
@@ -389,6 +422,33 @@ impl Backend for SocketBackend {
     /// Lines of the application during a request read as C mod_wsgi's
     /// daemon writes them (`[remote ADDR:PORT] ...`; Apache adds the pid);
     /// without a request, the group and pid lead.
+    fn switch_protocols(
+        &self,
+        protocol: &str,
+        headers: &[(String, String)],
+    ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
+        Some((|| {
+            self.framed()?;
+            let mut c = self.stream.lock();
+            let mut all = vec![
+                ("Upgrade".to_string(), protocol.to_string()),
+                ("Connection".to_string(), "Upgrade".to_string()),
+            ];
+            all.extend_from_slice(headers);
+            hold_head(&mut c.pending, 101, "101 Switching Protocols", &all)?;
+            protocol::encode(&Frame::Tunnel, &mut c.pending).map_err(gone)?;
+            // The worker sends nothing unasked, so nothing of the tunnel
+            // is in the read buffer: the descriptor starts at its first byte.
+            let socket = c.socket().try_clone().map_err(gone)?;
+            c.write_with(&[]).map_err(gone)?;
+            self.tunneled
+                .store(true, std::sync::atomic::Ordering::Release);
+            let _ = socket.set_read_timeout(None);
+            let _ = socket.set_write_timeout(None);
+            Ok(std::os::fd::OwnedFd::from(socket))
+        })())
+    }
+
     fn log(&self, level: Level, text: &str) {
         match self.client.get() {
             Some(client) => log::server(None, level, &format!("{client} {text}")),

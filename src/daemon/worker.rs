@@ -294,6 +294,8 @@ pub fn handle(
         }
     };
     let mut head_sent = false;
+    // The head was a 101 (Switching Protocols): a `Tunnel` follows.
+    let mut switching = false;
     // Body bytes passed to Apache: how much of a cut response the client got.
     let mut relayed: u64 = 0;
     // WSGIErrorOverride: the error status the application answered, whose
@@ -467,6 +469,7 @@ pub fn handle(
                     }
                 }
                 head_sent = true;
+                switching = code == 101;
             }
             Frame::ResponseBody(data) => {
                 if !head_sent {
@@ -619,6 +622,28 @@ pub fn handle(
                 };
                 r.log(level, &why);
                 return kind.http_status() as i32;
+            }
+            Frame::Tunnel if switching => {
+                // Daemon bytes read with the frame belong to the tunnel.
+                let early = reader.buffer().to_vec();
+                let Some(mut client) = r.switch_protocols() else {
+                    r.log(
+                        Level::Error,
+                        &format!(
+                            "{who} switched protocols, which this client connection cannot (HTTP/1.0, or HTTP/2)"
+                        ),
+                    );
+                    return status::HTTP_BAD_GATEWAY;
+                };
+                let report = super::tunnel::relay(&mut client, &stream, &early, timeout);
+                r.log(
+                    Level::Info,
+                    &format!(
+                        "connection upgraded to {who} closed after {} bytes from the client and {} to it: {}",
+                        report.to_daemon, report.to_client, report.end
+                    ),
+                );
+                return status::DONE;
             }
             other => {
                 let why = format!("{who} sent {} out of turn", other.name());

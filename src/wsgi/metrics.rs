@@ -1133,6 +1133,14 @@ impl Backend for Metered {
         self.inner.flush_queued()
     }
 
+    fn switch_protocols(
+        &self,
+        protocol: &str,
+        headers: &[(String, String)],
+    ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
+        self.inner.switch_protocols(protocol, headers)
+    }
+
     fn log(&self, level: Level, text: &str) {
         self.inner.log(level, text)
     }

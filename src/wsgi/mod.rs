@@ -137,6 +137,18 @@ pub trait Backend: Send + Sync {
     ) -> Option<Result<(), BackendError>> {
         None
     }
+    /// Answers 101 (Switching Protocols) to `protocol` (the request's
+    /// `Upgrade`), with `headers` besides `Upgrade` and `Connection`, and
+    /// hands back the connection to the client as a byte stream for the
+    /// upgraded protocol (a WebSocket). None: this backend cannot (embedded
+    /// mode).
+    fn switch_protocols(
+        &self,
+        _protocol: &str,
+        _headers: &[(String, String)],
+    ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
+        None
+    }
     /// One line for the error log, tagged with the request when possible.
     fn log(&self, level: Level, text: &str);
 }

@@ -268,6 +268,48 @@ impl StartResponse {
             backend: self.backend.clone(),
         })
     }
+
+    /// Not WSGI: the ASGI adapter's way to accept a WebSocket. Answers 101
+    /// to `protocol` with `headers` (besides `Upgrade` and `Connection`)
+    /// and returns the descriptor of the connection to the client, which
+    /// then carries the upgraded protocol's bytes both ways; the caller
+    /// owns it. Only before any response was started, and only in daemon
+    /// mode (RuntimeError otherwise).
+    fn switch_protocols(
+        &self,
+        py: Python<'_>,
+        protocol: &str,
+        headers: Vec<(String, String)>,
+    ) -> PyResult<i32> {
+        if self.head.lock().sent || self.head.lock().finished {
+            return Err(PyRuntimeError::new_err(
+                "switch_protocols() after the response was started",
+            ));
+        }
+        if protocol.is_empty() || protocol.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(PyValueError::new_err(format!(
+                "switch_protocols(): bad protocol {protocol:?}"
+            )));
+        }
+        for (name, value) in &headers {
+            check_header(py, name, value)?;
+        }
+        let backend = self.backend.clone();
+        let switched = py.allow_threads(|| backend.switch_protocols(protocol, &headers));
+        let fd = match switched {
+            None => {
+                return Err(PyRuntimeError::new_err(
+                    "switching protocols needs daemon mode",
+                ));
+            }
+            Some(Err(e)) => return Err(PyOSError::new_err(e.to_string())),
+            Some(Ok(fd)) => fd,
+        };
+        let mut head = self.head.lock();
+        head.status = Some((101, "101 Switching Protocols".to_string()));
+        head.sent = true;
+        Ok(std::os::fd::IntoRawFd::into_raw_fd(fd))
+    }
 }
 
 /// The legacy write() callable returned by start_response.
