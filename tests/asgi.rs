@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 const FASTAPI_APP: &str = include_str!("apps/asgi/fastapi_app.py");
 const RAW_APP: &str = include_str!("apps/asgi/raw_app.py");
+const WS_APP: &str = include_str!("apps/asgi/ws_app.py");
 const FAILING_LIFESPAN: &str = include_str!("apps/asgi/failing_lifespan.py");
 const HELLO_WSGI: &str = include_str!("apps/asgi/hello_wsgi.py");
 const DJANGO_ASGI: &str = include_str!("apps/asgi/django_asgi.py");
@@ -58,6 +59,7 @@ fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
         .file("app/django_asgi.py", DJANGO_ASGI)
         .file("app/fastapi_app.py", FASTAPI_APP)
         .file("app/raw_app.py", RAW_APP)
+        .file("app/ws_app.py", WS_APP)
         .file("app/failing_lifespan.py", FAILING_LIFESPAN)
         .file("app/hello_wsgi.py", HELLO_WSGI)
         .file("app/marker_dir", &markers.display().to_string())
@@ -66,6 +68,7 @@ fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
              {python}WSGIApplicationGroup %{{GLOBAL}}\nWSGIChunkedRequest On\n\
              WSGIScriptAlias /api {{dir}}/app/fastapi_app.py\n\
              WSGIScriptAlias /raw {{dir}}/app/raw_app.py\n\
+             WSGIScriptAlias /ws {{dir}}/app/ws_app.py\n\
              WSGIScriptAlias /failing {{dir}}/app/failing_lifespan.py\n\
              WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n\
              WSGIScriptAlias /dj {{dir}}/app/django_asgi.py\n\
@@ -446,4 +449,149 @@ def application(environ, start_response):
         assert_eq!(r.status, 200, "{}", apache.error_log());
         assert_eq!(r.text(), "runtime=False asyncio=False", "{path}");
     }
+}
+
+#[test]
+fn starlette_websocket_echo_in_daemon_mode() {
+    use common::websocket::{self, BINARY, CLOSE, PING, PONG, TEXT};
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server(Mode::Daemon, &venv, markers.path());
+
+    // The handshake: RFC 6455's example key gives its accept value, and
+    // the subprotocol the application picked comes back.
+    let (head, ws) = websocket::handshake(
+        apache.port,
+        "/ws/echo",
+        "Sec-WebSocket-Protocol: chat, superchat\r\n",
+    );
+    let mut ws = ws.unwrap_or_else(|| panic!("{head}\n{}", apache.error_log()));
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains(&format!(
+            "\r\nsec-websocket-accept: {}\r\n",
+            websocket::EXAMPLE_ACCEPT.to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    assert!(
+        lower.contains("\r\nsec-websocket-protocol: chat\r\n"),
+        "{head}"
+    );
+    assert!(lower.contains("\r\nupgrade: websocket\r\n"), "{head}");
+    // The scope's path and root_path (the mount point).
+    assert_eq!(ws.recv_text(), "hello /ws/echo /ws");
+
+    // Text both ways, non-ASCII included; bytes; a message in fragments;
+    // a large message (64-bit length); a ping answered with its payload.
+    ws.send_text("héllo");
+    assert_eq!(ws.recv_text(), "HÉLLO");
+    ws.send_frame(BINARY, &[1, 2, 3, 0xff], true);
+    assert_eq!(ws.recv(), Some((true, BINARY, vec![0xff, 3, 2, 1])));
+    ws.send_frame(TEXT, b"frag", false);
+    ws.send_frame(PING, b"mid-message ping", true);
+    assert_eq!(ws.recv(), Some((true, PONG, b"mid-message ping".to_vec())));
+    ws.send_frame(0x0, b"mented", true);
+    assert_eq!(ws.recv_text(), "FRAGMENTED");
+    let big = "z".repeat(200_000);
+    ws.send_text(&big);
+    assert_eq!(ws.recv_text(), big.to_uppercase());
+
+    // The client closes: its close is echoed, the application sees the
+    // disconnect with the client's code, the connection ends.
+    ws.send_frame(CLOSE, &[0x03, 0xe8], true);
+    assert_eq!(ws.recv_close().0, 1000);
+    assert!(ws.at_end());
+    let disconnects = markers.path().join("ws_disconnect");
+    let code = wait_for_file(&disconnects, Duration::from_secs(10));
+    assert_eq!(
+        code.as_deref().map(str::trim),
+        Some("1000"),
+        "{}",
+        apache.error_log()
+    );
+
+    // The application closes with its own code and reason.
+    let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+    let mut ws = ws.unwrap();
+    ws.recv_text();
+    ws.send_text("close");
+    assert_eq!(ws.recv_close(), (4000, "asked to".to_string()));
+
+    // The server speaks first, unasked.
+    let (_, ws) = websocket::handshake(apache.port, "/ws/ticker", "");
+    let mut ws = ws.unwrap();
+    for i in 0..3 {
+        assert_eq!(ws.recv_text(), format!("tick {i}"));
+    }
+    assert_eq!(ws.recv_close().0, 1000);
+
+    // Denied before accept: a plain 403; an unknown version: 426 naming 13.
+    let (head, ws) = websocket::handshake(apache.port, "/ws/deny", "");
+    assert!(ws.is_none() && head.starts_with("HTTP/1.1 403 "), "{head}");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", apache.port)).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(
+        b"GET /ws/echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("sec-websocket-version: 13"),
+        "{answer}"
+    );
+
+    // An error in the application after accept: close 1011, the traceback
+    // in the log; a client frame without a mask: close 1002.
+    let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+    let mut ws = ws.unwrap();
+    ws.recv_text();
+    ws.send_text("boom");
+    assert_eq!(ws.recv_close().0, 1011);
+    assert!(
+        apache.wait_for_log("boom inside a websocket", Duration::from_secs(10)),
+        "{}",
+        apache.error_log()
+    );
+    let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+    let mut ws = ws.unwrap();
+    ws.recv_text();
+    ws.send_raw(&[0x81, 0x02, b'h', b'i']);
+    assert_eq!(ws.recv_close().0, 1002);
+
+    // A client that vanishes: the application sees 1006.
+    let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+    let mut ws = ws.unwrap();
+    ws.recv_text();
+    ws.vanish();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&disconnects).is_ok_and(|m| m.contains("1006"))
+        }),
+        "{}",
+        apache.error_log()
+    );
+
+    // Plain HTTP requests still go to the same daemon, and no WebSocket
+    // connection is left in the Apache children.
+    assert_eq!(apache.get("/api/items/1").status, 200);
+}
+
+#[test]
+fn a_websocket_in_embedded_mode_is_a_clear_501() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server(Mode::Embedded, &venv, markers.path());
+    let (head, ws) = common::websocket::handshake(apache.port, "/ws/echo", "");
+    assert!(ws.is_none() && head.starts_with("HTTP/1.1 501 "), "{head}");
+    assert!(
+        apache.wait_for_log("needs daemon mode", Duration::from_secs(5)),
+        "{}",
+        apache.error_log()
+    );
 }

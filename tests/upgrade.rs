@@ -62,7 +62,11 @@ fn line(reader: &mut BufReader<TcpStream>) -> String {
 fn a_daemon_application_switches_protocols_and_talks_both_ways() {
     let apache = server(true, "");
     let (mut s, mut reader, head) = upgrade(&apache, "1.1");
-    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}\n{}", apache.error_log());
+    assert!(
+        head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{head}\n{}",
+        apache.error_log()
+    );
     let lower = head.to_ascii_lowercase();
     assert!(lower.contains("\r\nupgrade: echo\r\n"), "{head}");
     assert!(lower.contains("\r\nconnection: upgrade\r\n"), "{head}");
@@ -71,7 +75,10 @@ fn a_daemon_application_switches_protocols_and_talks_both_ways() {
     assert!(!lower.contains("transfer-encoding"), "{head}");
     for word in ["hello", "wörld", "third"] {
         writeln!(s, "{word}").unwrap();
-        assert_eq!(line(&mut reader), format!("{}\n", word.to_ascii_uppercase()));
+        assert_eq!(
+            line(&mut reader),
+            format!("{}\n", word.to_ascii_uppercase())
+        );
     }
     // The application speaks first too: several lines unasked.
     writeln!(s, "shout").unwrap();
@@ -101,7 +108,11 @@ fn a_daemon_application_switches_protocols_and_talks_both_ways() {
         "{closed}"
     );
     // The access log has the 101.
-    assert!(apache.access_log().contains("\"GET /echo HTTP/1.1\" 101"), "{}", apache.access_log());
+    assert!(
+        apache.access_log().contains("\"GET /echo HTTP/1.1\" 101"),
+        "{}",
+        apache.access_log()
+    );
     // And the daemon serves plain requests as before.
     assert!(apache.get("/echo").text().starts_with("pid="));
 }
@@ -145,12 +156,21 @@ fn a_tunnel_outlives_request_timeout() {
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     for round in 0..4 {
         writeln!(s, "round{round}").unwrap();
-        assert_eq!(line(&mut reader), format!("ROUND{round}\n"), "{}", apache.error_log());
+        assert_eq!(
+            line(&mut reader),
+            format!("ROUND{round}\n"),
+            "{}",
+            apache.error_log()
+        );
         std::thread::sleep(Duration::from_millis(900));
     }
     writeln!(s, "bye").unwrap();
     assert_eq!(line(&mut reader), "BYE\n");
-    assert!(!apache.error_log().contains("request-timeout"), "{}", apache.error_log());
+    assert!(
+        !apache.error_log().contains("request-timeout"),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]
@@ -161,7 +181,10 @@ fn an_http_1_0_client_gets_no_tunnel() {
     let (_s, _reader, head) = upgrade(&apache, "1.0");
     assert!(head.starts_with("HTTP/1.1 502 "), "{head}");
     assert!(
-        apache.wait_for_log("which this client connection cannot", Duration::from_secs(5)),
+        apache.wait_for_log(
+            "which this client connection cannot",
+            Duration::from_secs(5)
+        ),
         "{}",
         apache.error_log()
     );

@@ -109,7 +109,14 @@ impl ClientTunnel<'_> {
                 ended = has_eos(self.bb);
             }
             ffi::apr_brigade_cleanup(self.bb.cast());
-            (rv, if ended || len > 0 { Some(len as usize) } else { None })
+            (
+                rv,
+                if ended || len > 0 {
+                    Some(len as usize)
+                } else {
+                    None
+                },
+            )
         };
         match rv {
             // A non-blocking read with nothing there is an empty brigade

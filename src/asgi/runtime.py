@@ -15,13 +15,23 @@ the application's `send()` returns (back-pressure), blocking only itself.
 `lifespan` runs once per application and interpreter, before its first
 request; a failed startup fails that request as a failed import would, and
 the next request tries again.
+
+A WebSocket request (daemon mode) becomes a `websocket` scope: the request
+thread answers the handshake through the request path (101 and a tunnel,
+`start_response.switch_protocols`, or a denial as an HTTP response), and
+the session then runs on the loop over the connection the Apache child
+relays, with the frames of RFC 6455 made and parsed here.
 """
 
 import asyncio
 import atexit
+import base64
 import concurrent.futures
+import hashlib
 import http
 import queue
+import socket
+import struct
 import sys
 import threading
 import time
@@ -184,6 +194,10 @@ class AsgiApplication:
     def __call__(self, environ, start_response):
         rt = runtime()
         state = self._started(rt)
+        if _is_websocket(environ):
+            if not environ.get("mod_wsgi.process_group"):
+                return _websocket_refused(environ, start_response)
+            return _WebSocket(self.app, rt, environ, start_response, state)
         return _Exchange(self.app, rt, environ, start_response, state)
 
     def _started(self, rt):
@@ -498,3 +512,362 @@ class _Exchange:
             error = self.future.exception(timeout=_GRACE)
             if error is not None:
                 raise error
+
+
+# RFC 6455: the key's suffix for Sec-WebSocket-Accept, and the largest
+# message taken (uvicorn's default; a larger one is closed with 1009).
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_WS_MAX_MESSAGE = 16 * 1024 * 1024
+_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
+_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
+
+
+def _is_websocket(environ):
+    """An HTTP/1.1 GET asking to upgrade to a WebSocket."""
+    return (environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+            and environ.get("REQUEST_METHOD") == "GET"
+            and environ.get("SERVER_PROTOCOL") == "HTTP/1.1"
+            and "HTTP_SEC_WEBSOCKET_KEY" in environ)
+
+
+def _websocket_refused(environ, start_response):
+    message = ("a WebSocket request to an ASGI application needs daemon "
+               "mode (WSGIDaemonProcess): refused with 501")
+    environ["wsgi.errors"].write("mod_wsgi_rs: %s\n" % message)
+    body = message.encode()
+    start_response("501 Not Implemented", [
+        ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _ws_frame(opcode, payload=b""):
+    """A final, unmasked frame (the server's)."""
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 127, n)
+    return head + payload
+
+
+def _ws_close_payload(code, reason=""):
+    if code in (1005, 1006):
+        return b""
+    return struct.pack("!H", code) + reason.encode("utf-8")[:123]
+
+
+def _ws_unmask(data, mask):
+    n = len(data)
+    if not n:
+        return data
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big")
+            ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+class _WsProtocolError(Exception):
+    def __init__(self, code, why):
+        super().__init__(why)
+        self.code = code
+
+
+class _WebSocket:
+    """One WebSocket. The request thread iterates this as the request's
+    (empty) WSGI response while the session runs on the loop: it answers a
+    denial as an HTTP response, and waits for the session's end."""
+
+    def __init__(self, app, rt, environ, start_response, state):
+        self.rt = rt
+        self.loop = rt.loop
+        self.start_response = start_response
+        self.key = environ["HTTP_SEC_WEBSOCKET_KEY"]
+        self.version = environ.get("HTTP_SEC_WEBSOCKET_VERSION", "")
+        # From the loop to the request thread: ("deny", status) and
+        # ("done", error).
+        self.events = queue.SimpleQueue()
+        # connecting -> accepted -> closed (or connecting -> denied).
+        self.state = "connecting"
+        self.close_sent = False
+        self.client_gone = False
+        self.disconnect = None
+        self.writer = None
+        self.reader_task = None
+        self.finished = False
+        self.ended = False
+        scope = make_scope(environ, state)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        scope["subprotocols"] = [
+            p.strip() for p in
+            environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")
+            if p.strip()]
+        self.future = rt.submit(self._run(app, scope))
+
+    # The loop's side.
+
+    async def _run(self, app, scope):
+        self.incoming = asyncio.Queue()
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        error = None
+        try:
+            if self.version != "13":
+                # RFC 6455 4.4: the versions this server speaks.
+                self._deny(426)
+                return
+            await app(scope, self._receive, self._send)
+        except BaseException as e:
+            error = e
+        finally:
+            try:
+                await self._end(error)
+            finally:
+                self.events.put(("done", error))
+
+    async def _end(self, error):
+        if self.state == "connecting":
+            # Returned (or raised) without accepting: a plain 403, as
+            # uvicorn answers (a raise becomes the request path's 500).
+            if error is None:
+                self._deny(403)
+            return
+        if self.state == "accepted" and not self.close_sent \
+                and not self.client_gone:
+            await self._write_close(1011 if error is not None else 1000)
+        if self.reader_task is not None:
+            self.reader_task.cancel()
+        if self.writer is not None:
+            self.writer.close()
+
+    def _deny(self, status):
+        self.state = "denied"
+        self.events.put(("deny", status))
+
+    async def _receive(self):
+        if self.disconnect is not None and self.incoming.empty():
+            return self.disconnect
+        return await self.incoming.get()
+
+    async def _send(self, message):
+        kind = message.get("type")
+        if self.state == "connecting":
+            if kind == "websocket.accept":
+                await self._accept(message)
+            elif kind == "websocket.close":
+                self._deny(403)
+            else:
+                raise RuntimeError("%s before websocket.accept" % kind)
+            return
+        if self.state != "accepted" or self.close_sent:
+            if self.client_gone:
+                raise OSError("the WebSocket client is gone")
+            raise RuntimeError("%s after the WebSocket closed" % kind)
+        if kind == "websocket.send":
+            data, text = message.get("bytes"), message.get("text")
+            if data is not None:
+                await self._write(_ws_frame(_OP_BINARY, bytes(data)))
+            elif text is not None:
+                await self._write(_ws_frame(_OP_TEXT, text.encode("utf-8")))
+            else:
+                raise RuntimeError("websocket.send with neither bytes nor text")
+        elif kind == "websocket.close":
+            await self._write_close(int(message.get("code", 1000)),
+                                    message.get("reason") or "")
+            self.state = "closed"
+        else:
+            raise RuntimeError("unexpected ASGI message %r" % kind)
+
+    async def _accept(self, message):
+        digest = hashlib.sha1(self.key.encode("latin-1") + _WS_GUID).digest()
+        headers = [("Sec-WebSocket-Accept", base64.b64encode(digest).decode())]
+        if message.get("subprotocol"):
+            headers.append(("Sec-WebSocket-Protocol", message["subprotocol"]))
+        for name, value in message.get("headers", ()):
+            headers.append((bytes(name).decode("latin-1"),
+                            bytes(value).decode("latin-1")))
+        fd = self.start_response.switch_protocols("websocket", headers)
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        reader, self.writer = await asyncio.open_connection(sock=sock)
+        self.state = "accepted"
+        self.reader_task = self.loop.create_task(self._read_frames(reader))
+
+    async def _write(self, data):
+        try:
+            self.writer.write(data)
+            await self.writer.drain()
+        except (ConnectionError, OSError) as e:
+            self._client_gone()
+            raise OSError("the WebSocket client is gone: %s" % e) from None
+
+    async def _write_close(self, code, reason=""):
+        if self.close_sent:
+            return
+        self.close_sent = True
+        try:
+            self.writer.write(_ws_frame(_OP_CLOSE,
+                                        _ws_close_payload(code, reason)))
+            await self.writer.drain()
+        except (ConnectionError, OSError):
+            self._client_gone()
+            return
+        # The client answers with its own close; then the connection ends.
+        if self.reader_task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.reader_task),
+                                       _GRACE)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+
+    def _client_gone(self, code=1006):
+        self.client_gone = True
+        self._disconnected(code)
+
+    def _disconnected(self, code, reason=""):
+        if self.disconnect is None:
+            self.disconnect = {"type": "websocket.disconnect", "code": code,
+                               "reason": reason}
+            self.incoming.put_nowait(self.disconnect)
+
+    async def _read_frames(self, reader):
+        """Parses the client's frames into websocket.receive messages,
+        answers pings, and ends at the close handshake or the
+        connection's end."""
+        try:
+            await self._frames(reader)
+        except _WsProtocolError as e:
+            if not self.close_sent:
+                self.close_sent = True
+                try:
+                    self.writer.write(_ws_frame(
+                        _OP_CLOSE, _ws_close_payload(e.code, str(e))))
+                    await self.writer.drain()
+                except (ConnectionError, OSError):
+                    pass
+            self._disconnected(e.code, str(e))
+            self.writer.close()
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            self._client_gone()
+
+    async def _frames(self, reader):
+        parts, first_op, size = None, None, 0
+        while True:
+            b0, b1 = await reader.readexactly(2)
+            fin, opcode, length = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+            if b0 & 0x70:
+                raise _WsProtocolError(1002, "reserved bits set")
+            if not b1 & 0x80:
+                raise _WsProtocolError(1002, "client frame not masked")
+            if length == 126:
+                (length,) = struct.unpack("!H", await reader.readexactly(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", await reader.readexactly(8))
+            if opcode >= _OP_CLOSE and (not fin or length > 125):
+                raise _WsProtocolError(1002, "bad control frame")
+            if size + length > _WS_MAX_MESSAGE:
+                raise _WsProtocolError(1009, "message too big")
+            mask = await reader.readexactly(4)
+            payload = _ws_unmask(await reader.readexactly(length), mask)
+            if opcode == _OP_CLOSE:
+                await self._closed_by_client(payload)
+                return
+            if opcode == _OP_PING:
+                if not self.close_sent:
+                    self.writer.write(_ws_frame(_OP_PONG, payload))
+                    await self.writer.drain()
+                continue
+            if opcode == _OP_PONG:
+                continue
+            if opcode in (_OP_TEXT, _OP_BINARY):
+                if parts is not None:
+                    raise _WsProtocolError(1002, "new message inside a fragmented one")
+                if fin:
+                    self._deliver(opcode, payload)
+                else:
+                    parts, first_op, size = [payload], opcode, length
+                continue
+            if opcode == _OP_CONTINUATION:
+                if parts is None:
+                    raise _WsProtocolError(1002, "continuation of nothing")
+                parts.append(payload)
+                size += length
+                if fin:
+                    self._deliver(first_op, b"".join(parts))
+                    parts, first_op, size = None, None, 0
+                continue
+            raise _WsProtocolError(1002, "unknown opcode %d" % opcode)
+
+    def _deliver(self, opcode, payload):
+        if opcode == _OP_TEXT:
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _WsProtocolError(1007, "text message not UTF-8") from None
+            message = {"type": "websocket.receive", "text": text}
+        else:
+            message = {"type": "websocket.receive", "bytes": payload}
+        self.incoming.put_nowait(message)
+
+    async def _closed_by_client(self, payload):
+        if len(payload) == 1:
+            raise _WsProtocolError(1002, "close frame of one byte")
+        code = struct.unpack("!H", payload[:2])[0] if payload else 1005
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _WsProtocolError(1007, "close reason not UTF-8") from None
+        if not self.close_sent:
+            # Echo the close (RFC 6455 5.5.1), then the connection ends.
+            self.close_sent = True
+            try:
+                self.writer.write(_ws_frame(_OP_CLOSE,
+                                            _ws_close_payload(code)))
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                pass
+        self._disconnected(code, reason)
+        self.writer.close()
+
+    # The request thread's side: the WSGI iterable.
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        while not self.finished:
+            try:
+                event = self.events.get(timeout=_WAIT)
+            except queue.Empty:
+                continue
+            if event[0] == "deny":
+                status = event[1]
+                headers = [("Content-Length", "0")]
+                if status == 426:
+                    headers.append(("Sec-WebSocket-Version", "13"))
+                self.start_response("%d %s" % (status, _reason(status)),
+                                    headers)
+                return b""
+            self.finished = self.ended = True
+            error = event[1]
+            if error is not None and not isinstance(
+                    error, asyncio.CancelledError):
+                raise error
+        raise StopIteration
+
+    def close(self):
+        if self.ended:
+            return
+        # The request thread stops early (an error, request-timeout): the
+        # session ends with it.
+        self.future.cancel()
+        deadline = time.monotonic() + _GRACE
+        while time.monotonic() < deadline:
+            try:
+                event = self.events.get(timeout=_WAIT)
+            except queue.Empty:
+                continue
+            if event[0] == "done":
+                break
+        self.ended = True

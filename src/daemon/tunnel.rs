@@ -61,7 +61,14 @@ pub fn relay(
         to_client: 0,
         end: TunnelEnd::DaemonClosed,
     };
-    report.end = run(client, daemon, early, idle, &mut report.to_daemon, &mut report.to_client);
+    report.end = run(
+        client,
+        daemon,
+        early,
+        idle,
+        &mut report.to_daemon,
+        &mut report.to_client,
+    );
     report
 }
 
@@ -115,10 +122,11 @@ fn run(
         }
         // Woken at least once a second to notice the child stopping.
         let wait = (idle - quiet).min(Duration::from_secs(1));
-        let daemon_ready = match wait_readable(daemon.as_fd(), client_open.then(|| client.fd()), wait) {
-            Ok(ready) => ready,
-            Err(e) => return TunnelEnd::DaemonFailed(e),
-        };
+        let daemon_ready =
+            match wait_readable(daemon.as_fd(), client_open.then(|| client.fd()), wait) {
+                Ok(ready) => ready,
+                Err(e) => return TunnelEnd::DaemonFailed(e),
+            };
         if daemon_ready {
             match (&*daemon).read(&mut buf) {
                 Ok(0) if client_open => return TunnelEnd::DaemonClosed,

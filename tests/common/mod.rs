@@ -39,6 +39,7 @@ pub mod forms;
 pub mod load;
 pub mod python;
 pub mod venv;
+pub mod websocket;
 
 use std::collections::HashSet;
 use std::fs;
