@@ -189,3 +189,67 @@ fn an_http_1_0_client_gets_no_tunnel() {
         apache.error_log()
     );
 }
+
+/// The client of the TLS test: Debian's Python with its ssl module (the
+/// tests have no TLS of their own). Prints what came back, one item a line.
+const TLS_CLIENT: &str = r#"
+import socket, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                    server_hostname="localhost")
+s.sendall(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+f = s.makefile("rb")
+head = b""
+while not head.endswith(b"\r\n\r\n"):
+    head += f.readline()
+print(head.split(b"\r\n")[0].decode())
+big = b"y" * 300000
+# Several lines in one write: they arrive together, decrypted at once.
+s.sendall(b"one\ntwo\n" + big + b"\nshout\n")
+for _ in range(6):
+    line = f.readline().rstrip(b"\n")
+    print(line.decode() if len(line) < 100 else "big %d %s" % (len(line), line == big.upper()))
+s.sendall(b"bye\n")
+print(f.readline().rstrip(b"\n").decode())
+print("end" if f.read() == b"" else "more")
+"#;
+
+#[test]
+fn a_tunnel_through_mod_ssl() {
+    let dir = temp_dir_with_mode("mwsgi-tls-", 0o755);
+    let (cert, key) = common::conf_examples::make_cert(dir.path());
+    let tls_port = pick_port();
+    let apache = Apache::builder()
+        .file("app/echo.wsgi", ECHO_APP)
+        .directives(&format!(
+            "LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so\n\
+             LoadModule ssl_module {m}/mod_ssl.so\n\
+             Listen 127.0.0.1:{tls_port}\n\
+             WSGIDaemonProcess up processes=1 threads=2\nWSGIProcessGroup up\n\
+             WSGIScriptAlias /echo {{dir}}/app/echo.wsgi\n\
+             <VirtualHost 127.0.0.1:{tls_port}>\n\
+                 SSLEngine on\n\
+                 SSLCertificateFile {cert}\n\
+                 SSLCertificateKeyFile {key}\n\
+                 WSGIScriptAlias /echo {{dir}}/app/echo.wsgi process-group=up\n\
+             </VirtualHost>\n",
+            m = MODULES_DIR,
+            cert = cert.display(),
+            key = key.display(),
+        ))
+        .start();
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", TLS_CLIENT, &tls_port.to_string()])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "HTTP/1.1 101 Switching Protocols\nONE\nTWO\nbig 300000 True\nONE\nTWO\nTHREE\nBYE\nend\n",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        apache.error_log()
+    );
+}
