@@ -531,5 +531,12 @@ fn fastapi_app_in_daemon_mode() {
     let r = apache.get("/api/countdown?start=3");
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "3\n2\n1\n0\n");
+
+    let (head, ws) = common::websocket::handshake(apache.port, "/api/chat", "");
+    let mut ws = ws.unwrap_or_else(|| panic!("{head}\n{}", apache.error_log()));
+    ws.send_text("hi");
+    assert_eq!(ws.recv_text(), "you said: hi");
+    ws.send_frame(common::websocket::CLOSE, &[0x03, 0xe8], true);
+    assert_eq!(ws.recv_close().0, 1000);
     assert_no_traceback(&apache);
 }

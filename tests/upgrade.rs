@@ -14,12 +14,17 @@ use std::time::Duration;
 const ECHO_APP: &str = include_str!("apps/upgrade/echo.wsgi");
 
 fn server(daemon: bool, extra: &str) -> Apache {
+    server_under(Mpm::Event, daemon, extra)
+}
+
+fn server_under(mpm: Mpm, daemon: bool, extra: &str) -> Apache {
     let group = if daemon {
         format!("WSGIDaemonProcess up processes=1 threads=2 {extra}\nWSGIProcessGroup up\n")
     } else {
         String::new()
     };
     Apache::builder()
+        .mpm(mpm)
         .file("app/echo.wsgi", ECHO_APP)
         .directives(&format!(
             "{group}WSGIScriptAlias /echo {{dir}}/app/echo.wsgi\n"
@@ -115,6 +120,21 @@ fn a_daemon_application_switches_protocols_and_talks_both_ways() {
     );
     // And the daemon serves plain requests as before.
     assert!(apache.get("/echo").text().starts_with("pid="));
+}
+
+#[test]
+fn tunnels_under_the_prefork_and_worker_mpms() {
+    for mpm in [Mpm::Prefork, Mpm::Worker] {
+        let apache = server_under(mpm, true, "");
+        let (mut s, mut reader, head) = upgrade(&apache, "1.1");
+        assert!(head.starts_with("HTTP/1.1 101 "), "{mpm:?}: {head}");
+        writeln!(s, "shout").unwrap();
+        assert_eq!(line(&mut reader), "ONE\n", "{mpm:?}");
+        assert_eq!(line(&mut reader), "TWO\n", "{mpm:?}");
+        assert_eq!(line(&mut reader), "THREE\n", "{mpm:?}");
+        writeln!(s, "bye").unwrap();
+        assert_eq!(line(&mut reader), "BYE\n", "{mpm:?}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@ import os
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
@@ -50,3 +50,16 @@ async def countdown(start: int = 3):
             yield f"{i}\n"
             await asyncio.sleep(0.05)
     return StreamingResponse(lines(), media_type="text/plain")
+
+
+@app.websocket("/chat")
+async def chat(websocket: WebSocket):
+    # A WebSocket (daemon mode): Apache relays the connection, the session
+    # runs on the process's event loop, each message is answered.
+    await websocket.accept()
+    try:
+        while True:
+            text = await websocket.receive_text()
+            await websocket.send_text(f"you said: {text}")
+    except WebSocketDisconnect:
+        pass
