@@ -577,9 +577,34 @@ fn starlette_websocket_echo_in_daemon_mode() {
         apache.error_log()
     );
 
-    // Plain HTTP requests still go to the same daemon, and no WebSocket
-    // connection is left in the Apache children.
-    assert_eq!(apache.get("/api/items/1").status, 200);
+    // A daemon process that stops closes its WebSockets with 1001 (going
+    // away) rather than cutting them; the application sees the end.
+    let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+    let mut ws = ws.unwrap();
+    ws.recv_text();
+    let daemon = apache.pids_named("asgi-daemon");
+    assert_eq!(daemon.len(), 1, "{daemon:?}");
+    assert!(signal_pid(daemon[0], "TERM"));
+    assert_eq!(ws.recv_close(), (1001, "server going away".to_string()));
+    ws.send_frame(CLOSE, &[0x03, 0xe9], true);
+    assert!(ws.at_end());
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            fs::read_to_string(&disconnects).is_ok_and(|m| m.contains("1001"))
+        }),
+        "{}",
+        apache.error_log()
+    );
+
+    // Plain HTTP requests go on (to the replacement process).
+    assert!(
+        wait_until(Duration::from_secs(10), || apache
+            .get("/api/items/1")
+            .status
+            == 200),
+        "{}",
+        apache.error_log()
+    );
 }
 
 #[test]

@@ -69,7 +69,14 @@ class _Runtime:
         self.thread.start()
         ready.wait()
         self.lifespans = []
+        # The WebSockets open in this interpreter (touched on the loop only).
+        self.websockets = set()
         atexit.register(self.shutdown)
+        try:
+            import mod_wsgi
+            mod_wsgi.subscribe_shutdown(self._going_away)
+        except Exception:
+            pass
 
     def _run(self, ready):
         asyncio.set_event_loop(self.loop)
@@ -78,6 +85,17 @@ class _Runtime:
 
     def submit(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def _going_away(self, *args, **event):
+        """The process is stopping (mod_wsgi's process_stopping): every open
+        WebSocket is closed with 1001, so that clients see a clean close
+        and reconnect, rather than a cut connection. Not waited for here:
+        the process waits for its requests (shutdown-timeout)."""
+        async def close_all():
+            sessions = list(self.websockets)
+            await asyncio.gather(*(ws.going_away() for ws in sessions),
+                                 return_exceptions=True)
+        self.submit(close_all())
 
     def shutdown(self):
         """At interpreter exit: lifespan.shutdown for each application that
@@ -626,7 +644,12 @@ class _WebSocket:
             finally:
                 self.events.put(("done", error))
 
+    async def going_away(self):
+        if self.state == "accepted" and not self.client_gone:
+            await self._write_close(1001, "server going away")
+
     async def _end(self, error):
+        self.rt.websockets.discard(self)
         if self.state == "connecting":
             # Returned (or raised) without accepting: a plain 403, as
             # uvicorn answers (a raise becomes the request path's 500).
@@ -692,6 +715,7 @@ class _WebSocket:
         sock.setblocking(False)
         reader, self.writer = await asyncio.open_connection(sock=sock)
         self.state = "accepted"
+        self.rt.websockets.add(self)
         self.reader_task = self.loop.create_task(self._read_frames(reader))
 
     async def _write(self, data):
