@@ -564,6 +564,36 @@ fn starlette_websocket_echo_in_daemon_mode() {
     ws.send_raw(&[0x81, 0x02, b'h', b'i']);
     assert_eq!(ws.recv_close().0, 1002);
 
+    // Hostile frames: a length of 2^62 is refused from the header alone
+    // (1009, nothing allocated), text that is not UTF-8 is 1007, a ping
+    // longer than 125 bytes is 1002; the process serves on.
+    for (frame, code) in [
+        (
+            {
+                let mut f = vec![0x82, 0x80 | 127];
+                f.extend_from_slice(&(1u64 << 62).to_be_bytes());
+                f.extend_from_slice(&[0, 0, 0, 0]);
+                f
+            },
+            1009,
+        ),
+        (vec![0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28], 1007),
+        (
+            {
+                let mut f = vec![0x89, 0x80 | 126, 0, 200, 0, 0, 0, 0];
+                f.extend(std::iter::repeat_n(b'p', 200));
+                f
+            },
+            1002,
+        ),
+    ] {
+        let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+        let mut ws = ws.unwrap();
+        ws.recv_text();
+        ws.send_raw(&frame);
+        assert_eq!(ws.recv_close().0, code, "{frame:?}");
+    }
+
     // A client that vanishes: the application sees 1006.
     let (_, ws) = websocket::handshake(apache.port, "/ws/echo", "");
     let mut ws = ws.unwrap();
