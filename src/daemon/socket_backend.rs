@@ -190,12 +190,14 @@ impl SocketBackend {
     /// the monitor (`send_held_accepted`), or by a request thread blocked in
     /// a write to a worker that does not read.
     pub fn send_last_word(&self, frame: &Frame, until: std::time::Instant) {
-        if self.framed().is_err() {
-            return;
-        }
         let Some(mut c) = self.stream.try_lock_until(until) else {
             return;
         };
+        // Checked under the lock, which switch_protocols holds until the
+        // flag is set.
+        if self.framed().is_err() {
+            return;
+        }
         let mut bytes = Vec::new();
         if protocol::encode(frame, &mut bytes).is_ok() {
             let _ = c.stream().set_nonblocking(true);
@@ -245,7 +247,7 @@ impl SocketBackend {
     /// still does through WSGI must not reach the bytes of the upgraded
     /// protocol.
     fn framed(&self) -> Result<(), BackendError> {
-        if self.tunneled.load(std::sync::atomic::Ordering::Acquire) {
+        if self.is_tunnel() {
             Err(BackendError::Finished)
         } else {
             Ok(())
@@ -255,11 +257,12 @@ impl SocketBackend {
     /// Sends one frame that ends or reports on the exchange (not after a
     /// tunnel: the exchange then has no end frame).
     pub fn send(&self, frame: &Frame) -> std::io::Result<()> {
-        self.framed()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut bytes = Vec::new();
         protocol::encode(frame, &mut bytes).map_err(std::io::Error::other)?;
-        self.stream.lock().write_with(&bytes)
+        let mut c = self.stream.lock();
+        self.framed()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        c.write_with(&bytes)
     }
 }
 
@@ -419,9 +422,6 @@ impl Backend for SocketBackend {
         Some(sent)
     }
 
-    /// Lines of the application during a request read as C mod_wsgi's
-    /// daemon writes them (`[remote ADDR:PORT] ...`; Apache adds the pid);
-    /// without a request, the group and pid lead.
     fn switch_protocols(
         &self,
         protocol: &str,
@@ -440,15 +440,19 @@ impl Backend for SocketBackend {
             // The worker sends nothing unasked, so nothing of the tunnel
             // is in the read buffer: the descriptor starts at its first byte.
             let socket = c.socket().try_clone().map_err(gone)?;
-            c.write_with(&[]).map_err(gone)?;
+            // Set before the lock goes: no frame follows the Tunnel.
             self.tunneled
                 .store(true, std::sync::atomic::Ordering::Release);
+            c.write_with(&[]).map_err(gone)?;
             let _ = socket.set_read_timeout(None);
             let _ = socket.set_write_timeout(None);
             Ok(std::os::fd::OwnedFd::from(socket))
         })())
     }
 
+    /// Lines of the application during a request read as C mod_wsgi's
+    /// daemon writes them (`[remote ADDR:PORT] ...`; Apache adds the pid);
+    /// without a request, the group and pid lead.
     fn log(&self, level: Level, text: &str) {
         match self.client.get() {
             Some(client) => log::server(None, level, &format!("{client} {text}")),

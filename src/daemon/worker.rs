@@ -609,7 +609,9 @@ pub fn handle(
                 // The daemon logged what the application did (a traceback,
                 // or mod_wsgi's RequestTimeout line): only a pointer here.
                 let why = format!("{who} failed the request ({}): {message}", kind.name());
-                if head_sent {
+                // A 101 head has not reached the client (it goes out with
+                // the Tunnel): an ordinary error response is still possible.
+                if head_sent && !switching {
                     return cut_short(r, &why, relayed);
                 }
                 let level = if matches!(

@@ -281,7 +281,11 @@ impl StartResponse {
         protocol: &str,
         headers: Vec<(String, String)>,
     ) -> PyResult<i32> {
-        if self.head.lock().sent || self.head.lock().finished {
+        let started = {
+            let head = self.head.lock();
+            head.sent || head.finished
+        };
+        if started {
             return Err(PyRuntimeError::new_err(
                 "switch_protocols() after the response was started",
             ));
