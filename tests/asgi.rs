@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 const FASTAPI_APP: &str = include_str!("apps/asgi/fastapi_app.py");
 const RAW_APP: &str = include_str!("apps/asgi/raw_app.py");
 const WS_APP: &str = include_str!("apps/asgi/ws_app.py");
+const MARKERS_PY: &str = include_str!("apps/asgi/markers.py");
 const FAILING_LIFESPAN: &str = include_str!("apps/asgi/failing_lifespan.py");
 const HELLO_WSGI: &str = include_str!("apps/asgi/hello_wsgi.py");
 const DJANGO_ASGI: &str = include_str!("apps/asgi/django_asgi.py");
@@ -60,6 +61,7 @@ fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
         .file("app/fastapi_app.py", FASTAPI_APP)
         .file("app/raw_app.py", RAW_APP)
         .file("app/ws_app.py", WS_APP)
+        .file("app/markers.py", MARKERS_PY)
         .file("app/failing_lifespan.py", FAILING_LIFESPAN)
         .file("app/hello_wsgi.py", HELLO_WSGI)
         .file("app/marker_dir", &markers.display().to_string())

@@ -1,5 +1,5 @@
 # A FastAPI application for tests/asgi.rs. Markers go to the directory named
-# in the file `marker_dir` beside this script.
+# in the file `marker_dir` (markers.py).
 import asyncio
 import os
 from contextlib import asynccontextmanager
@@ -8,14 +8,7 @@ from fastapi import BackgroundTasks, Depends, FastAPI, Header, HTTPException, Re
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(HERE, "marker_dir")) as f:
-    MARKERS = f.read().strip()
-
-
-def mark(name, text):
-    with open(os.path.join(MARKERS, name), "a") as f:
-        f.write(text + "\n")
+from markers import mark
 
 
 @asynccontextmanager

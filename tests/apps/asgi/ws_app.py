@@ -1,19 +1,11 @@
 # Starlette WebSocket endpoints for tests/asgi.rs. Markers go to the
-# directory named in the file `marker_dir` beside this script.
+# directory named in the file `marker_dir` (markers.py).
 import asyncio
-import os
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-with open(os.path.join(HERE, "marker_dir")) as f:
-    MARKERS = f.read().strip()
-
-
-def mark(name, text):
-    with open(os.path.join(MARKERS, name), "a") as f:
-        f.write(text + "\n")
+from markers import mark
 
 
 async def echo(ws):
