@@ -513,15 +513,12 @@ impl Request {
 /// # Safety
 /// `bb` must be a live brigade and `e` a live bucket in no brigade.
 pub(super) unsafe fn brigade_append(bb: *mut ffi::apr_bucket_brigade, e: *mut ffi::apr_bucket) {
-    // SAFETY: the caller's guarantees; the sentinel is the address
-    // APR_RING_SENTINEL computes, only compared and stored, never read
-    // through: an empty ring's last element is it, and its links are the
-    // list head's, reached directly.
+    // SAFETY: the caller's guarantees; the sentinel is only compared and
+    // stored, never read through: an empty ring's last element is it, and
+    // its links are the list head's, reached directly.
     unsafe {
         let head = &raw mut (*bb).list;
-        let sentinel = head
-            .wrapping_byte_sub(std::mem::offset_of!(ffi::apr_bucket, link))
-            .cast::<ffi::apr_bucket>();
+        let sentinel = brigade_sentinel(bb);
         let last = (*head).prev;
         (*e).link.next = sentinel;
         (*e).link.prev = last;
@@ -532,6 +529,14 @@ pub(super) unsafe fn brigade_append(bb: *mut ffi::apr_bucket_brigade, e: *mut ff
         }
         (*head).prev = e;
     }
+}
+
+/// APR_BRIGADE_SENTINEL (a macro in C): the address the bucket ring of
+/// `bb` starts and ends at. Computed, never dereferenced.
+pub(super) fn brigade_sentinel(bb: *mut ffi::apr_bucket_brigade) -> *mut ffi::apr_bucket {
+    bb.wrapping_byte_add(std::mem::offset_of!(ffi::apr_bucket_brigade, list))
+        .wrapping_byte_sub(std::mem::offset_of!(ffi::apr_bucket, link))
+        .cast::<ffi::apr_bucket>()
 }
 
 impl RequestPtr {

@@ -6,7 +6,7 @@
 //! filters, so that mod_ssl still encrypts what goes through.
 
 use super::ffi;
-use super::request::{Request, brigade_append};
+use super::request::{Request, brigade_append, brigade_sentinel};
 use std::io;
 use std::marker::PhantomData;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -161,14 +161,11 @@ impl ClientTunnel<'_> {
 /// `bb` must be a live brigade.
 unsafe fn has_eos(bb: *mut ffi::apr_bucket_brigade) -> bool {
     // SAFETY: the caller's guarantee; the ring is walked from the list
-    // head's first link to the sentinel (see request::brigade_append), each
-    // bucket live while it is in the brigade.
+    // head's first link to the sentinel, each bucket live while it is in
+    // the brigade.
     unsafe {
-        let head = &raw mut (*bb).list;
-        let sentinel = head
-            .wrapping_byte_sub(std::mem::offset_of!(ffi::apr_bucket, link))
-            .cast::<ffi::apr_bucket>();
-        let mut e = (*head).next;
+        let sentinel = brigade_sentinel(bb);
+        let mut e = (*bb).list.next;
         while e != sentinel {
             if std::ptr::eq((*e).type_, &raw const ffi::apr_bucket_type_eos) {
                 return true;

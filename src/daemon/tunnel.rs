@@ -61,14 +61,7 @@ pub fn relay(
         to_client: 0,
         end: TunnelEnd::DaemonClosed,
     };
-    report.end = run(
-        client,
-        daemon,
-        early,
-        idle,
-        &mut report.to_daemon,
-        &mut report.to_client,
-    );
+    report.end = run(client, daemon, early, idle, &mut report);
     report
 }
 
@@ -77,8 +70,7 @@ fn run(
     daemon: &UnixStream,
     early: &[u8],
     idle: Duration,
-    to_daemon: &mut u64,
-    to_client: &mut u64,
+    report: &mut TunnelReport,
 ) -> TunnelEnd {
     // A daemon that stops reading must not hold this thread for ever.
     let _ = daemon.set_write_timeout(Some(idle.max(Duration::from_secs(1))));
@@ -86,7 +78,7 @@ fn run(
         if let Err(e) = client.write(early) {
             return TunnelEnd::ClientFailed(e);
         }
-        *to_client += early.len() as u64;
+        report.to_client += early.len() as u64;
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut client_open = true;
@@ -106,7 +98,7 @@ fn run(
                     if let Err(e) = (&*daemon).write_all(&buf[..n]) {
                         return TunnelEnd::DaemonFailed(e);
                     }
-                    *to_daemon += n as u64;
+                    report.to_daemon += n as u64;
                     last = Instant::now();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -135,7 +127,7 @@ fn run(
                     if let Err(e) = client.write(&buf[..n]) {
                         return TunnelEnd::ClientFailed(e);
                     }
-                    *to_client += n as u64;
+                    report.to_client += n as u64;
                     last = Instant::now();
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
