@@ -43,11 +43,17 @@ fn marker_dir() -> tempfile::TempDir {
 }
 
 fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
+    server_with(mode, venv, markers, 4, "")
+}
+
+/// `server`, with `threads` request threads in daemon mode and `extra`
+/// directives.
+fn server_with(mode: Mode, venv: &Path, markers: &Path, threads: usize, extra: &str) -> Apache {
     let venv = venv.display();
     let python = match mode {
         Mode::Embedded => format!("WSGIPythonHome {venv}\nWSGIPythonPath {{dir}}/app\n"),
         Mode::Daemon => format!(
-            "WSGIDaemonProcess asgi processes=1 threads=4 python-home={venv} \
+            "WSGIDaemonProcess asgi processes=1 threads={threads} python-home={venv} \
              python-path={{dir}}/app display-name=asgi-daemon\n\
              WSGIProcessGroup asgi\n"
         ),
@@ -74,7 +80,7 @@ fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
              WSGIScriptAlias /failing {{dir}}/app/failing_lifespan.py\n\
              WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n\
              WSGIScriptAlias /dj {{dir}}/app/django_asgi.py\n\
-             WSGIScriptAlias /sub {{dir}}/app/raw_app.py application-group=asgi-sub\n"
+             WSGIScriptAlias /sub {{dir}}/app/raw_app.py application-group=asgi-sub\n{extra}"
         ))
         .start()
 }
@@ -651,4 +657,147 @@ fn a_websocket_in_embedded_mode_is_a_clear_501() {
         "{}",
         apache.error_log()
     );
+}
+
+/// The event loop holds the requests, not the request threads: 500
+/// requests that each await `asyncio.sleep(1)` on a daemon process with
+/// threads=2 are all in flight at once (the application counts them), and
+/// a WSGI request to the same process is answered meanwhile.
+#[test]
+fn many_asgi_requests_in_flight_on_two_request_threads() {
+    const CLIENTS: usize = 500;
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    // Enough Apache threads for every client at once.
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "ServerLimit 8\nThreadLimit 64\nThreadsPerChild 64\nStartServers 8\n\
+         MaxRequestWorkers 512\nMinSpareThreads 64\nMaxSpareThreads 512\n",
+    );
+    // Loaded (and lifespan run) before the crowd comes.
+    assert_eq!(apache.get("/api/nap?seconds=0").status, 200);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let port = apache.port;
+            std::thread::spawn(move || {
+                let url = format!("http://127.0.0.1:{port}/api/nap?seconds=1");
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(120))
+                    .build();
+                match agent.get(&url).call() {
+                    Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+                    Err(ureq::Error::Status(code, r)) => {
+                        (code, r.into_string().unwrap_or_default())
+                    }
+                    Err(e) => (0, e.to_string()),
+                }
+            })
+        })
+        .collect();
+    // While they sleep, both request threads are free for WSGI.
+    std::thread::sleep(Duration::from_millis(500));
+    let wsgi = apache.get("/wsgi");
+    let wsgi_took = started.elapsed();
+    let mut peak = 0;
+    let mut failed = Vec::new();
+    for client in clients {
+        let (status, body) = client.join().unwrap();
+        if status != 200 {
+            failed.push(format!("{status}: {body}"));
+            continue;
+        }
+        let fields: serde_json::Value = serde_json::from_str(&body).unwrap();
+        peak = peak.max(fields["peak"].as_u64().unwrap());
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "{CLIENTS} requests of 1 s on threads=2: {took:?}, at most {peak} at once; WSGI answered after {wsgi_took:?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} failed, first: {:?}\n{}",
+        failed.len(),
+        failed.first(),
+        apache.error_log()
+    );
+    assert_eq!(wsgi.status, 200, "{}", apache.error_log());
+    assert!(wsgi.text().starts_with("wsgi "));
+    // Thread-bound, at most 2 would be in flight (and the lot would take
+    // 250 s); held by the loop, most of them are.
+    assert!(
+        peak >= CLIENTS as u64 / 5,
+        "only {peak} of {CLIENTS} requests were in flight at once"
+    );
+    apache.stop();
+}
+
+/// Requests the event loop holds are the process's requests like those on
+/// threads: a graceful restart lets them finish (the retiring daemon
+/// waits for them), and request-timeout ends one of them with a 504 and a
+/// log line without restarting the process.
+#[test]
+fn loop_held_requests_outlive_a_graceful_restart_and_time_out_alone() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "WSGIDaemonProcess timed processes=1 threads=2 request-timeout=2 \
+         python-home={venv} python-path={dir}/app\n\
+         WSGIScriptAlias /timed {dir}/app/fastapi_app.py process-group=timed \
+         application-group=%{GLOBAL}\n"
+            .replace("{venv}", &venv.display().to_string())
+            .as_str(),
+    );
+    assert_eq!(apache.get("/api/nap?seconds=0").status, 200);
+    let naps: Vec<_> = (0..4)
+        .map(|_| {
+            let port = apache.port;
+            std::thread::spawn(move || {
+                let url = format!("http://127.0.0.1:{port}/api/nap?seconds=3");
+                match ureq::get(&url).call() {
+                    Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+                    Err(ureq::Error::Status(code, r)) => {
+                        (code, r.into_string().unwrap_or_default())
+                    }
+                    Err(e) => (0, e.to_string()),
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    apache.graceful_restart();
+    for nap in naps {
+        let (status, body) = nap.join().unwrap();
+        assert_eq!(status, 200, "{body}\n{}", apache.error_log());
+    }
+
+    let first = apache.get("/timed/nap?seconds=0");
+    assert_eq!(first.status, 200);
+    let pid = first.text();
+    let timed_out = apache.get("/timed/nap?seconds=30");
+    assert_eq!(timed_out.status, 504, "{}", apache.error_log());
+    let after = apache.get("/timed/nap?seconds=0");
+    let pid_of = |body: &str| {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["pid"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        pid_of(&after.text()),
+        pid_of(&pid),
+        "the process was restarted"
+    );
+    let log = apache.error_log();
+    assert!(
+        log.contains("Request interrupted by RequestTimeout"),
+        "{log}"
+    );
+    apache.stop();
 }

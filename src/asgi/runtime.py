@@ -216,6 +216,12 @@ class AsgiApplication:
             if not environ.get("mod_wsgi.process_group"):
                 return _websocket_refused(environ, start_response)
             return _WebSocket(self.app, rt, environ, start_response, state)
+        detach = getattr(start_response, "detach", None)
+        exchange = detach() if detach is not None else None
+        if exchange is not None:
+            # Daemon mode: the loop serves it; this thread is free at once.
+            _LoopHttp(self.app, rt, exchange, environ, state)
+            return ()
         return _Exchange(self.app, rt, environ, start_response, state)
 
     def _started(self, rt):
@@ -301,6 +307,206 @@ def _reason(status):
         return http.HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+class _LoopHttp:
+    """One request the event loop serves by itself (daemon mode): its
+    request thread handed the exchange over (`start_response.detach()`,
+    src/daemon/loop_exchange.rs) and went back to take the next one. The
+    frames to and from the Apache child go through `exchange` without
+    blocking; the loop waits for the socket to be readable (the request
+    body) or writable (the response: each send() returns once the socket
+    took its bytes, which is the back-pressure). So requests that await
+    are held by the loop, as many as come, not one per request thread."""
+
+    def __init__(self, app, rt, exchange, environ, state):
+        self.app = app
+        self.loop = rt.loop
+        self.ex = exchange
+        self.fd = exchange.fileno()
+        length = environ.get("CONTENT_LENGTH", "")
+        self.remaining = int(length) if length.isdigit() else None
+        # No Content-Length and no Transfer-Encoding: no body (RFC 9112).
+        self.bodiless = self.remaining == 0 or (
+            self.remaining is None
+            and not environ.get("HTTP_TRANSFER_ENCODING"))
+        self.head_request = environ.get("REQUEST_METHOD") == "HEAD"
+        self.body_read = False
+        self.started = False
+        self.finished = False
+        # The exchange failed (Failure queued) or the worker is gone.
+        self.failed = False
+        self.lost = False
+        self.timed_out = False
+        self.declared = None
+        self.produced = 0
+        self.status = 0
+        self.scope = make_scope(environ, state)
+        rt.submit(self._run())
+
+    async def _run(self):
+        ex = self.ex
+        self.over = asyncio.Event()
+        self.writing = asyncio.Lock()
+        timer = None
+        if ex.request_timeout > 0:
+            timer = self.loop.call_later(
+                ex.request_timeout, self._time_out, asyncio.current_task())
+        try:
+            try:
+                await self.app(self.scope, self._receive, self._send)
+                if not self.started:
+                    raise RuntimeError(
+                        "ASGI application returned without starting "
+                        "a response")
+                if not self.finished and not self.failed:
+                    raise RuntimeError(
+                        "ASGI application returned before the end of its "
+                        "response body")
+            except BaseException as error:
+                if self.timed_out and isinstance(error,
+                                                 asyncio.CancelledError):
+                    import mod_wsgi
+                    error = mod_wsgi.RequestTimeout(
+                        "request-timeout=%gs" % ex.request_timeout)
+                if not self.lost:
+                    # After a complete response only logged (as WSGI).
+                    ex.fail(error)
+                    self.failed = True
+            if timer is not None:
+                timer.cancel()
+            self.over.set()
+            self.scope = None
+            try:
+                await self._flush()
+            except OSError:
+                self.lost = True
+        finally:
+            ex.close(self.finished and not self.failed and not self.lost)
+
+    def _time_out(self, task):
+        self.timed_out = True
+        task.cancel()
+
+    async def _wait_for(self, add, remove):
+        future = self.loop.create_future()
+
+        def ready():
+            if not future.done():
+                future.set_result(None)
+        add(self.fd, ready)
+        try:
+            await future
+        finally:
+            remove(self.fd)
+
+    async def _flush(self):
+        async with self.writing:
+            while not self.ex.flush():
+                await self._wait_for(self.loop.add_writer,
+                                     self.loop.remove_writer)
+
+    async def _receive(self):
+        if self.body_read or self.lost:
+            # Nothing more comes: the disconnect, once the response is
+            # over (as uvicorn).
+            await self.over.wait()
+            return {"type": "http.disconnect"}
+        if self.bodiless:
+            self.body_read = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        want = _CHUNK if self.remaining is None \
+            else min(_CHUNK, self.remaining)
+        try:
+            self.ex.want_body(want)
+            await self._flush()
+            chunk = self.ex.read_body()
+            while chunk is None:
+                await self._wait_for(self.loop.add_reader,
+                                     self.loop.remove_reader)
+                chunk = self.ex.read_body()
+        except OSError:
+            self._lose()
+            return {"type": "http.disconnect"}
+        if self.remaining is not None:
+            self.remaining -= len(chunk)
+            more = self.remaining > 0 and bool(chunk)
+        else:
+            more = bool(chunk)
+        if not more:
+            self.body_read = True
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    async def _send(self, message):
+        if self.lost:
+            raise OSError("the client is gone")
+        kind = message.get("type")
+        if kind == "http.response.start":
+            if self.started:
+                raise RuntimeError("http.response.start sent twice")
+            status = int(message["status"])
+            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                       for k, v in message.get("headers", ())]
+            for name, value in headers:
+                if name.lower() == "content-length" and value.strip().isdigit():
+                    self.declared = int(value)
+            self.ex.start(status, _reason(status), headers)
+            self.status = status
+            self.started = True
+            # The head goes out with the first body bytes.
+            return
+        if kind != "http.response.body":
+            # Extensions not announced in the scope: ignored, as uvicorn.
+            return
+        if not self.started or self.finished or self.failed:
+            raise RuntimeError("http.response.body %s" % (
+                "before http.response.start" if not self.started
+                else "after the response ended"))
+        body = bytes(message.get("body", b""))
+        self._body(body)
+        if not message.get("more_body", False):
+            self.finished = True
+            self._end()
+        try:
+            await self._flush()
+        except OSError:
+            # These bytes are lost with the client; the application hears
+            # of it from receive() (http.disconnect), and from the next
+            # send(), which raises.
+            self._lose()
+
+    def _lose(self):
+        """The Apache child closed the connection (its client went away):
+        a receive() waiting for the end hears the disconnect now."""
+        self.lost = self.body_read = True
+        self.over.set()
+
+    def _body(self, body):
+        """Queues body bytes, no more than the Content-Length declared
+        (what is past it is not sent, as on the WSGI path)."""
+        produced = self.produced + len(body)
+        if self.declared is not None and produced > self.declared:
+            if self.produced <= self.declared:
+                self.ex.log("warning", "response body of more than %d bytes "
+                            "is longer than its Content-Length of %d: only "
+                            "%d were sent" % (self.declared, self.declared,
+                                              self.declared))
+            body = body[:max(0, self.declared - self.produced)]
+        self.produced = produced
+        self.ex.body(body)
+
+    def _end(self):
+        bodiless = (self.head_request or self.status < 200
+                    or self.status in (204, 304))
+        if (self.declared is not None and self.produced < self.declared
+                and not bodiless):
+            self.failed = True
+            self.ex.fail(
+                "response body ended after %d of the %d bytes its "
+                "Content-Length declared" % (self.produced, self.declared))
+        else:
+            self.ex.end()
+        self.over.set()
 
 
 class _Exchange:

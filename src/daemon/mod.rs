@@ -5,12 +5,14 @@
 //! `peer` decides who may connect to that socket, `exit_cause` tells how a
 //! daemon process ended, `fd_passing` hands a wsgi.file_wrapper's open file
 //! from the daemon to the worker, `kept` holds the child's connections
-//! kept open between requests.
+//! kept open between requests, `loop_exchange` is an exchange an ASGI
+//! application's event loop drives instead of a request thread.
 
 pub mod board;
 pub mod exit_cause;
 pub mod fd_passing;
 pub mod kept;
+pub mod loop_exchange;
 pub mod peer;
 pub mod process;
 pub mod relays;

@@ -16,13 +16,14 @@
 
 use super::GroupRuntime;
 use super::board::End;
-use super::socket_backend::{Conn, SocketBackend};
+use super::loop_exchange::{LoopOwner, LoopSetup};
+use super::socket_backend::{Conn, SocketBackend, failure_frame};
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, RLimit};
 use crate::protocol::{Environ, FailureKind, Frame, Limits, ProtocolError};
-use crate::wsgi::serve::{self, AppTarget};
-use crate::wsgi::{Backend, EnvironContext, RequestError};
+use crate::wsgi::serve::{self, AppTarget, ReportTarget};
+use crate::wsgi::{Backend, EnvironContext};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::socket::{SockFlag, accept4};
@@ -113,6 +114,12 @@ struct Shared {
     /// process stops taking requests.
     kept: Mutex<std::collections::HashMap<u64, Conn>>,
     next_token: AtomicU64,
+    /// Exchanges the event loop holds (ASGI requests handed over by their
+    /// request thread: see `loop_exchange`), by a number of their own,
+    /// with when each started: requests running like those on threads
+    /// for drains, inactivity-timeout and a forced exit.
+    in_loop: Mutex<std::collections::HashMap<u64, (Instant, Arc<SocketBackend>)>>,
+    next_in_loop: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
     index: usize,
@@ -125,6 +132,11 @@ impl Shared {
 
     fn who(&self) -> String {
         format!("daemon process '{}' (pid {})", self.group.name, self.pid)
+    }
+
+    /// Whether no request runs, on a thread or on the event loop.
+    fn idle(&self) -> bool {
+        self.active.lock().iter().all(Option::is_none) && self.in_loop.lock().is_empty()
     }
 
     /// Asks the caretaker to stop the process, saying why.
@@ -255,6 +267,8 @@ fn setup_and_serve(
         exchanges: Mutex::new(vec![None; threads]),
         kept: Mutex::new(std::collections::HashMap::new()),
         next_token: AtomicU64::new(FIRST_KEPT),
+        in_loop: Mutex::new(std::collections::HashMap::new()),
+        next_in_loop: AtomicU64::new(0),
         pid: std::process::id(),
         index,
     });
@@ -457,7 +471,7 @@ fn caretaker(
     crate::telemetry::process_stopping(reason);
     wait_idle(shared, timeout, None);
     crate::telemetry::process_stopped(reason);
-    let idle = shared.active.lock().iter().all(Option::is_none);
+    let idle = shared.idle();
     if !idle {
         // The same budget as the reaper's: whichever of the two sees it
         // run out first ends the process, and the workers hear why.
@@ -517,7 +531,7 @@ fn abandon_running(shared: &Shared, waited: Duration) {
         .get()
         .cloned()
         .unwrap_or_else(|| "stopping".to_string());
-    let running: Vec<(Option<Instant>, Arc<SocketBackend>)> = {
+    let mut running: Vec<(Option<Instant>, Arc<SocketBackend>)> = {
         let started = shared.active.lock().clone();
         let exchanges = shared.exchanges.lock();
         started
@@ -526,6 +540,13 @@ fn abandon_running(shared: &Shared, waited: Duration) {
             .filter_map(|(start, exchange)| Some((start, exchange.clone()?)))
             .collect()
     };
+    running.extend(
+        shared
+            .in_loop
+            .lock()
+            .values()
+            .map(|(start, exchange)| (Some(*start), exchange.clone())),
+    );
     // One short budget for all: a connection held by the monitor is free
     // again within microseconds; one held by a blocked writer never is.
     let until = Instant::now() + Duration::from_millis(100);
@@ -633,7 +654,7 @@ fn backlog_pending(listener: RawFd) -> bool {
 fn wait_idle(shared: &Shared, budget: Duration, mut pipe: Option<&mut std::fs::File>) {
     let deadline = Instant::now() + budget;
     while Instant::now() < deadline {
-        if shared.active.lock().iter().all(Option::is_none) {
+        if shared.idle() {
             return;
         }
         if let Some(p) = pipe.as_deref_mut() {
@@ -669,7 +690,7 @@ fn timed_starts(shared: &Shared) -> Vec<Option<Instant>> {
 /// A request thread: take a connection (a new one from the listener, or a
 /// kept one whose next request arrived), serve its request, repeat until
 /// the process stops taking connections.
-fn request_thread(shared: &Shared, slot: usize) {
+fn request_thread(shared: &Arc<Shared>, slot: usize) {
     // accept4 below runs under the `active` lock, so it must never sleep:
     // a thread woken for a connection another thread or process took gets
     // EAGAIN (a blocking accept4 here once deadlocked the whole daemon).
@@ -815,7 +836,7 @@ fn keep(shared: &Shared, conn: Conn, arrived: Arrived) {
 /// Serves the next request of a connection; true if one came. After a
 /// clean exchange the connection is kept for the worker's next request
 /// (`keep`), otherwise closed.
-fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) -> bool {
+fn serve_connection(shared: &Arc<Shared>, slot: usize, conn: Conn, arrived: Arrived) -> bool {
     let o = &shared.group.options;
     if arrived == Arrived::New {
         let stream = conn.socket();
@@ -835,12 +856,7 @@ fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) 
         let _ = stream.set_write_timeout(write_timeout);
         let _ = stream.set_read_timeout(timeout);
     }
-    let backend = Arc::new(SocketBackend::new(
-        conn,
-        shared.limits,
-        &shared.group.name,
-        shared.pid,
-    ));
+    let backend = SocketBackend::new(conn, shared.limits, &shared.group.name, shared.pid);
     let frame = match backend.read_frame() {
         Ok(f) => f,
         Err(ProtocolError::Closed | ProtocolError::UnexpectedEof) => return false,
@@ -903,25 +919,27 @@ fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) 
     // Only a worker that says it will send more on the connection has it
     // kept (other peers, test clients among them, expect the close).
     let wanted = environ_value(&environ, crate::cgi::KEEP_CONNECTION) == Some(b"1");
-    let clean = serve_request(shared, slot, &backend, environ) && wanted;
-    backend.finish();
+    let in_loop = InLoop {
+        shared: shared.clone(),
+        id: shared.next_in_loop.fetch_add(1, Ordering::Relaxed),
+        wanted,
+        activity,
+    };
+    let clean = serve_request(shared, slot, &backend, environ, in_loop) && wanted;
     board.clear(shared.index, slot);
     shared.exchanges.lock()[slot] = None;
     shared.active.lock()[slot] = None;
-    if activity {
-        shared
-            .last_activity_ms
-            .store(shared.now_ms().max(1), Ordering::Relaxed);
+    if backend.is_detached() {
+        // The loop answers and ends it (`InLoop::ended`). A kept
+        // connection's registration in `ready` goes: the loop keeps the
+        // connection on a descriptor of its own.
+        if let Arrived::Kept(_) = arrived {
+            let _ = shared.ready.delete(process_fd(backend.raw_fd()));
+        }
+        return true;
     }
-    let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
-    board.served(shared.index, served);
-    if o.maximum_requests > 0 && served == o.maximum_requests {
-        shared.request_exit(
-            GRACEFUL,
-            "maximum_requests",
-            &format!("reached maximum-requests={}; recycling", o.maximum_requests),
-        );
-    }
+    backend.finish();
+    request_done(shared, activity);
     // Kept only when nobody else holds the exchange any more. Otherwise
     // closed now, even while the application still holds its wsgi.input
     // (which would keep the socket open, unserved, for a worker that
@@ -938,6 +956,53 @@ fn serve_connection(shared: &Shared, slot: usize, conn: Conn, arrived: Arrived) 
         keep(shared, conn, arrived);
     }
     true
+}
+
+/// Counts a finished request: activity for inactivity-timeout (unless
+/// WSGIIgnoreActivity), requests served, maximum-requests.
+fn request_done(shared: &Shared, activity: bool) {
+    if activity {
+        shared
+            .last_activity_ms
+            .store(shared.now_ms().max(1), Ordering::Relaxed);
+    }
+    let served = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    shared.group.board.served(shared.index, served);
+    let o = &shared.group.options;
+    if o.maximum_requests > 0 && served == o.maximum_requests {
+        shared.request_exit(
+            GRACEFUL,
+            "maximum_requests",
+            &format!("reached maximum-requests={}; recycling", o.maximum_requests),
+        );
+    }
+}
+
+/// An exchange of this process as the event loop holds it.
+struct InLoop {
+    shared: Arc<Shared>,
+    id: u64,
+    /// The worker means to send more on the connection.
+    wanted: bool,
+    activity: bool,
+}
+
+impl LoopOwner for InLoop {
+    fn detached(&self, backend: &Arc<SocketBackend>) {
+        self.shared
+            .in_loop
+            .lock()
+            .insert(self.id, (Instant::now(), backend.clone()));
+    }
+
+    fn ended(&self, idle: Option<Conn>) {
+        let shared = &self.shared;
+        shared.in_loop.lock().remove(&self.id);
+        request_done(shared, self.activity);
+        if let Some(conn) = idle.filter(|_| self.wanted) {
+            keep(shared, conn, Arrived::New);
+        }
+    }
 }
 
 /// The value of `key` in a request's environ as the worker sent it.
@@ -976,6 +1041,7 @@ fn serve_request(
     slot: usize,
     backend: &Arc<SocketBackend>,
     environ: Environ,
+    in_loop: InLoop,
 ) -> bool {
     let mut vars: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(environ.len() + 1);
     vars.extend(environ.iter().map(|(k, v)| (var_str(k), var_str(v))));
@@ -1058,6 +1124,12 @@ fn serve_request(
             return false;
         }
     }
+    // An ASGI application may hand the exchange to its event loop.
+    backend.prepare_loop(LoopSetup {
+        owner: Box::new(in_loop),
+        request_timeout: o.request_timeout.as_secs_f64(),
+        report: ReportTarget::new(&target, &ctx),
+    });
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
@@ -1076,45 +1148,17 @@ fn serve_request(
             &format!("reload_required() of script '{script}' asked for a reload; recycling (WSGIScriptReloading)"),
         );
     }
+    if backend.is_detached() {
+        // The event loop answers it (and reports its failures).
+        return false;
+    }
     match served.outcome {
         Ok(()) => backend.send(&Frame::ResponseEnd).is_ok(),
         Err(failure) => {
             serve::report(&**backend, &failure, &target, &ctx);
-            let where_logged = format!(
-                "in the log of daemon process '{}' pid {}",
-                shared.group.name, shared.pid
-            );
-            let (kind, message) = match &failure.error {
-                RequestError::ClientGone => return false,
-                RequestError::RequestTimeout => (
-                    FailureKind::RequestTimeout,
-                    format!(
-                        "the application was interrupted by mod_wsgi.RequestTimeout (details {where_logged})"
-                    ),
-                ),
-                RequestError::Exception(exception) => (
-                    FailureKind::ApplicationError,
-                    format!(
-                        "{} exception raised (traceback {where_logged})",
-                        exception.class
-                    ),
-                ),
-                RequestError::MissingCallable(message) => (
-                    FailureKind::NotFound,
-                    format!(
-                        "{} (details {where_logged})",
-                        message.lines().next().unwrap_or("")
-                    ),
-                ),
-                RequestError::Message(message) => (
-                    FailureKind::ApplicationError,
-                    format!(
-                        "{} (details {where_logged})",
-                        message.lines().next().unwrap_or("")
-                    ),
-                ),
-            };
-            let _ = backend.send(&Frame::failure(kind, message));
+            if let Some(frame) = failure_frame(&failure.error, &backend.where_logged()) {
+                let _ = backend.send(&frame);
+            }
             false
         }
     }
@@ -1215,6 +1259,7 @@ fn monitor_thread(shared: &Shared) {
         let last_activity = shared.last_activity_ms.load(Ordering::Relaxed);
         if !o.inactivity_timeout.is_zero()
             && busy.is_empty()
+            && shared.in_loop.lock().is_empty()
             && last_activity != 0
             && now.saturating_sub(last_activity) > secs(o.inactivity_timeout)
         {

@@ -1,19 +1,23 @@
 //! The WSGI backend of a daemon process: the worker on the other end of a
 //! Unix socket, spoken to in the protocol of `crate::protocol`.
 
+use super::loop_exchange::{LoopExchange, LoopSetup};
 use crate::apache::log::{self, Level};
 use crate::protocol::{self, Frame, Limits, ProtocolError};
+use crate::wsgi::RequestError;
 use crate::wsgi::start_response::latin1_bytes;
 use crate::wsgi::{Backend, BackendError};
 use parking_lot::Mutex;
-use std::io::{BufReader, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 
 pub struct SocketBackend {
     stream: Mutex<Conn>,
     limits: Limits,
     /// Prefix of our log lines: the group and this process.
     who: String,
+    group: String,
     /// `[remote ADDR:PORT]` of the request being served: what C mod_wsgi's
     /// daemon puts in front of the application's log lines.
     client: std::sync::OnceLock<String>,
@@ -24,6 +28,14 @@ pub struct SocketBackend {
     /// Set once the connection became a tunnel (`switch_protocols`): no
     /// frame may be written or read on it any more.
     tunneled: std::sync::atomic::AtomicBool,
+    /// Set once the exchange went to the event loop (`detach_to_loop`):
+    /// from then on only the loop's `LoopExchange` speaks on it.
+    detached: std::sync::atomic::AtomicBool,
+    /// What a detached exchange needs from the process (set before the
+    /// application runs; taken when it detaches).
+    loop_setup: Mutex<Option<LoopSetup>>,
+    /// This backend's own Arc, for the `LoopExchange` it hands out.
+    me: std::sync::Weak<SocketBackend>,
 }
 
 /// A connection from a worker and the frames not yet written: the
@@ -140,16 +152,44 @@ fn gone(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl SocketBackend {
-    pub fn new(conn: Conn, limits: Limits, group: &str, pid: u32) -> SocketBackend {
-        SocketBackend {
+    pub fn new(conn: Conn, limits: Limits, group: &str, pid: u32) -> Arc<SocketBackend> {
+        Arc::new_cyclic(|me| SocketBackend {
             stream: Mutex::new(conn),
             limits,
             who: format!("daemon process '{group}' (pid {pid})"),
+            group: group.to_string(),
             client: std::sync::OnceLock::new(),
             pid,
             finished: std::sync::atomic::AtomicBool::new(false),
             tunneled: std::sync::atomic::AtomicBool::new(false),
-        }
+            detached: std::sync::atomic::AtomicBool::new(false),
+            loop_setup: Mutex::new(None),
+            me: me.clone(),
+        })
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Where this process logs a failed request's details, as the
+    /// message to the worker says it.
+    pub fn where_logged(&self) -> String {
+        format!(
+            "in the log of daemon process '{}' pid {}",
+            self.group, self.pid
+        )
+    }
+
+    /// Lets the application hand this exchange to the event loop (see
+    /// `loop_exchange`).
+    pub fn prepare_loop(&self, setup: LoopSetup) {
+        *self.loop_setup.lock() = Some(setup);
+    }
+
+    /// Whether the exchange went to the event loop.
+    pub fn is_detached(&self) -> bool {
+        self.detached.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Takes the client's address from the request's environ, for the
@@ -195,7 +235,7 @@ impl SocketBackend {
         };
         // Checked under the lock, which switch_protocols holds until the
         // flag is set.
-        if self.framed().is_err() {
+        if self.is_tunnel() {
             return;
         }
         let mut bytes = Vec::new();
@@ -247,7 +287,7 @@ impl SocketBackend {
     /// still does through WSGI must not reach the bytes of the upgraded
     /// protocol.
     fn framed(&self) -> Result<(), BackendError> {
-        if self.is_tunnel() {
+        if self.is_tunnel() || self.is_detached() {
             Err(BackendError::Finished)
         } else {
             Ok(())
@@ -264,6 +304,116 @@ impl SocketBackend {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         c.write_with(&bytes)
     }
+}
+
+/// The event loop's side of a detached exchange (`loop_exchange`): queues
+/// and sends without ever waiting on the socket.
+impl SocketBackend {
+    pub(super) fn raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(self.stream.lock().socket())
+    }
+
+    pub(super) fn loop_queue(&self, frame: &Frame) -> Result<(), BackendError> {
+        protocol::encode(frame, &mut self.stream.lock().pending).map_err(gone)
+    }
+
+    pub(super) fn loop_queue_head(
+        &self,
+        status: u16,
+        reason: &str,
+        headers: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        let line = format!("{status} {reason}");
+        hold_head(&mut self.stream.lock().pending, status, &line, headers)
+    }
+
+    pub(super) fn loop_queue_body(&self, data: &[u8]) -> Result<(), BackendError> {
+        protocol::append_response_body(data, &mut self.stream.lock().pending).map_err(gone)
+    }
+
+    pub(super) fn loop_pending(&self) -> usize {
+        self.stream.lock().pending.len()
+    }
+
+    pub(super) fn loop_flush(&self) -> std::io::Result<bool> {
+        self.stream.lock().send_pending_without_waiting()
+    }
+
+    /// Feeds `decoder` what the socket has now: Ok(false) when it has
+    /// nothing yet; an error when the worker closed the connection.
+    pub(super) fn loop_recv(&self, decoder: &mut protocol::Decoder) -> std::io::Result<bool> {
+        use nix::sys::socket::{MsgFlags, recv};
+        let mut c = self.stream.lock();
+        // Bytes the request thread's reader took past the request (none
+        // from a worker, which sends nothing unasked) come first.
+        let buffered = c.reader.buffer().len();
+        if buffered > 0 {
+            decoder.feed(c.reader.buffer());
+            c.reader.consume(buffered);
+            return Ok(true);
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(c.socket());
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            return match recv(fd, &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the worker closed the connection",
+                )),
+                Ok(n) => {
+                    decoder.feed(&buf[..n]);
+                    Ok(true)
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => Ok(false),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    /// The connection on a descriptor of its own, for the worker's next
+    /// request, when nothing of the exchange is left on it. (This backend
+    /// may still be held by Python objects of the request; they no longer
+    /// touch the socket, and dropping them closes only their descriptor.)
+    pub(super) fn idle_copy(&self) -> Option<Conn> {
+        let c = self.stream.lock();
+        if !c.reader.buffer().is_empty() || !c.pending.is_empty() {
+            return None;
+        }
+        c.socket().try_clone().ok().map(Conn::new)
+    }
+}
+
+/// The frame that tells the worker why a request failed in this process,
+/// None when there is nobody to tell (the client is gone).
+pub fn failure_frame(error: &RequestError, where_logged: &str) -> Option<Frame> {
+    use crate::protocol::FailureKind;
+    let first_line = |message: &str| message.lines().next().unwrap_or("").to_string();
+    let (kind, message) = match error {
+        RequestError::ClientGone => return None,
+        RequestError::RequestTimeout => (
+            FailureKind::RequestTimeout,
+            format!(
+                "the application was interrupted by mod_wsgi.RequestTimeout (details {where_logged})"
+            ),
+        ),
+        RequestError::Exception(exception) => (
+            FailureKind::ApplicationError,
+            format!(
+                "{} exception raised (traceback {where_logged})",
+                exception.class
+            ),
+        ),
+        RequestError::MissingCallable(message) => (
+            FailureKind::NotFound,
+            format!("{} (details {where_logged})", first_line(message)),
+        ),
+        RequestError::Message(message) => (
+            FailureKind::ApplicationError,
+            format!("{} (details {where_logged})", first_line(message)),
+        ),
+    };
+    Some(Frame::failure(kind, message))
 }
 
 impl Backend for SocketBackend {
@@ -448,6 +598,25 @@ impl Backend for SocketBackend {
             let _ = socket.set_write_timeout(None);
             Ok(std::os::fd::OwnedFd::from(socket))
         })())
+    }
+
+    fn detach_to_loop(&self, py: pyo3::Python<'_>) -> Option<pyo3::PyResult<pyo3::PyObject>> {
+        let setup = self.loop_setup.lock().take()?;
+        let me = self.me.upgrade()?;
+        {
+            // Under the connection's lock, as the tunnel flag: a request
+            // thread's write in progress ends before the loop's begin.
+            let _c = self.stream.lock();
+            self.detached
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        setup.owner.detached(&me);
+        let exchange = LoopExchange::new(me, setup);
+        Some(pyo3::Py::new(py, exchange).map(|e| e.into_any()))
+    }
+
+    fn is_detached(&self) -> bool {
+        SocketBackend::is_detached(self)
     }
 
     /// Lines of the application during a request read as C mod_wsgi's

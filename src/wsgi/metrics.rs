@@ -1141,6 +1141,14 @@ impl Backend for Metered {
         self.inner.switch_protocols(protocol, headers)
     }
 
+    fn detach_to_loop(&self, py: pyo3::Python<'_>) -> Option<pyo3::PyResult<pyo3::PyObject>> {
+        self.inner.detach_to_loop(py)
+    }
+
+    fn is_detached(&self) -> bool {
+        self.inner.is_detached()
+    }
+
     fn log(&self, level: Level, text: &str) {
         self.inner.log(level, text)
     }

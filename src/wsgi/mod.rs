@@ -149,6 +149,17 @@ pub trait Backend: Send + Sync {
     ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
         None
     }
+    /// Hands the rest of the exchange to the interpreter's event loop (an
+    /// ASGI request in daemon mode): the object the runtime drives it
+    /// through, after which this backend refuses the request path's I/O.
+    /// None: this backend cannot (embedded mode), or not for this request.
+    fn detach_to_loop(&self, _py: pyo3::Python<'_>) -> Option<pyo3::PyResult<pyo3::PyObject>> {
+        None
+    }
+    /// Whether [`Backend::detach_to_loop`] handed the exchange over.
+    fn is_detached(&self) -> bool {
+        false
+    }
     /// One line for the error log, tagged with the request when possible.
     fn log(&self, level: Level, text: &str);
 }

@@ -35,6 +35,24 @@ pub struct Failure {
     pub error: RequestError,
 }
 
+/// What a failure's log lines name: the resource and where it ran (an
+/// owned copy of `AppTarget` and `EnvironContext`'s parts, for an exchange
+/// that outlives the call: see `daemon::loop_exchange`).
+pub struct ReportTarget {
+    pub resource: String,
+    /// "main interpreter of daemon process 'G'" and the like.
+    pub context: String,
+}
+
+impl ReportTarget {
+    pub fn new(target: &AppTarget<'_>, ctx: &EnvironContext<'_>) -> ReportTarget {
+        ReportTarget {
+            resource: target.resource.to_string(),
+            context: interpreter_context(ctx.application_group, ctx.process_group),
+        }
+    }
+}
+
 /// How serving a request went.
 pub struct Served {
     pub outcome: Result<(), Failure>,
@@ -141,9 +159,15 @@ pub fn serve<'v>(
         let start = Bound::new(py, StartResponse::new(backend.clone())).map_err(py_err)?;
         let head = start.borrow().head.clone();
         let ran = response::run(py, &application, environ, &*backend, start);
-        let result = ran
-            .result
-            .and_then(|()| check_length(&*backend, &head.lock(), head_request, target, ctx));
+        // An exchange the event loop took over answers there (and checks
+        // its own length): nothing of it is this call's to send.
+        let detached = backend.is_detached();
+        let result = ran.result.and_then(|()| {
+            if detached {
+                return Ok(());
+            }
+            check_length(&*backend, &head.lock(), head_request, target, ctx)
+        });
         // From here start_response and write() kept by the application raise.
         head.lock().finished = true;
         let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
@@ -236,9 +260,14 @@ pub fn report(
     target: &AppTarget<'_>,
     ctx: &EnvironContext<'_>,
 ) {
+    report_at(backend, failure, &ReportTarget::new(target, ctx));
+}
+
+/// [`report`], for what `at` names.
+pub fn report_at(backend: &dyn Backend, failure: &Failure, at: &ReportTarget) {
     let pid = std::process::id();
-    let resource = target.resource;
-    let context = interpreter_context(ctx.application_group, ctx.process_group);
+    let resource = at.resource.as_str();
+    let context = &at.context;
     let cut = if failure.started {
         format!(
             ", after the response started: response cut short after {} body bytes",
@@ -268,7 +297,7 @@ pub fn report(
             ),
         ),
         RequestError::Exception(exception) => {
-            let headline = exception.headline(Some(resource), resource, &context);
+            let headline = exception.headline(Some(resource), resource, context);
             backend.log(Level::Error, &format!("{headline} (pid {pid}{cut})"));
             for line in exception.traceback_lines() {
                 backend.log(Level::Error, line);

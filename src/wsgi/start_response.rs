@@ -314,6 +314,24 @@ impl StartResponse {
         head.sent = true;
         Ok(std::os::fd::IntoRawFd::into_raw_fd(fd))
     }
+
+    /// Hands the rest of the exchange to the event loop (ASGI in daemon
+    /// mode): the object it drives the exchange through, or None where
+    /// the request stays on its thread (embedded mode). Only before any
+    /// response was started; the application then returns an empty
+    /// iterable and calls start_response no more.
+    fn detach(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let started = {
+            let head = self.head.lock();
+            head.sent || head.finished || head.status.is_some()
+        };
+        if started {
+            return Err(PyRuntimeError::new_err(
+                "detach() after the response was started",
+            ));
+        }
+        self.backend.detach_to_loop(py).transpose()
+    }
 }
 
 /// The legacy write() callable returned by start_response.

@@ -33,6 +33,23 @@ def token(x_token: str = Header(default="")):
     return x_token
 
 
+# Requests in flight in this process, and the most seen at once.
+_in_flight = 0
+_peak = 0
+
+
+@app.get("/nap")
+async def nap(seconds: float = 1.0):
+    global _in_flight, _peak
+    _in_flight += 1
+    _peak = max(_peak, _in_flight)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        _in_flight -= 1
+    return {"peak": _peak, "pid": os.getpid()}
+
+
 @app.get("/items/{item_id}")
 async def read_item(item_id: int, q: str | None = None):
     return {"item_id": item_id, "q": q}
