@@ -683,19 +683,7 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
             let port = apache.port;
-            std::thread::spawn(move || {
-                let url = format!("http://127.0.0.1:{port}/api/nap?seconds=1");
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(120))
-                    .build();
-                match agent.get(&url).call() {
-                    Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-                    Err(ureq::Error::Status(code, r)) => {
-                        (code, r.into_string().unwrap_or_default())
-                    }
-                    Err(e) => (0, e.to_string()),
-                }
-            })
+            std::thread::spawn(move || status_and_body(port, "/api/nap?seconds=1"))
         })
         .collect();
     // While they sleep, both request threads are free for WSGI.
@@ -759,16 +747,7 @@ fn loop_held_requests_outlive_a_graceful_restart_and_time_out_alone() {
     let naps: Vec<_> = (0..4)
         .map(|_| {
             let port = apache.port;
-            std::thread::spawn(move || {
-                let url = format!("http://127.0.0.1:{port}/api/nap?seconds=3");
-                match ureq::get(&url).call() {
-                    Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-                    Err(ureq::Error::Status(code, r)) => {
-                        (code, r.into_string().unwrap_or_default())
-                    }
-                    Err(e) => (0, e.to_string()),
-                }
-            })
+            std::thread::spawn(move || status_and_body(port, "/api/nap?seconds=3"))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(700));
@@ -800,4 +779,17 @@ fn loop_held_requests_outlive_a_graceful_restart_and_time_out_alone() {
         "{log}"
     );
     apache.stop();
+}
+
+/// A GET from a client thread of its own: the status (0 when there was
+/// no answer) and the body (or what went wrong).
+fn status_and_body(port: u16, path: &str) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build();
+    match agent.get(&format!("http://127.0.0.1:{port}{path}")).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
 }

@@ -302,11 +302,50 @@ def make_scope(environ, state):
     return scope
 
 
+def _response_start(message):
+    """Status and headers (latin-1 text, as start_response takes them) of
+    an `http.response.start` message."""
+    headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+               for k, v in message.get("headers", ())]
+    return int(message["status"]), headers
+
+
 def _reason(status):
     try:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+class _RequestBody:
+    """How much of a request's body is still to come, and the
+    `http.request` messages that carry it (_CHUNK bytes at most each)."""
+
+    def __init__(self, environ):
+        length = environ.get("CONTENT_LENGTH", "")
+        self.remaining = int(length) if length.isdigit() else None
+        # No Content-Length and no Transfer-Encoding: no body (RFC 9112).
+        self.none = self.remaining == 0 or (
+            self.remaining is None
+            and not environ.get("HTTP_TRANSFER_ENCODING"))
+        # All of it was given to the application.
+        self.read = False
+
+    def want(self):
+        """How many bytes to ask for next."""
+        return _CHUNK if self.remaining is None \
+            else min(_CHUNK, self.remaining)
+
+    def message(self, chunk):
+        """The `http.request` message for `chunk` (b"" at the end)."""
+        if self.remaining is not None:
+            self.remaining -= len(chunk)
+            more = self.remaining > 0 and bool(chunk)
+        else:
+            more = bool(chunk)
+        if not more:
+            self.read = True
+        return {"type": "http.request", "body": chunk, "more_body": more}
 
 
 class _LoopHttp:
@@ -324,14 +363,8 @@ class _LoopHttp:
         self.loop = rt.loop
         self.ex = exchange
         self.fd = exchange.fileno()
-        length = environ.get("CONTENT_LENGTH", "")
-        self.remaining = int(length) if length.isdigit() else None
-        # No Content-Length and no Transfer-Encoding: no body (RFC 9112).
-        self.bodiless = self.remaining == 0 or (
-            self.remaining is None
-            and not environ.get("HTTP_TRANSFER_ENCODING"))
+        self.body = _RequestBody(environ)
         self.head_request = environ.get("REQUEST_METHOD") == "HEAD"
-        self.body_read = False
         self.started = False
         self.finished = False
         # The exchange failed (Failure queued) or the worker is gone.
@@ -407,18 +440,15 @@ class _LoopHttp:
                                      self.loop.remove_writer)
 
     async def _receive(self):
-        if self.body_read or self.lost:
+        if self.body.read or self.lost:
             # Nothing more comes: the disconnect, once the response is
             # over (as uvicorn).
             await self.over.wait()
             return {"type": "http.disconnect"}
-        if self.bodiless:
-            self.body_read = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        want = _CHUNK if self.remaining is None \
-            else min(_CHUNK, self.remaining)
+        if self.body.none:
+            return self.body.message(b"")
         try:
-            self.ex.want_body(want)
+            self.ex.want_body(self.body.want())
             await self._flush()
             chunk = self.ex.read_body()
             while chunk is None:
@@ -428,14 +458,7 @@ class _LoopHttp:
         except OSError:
             self._lose()
             return {"type": "http.disconnect"}
-        if self.remaining is not None:
-            self.remaining -= len(chunk)
-            more = self.remaining > 0 and bool(chunk)
-        else:
-            more = bool(chunk)
-        if not more:
-            self.body_read = True
-        return {"type": "http.request", "body": chunk, "more_body": more}
+        return self.body.message(chunk)
 
     async def _send(self, message):
         if self.lost:
@@ -444,9 +467,7 @@ class _LoopHttp:
         if kind == "http.response.start":
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
-            status = int(message["status"])
-            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-                       for k, v in message.get("headers", ())]
+            status, headers = _response_start(message)
             for name, value in headers:
                 if name.lower() == "content-length" and value.strip().isdigit():
                     self.declared = int(value)
@@ -478,7 +499,7 @@ class _LoopHttp:
     def _lose(self):
         """The Apache child closed the connection (its client went away):
         a receive() waiting for the end hears the disconnect now."""
-        self.lost = self.body_read = True
+        self.lost = self.body.read = True
         self.over.set()
 
     def _body(self, body):
@@ -518,13 +539,7 @@ class _Exchange:
         self.loop = rt.loop
         self.start_response = start_response
         self.input = environ["wsgi.input"]
-        length = environ.get("CONTENT_LENGTH", "")
-        self.remaining = int(length) if length.isdigit() else None
-        # No Content-Length and no Transfer-Encoding: no body (RFC 9112).
-        self.bodiless = self.remaining == 0 or (
-            self.remaining is None
-            and not environ.get("HTTP_TRANSFER_ENCODING"))
-        self.body_read = False
+        self.body = _RequestBody(environ)
         # Set once the response is complete or can no longer be: from then
         # on receive() answers http.disconnect.
         self.over = False
@@ -548,11 +563,10 @@ class _Exchange:
     async def _receive(self):
         if self.over:
             return {"type": "http.disconnect"}
-        if self.bodiless and not self.body_read:
+        if self.body.none and not self.body.read:
             # Nothing to read: answered here, without a trip to the
             # request thread.
-            self.body_read = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return self.body.message(b"")
         future = self.loop.create_future()
         self.events.put(("receive", future))
         return await future
@@ -599,23 +613,15 @@ class _Exchange:
                 continue
 
     def _read_body(self):
-        if self.body_read:
+        if self.body.read:
             return None
-        want = _CHUNK if self.remaining is None \
-            else min(_CHUNK, self.remaining)
+        want = self.body.want()
         try:
             chunk = self.input.read(want) if want > 0 else b""
         except OSError:
             self.disconnected = self.over = True
             return {"type": "http.disconnect"}
-        if self.remaining is not None:
-            self.remaining -= len(chunk)
-            more = self.remaining > 0 and bool(chunk)
-        else:
-            more = bool(chunk)
-        if not more:
-            self.body_read = True
-        return {"type": "http.request", "body": chunk, "more_body": more}
+        return self.body.message(chunk)
 
     def _ack(self):
         if self.unacked is not None:
@@ -670,9 +676,7 @@ class _Exchange:
                 self._resolve(future, error=RuntimeError(
                     "http.response.start sent twice"))
                 return None
-            status = int(message["status"])
-            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
-                       for k, v in message.get("headers", ())]
+            status, headers = _response_start(message)
             self.start_response("%d %s" % (status, _reason(status)), headers)
             self.started = True
             self._resolve(future)
