@@ -358,6 +358,19 @@ impl Request {
         Ok(())
     }
 
+    /// Closes the client's connection without a response, as Apache does
+    /// to the requests of a child it stops at once: nothing is written
+    /// (core's output filter drops what reaches an aborted connection) and
+    /// the connection is not kept. The handler then returns DONE.
+    pub fn drop_connection(&mut self) {
+        // SAFETY: the live request's connection, on the thread serving it.
+        unsafe {
+            let c = self.0.connection;
+            (*c).aborted = 1;
+            (*c).keepalive = ffi::MWRS_AP_CONN_CLOSE as _;
+        }
+    }
+
     /// Ends a response that cannot be finished after its head went to
     /// Apache, so that the client sees it was cut short: what is buffered
     /// goes out (head included), then the error bucket mod_proxy sends

@@ -104,11 +104,6 @@ impl LoopExchange {
         self.request_timeout
     }
 
-    /// Bytes queued for the worker and not yet taken by the socket.
-    fn pending(&self) -> usize {
-        self.backend.loop_pending()
-    }
-
     /// Writes what the socket takes now; True when nothing is left.
     fn flush(&self, py: Python<'_>) -> PyResult<bool> {
         py.allow_threads(|| self.backend.loop_flush())
@@ -154,11 +149,11 @@ impl LoopExchange {
 
     /// Queues the response head (latin-1 text, as start_response takes it).
     fn start(&self, status: u16, reason: &str, headers: Vec<(String, String)>) -> PyResult<()> {
-        if self.head_sent.swap(true, Ordering::AcqRel) {
-            return Err(PyRuntimeError::new_err("the response has started already"));
-        }
         if self.ended.load(Ordering::Acquire) {
             return Err(PyRuntimeError::new_err("the exchange has ended"));
+        }
+        if self.head_sent.swap(true, Ordering::AcqRel) {
+            return Err(PyRuntimeError::new_err("the response has started already"));
         }
         // What the protocol refuses (a CR or LF in a header, ...) is the
         // application's mistake, not a lost connection.

@@ -15,9 +15,8 @@ use std::sync::Arc;
 pub struct SocketBackend {
     stream: Mutex<Conn>,
     limits: Limits,
-    /// Prefix of our log lines: the group and this process.
-    who: String,
-    group: String,
+    /// The group this process serves (named in our log lines).
+    group: &'static str,
     /// `[remote ADDR:PORT]` of the request being served: what C mod_wsgi's
     /// daemon puts in front of the application's log lines.
     client: std::sync::OnceLock<String>,
@@ -152,12 +151,11 @@ fn gone(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl SocketBackend {
-    pub fn new(conn: Conn, limits: Limits, group: &str, pid: u32) -> Arc<SocketBackend> {
+    pub fn new(conn: Conn, limits: Limits, group: &'static str, pid: u32) -> Arc<SocketBackend> {
         Arc::new_cyclic(|me| SocketBackend {
             stream: Mutex::new(conn),
             limits,
-            who: format!("daemon process '{group}' (pid {pid})"),
-            group: group.to_string(),
+            group,
             client: std::sync::OnceLock::new(),
             pid,
             finished: std::sync::atomic::AtomicBool::new(false),
@@ -170,6 +168,12 @@ impl SocketBackend {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Prefix of our log lines: the group and this process. Made when a
+    /// line is written, not per request.
+    fn who(&self) -> String {
+        format!("daemon process '{}' (pid {})", self.group, self.pid)
     }
 
     /// Where this process logs a failed request's details, as the
@@ -331,10 +335,6 @@ impl SocketBackend {
         protocol::append_response_body(data, &mut self.stream.lock().pending).map_err(gone)
     }
 
-    pub(super) fn loop_pending(&self) -> usize {
-        self.stream.lock().pending.len()
-    }
-
     pub(super) fn loop_flush(&self) -> std::io::Result<bool> {
         self.stream.lock().send_pending_without_waiting()
     }
@@ -454,7 +454,7 @@ impl Backend for SocketBackend {
                 Err(gone(format!(
                     "timed out after {}s waiting for the request body from the Apache child (socket-timeout of {})",
                     waited.as_secs_f64(),
-                    self.who
+                    self.who()
                 )))
             }
             Err(e) => Err(gone(e)),
@@ -625,7 +625,7 @@ impl Backend for SocketBackend {
     fn log(&self, level: Level, text: &str) {
         match self.client.get() {
             Some(client) => log::server(None, level, &format!("{client} {text}")),
-            None => log::server(None, level, &format!("{}: {text}", self.who)),
+            None => log::server(None, level, &format!("{}: {text}", self.who())),
         }
     }
 }

@@ -349,8 +349,16 @@ pub fn handle(
                 if head_sent {
                     return cut_short(r, &why, relayed);
                 }
-                r.log(Level::Info, &why);
-                return status::HTTP_SERVICE_UNAVAILABLE;
+                // Apache cuts this child's connections; one its sweep
+                // missed is cut the same way rather than answered 503: a
+                // client retries a request whose kept-alive connection
+                // closed before any byte, never a 503.
+                r.log(
+                    Level::Info,
+                    &format!("{why}; connection closed without a response"),
+                );
+                r.drop_connection();
+                return status::DONE;
             }
             Err(e) => {
                 name_from_board(&mut who, named);
