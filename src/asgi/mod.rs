@@ -32,15 +32,18 @@ pub fn callable<'py>(
     name: &str,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = module.py();
-    let (found, asgi_only) = match module.getattr(name) {
-        Ok(found) => (found, false),
-        Err(_) if name == DEFAULT_CALLABLE => match module.getattr(ASGI_CALLABLE) {
-            Ok(found) => (found, true),
-            Err(_) => return Ok(None),
+    // Looked up in the module's dict: a missing `application` (an ASGI
+    // script names its app `app`) then costs no AttributeError per request.
+    let globals = module.dict();
+    let (found, asgi_only) = match globals.get_item(name)? {
+        Some(found) => (found, false),
+        None if name == DEFAULT_CALLABLE => match globals.get_item(ASGI_CALLABLE)? {
+            Some(found) => (found, true),
+            None => return Ok(None),
         },
-        Err(_) => return Ok(None),
+        None => return Ok(None),
     };
-    let decided = match module.dict().get_item(DECIDED)? {
+    let decided = match globals.get_item(DECIDED)? {
         Some(d) => d.downcast_into::<PyDict>()?,
         None => {
             let d = PyDict::new(py);

@@ -62,6 +62,8 @@ class _Runtime:
         except ImportError:
             self.loop = asyncio.new_event_loop()
             self.kind = "asyncio"
+        # Tasks started by start() and still running.
+        self.held = set()
         ready = threading.Event()
         self.thread = threading.Thread(
             target=self._run, args=(ready,), name="mod_wsgi_rs-asgi",
@@ -85,6 +87,18 @@ class _Runtime:
 
     def submit(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def start(self, coroutine_function):
+        """Runs coroutine_function() as a task of the loop, from another
+        thread, with nothing to wait on: cheaper than submit() (no
+        concurrent Future). The task is held until it ends (the loop keeps
+        only weak references to its tasks)."""
+        self.loop.call_soon_threadsafe(self._start, coroutine_function)
+
+    def _start(self, coroutine_function):
+        task = self.loop.create_task(coroutine_function())
+        self.held.add(task)
+        task.add_done_callback(self.held.discard)
 
     def _going_away(self, *args, **event):
         """The process is stopping (mod_wsgi's process_stopping): every open
@@ -375,7 +389,7 @@ class _LoopHttp:
         self.produced = 0
         self.status = 0
         self.scope = make_scope(environ, state)
-        rt.submit(self._run())
+        rt.start(self._run)
 
     async def _run(self):
         ex = self.ex

@@ -281,6 +281,13 @@ pub fn run(
         }
     };
     let outcome = (|| -> Result<Option<Tail>, RequestError> {
+        // The exchange went to the event loop (an ASGI application in
+        // daemon mode), which answers it: nothing here is this call's to
+        // send (asking for the head would build an error, traceback
+        // included, on every request).
+        if backend.is_detached() {
+            return Ok(None);
+        }
         // A wsgi.file_wrapper of a regular file: the backend may send the
         // file itself (embedded mode: sendfile / mmap, as static files).
         if let Ok(wrapper) = result.downcast::<super::file_wrapper::FileWrapper>()
