@@ -223,6 +223,80 @@ def application(environ, start_response):
     );
 }
 
+/// A RequestTimeout that lands after its request ended (the thread ran no
+/// bytecode between the raise and the end: here it waited in a C read
+/// of a pipe that wsgi.file_wrapper relays) is taken before the thread's
+/// next request, which is served as usual.
+#[test]
+fn a_request_timeout_landing_after_its_request_does_not_hit_the_next() {
+    let app = r#"
+import os, threading, time
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/late":
+        r, w = os.pipe()
+        def feed():
+            time.sleep(2.5)
+            os.write(w, b"late")
+            os.close(w)
+        threading.Thread(target=feed).start()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return environ["wsgi.file_wrapper"](os.fdopen(r, "rb", buffering=0), 4096)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+    let apache = Apache::builder()
+        .file("app/i.wsgi", app)
+        .directives(
+            "WSGIDaemonProcess g threads=1 request-timeout=1 interrupt-timeout=30\n\
+             WSGIScriptAlias / {dir}/app/i.wsgi process-group=g\n",
+        )
+        .start();
+    let pid: u32 = apache.get("/").text().parse().unwrap();
+    let late = apache.get("/late");
+    assert_eq!(late.text(), "late", "{}", apache.error_log());
+    assert!(
+        apache
+            .error_log()
+            .contains("raising mod_wsgi.RequestTimeout in it (raised)"),
+        "{}",
+        apache.error_log()
+    );
+    let next = apache.get("/");
+    assert_eq!(next.status, 200, "{}", apache.error_log());
+    assert_eq!(next.text().parse::<u32>().unwrap(), pid);
+}
+
+/// A request that leaves a profile function set on its thread
+/// (sys.setprofile, as profilers do) does not hang the next request on
+/// it: clearing a RequestTimeout that was never raised used to leave the
+/// interpreter's eval breaker on, and the eval loop then spun at 100% CPU
+/// on the next function entry of a thread with a profile function
+/// (CPython 3.11). The same held for an ASGI app's event loop.
+#[test]
+fn a_profile_function_left_by_a_request_does_not_hang_the_next() {
+    let app = r#"
+import os, sys
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/profile":
+        sys.setprofile(lambda *args: None)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"#;
+    let apache = Apache::builder()
+        .file("app/p.wsgi", app)
+        .directives(
+            "WSGIDaemonProcess g threads=1 socket-timeout=5\n\
+             WSGIScriptAlias / {dir}/app/p.wsgi process-group=g\n",
+        )
+        .start();
+    let pid = apache.get("/profile").text();
+    for _ in 0..3 {
+        let next = apache.get("/");
+        assert_eq!(next.status, 200, "{}", apache.error_log());
+        assert_eq!(next.text(), pid);
+    }
+}
+
 #[test]
 fn process_options_are_applied_in_the_daemon() {
     // What the daemon process reports about itself, one option per line.

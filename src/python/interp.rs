@@ -840,23 +840,43 @@ pub fn interrupt_thread(group: &str, ident: u64) -> Result<bool, String> {
         // `exc` is a live exception type; the call takes its own reference.
         let found =
             unsafe { ffi::PyThreadState_SetAsyncExc(ident as std::os::raw::c_long, exc.as_ptr()) };
+        if found > 0 {
+            INTERRUPTED.lock().push((group.to_string(), ident));
+        }
         Ok(found > 0)
     })?
 }
 
-/// Drops a `mod_wsgi.RequestTimeout` still pending for the calling thread
-/// in the interpreter `py` is for (one that landed after its request had
-/// ended), so it cannot hit the next request; mod_wsgi does the same when
-/// a daemon request starts.
-pub fn clear_pending_interrupt(_py: Python<'_>) {
-    // SAFETY: the GIL is held (the token), in the interpreter the calling
-    // thread runs in; a NULL exception clears the thread's pending one.
-    unsafe {
-        ffi::PyThreadState_SetAsyncExc(
-            current_thread_ident() as std::os::raw::c_long,
-            std::ptr::null_mut(),
-        );
+/// Threads (application group, ident) a `RequestTimeout` was raised in
+/// that may not have taken it yet.
+static INTERRUPTED: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+
+/// Takes a `mod_wsgi.RequestTimeout` still pending for the calling thread
+/// in application group `group` (`py` is its interpreter), one that landed
+/// after its request had ended, so that it cannot hit the next request.
+///
+/// Only a thread that was interrupted is touched, and the exception is
+/// taken by running a line of Python, not dropped with
+/// `PyThreadState_SetAsyncExc(id, NULL)`: that signals the interpreter's
+/// eval breaker, which only the taking of a real exception resets, so
+/// every thread of the process then ran the eval loop's slow path for
+/// good, and one with a profile function set (sys.setprofile, cProfile)
+/// spun at 100% CPU on its next function entry (CPython 3.11).
+pub fn clear_pending_interrupt(py: Python<'_>, group: &str) {
+    let ident = current_thread_ident();
+    {
+        let mut interrupted = INTERRUPTED.lock();
+        let Some(at) = interrupted
+            .iter()
+            .position(|(g, id)| *id == ident && g == group)
+        else {
+            return;
+        };
+        interrupted.swap_remove(at);
     }
+    // The pending exception, if any, is raised at the code's first
+    // instruction and dropped with the result.
+    let _ = py.run(c"pass", None, None);
 }
 
 /// The id Python gives the calling thread (threading.get_ident()).

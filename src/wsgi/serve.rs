@@ -88,7 +88,7 @@ pub fn serve<'v>(
         // An interrupt the daemon aimed at this thread's previous request
         // must not land in this one.
         if super::module::in_daemon_process() {
-            crate::python::interp::clear_pending_interrupt(py);
+            crate::python::interp::clear_pending_interrupt(py, ctx.application_group);
         }
         // From before the script loads until it is dropped, at the end:
         // request_data(), active_requests, the events and process metrics.
