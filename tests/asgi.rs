@@ -17,6 +17,7 @@ const WS_APP: &str = include_str!("apps/asgi/ws_app.py");
 const MARKERS_PY: &str = include_str!("apps/asgi/markers.py");
 const FAILING_LIFESPAN: &str = include_str!("apps/asgi/failing_lifespan.py");
 const HELLO_WSGI: &str = include_str!("apps/asgi/hello_wsgi.py");
+const EVENTS_WSGI: &str = include_str!("apps/asgi/events_wsgi.py");
 const DJANGO_ASGI: &str = include_str!("apps/asgi/django_asgi.py");
 const DJANGO_PROJECT: &[(&str, &str)] = &[
     (
@@ -70,6 +71,7 @@ fn server_with(mode: Mode, venv: &Path, markers: &Path, threads: usize, extra: &
         .file("app/markers.py", MARKERS_PY)
         .file("app/failing_lifespan.py", FAILING_LIFESPAN)
         .file("app/hello_wsgi.py", HELLO_WSGI)
+        .file("app/events_wsgi.py", EVENTS_WSGI)
         .file("app/marker_dir", &markers.display().to_string())
         .directives(&format!(
             "KeepAliveTimeout 30\nMaxKeepAliveRequests 0\n\
@@ -79,6 +81,7 @@ fn server_with(mode: Mode, venv: &Path, markers: &Path, threads: usize, extra: &
              WSGIScriptAlias /ws {{dir}}/app/ws_app.py\n\
              WSGIScriptAlias /failing {{dir}}/app/failing_lifespan.py\n\
              WSGIScriptAlias /wsgi {{dir}}/app/hello_wsgi.py\n\
+             WSGIScriptAlias /events {{dir}}/app/events_wsgi.py\n\
              WSGIScriptAlias /dj {{dir}}/app/django_asgi.py\n\
              WSGIScriptAlias /sub {{dir}}/app/raw_app.py application-group=asgi-sub\n{extra}"
         ))
@@ -720,6 +723,49 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
         peak >= CLIENTS as u64 / 5,
         "only {peak} of {CLIENTS} requests were in flight at once"
     );
+    apache.stop();
+}
+
+/// A request the event loop holds is an active request until it ends, and
+/// its `request_finished` event comes then, with its status, its time and
+/// its body length (not when its request thread handed it over).
+#[test]
+fn a_loop_held_request_is_active_until_it_ends_and_its_event_says_how() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server_with(Mode::Daemon, &venv, markers.path(), 2, "");
+    // Subscribed, and the FastAPI app loaded, before the request.
+    assert_eq!(apache.get("/events").status, 200);
+    assert_eq!(apache.get("/api/nap?seconds=0").status, 200);
+    let port = apache.port;
+    let nap = std::thread::spawn(move || status_and_body(port, "/api/nap?seconds=1.5"));
+    std::thread::sleep(Duration::from_millis(700));
+    let during = json(&apache.get("/events"));
+    let (status, body) = nap.join().unwrap();
+    assert_eq!(status, 200, "{body}\n{}", apache.error_log());
+    let after = json(&apache.get("/events"));
+    let naps = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["finished"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["uri"] == "/api/nap?seconds=1.5")
+            .cloned()
+            .collect()
+    };
+    // Meanwhile: no event yet, and two active requests (the nap and the
+    // one asking).
+    assert!(naps(&during).is_empty(), "{during}");
+    assert_eq!(during["active"].as_array().unwrap().len(), 2, "{during}");
+    let ended = naps(&after);
+    assert_eq!(ended.len(), 1, "{after}");
+    assert_eq!(ended[0]["status"], 200, "{after}");
+    assert!(
+        ended[0]["application_time"].as_f64().unwrap() >= 1.4,
+        "{after}"
+    );
+    assert_eq!(ended[0]["output_length"], body.len(), "{after}");
+    assert_eq!(after["active"].as_array().unwrap().len(), 1, "{after}");
     apache.stop();
 }
 

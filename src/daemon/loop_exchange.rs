@@ -17,13 +17,14 @@
 use super::socket_backend::{Conn, SocketBackend};
 use crate::protocol::{Decoder, Frame};
 use crate::wsgi::Level;
+use crate::wsgi::metrics::RequestIo;
 use crate::wsgi::serve::{Failure, ReportTarget};
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 
 /// What the daemon process does when one of its exchanges moves to the
 /// loop, and when it ends there.
@@ -56,7 +57,12 @@ pub struct LoopExchange {
     request_timeout: f64,
     report: ReportTarget,
     head_sent: AtomicBool,
+    /// The response's status (0 until the head is queued).
+    status: AtomicU16,
     body_bytes: AtomicU64,
+    body_writes: AtomicU64,
+    input_bytes: AtomicU64,
+    input_reads: AtomicU64,
     /// A frame that ends the exchange is queued: nothing may follow it.
     ended: AtomicBool,
 }
@@ -71,9 +77,27 @@ impl LoopExchange {
             request_timeout: setup.request_timeout,
             report: setup.report,
             head_sent: AtomicBool::new(false),
+            status: AtomicU16::new(0),
             body_bytes: AtomicU64::new(0),
+            body_writes: AtomicU64::new(0),
+            input_bytes: AtomicU64::new(0),
+            input_reads: AtomicU64::new(0),
             ended: AtomicBool::new(false),
         }
+    }
+
+    /// Ends the request's record (events, metrics) with what went through.
+    fn record_end(&self, py: Python<'_>) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let io = RequestIo {
+            input_bytes: get(&self.input_bytes),
+            input_reads: get(&self.input_reads),
+            output_bytes: get(&self.body_bytes),
+            output_writes: get(&self.body_writes),
+            ..RequestIo::default()
+        };
+        self.backend
+            .loop_ended(py, self.status.load(Ordering::Relaxed), io);
     }
 
     fn queue(&self, frame: &Frame) -> PyResult<()> {
@@ -128,7 +152,12 @@ impl LoopExchange {
                 .next_frame()
                 .map_err(|e| PyOSError::new_err(format!("bad frame from the worker: {e}")))?;
             match frame {
-                Some(Frame::Body(data)) => return Ok(Some(PyBytes::new(py, &data))),
+                Some(Frame::Body(data)) => {
+                    self.input_bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.input_reads.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Some(PyBytes::new(py, &data)));
+                }
                 Some(Frame::BodyEnd) => return Ok(Some(PyBytes::new(py, b""))),
                 Some(Frame::BodyError(why)) => {
                     return Err(PyOSError::new_err(format!("client connection lost: {why}")));
@@ -163,7 +192,9 @@ impl LoopExchange {
         // application's mistake, not a lost connection.
         self.backend
             .loop_queue_head(status, reason, &headers)
-            .map_err(|e| PyValueError::new_err(format!("bad response head: {e}")))
+            .map_err(|e| PyValueError::new_err(format!("bad response head: {e}")))?;
+        self.status.store(status, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Queues body bytes.
@@ -181,6 +212,7 @@ impl LoopExchange {
         }
         self.body_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.body_writes.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -231,10 +263,11 @@ impl LoopExchange {
     /// The exchange is over (its last frame flushed, or the connection
     /// lost): the process counts it done, and keeps the connection for the
     /// worker when `clean`.
-    fn close(&self, clean: bool) {
+    fn close(&self, py: Python<'_>, clean: bool) {
         let Some(owner) = self.owner.lock().take() else {
             return;
         };
+        self.record_end(py);
         let idle = if clean && self.ended.load(Ordering::Acquire) {
             self.backend.idle_copy()
         } else {
@@ -250,6 +283,8 @@ impl Drop for LoopExchange {
     /// stopped): still counted done, the connection not kept.
     fn drop(&mut self) {
         if let Some(owner) = self.owner.get_mut().take() {
+            // Dropped by Python (the GIL is held): with_gil only nests.
+            Python::with_gil(|py| self.record_end(py));
             self.backend.shut_down();
             owner.ended(None);
         }

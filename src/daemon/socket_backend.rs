@@ -5,6 +5,8 @@ use super::loop_exchange::{LoopExchange, LoopSetup};
 use crate::apache::log::{self, Level};
 use crate::protocol::{self, Frame, Limits, ProtocolError};
 use crate::wsgi::RequestError;
+use crate::wsgi::events::LoopRecord;
+use crate::wsgi::metrics::RequestIo;
 use crate::wsgi::start_response::latin1_bytes;
 use crate::wsgi::{Backend, BackendError};
 use parking_lot::Mutex;
@@ -35,6 +37,16 @@ pub struct SocketBackend {
     loop_setup: Mutex<Option<LoopSetup>>,
     /// This backend's own Arc, for the `LoopExchange` it hands out.
     me: std::sync::Weak<SocketBackend>,
+    /// The end of a detached exchange's request, once both halves are in.
+    loop_end: Mutex<LoopEnd>,
+}
+
+/// A loop-held request ends when the loop has ended its exchange and its
+/// request thread has handed over its record, in either order.
+enum LoopEnd {
+    Open,
+    HandedOver(LoopRecord),
+    Ended { status: u16, io: RequestIo },
 }
 
 /// A connection from a worker and the frames not yet written: the
@@ -163,6 +175,7 @@ impl SocketBackend {
             detached: std::sync::atomic::AtomicBool::new(false),
             loop_setup: Mutex::new(None),
             me: me.clone(),
+            loop_end: Mutex::new(LoopEnd::Open),
         })
     }
 
@@ -333,6 +346,19 @@ impl SocketBackend {
 
     pub(super) fn loop_queue_body(&self, data: &[u8]) -> Result<(), BackendError> {
         protocol::append_response_body(data, &mut self.stream.lock().pending).map_err(gone)
+    }
+
+    /// The loop ended the exchange: its request ends now if the request
+    /// thread handed its record over, else when it does.
+    pub(super) fn loop_ended(&self, py: pyo3::Python<'_>, status: u16, io: RequestIo) {
+        let mut slot = self.loop_end.lock();
+        match std::mem::replace(&mut *slot, LoopEnd::Open) {
+            LoopEnd::HandedOver(record) => {
+                drop(slot);
+                record.finish(py, status, &io);
+            }
+            _ => *slot = LoopEnd::Ended { status, io },
+        }
     }
 
     pub(super) fn loop_flush(&self) -> std::io::Result<bool> {
@@ -617,6 +643,17 @@ impl Backend for SocketBackend {
 
     fn is_detached(&self) -> bool {
         SocketBackend::is_detached(self)
+    }
+
+    fn hand_over_record(&self, py: pyo3::Python<'_>, record: LoopRecord) {
+        let mut slot = self.loop_end.lock();
+        match std::mem::replace(&mut *slot, LoopEnd::Open) {
+            LoopEnd::Ended { status, io } => {
+                drop(slot);
+                record.finish(py, status, &io);
+            }
+            _ => *slot = LoopEnd::HandedOver(record),
+        }
     }
 
     /// Lines of the application during a request read as C mod_wsgi's

@@ -274,6 +274,44 @@ pub struct RequestScope<'py> {
     arrival: Option<Arrival>,
     application_start: f64,
     cpu_start: Option<metrics::ThreadCpu>,
+    /// The request went on in the event loop (see [`LoopRecord`]).
+    handed_over: bool,
+}
+
+/// A request whose exchange the event loop took over (an ASGI request in
+/// daemon mode): what its end needs, there, to publish `request_finished`
+/// with the real status and record its times, as [`RequestScope`] does
+/// for a request that ends on its thread. It stays in `active_requests`
+/// and counts as active until then.
+pub struct LoopRecord {
+    /// The request's `Current`, put back in place while it is finished.
+    current: Option<Current>,
+    /// Its id and the `active_requests` dict that holds it.
+    active: Option<(String, Py<PyAny>)>,
+    arrival: Arrival,
+    application_start: f64,
+}
+
+impl LoopRecord {
+    /// The request ended with `status` (0: none was sent) after the body
+    /// bytes in `io`: the event goes out, the times are recorded, the
+    /// request leaves `active_requests`.
+    pub fn finish(self, py: Python<'_>, status: u16, io: &RequestIo) {
+        let LoopRecord {
+            current,
+            active,
+            arrival,
+            application_start,
+        } = self;
+        let outer = CURRENT.with(|c| c.replace(current));
+        // No CPU times: the loop runs other requests meanwhile.
+        request_finished(py, &arrival, application_start, None, status, io);
+        drop(CURRENT.with(|c| c.replace(outer)));
+        if let Some((id, requests)) = active {
+            let _ = requests.bind(py).del_item(id);
+        }
+        metrics::loop_request_ended();
+    }
 }
 
 impl<'py> RequestScope<'py> {
@@ -315,7 +353,26 @@ impl<'py> RequestScope<'py> {
             arrival: None,
             application_start: now(),
             cpu_start: None,
+            handed_over: false,
         }
+    }
+
+    /// The exchange went to the event loop: the request ends there
+    /// ([`LoopRecord::finish`]), not with this scope; its thread is free.
+    /// None when the application was never called.
+    pub fn hand_over(&mut self) -> Option<LoopRecord> {
+        let arrival = self.arrival.take()?;
+        self.handed_over = true;
+        let active = match (self.request_id.take(), self.active.take()) {
+            (Some(id), Some(requests)) => Some((id, requests.unbind())),
+            _ => None,
+        };
+        Some(LoopRecord {
+            current: CURRENT.with(|c| c.borrow_mut().take()),
+            active,
+            arrival,
+            application_start: self.application_start,
+        })
     }
 
     /// The environ is built and the application about to be called:
@@ -384,63 +441,79 @@ impl<'py> RequestScope<'py> {
     /// publishes `request_finished` and records the request's times.
     /// `status`: the status the application gave (0 when none).
     pub fn application_finished(&mut self, status: u16, io: &RequestIo) {
-        let py = self.py;
         let Some(arrival) = self.arrival.take() else {
             return;
         };
-        let finish = now();
-        let application_time = (finish - self.application_start).max(0.0);
-        if has_subscribers(py) {
-            let event = PyDict::new(py);
-            let filled = (|| -> PyResult<()> {
-                add_request(&event)?;
-                event.set_item("thread_id", arrival.thread_id)?;
-                event.set_item("server_pid", server_pid(&arrival))?;
-                event.set_item("request_start", arrival.request_start)?;
-                event.set_item("queue_start", arrival.queue_start)?;
-                event.set_item("daemon_start", arrival.daemon_start)?;
-                event.set_item("input_reads", io.input_reads)?;
-                event.set_item("input_length", io.input_bytes)?;
-                event.set_item("input_time", io.input_time)?;
-                event.set_item("output_length", io.output_bytes)?;
-                event.set_item("output_writes", io.output_writes)?;
-                if let (Some(start), Some(end)) = (self.cpu_start, metrics::ThreadCpu::now()) {
-                    // As mod_wsgi: never more CPU than the request's wall
-                    // time (thread CPU clocks tick coarser than it).
-                    let mut user = (end.user - start.user).max(0.0);
-                    let mut system = (end.system - start.system).max(0.0);
-                    let total = user + system;
-                    if total > application_time && total > 0.0 {
-                        user = user / total * application_time;
-                        system = application_time - user;
-                    }
-                    event.set_item("cpu_user_time", user)?;
-                    event.set_item("cpu_system_time", system)?;
-                    event.set_item("cpu_time", user + system)?;
-                }
-                event.set_item("output_time", io.output_time)?;
-                event.set_item("application_finish", finish)?;
-                event.set_item("application_time", application_time)?;
-                event.set_item("status", status)?;
-                event.set_item("gil_wait_time", io.gil_wait_time)?;
-                event.set_item("gil_wait_count", io.gil_wait_count)?;
-                Ok(())
-            })();
-            match filled {
-                Ok(()) => publish(py, "request_finished", &event),
-                Err(e) => log_callback_error(py, "request_finished", &e),
-            }
-        }
-        metrics::record_request(&metrics::RequestTimes {
-            request_start: arrival.request_start,
-            queue_start: arrival.queue_start,
-            daemon_start: arrival.daemon_start,
-            application_start: self.application_start,
-            application_finish: finish,
-            status,
-            io: io.clone(),
-        });
+        let cpu = self
+            .cpu_start
+            .and_then(|start| metrics::ThreadCpu::now().map(|end| (start, end)));
+        request_finished(self.py, &arrival, self.application_start, cpu, status, io);
     }
+}
+
+/// Publishes `request_finished` (when anything subscribed) and records the
+/// request's times: the end of a request, on its thread or in the loop.
+/// `cpu`: the thread's CPU clock at the start and the end, when measured.
+fn request_finished(
+    py: Python<'_>,
+    arrival: &Arrival,
+    application_start: f64,
+    cpu: Option<(metrics::ThreadCpu, metrics::ThreadCpu)>,
+    status: u16,
+    io: &RequestIo,
+) {
+    let finish = now();
+    let application_time = (finish - application_start).max(0.0);
+    if has_subscribers(py) {
+        let event = PyDict::new(py);
+        let filled = (|| -> PyResult<()> {
+            add_request(&event)?;
+            event.set_item("thread_id", arrival.thread_id)?;
+            event.set_item("server_pid", server_pid(arrival))?;
+            event.set_item("request_start", arrival.request_start)?;
+            event.set_item("queue_start", arrival.queue_start)?;
+            event.set_item("daemon_start", arrival.daemon_start)?;
+            event.set_item("input_reads", io.input_reads)?;
+            event.set_item("input_length", io.input_bytes)?;
+            event.set_item("input_time", io.input_time)?;
+            event.set_item("output_length", io.output_bytes)?;
+            event.set_item("output_writes", io.output_writes)?;
+            if let Some((start, end)) = cpu {
+                // As mod_wsgi: never more CPU than the request's wall
+                // time (thread CPU clocks tick coarser than it).
+                let mut user = (end.user - start.user).max(0.0);
+                let mut system = (end.system - start.system).max(0.0);
+                let total = user + system;
+                if total > application_time && total > 0.0 {
+                    user = user / total * application_time;
+                    system = application_time - user;
+                }
+                event.set_item("cpu_user_time", user)?;
+                event.set_item("cpu_system_time", system)?;
+                event.set_item("cpu_time", user + system)?;
+            }
+            event.set_item("output_time", io.output_time)?;
+            event.set_item("application_finish", finish)?;
+            event.set_item("application_time", application_time)?;
+            event.set_item("status", status)?;
+            event.set_item("gil_wait_time", io.gil_wait_time)?;
+            event.set_item("gil_wait_count", io.gil_wait_count)?;
+            Ok(())
+        })();
+        match filled {
+            Ok(()) => publish(py, "request_finished", &event),
+            Err(e) => log_callback_error(py, "request_finished", &e),
+        }
+    }
+    metrics::record_request(&metrics::RequestTimes {
+        request_start: arrival.request_start,
+        queue_start: arrival.queue_start,
+        daemon_start: arrival.daemon_start,
+        application_start,
+        application_finish: finish,
+        status,
+        io: io.clone(),
+    });
 }
 
 impl Drop for RequestScope<'_> {
@@ -452,7 +525,11 @@ impl Drop for RequestScope<'_> {
         }
         let current = CURRENT.with(|c| c.borrow_mut().take());
         drop(current);
-        metrics::request_ended();
+        if self.handed_over {
+            metrics::request_left_thread();
+        } else {
+            metrics::request_ended();
+        }
     }
 }
 

@@ -253,6 +253,21 @@ thread_local! {
 
 /// A request is over (whatever happened to it).
 pub fn request_ended() {
+    end_on_thread(true);
+}
+
+/// The request left its thread for the event loop: the thread is free, the
+/// request still active until [`loop_request_ended`].
+pub fn request_left_thread() {
+    end_on_thread(false);
+}
+
+/// A request the event loop held ended.
+pub fn loop_request_ended() {
+    STATE.lock().account(-1);
+}
+
+fn end_on_thread(request_over: bool) {
     let thread_id = CURRENT_SLOT.with(|c| c.take());
     if let Some(id) = thread_id {
         SLOW_RUNNING.lock().remove(&id);
@@ -274,7 +289,9 @@ pub fn request_ended() {
             slot.cpu_us += (used * 1e6) as u64;
         }
     }
-    state.account(-1);
+    if request_over {
+        state.account(-1);
+    }
 }
 
 /// Reads and writes of one request's body, as its backend counted them.
@@ -1147,6 +1164,10 @@ impl Backend for Metered {
 
     fn is_detached(&self) -> bool {
         self.inner.is_detached()
+    }
+
+    fn hand_over_record(&self, py: pyo3::Python<'_>, record: super::events::LoopRecord) {
+        self.inner.hand_over_record(py, record)
     }
 
     fn log(&self, level: Level, text: &str) {

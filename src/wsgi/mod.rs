@@ -160,6 +160,12 @@ pub trait Backend: Send + Sync {
     fn is_detached(&self) -> bool {
         false
     }
+    /// The request thread is done with a detached exchange: `record` ends
+    /// the request once the loop has ended the exchange (or at once if it
+    /// has).
+    fn hand_over_record(&self, py: pyo3::Python<'_>, record: events::LoopRecord) {
+        record.finish(py, 0, &metrics::RequestIo::default());
+    }
     /// One line for the error log, tagged with the request when possible.
     fn log(&self, level: Level, text: &str);
 }

@@ -177,7 +177,14 @@ pub fn serve<'v>(
             io.output_bytes += tail.body_len() as u64;
             io.output_writes += 1;
         }
-        scope.application_finished(status, &io);
+        if detached {
+            // The request goes on in the loop, which ends it.
+            if let Some(record) = scope.hand_over() {
+                backend.hand_over_record(py, record);
+            }
+        } else {
+            scope.application_finished(status, &io);
+        }
         log.close();
         wsgi_errors.recycle();
         drop(lent_request);
