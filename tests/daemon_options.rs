@@ -15,8 +15,22 @@ def application(environ, start_response):
 "#;
 
 fn server(options: &str) -> Apache {
+    server_with_app(APP, options)
+}
+
+/// The daemon logged that it raised mod_wsgi.RequestTimeout in a request.
+fn assert_request_timeout_raised(apache: &Apache) {
+    let log = apache.error_log();
+    assert!(
+        log.contains("raising mod_wsgi.RequestTimeout in it (raised)"),
+        "{log}"
+    );
+}
+
+/// `app` mounted at / in daemon process group `g` with `options`.
+fn server_with_app(app: &str, options: &str) -> Apache {
     Apache::builder()
-        .file("app/a.wsgi", APP)
+        .file("app/a.wsgi", app)
         .directives(&format!(
             "WSGIDaemonProcess g {options}\nWSGIScriptAlias / {{dir}}/app/a.wsgi process-group=g\n"
         ))
@@ -201,21 +215,12 @@ def application(environ, start_response):
     start_response("200 OK", [])
     return [str(os.getpid()).encode()]
 "#;
-    let apache = Apache::builder()
-        .file("app/i.wsgi", app)
-        .directives("WSGIDaemonProcess g threads=2 request-timeout=1 interrupt-timeout=5\nWSGIScriptAlias / {dir}/app/i.wsgi process-group=g\n")
-        .start();
+    let apache = server_with_app(app, "threads=2 request-timeout=1 interrupt-timeout=5");
     let pid: u32 = apache.get("/").text().parse().unwrap();
     let r = apache.get("/loop");
     assert_eq!(r.status, 503, "{}", apache.error_log());
     assert_eq!(r.text(), "interrupted");
-    assert!(
-        apache
-            .error_log()
-            .contains("raising mod_wsgi.RequestTimeout in it (raised)"),
-        "{}",
-        apache.error_log()
-    );
+    assert_request_timeout_raised(&apache);
     assert_eq!(
         apache.get("/").text().parse::<u32>().unwrap(),
         pid,
@@ -244,23 +249,11 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 "#;
-    let apache = Apache::builder()
-        .file("app/i.wsgi", app)
-        .directives(
-            "WSGIDaemonProcess g threads=1 request-timeout=1 interrupt-timeout=30\n\
-             WSGIScriptAlias / {dir}/app/i.wsgi process-group=g\n",
-        )
-        .start();
+    let apache = server_with_app(app, "threads=1 request-timeout=1 interrupt-timeout=30");
     let pid: u32 = apache.get("/").text().parse().unwrap();
     let late = apache.get("/late");
     assert_eq!(late.text(), "late", "{}", apache.error_log());
-    assert!(
-        apache
-            .error_log()
-            .contains("raising mod_wsgi.RequestTimeout in it (raised)"),
-        "{}",
-        apache.error_log()
-    );
+    assert_request_timeout_raised(&apache);
     let next = apache.get("/");
     assert_eq!(next.status, 200, "{}", apache.error_log());
     assert_eq!(next.text().parse::<u32>().unwrap(), pid);
@@ -282,13 +275,7 @@ def application(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [str(os.getpid()).encode()]
 "#;
-    let apache = Apache::builder()
-        .file("app/p.wsgi", app)
-        .directives(
-            "WSGIDaemonProcess g threads=1 socket-timeout=5\n\
-             WSGIScriptAlias / {dir}/app/p.wsgi process-group=g\n",
-        )
-        .start();
+    let apache = server_with_app(app, "threads=1 socket-timeout=5");
     let pid = apache.get("/profile").text();
     for _ in 0..3 {
         let next = apache.get("/");

@@ -351,13 +351,21 @@ impl SocketBackend {
     /// The loop ended the exchange: its request ends now if the request
     /// thread handed its record over, else when it does.
     pub(super) fn loop_ended(&self, py: pyo3::Python<'_>, status: u16, io: RequestIo) {
+        self.loop_end_half(py, LoopEnd::Ended { status, io });
+    }
+
+    /// One half of a loop-held request's end is in: the request ends once
+    /// the other is (its record finished, outside the lock: the events
+    /// run Python).
+    fn loop_end_half(&self, py: pyo3::Python<'_>, half: LoopEnd) {
         let mut slot = self.loop_end.lock();
-        match std::mem::replace(&mut *slot, LoopEnd::Open) {
-            LoopEnd::HandedOver(record) => {
+        match (std::mem::replace(&mut *slot, LoopEnd::Open), half) {
+            (LoopEnd::HandedOver(record), LoopEnd::Ended { status, io })
+            | (LoopEnd::Ended { status, io }, LoopEnd::HandedOver(record)) => {
                 drop(slot);
                 record.finish(py, status, &io);
             }
-            _ => *slot = LoopEnd::Ended { status, io },
+            (_, half) => *slot = half,
         }
     }
 
@@ -646,14 +654,7 @@ impl Backend for SocketBackend {
     }
 
     fn hand_over_record(&self, py: pyo3::Python<'_>, record: LoopRecord) {
-        let mut slot = self.loop_end.lock();
-        match std::mem::replace(&mut *slot, LoopEnd::Open) {
-            LoopEnd::Ended { status, io } => {
-                drop(slot);
-                record.finish(py, status, &io);
-            }
-            _ => *slot = LoopEnd::HandedOver(record),
-        }
+        self.loop_end_half(py, LoopEnd::HandedOver(record));
     }
 
     /// Lines of the application during a request read as C mod_wsgi's
