@@ -170,19 +170,19 @@ pub fn serve<'v>(
         });
         // From here start_response and write() kept by the application raise.
         head.lock().finished = true;
-        let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
-        // The tail is counted as written: it goes out right after.
-        let mut io = metered.io();
-        if let Some(tail) = ran.tail.as_ref().filter(|t| t.body_len() > 0) {
-            io.output_bytes += tail.body_len() as u64;
-            io.output_writes += 1;
-        }
         if detached {
             // The request goes on in the loop, which ends it.
             if let Some(record) = scope.hand_over() {
                 backend.hand_over_record(py, record);
             }
         } else {
+            let status = head.lock().status.as_ref().map_or(0, |(code, _)| *code);
+            // The tail is counted as written: it goes out right after.
+            let mut io = metered.io();
+            if let Some(tail) = ran.tail.as_ref().filter(|t| t.body_len() > 0) {
+                io.output_bytes += tail.body_len() as u64;
+                io.output_writes += 1;
+            }
             scope.application_finished(status, &io);
         }
         log.close();
