@@ -1222,10 +1222,10 @@ fn run_once(
         (set.exercise)(&run, &mut obs);
     }
     let stop_problem = run.stop();
-    if std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some() {
-        if let Some(td) = run.tmp_dir.take() {
-            eprintln!("[express] {}: kept {}", run.label(), td.keep().display());
-        }
+    if std::env::var_os("MOD_WSGI_RS_KEEP_TMP").is_some()
+        && let Some(td) = run.tmp_dir.take()
+    {
+        eprintln!("[express] {}: kept {}", run.label(), td.keep().display());
     }
     let outcome = Outcome {
         module,

@@ -333,7 +333,11 @@ fn body(size: usize) -> Vec<u8> {
         let b = (x >> 16) as u8;
         line += 1;
         // Mostly short lines, now and then one of ~100 KB.
-        let limit = if (x >> 8) % 997 == 0 { 100_000 } else { 90 };
+        let limit = if (x >> 8).is_multiple_of(997) {
+            100_000
+        } else {
+            90
+        };
         if b == b'\n' || line >= limit {
             out.push(b'\n');
             line = 0;

@@ -710,7 +710,7 @@ fn load(apache: &Apache, clients: usize, requests: usize) {
                         conn = Conn::open(apache);
                     }
                     let k = (i * clients + client) % 10;
-                    let mount = if k % 2 == 0 { "d" } else { "s" };
+                    let mount = if k.is_multiple_of(2) { "d" } else { "s" };
                     match k {
                         0..=4 => {
                             let start = (i * 7) % page.len();

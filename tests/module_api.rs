@@ -327,11 +327,9 @@ fn check_shutdown(mode: &str, directives: &str, reason: &str) {
     // The process that served the request ends with the old generation.
     apache.graceful_restart();
     let expected = format!("process_stopping reason=[{reason}] pid={pid}");
-    let lines = wait_for_lines(&marker, Duration::from_secs(15), |l| {
-        l.iter().any(|x| *x == expected)
-    });
+    let lines = wait_for_lines(&marker, Duration::from_secs(15), |l| l.contains(&expected));
     assert!(
-        lines.iter().any(|x| *x == expected),
+        lines.contains(&expected),
         "{mode}: wanted {expected:?} in {lines:?}\n{}",
         apache.error_log()
     );
@@ -364,11 +362,9 @@ fn shutdown_reason_names_a_recycle_for_maximum_requests() {
         .start();
     let pid = get_fields(&apache, "/s")["pid"].clone();
     let expected = format!("process_stopping reason=[maximum_requests] pid={pid}");
-    let lines = wait_for_lines(&marker, Duration::from_secs(15), |l| {
-        l.iter().any(|x| *x == expected)
-    });
+    let lines = wait_for_lines(&marker, Duration::from_secs(15), |l| l.contains(&expected));
     assert!(
-        lines.iter().any(|x| *x == expected),
+        lines.contains(&expected),
         "wanted {expected:?} in {lines:?}\n{}",
         apache.error_log()
     );
@@ -443,11 +439,9 @@ fn subscribe_signals_gets_sighup_and_sigusr2_in_a_daemon_process() {
     ] {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
         let expected = format!("{line} pid={pid}");
-        let lines = wait_for_lines(&marker, Duration::from_secs(10), |l| {
-            l.iter().any(|x| *x == expected)
-        });
+        let lines = wait_for_lines(&marker, Duration::from_secs(10), |l| l.contains(&expected));
         assert!(
-            lines.iter().any(|x| *x == expected),
+            lines.contains(&expected),
             "wanted {expected:?} in {lines:?}\n{}",
             apache.error_log()
         );
