@@ -726,24 +726,55 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
     apache.stop();
 }
 
-/// A request the event loop holds is an active request until it ends, and
-/// its `request_finished` event comes then, with its status, its time and
-/// its body length (not when its request thread handed it over).
+/// A request the event loop holds is an active request until it ends (in
+/// the events and on the status page's row of its process), and its
+/// `request_finished` event comes then, with its status, its time and its
+/// body length (not when its request thread handed it over).
 #[test]
 fn a_loop_held_request_is_active_until_it_ends_and_its_event_says_how() {
     let venv = common::venv::asgi_venv();
     let markers = marker_dir();
-    let apache = server_with(Mode::Daemon, &venv, markers.path(), 2, "");
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n",
+    );
+    // The process's row on the status page: how many requests its event
+    // loop holds, and for how long the oldest has run.
+    let loop_held = || {
+        let page = json(&apache.get("/wsgi-status?json"));
+        let group = page["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == "asgi")
+            .cloned()
+            .unwrap_or_else(|| panic!("{page}"));
+        let process = group["processes"][0].clone();
+        (
+            process["loop_held"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{page}")),
+            process["loop_oldest_seconds"].as_f64().unwrap(),
+        )
+    };
     // Subscribed, and the FastAPI app loaded, before the request.
     assert_eq!(apache.get("/events").status, 200);
     assert_eq!(apache.get("/api/nap?seconds=0").status, 200);
+    assert_eq!(loop_held(), (0, 0.0));
     let port = apache.port;
     let nap = std::thread::spawn(move || status_and_body(port, "/api/nap?seconds=1.5"));
     std::thread::sleep(Duration::from_millis(700));
     let during = json(&apache.get("/events"));
+    let (held, oldest) = loop_held();
     let (status, body) = nap.join().unwrap();
     assert_eq!(status, 200, "{body}\n{}", apache.error_log());
     let after = json(&apache.get("/events"));
+    assert_eq!(held, 1);
+    assert!((0.5..1.5).contains(&oldest), "{oldest}");
+    assert_eq!(loop_held(), (0, 0.0));
     let naps = |v: &serde_json::Value| -> Vec<serde_json::Value> {
         v["finished"]
             .as_array()

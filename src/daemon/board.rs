@@ -23,9 +23,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// ended (`End::pack`), the pid once it serves (0 before), how many of
 /// its processes in a row died at startup, the pid of its last process
 /// that ended and when (ms since the epoch), its seats (see `take_seat`),
-/// the connections its process took from the listener, and how many of
-/// those it took with every seat promised (overbooked).
-const PROCESS_WORDS: usize = 12;
+/// the connections its process took from the listener, how many of
+/// those it took with every seat promised (overbooked), and the requests
+/// its event loop holds (ASGI, past their thread) and when the oldest of
+/// them started (ms since the epoch).
+const PROCESS_WORDS: usize = 14;
 /// Seats of a process that takes no more requests: below any count of
 /// threads, so no worker takes one.
 const NO_SEATS: i64 = -(1 << 40);
@@ -94,6 +96,10 @@ pub struct ProcessView {
     pub restarts: u64,
     pub last_end: Option<End>,
     pub threads: Vec<ThreadView>,
+    /// Requests the process's event loop holds now (they have no thread).
+    pub loop_held: u64,
+    /// When the oldest of them started (ms since the epoch; 0: none).
+    pub loop_oldest_ms: u64,
 }
 
 /// One request thread as the board shows it.
@@ -151,6 +157,8 @@ impl GroupBoard {
             self.word(b + 9).store(0, Ordering::Relaxed);
             self.word(b + 10).store(0, Ordering::Relaxed);
             self.word(b + 11).store(0, Ordering::Relaxed);
+            self.word(b + 12).store(0, Ordering::Relaxed);
+            self.word(b + 13).store(0, Ordering::Relaxed);
             self.word(b + 2).store(0, Ordering::Relaxed);
             self.word(b + 1).store(now_ms(), Ordering::Relaxed);
             self.word(b).store(u64::from(pid), Ordering::Release);
@@ -283,6 +291,15 @@ impl GroupBoard {
         }
     }
 
+    /// In a daemon: its event loop holds `count` requests now, the oldest
+    /// started at `oldest_ms` (ms since the epoch).
+    pub fn loop_held(&self, process: usize, count: u64, oldest_ms: u64) {
+        if let Some(b) = self.process_base(process) {
+            self.word(b + 13).store(oldest_ms, Ordering::Relaxed);
+            self.word(b + 12).store(count, Ordering::Release);
+        }
+    }
+
     /// In the daemon deciding to stop, then (unless it ended cleanly) in the
     /// parent that saw it end: how the slot's process ended. `replaced`
     /// counts a replacement (the parent's call).
@@ -378,6 +395,8 @@ impl GroupBoard {
                     threads: (0..self.threads)
                         .map(|t| self.thread_view(p, t, pid))
                         .collect(),
+                    loop_held: self.word(b + 12).load(Ordering::Acquire),
+                    loop_oldest_ms: self.word(b + 13).load(Ordering::Relaxed),
                 })
             })
             .collect()
@@ -559,5 +578,21 @@ mod tests {
         board.process_started(0, 12);
         board.ready(0, 12);
         assert_eq!(board.seats(0), 0);
+    }
+
+    #[test]
+    fn loop_held_requests_show_per_slot_until_a_new_process_starts() {
+        let board = GroupBoard::new(2, 1).unwrap();
+        board.process_started(0, 10);
+        board.process_started(1, 11);
+        board.loop_held(1, 3, 5_000);
+        let view = board.view();
+        assert_eq!((view[0].loop_held, view[0].loop_oldest_ms), (0, 0));
+        assert_eq!((view[1].loop_held, view[1].loop_oldest_ms), (3, 5_000));
+        board.process_started(1, 12);
+        assert_eq!(
+            (board.view()[1].loop_held, board.view()[1].loop_oldest_ms),
+            (0, 0)
+        );
     }
 }

@@ -118,7 +118,7 @@ struct Shared {
     /// request thread: see `loop_exchange`), by a number of their own,
     /// with when each started: requests running like those on threads
     /// for drains, inactivity-timeout and a forced exit.
-    in_loop: Mutex<std::collections::HashMap<u64, (Instant, Arc<SocketBackend>)>>,
+    in_loop: Mutex<InLoopMap>,
     next_in_loop: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
@@ -904,7 +904,8 @@ fn serve_connection(shared: &Arc<Shared>, slot: usize, conn: Conn, arrived: Arri
     let board = &shared.group.board;
     board.take(shared.index, slot, ticket, shared.pid, url);
     backend.note_client(&environ);
-    shared.active.lock()[slot] = Some(Instant::now());
+    let started = Instant::now();
+    shared.active.lock()[slot] = Some(started);
     shared.exchanges.lock()[slot] = Some(backend.clone());
     // WSGIIgnoreActivity On: the request does not count as activity for
     // inactivity-timeout (a health check must not keep an idle process).
@@ -922,6 +923,7 @@ fn serve_connection(shared: &Arc<Shared>, slot: usize, conn: Conn, arrived: Arri
     let in_loop = InLoop {
         shared: shared.clone(),
         id: shared.next_in_loop.fetch_add(1, Ordering::Relaxed),
+        started,
         wanted,
         activity,
     };
@@ -978,10 +980,16 @@ fn request_done(shared: &Shared, activity: bool) {
     }
 }
 
+/// The exchanges the event loop holds, by their number: when each request
+/// began, and its connection.
+type InLoopMap = std::collections::HashMap<u64, (Instant, Arc<SocketBackend>)>;
+
 /// An exchange of this process as the event loop holds it.
 struct InLoop {
     shared: Arc<Shared>,
     id: u64,
+    /// When the request began, on its thread.
+    started: Instant,
     /// The worker means to send more on the connection.
     wanted: bool,
     activity: bool,
@@ -989,20 +997,41 @@ struct InLoop {
 
 impl LoopOwner for InLoop {
     fn detached(&self, backend: &Arc<SocketBackend>) {
-        self.shared
-            .in_loop
-            .lock()
-            .insert(self.id, (Instant::now(), backend.clone()));
+        let mut in_loop = self.shared.in_loop.lock();
+        in_loop.insert(self.id, (self.started, backend.clone()));
+        show_loop_held(&self.shared, &in_loop);
     }
 
     fn ended(&self, idle: Option<Conn>) {
         let shared = &self.shared;
-        shared.in_loop.lock().remove(&self.id);
+        {
+            let mut in_loop = shared.in_loop.lock();
+            in_loop.remove(&self.id);
+            show_loop_held(shared, &in_loop);
+        }
         request_done(shared, self.activity);
         if let Some(conn) = idle.filter(|_| self.wanted) {
             keep(shared, conn, Arrived::New);
         }
     }
+}
+
+/// The requests the event loop holds, on the group's board for the status
+/// page (they have no thread row): how many, and when the oldest began.
+/// Called under the `in_loop` lock, so the board follows its changes in
+/// order.
+fn show_loop_held(shared: &Shared, in_loop: &InLoopMap) {
+    let oldest_ms = in_loop
+        .values()
+        .map(|(start, _)| start.elapsed())
+        .max()
+        .map_or(0, |age| {
+            super::board::now_ms().saturating_sub(age.as_millis() as u64)
+        });
+    shared
+        .group
+        .board
+        .loop_held(shared.index, in_loop.len() as u64, oldest_ms);
 }
 
 /// The value of `key` in a request's environ as the worker sent it.

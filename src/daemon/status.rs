@@ -30,6 +30,16 @@ fn seconds_since(then_ms: u64, now_ms: u64) -> f64 {
     now_ms.saturating_sub(then_ms) as f64 / 1000.0
 }
 
+/// How long the oldest request the process's event loop holds has run
+/// (0 when it holds none).
+fn loop_oldest_seconds(p: &ProcessView, now_ms: u64) -> f64 {
+    if p.loop_held == 0 {
+        0.0
+    } else {
+        seconds_since(p.loop_oldest_ms, now_ms)
+    }
+}
+
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
@@ -70,7 +80,7 @@ pub fn json(groups: &[GroupStatus], now_ms: u64) -> String {
             }
             let _ = write!(
                 out,
-                "{{\"slot\":{pi},\"pid\":{},\"uptime\":{:.1},\"requests\":{},\"connections\":{},\"overbooked\":{},\"restarts\":{},\"last_end\":{},\"threads\":[",
+                "{{\"slot\":{pi},\"pid\":{},\"uptime\":{:.1},\"requests\":{},\"connections\":{},\"overbooked\":{},\"restarts\":{},\"last_end\":{},\"loop_held\":{},\"loop_oldest_seconds\":{:.1},\"threads\":[",
                 p.pid,
                 seconds_since(p.started_ms, now_ms),
                 p.requests,
@@ -78,6 +88,8 @@ pub fn json(groups: &[GroupStatus], now_ms: u64) -> String {
                 p.overbooked,
                 p.restarts,
                 json_string(&ended(p.last_end)),
+                p.loop_held,
+                loop_oldest_seconds(p, now_ms),
             );
             for (ti, t) in p.threads.iter().enumerate() {
                 if ti > 0 {
@@ -127,9 +139,15 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
             .filter(|t| matches!(t, ThreadView::Busy { .. }))
             .count();
         let threads: usize = g.processes.iter().map(|p| p.threads.len()).sum();
+        let held: u64 = g.processes.iter().map(|p| p.loop_held).sum();
+        let held = if held > 0 {
+            format!(", {held} held by event loops")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "<h2>Daemon process group {}</h2><p>{} processes, {busy} of {threads} request threads busy</p>",
+            "<h2>Daemon process group {}</h2><p>{} processes, {busy} of {threads} request threads busy{held}</p>",
             escape_html(g.name),
             g.processes.len()
         );
@@ -138,11 +156,14 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
              <th>restarts</th><th>last ended</th><th>thread</th><th>state</th><th>for (s)</th><th>URL</th></tr>\n",
         );
         for (pi, p) in g.processes.iter().enumerate() {
+            // Requests the event loop holds have no thread: a row of their
+            // own after the threads.
+            let loop_row = p.loop_held > 0;
             for (ti, t) in p.threads.iter().enumerate() {
                 let process_cells = if ti == 0 {
                     format!(
                         "<td rowspan=\"{}\">{pi}</td><td rowspan=\"{0}\">{}</td><td rowspan=\"{0}\">{:.0}</td><td rowspan=\"{0}\">{}</td><td rowspan=\"{0}\">{}</td><td rowspan=\"{0}\">{}</td>",
-                        p.threads.len(),
+                        p.threads.len() + usize::from(loop_row),
                         p.pid,
                         seconds_since(p.started_ms, now_ms),
                         p.requests,
@@ -161,6 +182,14 @@ pub fn html(groups: &[GroupStatus], now_ms: u64, banner: &str) -> String {
                     ),
                 };
                 let _ = writeln!(out, "<tr>{process_cells}{thread_cells}</tr>");
+            }
+            if loop_row {
+                let _ = writeln!(
+                    out,
+                    "<tr><td>loop</td><td class=\"busy\">{} held by the event loop</td><td>{:.1}</td><td>(oldest)</td></tr>",
+                    p.loop_held,
+                    loop_oldest_seconds(p, now_ms)
+                );
             }
         }
         out.push_str("</table>\n");
@@ -189,6 +218,8 @@ mod tests {
                     url: b"/slow?a=<b>&\"q\"".to_vec(),
                 },
             ],
+            loop_held: 3,
+            loop_oldest_ms: 1_500,
         }]
     }
 
@@ -201,7 +232,7 @@ mod tests {
         let text = json(&groups, 4_500);
         assert_eq!(
             text,
-            "{\"groups\":[{\"name\":\"g\\\"1\",\"processes\":[{\"slot\":0,\"pid\":42,\"uptime\":3.5,\"requests\":7,\"connections\":5,\"overbooked\":1,\"restarts\":2,\"last_end\":\"was killed by SIGKILL\",\"threads\":[{\"state\":\"idle\"},{\"state\":\"busy\",\"seconds\":2.5,\"url\":\"/slow?a=<b>&\\\"q\\\"\"}]}]}]}\n"
+            "{\"groups\":[{\"name\":\"g\\\"1\",\"processes\":[{\"slot\":0,\"pid\":42,\"uptime\":3.5,\"requests\":7,\"connections\":5,\"overbooked\":1,\"restarts\":2,\"last_end\":\"was killed by SIGKILL\",\"loop_held\":3,\"loop_oldest_seconds\":3.0,\"threads\":[{\"state\":\"idle\"},{\"state\":\"busy\",\"seconds\":2.5,\"url\":\"/slow?a=<b>&\\\"q\\\"\"}]}]}]}\n"
         );
     }
 
@@ -215,7 +246,9 @@ mod tests {
         assert!(page.contains("Daemon process group &lt;g&gt;"));
         assert!(page.contains("/slow?a=&lt;b&gt;&amp;&quot;q&quot;"));
         assert!(!page.contains("<b>&"));
-        assert!(page.contains("1 of 2 request threads busy"));
+        assert!(page.contains("1 of 2 request threads busy, 3 held by event loops"));
+        assert!(page.contains("<td rowspan=\"3\">0</td>"));
+        assert!(page.contains("3 held by the event loop</td><td>3.0</td>"));
         assert!(page.contains("was killed by SIGKILL"));
     }
 
