@@ -1020,6 +1020,19 @@ def targets(rows):
                       "- **does not hold**")
                      + f": no error status during graceful restarts in "
                      f"{r['id']} ({ran['rs']['graceful']} restarts; {seen})")
+    lines += memory_target(rows, "daemon_rss", "daemon RSS",
+                           "total of the daemon processes")
+    # RSS counts the module's code in every process that maps it; private
+    # memory is what each daemon costs on its own (bench/NOTES.md).
+    lines += memory_target(rows, "daemon_private", "daemon private memory",
+                           "Private_Clean + Private_Dirty, total of the "
+                           "daemon processes")
+    return lines
+
+
+def memory_target(rows, key, what, measured):
+    """The target line "`what` no higher than C 4.9.4's" over the daemon
+    scenarios, from each row's `key` (KiB); none when nothing compared."""
     worse = []
     compared = False
     for r in rows:
@@ -1027,45 +1040,20 @@ def targets(rows):
             # Measured right after the run, old daemons may still be
             # finishing their last requests beside the new ones.
             continue
-        ours = r["c"].get("rs", {}).get("daemon_rss")
-        theirs = r["c"].get("c4", {}).get("daemon_rss")
+        ours = r["c"].get("rs", {}).get(key)
+        theirs = r["c"].get("c4", {}).get(key)
         if ours and theirs:
             compared = True
             if ours > theirs:
                 worse.append(f"{r['id']} {ours / 1024:.1f} vs "
                              f"{theirs / 1024:.1f} MiB")
     if worse:
-        lines.append("- **does not hold**: daemon RSS no higher than C "
-                     "mod_wsgi 4.9.4's (total of the daemon processes); "
-                     "higher in: " + "; ".join(worse))
-    elif compared:
-        lines.append("- holds: daemon RSS no higher than C mod_wsgi 4.9.4's "
-                     "(total of the daemon processes) in every daemon "
-                     "scenario")
-    # RSS counts the module's code in every process that maps it; private
-    # memory is what each daemon costs on its own (bench/NOTES.md).
-    worse = []
-    compared = False
-    for r in rows:
-        if r["restarts"]:
-            continue
-        ours = r["c"].get("rs", {}).get("daemon_private")
-        theirs = r["c"].get("c4", {}).get("daemon_private")
-        if ours and theirs:
-            compared = True
-            if ours > theirs:
-                worse.append(f"{r['id']} {ours / 1024:.1f} vs "
-                             f"{theirs / 1024:.1f} MiB")
-    if worse:
-        lines.append("- **does not hold**: daemon private memory no higher "
-                     "than C mod_wsgi 4.9.4's (Private_Clean + "
-                     "Private_Dirty, total of the daemon processes); "
-                     "higher in: " + "; ".join(worse))
-    elif compared:
-        lines.append("- holds: daemon private memory no higher than C "
-                     "mod_wsgi 4.9.4's (Private_Clean + Private_Dirty, total "
-                     "of the daemon processes) in every daemon scenario")
-    return lines
+        return [f"- **does not hold**: {what} no higher than C mod_wsgi "
+                f"4.9.4's ({measured}); higher in: " + "; ".join(worse)]
+    if compared:
+        return [f"- holds: {what} no higher than C mod_wsgi 4.9.4's "
+                f"({measured}) in every daemon scenario"]
+    return []
 
 
 def svg_chart(rows, names):
