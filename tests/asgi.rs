@@ -726,6 +726,74 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
     apache.stop();
 }
 
+/// The first process of `group` on the status page: how many requests its
+/// event loop holds, and for how long the oldest has run.
+fn loop_held_of(apache: &Apache, group: &str) -> (u64, f64) {
+    let page = json(&apache.get("/wsgi-status?json"));
+    let process = page["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == group)
+        .map(|g| g["processes"][0].clone())
+        .unwrap_or_else(|| panic!("{page}"));
+    (
+        process["loop_held"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{page}")),
+        process["loop_oldest_seconds"].as_f64().unwrap(),
+    )
+}
+
+/// With loop-held-limit, a process's loop holds at most that many
+/// requests; the next ones keep their request threads, and once those are
+/// taken too the process takes no more until one ends.
+#[test]
+fn loop_held_limit_keeps_the_next_requests_on_their_threads() {
+    const CLIENTS: usize = 8;
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n\
+         WSGIDaemonProcess capped processes=1 threads=2 loop-held-limit=3 \
+         python-home={venv} python-path={dir}/app\n\
+         WSGIScriptAlias /capped {dir}/app/fastapi_app.py process-group=capped \
+         application-group=%{GLOBAL}\n"
+            .replace("{venv}", &venv.display().to_string())
+            .as_str(),
+    );
+    assert_eq!(apache.get("/capped/nap?seconds=0").status, 200);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let port = apache.port;
+            std::thread::spawn(move || status_and_body(port, "/capped/nap?seconds=1.5"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    let (held, _) = loop_held_of(&apache, "capped");
+    let mut peak = 0;
+    for client in clients {
+        let (status, body) = client.join().unwrap();
+        assert_eq!(status, 200, "{body}\n{}", apache.error_log());
+        let fields: serde_json::Value = serde_json::from_str(&body).unwrap();
+        peak = peak.max(fields["peak"].as_u64().unwrap());
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "{CLIENTS} naps of 1.5 s, loop-held-limit=3 threads=2: {took:?}, {held} held at 0.7 s, at most {peak} at once"
+    );
+    // 3 on the loop and 2 on the threads: five at once, then the rest.
+    assert_eq!(held, 3);
+    assert_eq!(peak, 5);
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    apache.stop();
+}
+
 /// A request the event loop holds is an active request until it ends (in
 /// the events and on the status page's row of its process), and its
 /// `request_finished` event comes then, with its status, its time and its
@@ -741,25 +809,7 @@ fn a_loop_held_request_is_active_until_it_ends_and_its_event_says_how() {
         2,
         "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n",
     );
-    // The process's row on the status page: how many requests its event
-    // loop holds, and for how long the oldest has run.
-    let loop_held = || {
-        let page = json(&apache.get("/wsgi-status?json"));
-        let group = page["groups"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|g| g["name"] == "asgi")
-            .cloned()
-            .unwrap_or_else(|| panic!("{page}"));
-        let process = group["processes"][0].clone();
-        (
-            process["loop_held"]
-                .as_u64()
-                .unwrap_or_else(|| panic!("{page}")),
-            process["loop_oldest_seconds"].as_f64().unwrap(),
-        )
-    };
+    let loop_held = || loop_held_of(&apache, "asgi");
     // Subscribed, and the FastAPI app loaded, before the request.
     assert_eq!(apache.get("/events").status, 200);
     assert_eq!(apache.get("/api/nap?seconds=0").status, 200);

@@ -89,6 +89,9 @@ pub struct DaemonOptions {
     pub socket_timeout: Duration,
     pub queue_timeout: Duration,
     pub listen_backlog: u32,
+    /// How many ASGI requests a process's event loop may hold at once
+    /// (ours, not mod_wsgi's); 0 = no limit but Apache's own.
+    pub loop_held_limit: u64,
     /// None = Apache's User.
     pub socket_user: Option<UserSpec>,
     /// RLIMIT_CPU seconds; 0 = unlimited.
@@ -152,6 +155,7 @@ impl Default for DaemonOptions {
             socket_timeout: Duration::ZERO,
             queue_timeout: Duration::ZERO,
             listen_backlog: 100,
+            loop_held_limit: 0,
             socket_user: None,
             cpu_time_limit: 0,
             cpu_priority: 0,
@@ -333,7 +337,8 @@ macro_rules! opt {
     };
 }
 
-/// All options, in the order of the reference table.
+/// All options, in the order of the reference table (ours, loop-held-limit,
+/// beside listen-backlog).
 static OPTIONS: &[OptionSpec] = &[
     opt!("processes", |o, v| {
         o.processes = values::count(v, 1)?;
@@ -388,6 +393,8 @@ static OPTIONS: &[OptionSpec] = &[
         values::seconds(v)?),
     opt!("listen-backlog", |o, v| o.listen_backlog =
         values::count::<i32>(v, 0)? as u32),
+    opt!("loop-held-limit", |o, v| o.loop_held_limit =
+        values::count(v, 0)?),
     opt!("socket-user", |o, v| o.socket_user = Some(resolve_user(v)?)),
     opt!("cpu-time-limit", |o, v| o.cpu_time_limit =
         values::count(v, 0)?),
@@ -491,7 +498,8 @@ mod tests {
 
     #[test]
     fn option_count() {
-        assert_eq!(OPTIONS.len(), 44);
+        // The 44 of mod_wsgi's reference table and our loop-held-limit.
+        assert_eq!(OPTIONS.len(), 45);
     }
 
     /// Some non-root user and group of this system, found by id so the
@@ -550,6 +558,7 @@ mod tests {
             ("socket-timeout", "60", "1e3"),
             ("queue-timeout", "45", "-45"),
             ("listen-backlog", "500", "-1"),
+            ("loop-held-limit", "64", "-1"),
             ("socket-user", &user, "no-such-user-xyz"),
             ("cpu-time-limit", "60", "1.5"),
             ("cpu-priority", "-20", "20"),

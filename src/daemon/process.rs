@@ -120,6 +120,9 @@ struct Shared {
     /// for drains, inactivity-timeout and a forced exit.
     in_loop: Mutex<InLoopMap>,
     next_in_loop: AtomicU64,
+    /// Places on the event loop taken under loop-held-limit: the exchanges
+    /// it holds and those whose thread may still hand them over.
+    loop_places: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
     index: usize,
@@ -269,6 +272,7 @@ fn setup_and_serve(
         next_token: AtomicU64::new(FIRST_KEPT),
         in_loop: Mutex::new(std::collections::HashMap::new()),
         next_in_loop: AtomicU64::new(0),
+        loop_places: AtomicU64::new(0),
         pid: std::process::id(),
         index,
     });
@@ -1009,10 +1013,34 @@ impl LoopOwner for InLoop {
             in_loop.remove(&self.id);
             show_loop_held(shared, &in_loop);
         }
+        give_back_loop_place(shared);
         request_done(shared, self.activity);
         if let Some(conn) = idle.filter(|_| self.wanted) {
             keep(shared, conn, Arrived::New);
         }
+    }
+}
+
+/// A place on the event loop for the next exchange, when it holds fewer
+/// than loop-held-limit (always, without a limit). Taken before the
+/// application runs, so that threads handing exchanges over at once
+/// cannot take the loop past the limit.
+fn take_loop_place(shared: &Shared) -> bool {
+    let limit = shared.group.options.loop_held_limit;
+    limit == 0
+        || shared
+            .loop_places
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+}
+
+/// The exchange that had a place on the loop ended there, or its thread
+/// kept it.
+fn give_back_loop_place(shared: &Shared) {
+    if shared.group.options.loop_held_limit > 0 {
+        shared.loop_places.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -1153,12 +1181,18 @@ fn serve_request(
             return false;
         }
     }
-    // An ASGI application may hand the exchange to its event loop.
-    backend.prepare_loop(LoopSetup {
-        owner: Box::new(in_loop),
-        request_timeout: o.request_timeout.as_secs_f64(),
-        report: ReportTarget::new(&target, &ctx),
-    });
+    // An ASGI application may hand the exchange to its event loop, unless
+    // the loop holds loop-held-limit already: then the request keeps its
+    // thread, so a process whose loop is full fills its threads and stops
+    // taking connections (its siblings get them).
+    let placed = take_loop_place(shared);
+    if placed {
+        backend.prepare_loop(LoopSetup {
+            owner: Box::new(in_loop),
+            request_timeout: o.request_timeout.as_secs_f64(),
+            report: ReportTarget::new(&target, &ctx),
+        });
+    }
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
@@ -1169,6 +1203,9 @@ fn serve_request(
     ));
     let served = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.running.lock()[slot] = None;
+    if placed && !backend.is_detached() {
+        give_back_loop_place(shared);
+    }
     shared.script_loaded.store(true, Ordering::Relaxed);
     if served.reload_requested && !shared.stopping.load(Ordering::SeqCst) {
         shared.request_exit(
