@@ -1,9 +1,9 @@
 #!/bin/bash
 # Instructions per request of one module, counted by callgrind (repeatable,
-# whatever else the machine does): Apache -X (one process) serves the bench
-# app from bench/apps, keep-alive requests from one client; the count is
-# the difference between a run of N1 and of N2 requests, divided by N2-N1,
-# so start-up and warm-up cancel out.
+# whatever else the machine does): Apache serves the bench app from
+# bench/apps, keep-alive requests from one client; N1 requests warm it up,
+# then every process's counters are zeroed (callgrind_control) and the
+# next N2 requests are counted, so start-up, warm-up and shut-down stay out.
 #
 #   bench/callgrind-request.sh MODULE [PATH] [APP] [N1] [N2]
 #   MODULE  our target/release/libmod_wsgi_rs.so, or C mod_wsgi's .so
@@ -11,14 +11,18 @@
 #   APP     bench (default: bench/apps/bench.wsgi), flask or django (/page;
 #           both need target/bench/apps-venv, which `make bench` installs)
 #
-# KEEP=DIR keeps both callgrind outputs there (callgrind-N1.out,
-# callgrind-N2.out), for callgrind_annotate.
+# MODE=embedded (default): Apache -X, one process. MODE=daemon: the
+# application in a daemon process (processes=1 threads=2), Apache as usual
+# (parent, one child, the daemon); the count is the sum over all of them.
+#
+# KEEP=DIR keeps there the counters as read and a callgrind dump of each
+# process taken right after them (for callgrind_annotate).
 #
 # Runs as www-data (valgrind's output must stay writable after Apache
 # would have switched users); needs valgrind and curl.
 set -euo pipefail
 module=$(readlink -f "$1"); path=${2:-/hello}; app=${3:-bench}
-n1=${4:-200}; n2=${5:-1200}
+n1=${4:-200}; n2=${5:-1200}; mode=${MODE:-embedded}
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d /tmp/callgrind-request.XXXXXX)
 chmod 755 "$work"
@@ -28,6 +32,12 @@ case $app in
     flask) script=flask_app.py; home="WSGIPythonHome $here/../target/bench/apps-venv" ;;
     django) script=django_app.py; home="WSGIPythonHome $here/../target/bench/apps-venv" ;;
     *) script=bench.wsgi; home="" ;;
+esac
+case $mode in
+    embedded) one_process=-X; group="" ;;
+    daemon) one_process=""; group="WSGIDaemonProcess bench processes=1 threads=2
+WSGIProcessGroup bench" ;;
+    *) echo "MODE is embedded or daemon, not '$mode'" >&2; exit 2 ;;
 esac
 
 run() {
@@ -68,30 +78,46 @@ LoadModule wsgi_module $module
 WSGISocketPrefix "$root/run/wsgi"
 WSGIApplicationGroup %{GLOBAL}
 $home
+$group
 WSGIScriptAlias / "$root/site/$script"
 CONF
     chown -R www-data "$root"
-    runuser -u www-data -- valgrind --tool=callgrind \
-        --callgrind-out-file="$root/run/callgrind.out" \
-        /usr/sbin/apache2 -X -f "$root/httpd.conf" > "$root/valgrind.log" 2>&1 &
+    runuser -u www-data -- valgrind --tool=callgrind --trace-children=yes \
+        --callgrind-out-file="$root/run/callgrind.%p.out" \
+        /usr/sbin/apache2 $one_process -DFOREGROUND -f "$root/httpd.conf" > "$root/valgrind.log" 2>&1 &
     local pid=$!
     for _ in $(seq 120); do
         curl -s -o /dev/null "http://127.0.0.1:$port$path" && break
         sleep 1
     done
-    /usr/bin/python3 - "$port" "$path" "$n" <<'PY'
+    send() {
+        /usr/bin/python3 - "$port" "$path" "$1" <<'PY'
 import http.client, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]))
 for _ in range(int(sys.argv[3])):
     c.request("GET", sys.argv[2]); r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY
-    kill -TERM "$pid"; wait "$pid" || true
+    }
+    # Warm up, zero every process's counters, serve, read the counters:
+    # start-up, warm-up and shut-down stay out of the count.
+    send "$n1"
+    local pids
+    pids=$(pgrep -f "$root/httpd.conf" | grep -vx "$pid" | tr "\n" " ")
+    # shellcheck disable=SC2086
+    runuser -u www-data -- callgrind_control -z $pids > /dev/null
+    send "$n2"
+    # shellcheck disable=SC2086
+    runuser -u www-data -- callgrind_control -e Ir $pids > "$root/counters.txt"
     if [ -n "${KEEP:-}" ]; then
-        mkdir -p "$KEEP" && cp "$root/run/callgrind.out" "$KEEP/callgrind-$n.out"
+        # shellcheck disable=SC2086
+        runuser -u www-data -- callgrind_control --dump=measured $pids > /dev/null
+        mkdir -p "$KEEP" && cp "$root/counters.txt" "$root"/run/callgrind.* "$KEEP/"
     fi
-    callgrind_annotate "$root/run/callgrind.out" | awk '/PROGRAM TOTALS/ && !done {gsub(",", "", $1); print $1; done = 1}'
+    kill -TERM "$pid"; wait "$pid" || true
+    # A "Th N  1,234" row per thread of each process.
+    awk '$1 == "Th" {gsub(",", "", $3); s += $3} END {print s + 0}' "$root/counters.txt"
 }
 
-a=$(run "$n1"); b=$(run "$n2")
-echo "$(basename "$module") $path: $(( (b - a) / (n2 - n1) )) instructions per request ($n1 requests: $a, $n2: $b)"
+total=$(run x)
+echo "$(basename "$module") $path ($mode): $(( total / n2 )) instructions per request ($n2 requests after $n1 to warm up: $total)"
