@@ -745,6 +745,81 @@ fn loop_held_of(apache: &Apache, group: &str) -> (u64, f64) {
     )
 }
 
+/// An accepted WebSocket in daemon mode is held by the event loop, not by
+/// its request thread: a process with two request threads keeps six
+/// sessions open and talking, answers a WSGI request meanwhile, and shows
+/// the sessions as loop-held until they close.
+#[test]
+fn websockets_beyond_the_thread_count_are_held_by_the_loop() {
+    use common::websocket::{self, CLOSE};
+    const SESSIONS: usize = 6;
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n",
+    );
+    // Subscribed to the request events first.
+    assert_eq!(apache.get("/events").status, 200);
+    let mut sessions = Vec::new();
+    for i in 0..SESSIONS {
+        let (head, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+        let mut ws = ws.unwrap_or_else(|| {
+            panic!(
+                "session {i}: no 101 with {i} open: {head:?}\n{}",
+                apache.error_log()
+            )
+        });
+        assert_eq!(ws.recv_text(), "hello /ws/echo /ws");
+        sessions.push(ws);
+    }
+    for (i, ws) in sessions.iter_mut().enumerate() {
+        ws.send_text(&format!("session {i}"));
+        assert_eq!(ws.recv_text(), format!("SESSION {i}"));
+    }
+    assert_eq!(loop_held_of(&apache, "asgi").0, SESSIONS as u64);
+    let wsgi = apache.get("/wsgi");
+    assert_eq!(wsgi.status, 200, "{}", apache.error_log());
+    // Open sessions are active requests (and the one asking), not yet
+    // finished ones.
+    let during = json(&apache.get("/events"));
+    assert_eq!(
+        during["active"].as_array().unwrap().len(),
+        SESSIONS + 1,
+        "{during}"
+    );
+    let sessions_finished = |v: &serde_json::Value| -> Vec<serde_json::Value> {
+        v["finished"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["uri"] == "/ws/echo")
+            .cloned()
+            .collect()
+    };
+    assert!(sessions_finished(&during).is_empty(), "{during}");
+    for ws in &mut sessions {
+        ws.send_frame(CLOSE, &[0x03, 0xe8], true);
+        assert_eq!(ws.recv_close().0, 1000);
+    }
+    assert!(
+        common::wait_until(Duration::from_secs(5), || loop_held_of(&apache, "asgi").0
+            == 0),
+        "{:?}\n{}",
+        loop_held_of(&apache, "asgi"),
+        apache.error_log()
+    );
+    // Each session's request ended when it closed, as a 101.
+    let after = json(&apache.get("/events"));
+    let ended = sessions_finished(&after);
+    assert_eq!(ended.len(), SESSIONS, "{after}");
+    assert!(ended.iter().all(|e| e["status"] == 101), "{after}");
+    apache.stop();
+}
+
 /// With loop-held-limit, a process's loop holds at most that many
 /// requests; the next ones keep their request threads, and once those are
 /// taken too the process takes no more until one ends.

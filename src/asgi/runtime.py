@@ -818,7 +818,11 @@ class _WsProtocolError(Exception):
 class _WebSocket:
     """One WebSocket. The request thread iterates this as the request's
     (empty) WSGI response while the session runs on the loop: it answers a
-    denial as an HTTP response, and waits for the session's end."""
+    denial as an HTTP response. Once accepted, in daemon mode the session
+    is handed to the loop with its exchange (`start_response.detach()`)
+    and the thread goes back to serve others; where it cannot be (embedded
+    mode has no WebSockets; a process at loop-held-limit keeps it on its
+    thread) the thread waits for the session's end."""
 
     def __init__(self, app, rt, environ, start_response, state):
         self.rt = rt
@@ -838,6 +842,8 @@ class _WebSocket:
         self.reader_task = None
         self.finished = False
         self.ended = False
+        # The session's exchange once the loop holds it (the thread left).
+        self.exchange = None
         scope = make_scope(environ, state)
         del scope["method"]
         scope["type"] = "websocket"
@@ -866,7 +872,20 @@ class _WebSocket:
             try:
                 await self._end(error)
             finally:
+                if self.exchange is not None:
+                    self._end_exchange(error)
                 self.events.put(("done", error))
+
+    def _end_exchange(self, error):
+        """The loop-held session is over: its failure logged as the request
+        thread would have, and the request counted done."""
+        exchange, self.exchange = self.exchange, None
+        try:
+            if error is not None and not isinstance(
+                    error, asyncio.CancelledError):
+                exchange.fail(error)
+        finally:
+            exchange.close(False)
 
     async def going_away(self):
         if self.state == "accepted" and not self.client_gone:
@@ -941,6 +960,10 @@ class _WebSocket:
         self.state = "accepted"
         self.rt.websockets.add(self)
         self.reader_task = self.loop.create_task(self._read_frames(reader))
+        detach = getattr(self.start_response, "detach", None)
+        self.exchange = detach() if detach is not None else None
+        if self.exchange is not None:
+            self.events.put(("detached", None))
 
     async def _write(self, data):
         try:
@@ -1097,6 +1120,10 @@ class _WebSocket:
                 self.start_response("%d %s" % (status, _reason(status)),
                                     headers)
                 return b""
+            if event[0] == "detached":
+                # The loop holds the session now; it ends it there.
+                self.finished = self.ended = True
+                break
             self.finished = self.ended = True
             error = event[1]
             if error is not None and not isinstance(

@@ -65,24 +65,31 @@ pub struct LoopExchange {
     input_reads: AtomicU64,
     /// A frame that ends the exchange is queued: nothing may follow it.
     ended: AtomicBool,
+    /// The connection is a tunnel (a WebSocket) whose session the loop
+    /// runs on its own descriptor: no frame goes on it, and it is never
+    /// kept for another request.
+    tunnel: bool,
 }
 
 impl LoopExchange {
     pub(super) fn new(backend: Arc<SocketBackend>, setup: LoopSetup) -> LoopExchange {
         let decoder = Decoder::new(backend.limits());
+        // A tunnel's head (the 101) went out before; its frames are over.
+        let tunnel = backend.is_tunnel();
         LoopExchange {
             backend,
             decoder: Mutex::new(decoder),
             owner: Mutex::new(Some(setup.owner)),
             request_timeout: setup.request_timeout,
             report: setup.report,
-            head_sent: AtomicBool::new(false),
-            status: AtomicU16::new(0),
+            head_sent: AtomicBool::new(tunnel),
+            status: AtomicU16::new(if tunnel { 101 } else { 0 }),
             body_bytes: AtomicU64::new(0),
             body_writes: AtomicU64::new(0),
             input_bytes: AtomicU64::new(0),
             input_reads: AtomicU64::new(0),
-            ended: AtomicBool::new(false),
+            ended: AtomicBool::new(tunnel),
+            tunnel,
         }
     }
 
@@ -268,7 +275,7 @@ impl LoopExchange {
             return;
         };
         self.record_end(py);
-        let idle = if clean && self.ended.load(Ordering::Acquire) {
+        let idle = if clean && !self.tunnel && self.ended.load(Ordering::Acquire) {
             self.backend.idle_copy()
         } else {
             self.backend.shut_down();

@@ -318,12 +318,15 @@ impl StartResponse {
     /// Hands the rest of the exchange to the event loop (ASGI in daemon
     /// mode): the object it drives the exchange through, or None where
     /// the request stays on its thread (embedded mode). Only before any
-    /// response was started; the application then returns an empty
-    /// iterable and calls start_response no more.
+    /// response was started, or once the connection became a tunnel
+    /// (`switch_protocols`: the session then runs on without the thread);
+    /// the application then returns an empty iterable and calls
+    /// start_response no more.
     fn detach(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
         let started = {
             let head = self.head.lock();
-            head.sent || head.finished || head.status.is_some()
+            let tunnel = head.sent && matches!(head.status, Some((101, _)));
+            !tunnel && (head.sent || head.status.is_some()) || head.finished
         };
         if started {
             return Err(PyRuntimeError::new_err(

@@ -1,6 +1,7 @@
 # A WSGI script for tests/asgi.rs, in the same process and interpreter as
 # the ASGI apps: it records the request events of the requests to /api and
-# answers them, with the requests in mod_wsgi.active_requests, as JSON.
+# /ws and answers them, with the requests in mod_wsgi.active_requests, as
+# JSON.
 import json
 
 import mod_wsgi
@@ -14,7 +15,7 @@ def _on_event(name, **event):
         _uris[event.get("request_id")] = event["request_environ"].get("REQUEST_URI", "")
     elif name == "request_finished":
         uri = _uris.pop(event.get("request_id"), "")
-        if uri.startswith("/api"):
+        if uri.startswith(("/api", "/ws")):
             finished.append({
                 "uri": uri,
                 "status": event["status"],
