@@ -201,7 +201,7 @@ pub fn adopt_daemons(daemons: Option<&'static Daemons>) {
 
 /// This Apache child stops at once: its relays to daemons end now.
 pub fn child_stopping_now() {
-    crate::daemon::relays::abandon_all();
+    crate::relays::abandon_all();
     crate::daemon::kept::close_all();
 }
 

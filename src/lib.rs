@@ -15,6 +15,9 @@
 //! - `cgi`: the request's CGI variables, as the Apache child hands them to
 //!   either mode.
 //! - `protocol`: the worker-daemon wire format, pure and fuzzed.
+//! - `tunnel` and `relays`: the Apache child's relaying in either mode (an
+//!   upgraded connection's bytes both ways; the connections a stopping
+//!   child ends at once).
 //! - `dispatch`: what happens at each Apache phase (the `apache::module`
 //!   and `apache::auth` trampolines call it and `hooks`).
 //! - `hooks`: the Python hook scripts, a file per phase (access, auth,
@@ -28,7 +31,9 @@ pub mod daemon;
 pub mod embedded;
 pub mod protocol;
 pub mod python;
+pub mod relays;
 pub mod telemetry;
+pub mod tunnel;
 pub mod wsgi;
 
 pub mod dispatch;

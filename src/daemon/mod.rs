@@ -15,11 +15,9 @@ pub mod kept;
 pub mod loop_exchange;
 pub mod peer;
 pub mod process;
-pub mod relays;
 pub mod socket_backend;
 pub mod status;
 pub mod supervisor;
-pub mod tunnel;
 pub mod worker;
 
 use crate::config::{DaemonOptions, PythonSettings};

@@ -73,7 +73,7 @@ fn send_request(
     mut vars: Vec<crate::cgi::Var<'_>>,
     ticket: u64,
     timeout: Duration,
-) -> Result<(UnixStream, super::relays::Relay), SendError> {
+) -> Result<(UnixStream, crate::relays::Relay), SendError> {
     let Some(first) = super::kept::take(group) else {
         let (stream, connects) = connect(group).map_err(SendError::Connect)?;
         vars.push((
@@ -92,7 +92,7 @@ fn send_request(
     };
     let mut kept = Some(first);
     while let Some(seated) = kept {
-        let relay = super::relays::begin(&seated.stream);
+        let relay = crate::relays::begin(&seated.stream);
         let mut writer = &seated.stream;
         let answer = match writer.write_all(&request) {
             Ok(()) => answer_coming(&seated.stream),
@@ -102,7 +102,7 @@ fn send_request(
             Answer::Coming => return Ok((seated.stream, relay)),
             Answer::TimedOut => return Err(SendError::TimedOut),
             // This child stops: the relay loop says so.
-            Answer::Closed if super::relays::abandoned() => return Ok((seated.stream, relay)),
+            Answer::Closed if crate::relays::abandoned() => return Ok((seated.stream, relay)),
             Answer::Closed => {}
         }
         // Not taken here: the seat goes back (to a process that closed the
@@ -136,11 +136,11 @@ fn write_new(
     stream: UnixStream,
     request: &[u8],
     timeout: Duration,
-) -> Result<(UnixStream, super::relays::Relay), SendError> {
+) -> Result<(UnixStream, crate::relays::Relay), SendError> {
     set_buffer_sizes(&stream, group);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(timeout));
-    let relay = super::relays::begin(&stream);
+    let relay = crate::relays::begin(&stream);
     let mut writer = &stream;
     writer.write_all(request).map_err(SendError::Write)?;
     Ok((stream, relay))
@@ -344,7 +344,7 @@ pub fn handle(
             Err(_) if overridden.is_some() => return overridden.unwrap_or(status::OK),
             // Apache answered itself (a body it refused): nothing to add.
             Err(_) if r.response_ended() => return status::DONE,
-            Err(_) if super::relays::abandoned() => {
+            Err(_) if crate::relays::abandoned() => {
                 let why = format!("Apache child stopping: request to {who} abandoned");
                 if head_sent {
                     return cut_short(r, &why, relayed);
@@ -604,7 +604,7 @@ pub fn handle(
                 if named
                     && reader.buffer().is_empty()
                     && reader.get_ref().nothing_queued()
-                    && !super::relays::abandoned()
+                    && !crate::relays::abandoned()
                     && let Some(pid) = daemon_pid
                 {
                     drop(reader);
@@ -645,12 +645,12 @@ pub fn handle(
                     );
                     return status::HTTP_BAD_GATEWAY;
                 };
-                let report = super::tunnel::relay(&mut client, &stream, &early, timeout);
+                let report = crate::tunnel::relay(&mut client, &stream, &early, timeout);
                 r.log(
                     Level::Info,
                     &format!(
                         "connection upgraded to {who} closed after {} bytes from the client and {} to it: {}",
-                        report.to_daemon, report.to_client, report.end
+                        report.to_application, report.to_client, report.end
                     ),
                 );
                 return status::DONE;

@@ -1,8 +1,10 @@
-//! The daemon connections the threads of this Apache child are relaying
-//! requests over, so that a child told to stop at once (`-k stop`, `-k
-//! restart`) ends them: a thread waiting for a daemon's answer is otherwise
-//! deaf to Apache's stop until the daemon answers or socket-timeout passes,
-//! and Apache's stop waits on the child, then kills it.
+//! The connections the threads of this Apache child are relaying over
+//! (requests to daemons, and tunnels to applications in either mode), so
+//! that a child told to stop at once (`-k stop`, `-k restart`) ends them: a
+//! thread waiting for a daemon's answer, or relaying a WebSocket, is
+//! otherwise deaf to Apache's stop until the other side speaks or
+//! socket-timeout passes, and Apache's stop waits on the child, then kills
+//! it.
 
 use parking_lot::Mutex;
 use std::os::fd::{AsRawFd, RawFd};

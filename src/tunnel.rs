@@ -1,6 +1,8 @@
 //! The Apache child's side of an upgraded connection (a WebSocket): after
-//! the daemon's `Tunnel` frame, bytes go both ways between the client and
-//! the daemon unchanged, as mod_proxy_wstunnel relays them, until either
+//! the 101, bytes go both ways unchanged between the client and the
+//! application's side (the daemon's connection after its `Tunnel` frame;
+//! in embedded mode one end of a socket pair whose other end the
+//! application holds), as mod_proxy_wstunnel relays them, until either
 //! side closes, nothing moves for the idle timeout, or the child stops.
 
 use crate::apache::tunnel::ClientTunnel;
@@ -13,9 +15,9 @@ use std::time::{Duration, Instant};
 /// How a tunnel ended.
 #[derive(Debug)]
 pub enum TunnelEnd {
-    /// The daemon closed its side (the application is done).
-    DaemonClosed,
-    /// The client closed, and then the daemon.
+    /// The application's side closed (the application is done).
+    ApplicationClosed,
+    /// The client closed, and then the application's side.
     ClientClosed,
     /// Nothing went either way for the idle timeout.
     Idle(Duration),
@@ -23,57 +25,57 @@ pub enum TunnelEnd {
     Abandoned,
     /// Reading from or writing to the client failed.
     ClientFailed(std::io::Error),
-    /// Reading from or writing to the daemon failed.
-    DaemonFailed(std::io::Error),
+    /// Reading from or writing to the application's side failed.
+    ApplicationFailed(std::io::Error),
 }
 
 impl std::fmt::Display for TunnelEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TunnelEnd::DaemonClosed => write!(f, "the application closed it"),
+            TunnelEnd::ApplicationClosed => write!(f, "the application closed it"),
             TunnelEnd::ClientClosed => write!(f, "the client closed it"),
             TunnelEnd::Idle(t) => write!(f, "nothing moved for {}s", t.as_secs_f64()),
             TunnelEnd::Abandoned => write!(f, "the Apache child is stopping"),
             TunnelEnd::ClientFailed(e) => write!(f, "the client connection failed: {e}"),
-            TunnelEnd::DaemonFailed(e) => write!(f, "the daemon connection failed: {e}"),
+            TunnelEnd::ApplicationFailed(e) => write!(f, "the connection to the application failed: {e}"),
         }
     }
 }
 
 /// What went through a tunnel, and how it ended.
 pub struct TunnelReport {
-    pub to_daemon: u64,
+    pub to_application: u64,
     pub to_client: u64,
     pub end: TunnelEnd,
 }
 
-/// Relays until the tunnel ends. `early` holds daemon bytes read past the
-/// `Tunnel` frame (they go to the client first); `idle` is how long the
-/// tunnel may stay silent both ways.
+/// Relays until the tunnel ends. `early` holds the application's bytes
+/// read already (a daemon's past its `Tunnel` frame): they go to the
+/// client first. `idle` is how long the tunnel may stay silent both ways.
 pub fn relay(
     client: &mut ClientTunnel<'_>,
-    daemon: &UnixStream,
+    application: &UnixStream,
     early: &[u8],
     idle: Duration,
 ) -> TunnelReport {
     let mut report = TunnelReport {
-        to_daemon: 0,
+        to_application: 0,
         to_client: 0,
-        end: TunnelEnd::DaemonClosed,
+        end: TunnelEnd::ApplicationClosed,
     };
-    report.end = run(client, daemon, early, idle, &mut report);
+    report.end = run(client, application, early, idle, &mut report);
     report
 }
 
 fn run(
     client: &mut ClientTunnel<'_>,
-    daemon: &UnixStream,
+    application: &UnixStream,
     early: &[u8],
     idle: Duration,
     report: &mut TunnelReport,
 ) -> TunnelEnd {
-    // A daemon that stops reading must not hold this thread for ever.
-    let _ = daemon.set_write_timeout(Some(idle.max(Duration::from_secs(1))));
+    // An application that stops reading must not hold this thread for ever.
+    let _ = application.set_write_timeout(Some(idle.max(Duration::from_secs(1))));
     if !early.is_empty() {
         if let Err(e) = client.write(early) {
             return TunnelEnd::ClientFailed(e);
@@ -92,20 +94,20 @@ fn run(
                     // Half-close: the application sees the end, and may
                     // still answer (a WebSocket close handshake).
                     client_open = false;
-                    let _ = daemon.shutdown(std::net::Shutdown::Write);
+                    let _ = application.shutdown(std::net::Shutdown::Write);
                 }
                 Ok(n) => {
-                    if let Err(e) = (&*daemon).write_all(&buf[..n]) {
-                        return TunnelEnd::DaemonFailed(e);
+                    if let Err(e) = (&*application).write_all(&buf[..n]) {
+                        return TunnelEnd::ApplicationFailed(e);
                     }
-                    report.to_daemon += n as u64;
+                    report.to_application += n as u64;
                     last = Instant::now();
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => return TunnelEnd::ClientFailed(e),
             }
         }
-        if super::relays::abandoned() {
+        if crate::relays::abandoned() {
             return TunnelEnd::Abandoned;
         }
         let quiet = last.elapsed();
@@ -114,14 +116,14 @@ fn run(
         }
         // Woken at least once a second to notice the child stopping.
         let wait = (idle - quiet).min(Duration::from_secs(1));
-        let daemon_ready =
-            match wait_readable(daemon.as_fd(), client_open.then(|| client.fd()), wait) {
+        let application_ready =
+            match wait_readable(application.as_fd(), client_open.then(|| client.fd()), wait) {
                 Ok(ready) => ready,
-                Err(e) => return TunnelEnd::DaemonFailed(e),
+                Err(e) => return TunnelEnd::ApplicationFailed(e),
             };
-        if daemon_ready {
-            match (&*daemon).read(&mut buf) {
-                Ok(0) if client_open => return TunnelEnd::DaemonClosed,
+        if application_ready {
+            match (&*application).read(&mut buf) {
+                Ok(0) if client_open => return TunnelEnd::ApplicationClosed,
                 Ok(0) => return TunnelEnd::ClientClosed,
                 Ok(n) => {
                     if let Err(e) = client.write(&buf[..n]) {
@@ -131,7 +133,7 @@ fn run(
                     last = Instant::now();
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                Err(e) => return TunnelEnd::DaemonFailed(e),
+                Err(e) => return TunnelEnd::ApplicationFailed(e),
             }
         }
     }
