@@ -37,7 +37,9 @@ impl std::fmt::Display for TunnelEnd {
             TunnelEnd::Idle(t) => write!(f, "nothing moved for {}s", t.as_secs_f64()),
             TunnelEnd::Abandoned => write!(f, "the Apache child is stopping"),
             TunnelEnd::ClientFailed(e) => write!(f, "the client connection failed: {e}"),
-            TunnelEnd::ApplicationFailed(e) => write!(f, "the connection to the application failed: {e}"),
+            TunnelEnd::ApplicationFailed(e) => {
+                write!(f, "the connection to the application failed: {e}")
+            }
         }
     }
 }

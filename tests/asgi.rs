@@ -462,13 +462,11 @@ def application(environ, start_response):
     }
 }
 
-#[test]
-fn starlette_websocket_echo_in_daemon_mode() {
+/// One WebSocket session after another against /ws of `apache` (either
+/// mode): the handshake, messages both ways, both sides closing, denials,
+/// an application error, hostile frames and a client that vanishes.
+fn websocket_sessions(apache: &Apache, markers: &Path) {
     use common::websocket::{self, BINARY, CLOSE, PING, PONG, TEXT};
-    let venv = common::venv::asgi_venv();
-    let markers = marker_dir();
-    let apache = server(Mode::Daemon, &venv, markers.path());
-
     // The handshake: RFC 6455's example key gives its accept value, and
     // the subprotocol the application picked comes back.
     let (head, ws) = websocket::handshake(
@@ -513,7 +511,7 @@ fn starlette_websocket_echo_in_daemon_mode() {
     ws.send_frame(CLOSE, &[0x03, 0xe8], true);
     assert_eq!(ws.recv_close().0, 1000);
     assert!(ws.at_end());
-    let disconnects = markers.path().join("ws_disconnect");
+    let disconnects = markers.join("ws_disconnect");
     let code = wait_for_file(&disconnects, Duration::from_secs(10));
     assert_eq!(
         code.as_deref().map(str::trim),
@@ -617,6 +615,16 @@ fn starlette_websocket_echo_in_daemon_mode() {
         "{}",
         apache.error_log()
     );
+}
+
+#[test]
+fn starlette_websocket_echo_in_daemon_mode() {
+    use common::websocket::{self, CLOSE};
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server(Mode::Daemon, &venv, markers.path());
+    websocket_sessions(&apache, markers.path());
+    let disconnects = markers.path().join("ws_disconnect");
 
     // A daemon process that stops closes its WebSockets with 1001 (going
     // away) rather than cutting them; the application sees the end.
@@ -648,15 +656,29 @@ fn starlette_websocket_echo_in_daemon_mode() {
     );
 }
 
+/// In embedded mode the Apache thread that took the handshake relays the
+/// session to the child's event loop once the application has accepted:
+/// the same sessions as in daemon mode, each relay's end logged, and plain
+/// requests served meanwhile.
 #[test]
-fn a_websocket_in_embedded_mode_is_a_clear_501() {
+fn starlette_websocket_echo_in_embedded_mode() {
     let venv = common::venv::asgi_venv();
     let markers = marker_dir();
     let apache = server(Mode::Embedded, &venv, markers.path());
-    let (head, ws) = common::websocket::handshake(apache.port, "/ws/echo", "");
-    assert!(ws.is_none() && head.starts_with("HTTP/1.1 501 "), "{head}");
+    let (_, ws) = common::websocket::handshake(apache.port, "/ws/echo", "");
+    let mut open = ws.unwrap_or_else(|| panic!("{}", apache.error_log()));
+    assert_eq!(open.recv_text(), "hello /ws/echo /ws");
+    websocket_sessions(&apache, markers.path());
+    assert_eq!(apache.get("/api/items/1").status, 200);
+    open.send_text("still here");
+    assert_eq!(open.recv_text(), "STILL HERE");
+    open.send_frame(common::websocket::CLOSE, &[0x03, 0xe8], true);
+    assert_eq!(open.recv_close().0, 1000);
     assert!(
-        apache.wait_for_log("needs daemon mode", Duration::from_secs(5)),
+        apache.wait_for_log(
+            "closed after 24 bytes from the client and 36 to it: the application closed it",
+            Duration::from_secs(5)
+        ),
         "{}",
         apache.error_log()
     );

@@ -34,6 +34,7 @@ import socket
 import struct
 import sys
 import threading
+import traceback
 import time
 
 _lock = threading.Lock()
@@ -227,8 +228,6 @@ class AsgiApplication:
         rt = runtime()
         state = self._started(rt)
         if _is_websocket(environ):
-            if not environ.get("mod_wsgi.process_group"):
-                return _websocket_refused(environ, start_response)
             return _WebSocket(self.app, rt, environ, start_response, state)
         detach = getattr(start_response, "detach", None)
         exchange = detach() if detach is not None else None
@@ -772,16 +771,6 @@ def _is_websocket(environ):
             and "HTTP_SEC_WEBSOCKET_KEY" in environ)
 
 
-def _websocket_refused(environ, start_response):
-    message = ("a WebSocket request to an ASGI application needs daemon "
-               "mode (WSGIDaemonProcess): refused with 501")
-    environ["wsgi.errors"].write("mod_wsgi_rs: %s\n" % message)
-    body = message.encode()
-    start_response("501 Not Implemented", [
-        ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-
-
 def _ws_frame(opcode, payload=b""):
     """A final, unmasked frame (the server's)."""
     n = len(payload)
@@ -818,11 +807,12 @@ class _WsProtocolError(Exception):
 class _WebSocket:
     """One WebSocket. The request thread iterates this as the request's
     (empty) WSGI response while the session runs on the loop: it answers a
-    denial as an HTTP response. Once accepted, in daemon mode the session
-    is handed to the loop with its exchange (`start_response.detach()`)
-    and the thread goes back to serve others; where it cannot be (embedded
-    mode has no WebSockets; a process at loop-held-limit keeps it on its
-    thread) the thread waits for the session's end."""
+    denial as an HTTP response. Once accepted, the thread is released: in
+    daemon mode the session is handed to the loop with its exchange
+    (`start_response.detach()`) and the thread goes back to serve others;
+    in embedded mode the thread, Apache's, returns to relay the client
+    connection to the loop's end of a socket pair. A daemon process at
+    loop-held-limit keeps the thread, which waits for the session's end."""
 
     def __init__(self, app, rt, environ, start_response, state):
         self.rt = rt
@@ -844,6 +834,9 @@ class _WebSocket:
         self.ended = False
         # The session's exchange once the loop holds it (the thread left).
         self.exchange = None
+        self.embedded = not environ.get("mod_wsgi.process_group")
+        # The request thread has left; the session reports its own end.
+        self.released = False
         scope = make_scope(environ, state)
         del scope["method"]
         scope["type"] = "websocket"
@@ -874,6 +867,13 @@ class _WebSocket:
             finally:
                 if self.exchange is not None:
                     self._end_exchange(error)
+                elif self.released and error is not None and not isinstance(
+                        error, asyncio.CancelledError):
+                    # Embedded mode: the request is over; the error log is
+                    # where the traceback goes (stderr is the error log).
+                    print("mod_wsgi_rs: the WebSocket application failed "
+                          "after accepting:", file=sys.stderr)
+                    traceback.print_exception(error, file=sys.stderr)
                 self.events.put(("done", error))
 
     def _end_exchange(self, error):
@@ -953,7 +953,8 @@ class _WebSocket:
         for name, value in message.get("headers", ()):
             headers.append((bytes(name).decode("latin-1"),
                             bytes(value).decode("latin-1")))
-        fd = self.start_response.switch_protocols("websocket", headers)
+        fd = self.start_response.switch_protocols("websocket", headers,
+                                                  after_return=True)
         sock = socket.socket(fileno=fd)
         sock.setblocking(False)
         reader, self.writer = await asyncio.open_connection(sock=sock)
@@ -962,7 +963,8 @@ class _WebSocket:
         self.reader_task = self.loop.create_task(self._read_frames(reader))
         detach = getattr(self.start_response, "detach", None)
         self.exchange = detach() if detach is not None else None
-        if self.exchange is not None:
+        if self.exchange is not None or self.embedded:
+            self.released = True
             self.events.put(("detached", None))
 
     async def _write(self, data):

@@ -606,10 +606,13 @@ impl Backend for SocketBackend {
         Some(sent)
     }
 
+    /// The tunnel starts at once, for either `TunnelStart` (the worker
+    /// relays it from the Tunnel frame on).
     fn switch_protocols(
         &self,
         protocol: &str,
         headers: &[(String, String)],
+        _start: crate::wsgi::TunnelStart,
     ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
         Some((|| {
             self.framed()?;

@@ -6,7 +6,8 @@ use crate::apache::request::{FileSend, Request, RequestScope, SharedRequest};
 use crate::apache::status;
 use crate::wsgi::serve::{self, AppTarget};
 use crate::wsgi::start_response::latin1_bytes;
-use crate::wsgi::{Backend, BackendError, EnvironContext, RequestError};
+use crate::wsgi::{Backend, BackendError, EnvironContext, RequestError, TunnelStart};
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 /// Per-request choices made from the configuration.
@@ -47,6 +48,18 @@ struct ApacheBackend {
     /// serves once the application is done, instead of this response,
     /// whose headers and body are dropped.
     local_redirect: parking_lot::Mutex<Option<String>>,
+    /// The 101 the application answered (`switch_protocols` after its
+    /// return), sent once it has returned; then this thread relays.
+    tunnel: parking_lot::Mutex<Option<PendingTunnel>>,
+}
+
+/// An upgrade the application accepted, for the request's thread to carry
+/// out: the head, and this side of the socket pair whose other end the
+/// application talks on.
+struct PendingTunnel {
+    protocol: String,
+    headers: Vec<(String, String)>,
+    relayed: UnixStream,
 }
 
 impl ApacheBackend {
@@ -161,9 +174,75 @@ impl Backend for ApacheBackend {
         )
     }
 
+    /// Only after the application's return: the request's thread, which
+    /// runs the application, is the one to relay. The application gets
+    /// one end of a socket pair now; what it writes waits there.
+    fn switch_protocols(
+        &self,
+        protocol: &str,
+        headers: &[(String, String)],
+        start: TunnelStart,
+    ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
+        if start != TunnelStart::AfterReturn {
+            return None;
+        }
+        // Once only: start_response refuses a second switch.
+        let mut pending = self.tunnel.lock();
+        Some(match UnixStream::pair() {
+            Ok((relayed, application)) => {
+                *pending = Some(PendingTunnel {
+                    protocol: protocol.to_string(),
+                    headers: headers.to_vec(),
+                    relayed,
+                });
+                Ok(application.into())
+            }
+            // Descriptors ran out: the upgrade is lost to the client.
+            Err(e) => Err(BackendError::ClientGone(format!(
+                "no socket pair for the upgraded connection: {e}"
+            ))),
+        })
+    }
+
     fn log(&self, level: Level, text: &str) {
         self.request.log(level, text);
     }
+}
+
+/// Sends the 101 of `tunnel` and relays the client connection to the
+/// application's end until either side ends it; the hook status.
+fn relay_tunnel(r: &mut Request, tunnel: PendingTunnel, script: &str) -> i32 {
+    r.set_status(101, b"101 Switching Protocols");
+    let pool = r.pool();
+    let out = r.headers_out();
+    out.add_bytes(pool, b"Upgrade", &latin1_bytes(&tunnel.protocol));
+    out.add_bytes(pool, b"Connection", b"Upgrade");
+    for (k, v) in &tunnel.headers {
+        out.add_bytes(pool, &latin1_bytes(k), &latin1_bytes(v));
+    }
+    let timeout = r.server_timeout();
+    let Some(mut client) = r.switch_protocols() else {
+        r.log(
+            Level::Error,
+            &format!(
+                "'{script}' switched protocols, which this client connection cannot (HTTP/1.0, or HTTP/2)"
+            ),
+        );
+        return status::HTTP_BAD_REQUEST;
+    };
+    let report = {
+        let _relay = crate::relays::begin(&tunnel.relayed);
+        crate::tunnel::relay(&mut client, &tunnel.relayed, &[], timeout)
+    };
+    drop(client);
+    r.log(
+        Level::Info,
+        &format!(
+            "connection upgraded to '{script}' closed after {} bytes from the client and {} to it: {}",
+            report.to_application, report.to_client, report.end
+        ),
+    );
+    status::DONE
 }
 
 /// Serves one request with the WSGI application of `opts.script`; returns
@@ -212,6 +291,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         request: scope.handle(),
         sendfile: opts.enable_sendfile,
         local_redirect: parking_lot::Mutex::new(None),
+        tunnel: parking_lot::Mutex::new(None),
     });
     let backend: Arc<dyn Backend> = apache.clone();
     // reload_requested needs nothing more here: the module was loaded
@@ -243,6 +323,13 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         }
     };
     drop(scope);
+    if let Some(tunnel) = apache.tunnel.lock().take() {
+        if outcome.is_ok() {
+            return relay_tunnel(r, tunnel, &opts.script);
+        }
+        // The application failed after accepting: its end of the pair is
+        // left to close; nothing was sent.
+    }
     if r.response_ended() {
         // Apache answered while the application read the body (a body it
         // refused): no status or redirect of ours may add a second response.

@@ -1154,8 +1154,9 @@ impl Backend for Metered {
         &self,
         protocol: &str,
         headers: &[(String, String)],
+        start: super::TunnelStart,
     ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
-        self.inner.switch_protocols(protocol, headers)
+        self.inner.switch_protocols(protocol, headers, start)
     }
 
     fn detach_to_loop(&self, py: pyo3::Python<'_>) -> Option<pyo3::PyResult<pyo3::PyObject>> {

@@ -83,6 +83,18 @@ impl std::fmt::Display for BackendError {
     }
 }
 
+/// When the bytes of an upgraded connection may begin to flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TunnelStart {
+    /// At once: the caller talks on the descriptor from the request's own
+    /// thread (daemon mode only).
+    Now,
+    /// Once the application has returned: the caller talks on the
+    /// descriptor from another thread (the ASGI adapter's event loop). In
+    /// embedded mode the request's thread, Apache's, then relays it.
+    AfterReturn,
+}
+
 /// Where the request comes from and the response goes to. Implementations
 /// are called with the GIL released for the I/O methods.
 pub trait Backend: Send + Sync {
@@ -140,12 +152,13 @@ pub trait Backend: Send + Sync {
     /// Answers 101 (Switching Protocols) to `protocol` (the request's
     /// `Upgrade`), with `headers` besides `Upgrade` and `Connection`, and
     /// hands back the connection to the client as a byte stream for the
-    /// upgraded protocol (a WebSocket). None: this backend cannot (embedded
-    /// mode).
+    /// upgraded protocol (a WebSocket). None: this backend cannot, or not
+    /// with this `start`.
     fn switch_protocols(
         &self,
         _protocol: &str,
         _headers: &[(String, String)],
+        _start: TunnelStart,
     ) -> Option<Result<std::os::fd::OwnedFd, BackendError>> {
         None
     }

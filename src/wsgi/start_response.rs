@@ -273,13 +273,19 @@ impl StartResponse {
     /// to `protocol` with `headers` (besides `Upgrade` and `Connection`)
     /// and returns the descriptor of the connection to the client, which
     /// then carries the upgraded protocol's bytes both ways; the caller
-    /// owns it. Only before any response was started, and only in daemon
-    /// mode (RuntimeError otherwise).
+    /// owns it. Only before any response was started (RuntimeError
+    /// otherwise). With `after_return` the bytes may flow only once the
+    /// application has returned, which a caller talking on the descriptor
+    /// from another thread (the ASGI adapter's loop) accepts; only then
+    /// does embedded mode switch (Apache's thread relays once the
+    /// application is done). Without it, daemon mode only.
+    #[pyo3(signature = (protocol, headers, *, after_return = false))]
     fn switch_protocols(
         &self,
         py: Python<'_>,
         protocol: &str,
         headers: Vec<(String, String)>,
+        after_return: bool,
     ) -> PyResult<i32> {
         let started = {
             let head = self.head.lock();
@@ -299,7 +305,12 @@ impl StartResponse {
             check_header(py, name, value)?;
         }
         let backend = self.backend.clone();
-        let switched = py.allow_threads(|| backend.switch_protocols(protocol, &headers));
+        let start = if after_return {
+            super::TunnelStart::AfterReturn
+        } else {
+            super::TunnelStart::Now
+        };
+        let switched = py.allow_threads(|| backend.switch_protocols(protocol, &headers, start));
         let fd = match switched {
             None => {
                 return Err(PyRuntimeError::new_err(
