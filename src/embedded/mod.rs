@@ -234,7 +234,6 @@ fn relay_tunnel(r: &mut Request, tunnel: PendingTunnel, script: &str) -> i32 {
         let _relay = crate::relays::begin(&tunnel.relayed);
         crate::tunnel::relay(&mut client, &tunnel.relayed, &[], timeout)
     };
-    drop(client);
     r.log(
         Level::Info,
         &format!(
@@ -323,12 +322,11 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         }
     };
     drop(scope);
-    if let Some(tunnel) = apache.tunnel.lock().take() {
-        if outcome.is_ok() {
-            return relay_tunnel(r, tunnel, &opts.script);
-        }
-        // The application failed after accepting: its end of the pair is
-        // left to close; nothing was sent.
+    // An application that failed after accepting has its end of the pair
+    // closed with the rest; nothing was sent, the failure is answered.
+    let tunnel = apache.tunnel.lock().take();
+    if let Some(tunnel) = tunnel.filter(|_| outcome.is_ok()) {
+        return relay_tunnel(r, tunnel, &opts.script);
     }
     if r.response_ended() {
         // Apache answered while the application read the body (a body it
