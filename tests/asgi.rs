@@ -50,6 +50,18 @@ fn server(mode: Mode, venv: &Path, markers: &Path) -> Apache {
 /// `server`, with `threads` request threads in daemon mode and `extra`
 /// directives.
 fn server_with(mode: Mode, venv: &Path, markers: &Path, threads: usize, extra: &str) -> Apache {
+    server_under(Mpm::Event, mode, venv, markers, threads, extra)
+}
+
+/// `server_with` under `mpm`.
+fn server_under(
+    mpm: Mpm,
+    mode: Mode,
+    venv: &Path,
+    markers: &Path,
+    threads: usize,
+    extra: &str,
+) -> Apache {
     let venv = venv.display();
     let python = match mode {
         Mode::Embedded => format!("WSGIPythonHome {venv}\nWSGIPythonPath {{dir}}/app\n"),
@@ -59,7 +71,7 @@ fn server_with(mode: Mode, venv: &Path, markers: &Path, threads: usize, extra: &
              WSGIProcessGroup asgi\n"
         ),
     };
-    let mut builder = Apache::builder();
+    let mut builder = Apache::builder().mpm(mpm);
     for (rel, text) in DJANGO_PROJECT {
         builder = builder.file(&format!("app/{rel}"), text);
     }
@@ -682,6 +694,32 @@ fn starlette_websocket_echo_in_embedded_mode() {
         "{}",
         apache.error_log()
     );
+}
+
+/// Embedded WebSockets under the prefork and worker MPMs too: a session
+/// talks both ways and its relay ends when the application closes.
+#[test]
+fn embedded_websockets_under_the_prefork_and_worker_mpms() {
+    use common::websocket::{self, CLOSE};
+    let venv = common::venv::asgi_venv();
+    for mpm in [Mpm::Prefork, Mpm::Worker] {
+        let markers = marker_dir();
+        let apache = server_under(mpm, Mode::Embedded, &venv, markers.path(), 4, "");
+        let (head, ws) = websocket::handshake(apache.port, "/ws/echo", "");
+        let mut ws = ws.unwrap_or_else(|| panic!("{mpm:?}: {head:?}\n{}", apache.error_log()));
+        assert_eq!(ws.recv_text(), "hello /ws/echo /ws", "{mpm:?}");
+        ws.send_text("under another mpm");
+        assert_eq!(ws.recv_text(), "UNDER ANOTHER MPM", "{mpm:?}");
+        ws.send_frame(CLOSE, &[0x03, 0xe8], true);
+        assert_eq!(ws.recv_close().0, 1000, "{mpm:?}");
+        assert!(ws.at_end(), "{mpm:?}");
+        assert!(
+            apache.wait_for_log("the application closed it", Duration::from_secs(5)),
+            "{mpm:?}: {}",
+            apache.error_log()
+        );
+        apache.stop();
+    }
 }
 
 /// The event loop holds the requests, not the request threads: 500
