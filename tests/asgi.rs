@@ -743,27 +743,12 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
     // Loaded (and lifespan run) before the crowd comes.
     assert_eq!(apache.get("/api/nap?seconds=0").status, 200);
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let port = apache.port;
-            std::thread::spawn(move || status_and_body(port, "/api/nap?seconds=1"))
-        })
-        .collect();
+    let naps = clients(apache.port, "/api/nap?seconds=1", CLIENTS);
     // While they sleep, both request threads are free for WSGI.
     std::thread::sleep(Duration::from_millis(500));
     let wsgi = apache.get("/wsgi");
     let wsgi_took = started.elapsed();
-    let mut peak = 0;
-    let mut failed = Vec::new();
-    for client in clients {
-        let (status, body) = client.join().unwrap();
-        if status != 200 {
-            failed.push(format!("{status}: {body}"));
-            continue;
-        }
-        let fields: serde_json::Value = serde_json::from_str(&body).unwrap();
-        peak = peak.max(fields["peak"].as_u64().unwrap());
-    }
+    let (peak, failed) = nap_peak(naps);
     let took = started.elapsed();
     eprintln!(
         "{CLIENTS} requests of 1 s on threads=2: {took:?}, at most {peak} at once; WSGI answered after {wsgi_took:?}"
@@ -784,6 +769,45 @@ fn many_asgi_requests_in_flight_on_two_request_threads() {
         "only {peak} of {CLIENTS} requests were in flight at once"
     );
     apache.stop();
+}
+
+/// `n` clients sending GET `path` at once, each on a thread of its own.
+fn clients(port: u16, path: &str, n: usize) -> Vec<std::thread::JoinHandle<(u16, String)>> {
+    (0..n)
+        .map(|_| {
+            let path = path.to_string();
+            std::thread::spawn(move || status_and_body(port, &path))
+        })
+        .collect()
+}
+
+/// The answers of `clients` to /api/nap: the most naps the application
+/// saw at once, and the answers that were not a 200.
+fn nap_peak(clients: Vec<std::thread::JoinHandle<(u16, String)>>) -> (u64, Vec<String>) {
+    let mut peak = 0;
+    let mut failed = Vec::new();
+    for client in clients {
+        let (status, body) = client.join().unwrap();
+        if status != 200 {
+            failed.push(format!("{status}: {body}"));
+            continue;
+        }
+        let fields: serde_json::Value = serde_json::from_str(&body).unwrap();
+        peak = peak.max(fields["peak"].as_u64().unwrap());
+    }
+    (peak, failed)
+}
+
+/// The `request_finished` events of requests to `uri` that /events
+/// recorded (`events` is its JSON).
+fn finished_for(events: &serde_json::Value, uri: &str) -> Vec<serde_json::Value> {
+    events["finished"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["uri"] == uri)
+        .cloned()
+        .collect()
 }
 
 /// The first process of `group` on the status page: how many requests its
@@ -851,15 +875,7 @@ fn websockets_beyond_the_thread_count_are_held_by_the_loop() {
         SESSIONS + 1,
         "{during}"
     );
-    let sessions_finished = |v: &serde_json::Value| -> Vec<serde_json::Value> {
-        v["finished"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["uri"] == "/ws/echo")
-            .cloned()
-            .collect()
-    };
+    let sessions_finished = |v: &serde_json::Value| finished_for(v, "/ws/echo");
     assert!(sessions_finished(&during).is_empty(), "{during}");
     for ws in &mut sessions {
         ws.send_frame(CLOSE, &[0x03, 0xe8], true);
@@ -903,21 +919,11 @@ fn loop_held_limit_keeps_the_next_requests_on_their_threads() {
     );
     assert_eq!(apache.get("/capped/nap?seconds=0").status, 200);
     let started = Instant::now();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let port = apache.port;
-            std::thread::spawn(move || status_and_body(port, "/capped/nap?seconds=1.5"))
-        })
-        .collect();
+    let naps = clients(apache.port, "/capped/nap?seconds=1.5", CLIENTS);
     std::thread::sleep(Duration::from_millis(700));
     let (held, _) = loop_held_of(&apache, "capped");
-    let mut peak = 0;
-    for client in clients {
-        let (status, body) = client.join().unwrap();
-        assert_eq!(status, 200, "{body}\n{}", apache.error_log());
-        let fields: serde_json::Value = serde_json::from_str(&body).unwrap();
-        peak = peak.max(fields["peak"].as_u64().unwrap());
-    }
+    let (peak, failed) = nap_peak(naps);
+    assert!(failed.is_empty(), "{failed:?}\n{}", apache.error_log());
     let took = started.elapsed();
     eprintln!(
         "{CLIENTS} naps of 1.5 s, loop-held-limit=3 threads=2: {took:?}, {held} held at 0.7 s, at most {peak} at once"
@@ -963,15 +969,7 @@ fn a_loop_held_request_is_active_until_it_ends_and_its_event_says_how() {
     assert_eq!(held, 1);
     assert!((0.5..1.5).contains(&oldest), "{oldest}");
     assert!(settled(), "{:?}", loop_held());
-    let naps = |v: &serde_json::Value| -> Vec<serde_json::Value> {
-        v["finished"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["uri"] == "/api/nap?seconds=1.5")
-            .cloned()
-            .collect()
-    };
+    let naps = |v: &serde_json::Value| finished_for(v, "/api/nap?seconds=1.5");
     // Taken once the board shows the end, which comes after the event.
     let after = json(&apache.get("/events"));
     // Meanwhile: no event yet, and two active requests (the nap and the
