@@ -5,6 +5,9 @@
 //! application holds), as mod_proxy_wstunnel relays them, until either
 //! side closes, nothing moves for the idle timeout, or the child stops.
 
+use crate::apache::log::Level;
+use crate::apache::request::Request;
+use crate::apache::status;
 use crate::apache::tunnel::ClientTunnel;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::{ErrorKind, Read, Write};
@@ -49,6 +52,38 @@ pub struct TunnelReport {
     pub to_application: u64,
     pub to_client: u64,
     pub end: TunnelEnd,
+}
+
+/// Sends the 101 set on `r` and relays its client connection to
+/// `application` until the tunnel ends, then logs how it went (`who` names
+/// the application's side); the hook status. A client connection that
+/// cannot be upgraded (HTTP/1.0, HTTP/2) gets `refused` and a log line.
+pub fn carry(
+    r: &mut Request,
+    application: &UnixStream,
+    early: &[u8],
+    idle: Duration,
+    who: &str,
+    refused: i32,
+) -> i32 {
+    let Some(mut client) = r.switch_protocols() else {
+        r.log(
+            Level::Error,
+            &format!(
+                "{who} switched protocols, which this client connection cannot (HTTP/1.0, or HTTP/2)"
+            ),
+        );
+        return refused;
+    };
+    let report = relay(&mut client, application, early, idle);
+    r.log(
+        Level::Info,
+        &format!(
+            "connection upgraded to {who} closed after {} bytes from the client and {} to it: {}",
+            report.to_application, report.to_client, report.end
+        ),
+    );
+    status::DONE
 }
 
 /// Relays until the tunnel ends. `early` holds the application's bytes

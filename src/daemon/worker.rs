@@ -636,24 +636,14 @@ pub fn handle(
             Frame::Tunnel if switching => {
                 // Daemon bytes read with the frame belong to the tunnel.
                 let early = reader.buffer().to_vec();
-                let Some(mut client) = r.switch_protocols() else {
-                    r.log(
-                        Level::Error,
-                        &format!(
-                            "{who} switched protocols, which this client connection cannot (HTTP/1.0, or HTTP/2)"
-                        ),
-                    );
-                    return status::HTTP_BAD_GATEWAY;
-                };
-                let report = crate::tunnel::relay(&mut client, &stream, &early, timeout);
-                r.log(
-                    Level::Info,
-                    &format!(
-                        "connection upgraded to {who} closed after {} bytes from the client and {} to it: {}",
-                        report.to_application, report.to_client, report.end
-                    ),
+                return crate::tunnel::carry(
+                    r,
+                    &stream,
+                    &early,
+                    timeout,
+                    &who,
+                    status::HTTP_BAD_GATEWAY,
                 );
-                return status::DONE;
             }
             other => {
                 let why = format!("{who} sent {} out of turn", other.name());

@@ -221,27 +221,15 @@ fn relay_tunnel(r: &mut Request, tunnel: PendingTunnel, script: &str) -> i32 {
         out.add_bytes(pool, &latin1_bytes(k), &latin1_bytes(v));
     }
     let timeout = r.server_timeout();
-    let Some(mut client) = r.switch_protocols() else {
-        r.log(
-            Level::Error,
-            &format!(
-                "'{script}' switched protocols, which this client connection cannot (HTTP/1.0, or HTTP/2)"
-            ),
-        );
-        return status::HTTP_BAD_REQUEST;
-    };
-    let report = {
-        let _relay = crate::relays::begin(&tunnel.relayed);
-        crate::tunnel::relay(&mut client, &tunnel.relayed, &[], timeout)
-    };
-    r.log(
-        Level::Info,
-        &format!(
-            "connection upgraded to '{script}' closed after {} bytes from the client and {} to it: {}",
-            report.to_application, report.to_client, report.end
-        ),
-    );
-    status::DONE
+    let _relay = crate::relays::begin(&tunnel.relayed);
+    crate::tunnel::carry(
+        r,
+        &tunnel.relayed,
+        &[],
+        timeout,
+        &format!("'{script}'"),
+        status::HTTP_BAD_REQUEST,
+    )
 }
 
 /// Serves one request with the WSGI application of `opts.script`; returns
