@@ -29,6 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 /// What the daemon process does when one of its exchanges moves to the
 /// loop, and when it ends there.
 pub trait LoopOwner: Send + Sync {
+    /// Whether the loop may take one more exchange (loop-held-limit); a
+    /// place taken is given back when the exchange ends.
+    fn take_place(&self) -> bool;
     /// The exchange is the loop's from now on (called on the request
     /// thread, before the loop can see it).
     fn detached(&self, backend: &Arc<SocketBackend>);

@@ -121,7 +121,8 @@ struct Shared {
     in_loop: Mutex<InLoopMap>,
     next_in_loop: AtomicU64,
     /// Places on the event loop taken under loop-held-limit: the exchanges
-    /// it holds and those whose thread may still hand them over.
+    /// it holds (counted from the hand-over, so that threads handing over
+    /// at once cannot take it past the limit).
     loop_places: AtomicU64,
     pid: u32,
     /// This process's slot in the group (exit notes, request board).
@@ -1000,6 +1001,10 @@ struct InLoop {
 }
 
 impl LoopOwner for InLoop {
+    fn take_place(&self) -> bool {
+        take_loop_place(&self.shared)
+    }
+
     fn detached(&self, backend: &Arc<SocketBackend>) {
         let mut in_loop = self.shared.in_loop.lock();
         in_loop.insert(self.id, (self.started, backend.clone()));
@@ -1021,10 +1026,8 @@ impl LoopOwner for InLoop {
     }
 }
 
-/// A place on the event loop for the next exchange, when it holds fewer
-/// than loop-held-limit (always, without a limit). Taken before the
-/// application runs, so that threads handing exchanges over at once
-/// cannot take the loop past the limit.
+/// A place on the event loop for an exchange handed over now, when it
+/// holds fewer than loop-held-limit (always, without a limit).
 fn take_loop_place(shared: &Shared) -> bool {
     let limit = shared.group.options.loop_held_limit;
     limit == 0
@@ -1036,8 +1039,7 @@ fn take_loop_place(shared: &Shared) -> bool {
             .is_ok()
 }
 
-/// The exchange that had a place on the loop ended there, or its thread
-/// kept it.
+/// An exchange that had a place on the loop ended there.
 fn give_back_loop_place(shared: &Shared) {
     if shared.group.options.loop_held_limit > 0 {
         shared.loop_places.fetch_sub(1, Ordering::AcqRel);
@@ -1182,17 +1184,14 @@ fn serve_request(
         }
     }
     // An ASGI application may hand the exchange to its event loop, unless
-    // the loop holds loop-held-limit already: then the request keeps its
-    // thread, so a process whose loop is full fills its threads and stops
-    // taking connections (its siblings get them).
-    let placed = take_loop_place(shared);
-    if placed {
-        backend.prepare_loop(LoopSetup {
-            owner: Box::new(in_loop),
-            request_timeout: o.request_timeout.as_secs_f64(),
-            report: ReportTarget::new(&target, &ctx),
-        });
-    }
+    // the loop holds loop-held-limit already (`InLoop::take_place`): then
+    // the request keeps its thread, so a process whose loop is full fills
+    // its threads and stops taking connections (its siblings get them).
+    backend.prepare_loop(LoopSetup {
+        owner: Box::new(in_loop),
+        request_timeout: o.request_timeout.as_secs_f64(),
+        report: ReportTarget::new(&target, &ctx),
+    });
     let dyn_backend: Arc<dyn Backend> = backend.clone();
     // The mod_wsgi.* keys the worker sent are part of the environ (C
     // mod_wsgi passes them on); environ::build sets the ones `ctx` covers.
@@ -1203,9 +1202,6 @@ fn serve_request(
     ));
     let served = serve::serve(dyn_backend, &target, pairs, &ctx);
     shared.running.lock()[slot] = None;
-    if placed && !backend.is_detached() {
-        give_back_loop_place(shared);
-    }
     shared.script_loaded.store(true, Ordering::Relaxed);
     if served.reload_requested && !shared.stopping.load(Ordering::SeqCst) {
         shared.request_exit(

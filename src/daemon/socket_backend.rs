@@ -639,6 +639,10 @@ impl Backend for SocketBackend {
 
     fn detach_to_loop(&self, py: pyo3::Python<'_>) -> Option<pyo3::PyResult<pyo3::PyObject>> {
         let setup = self.loop_setup.lock().take()?;
+        // A full loop: the request stays on its thread.
+        if !setup.owner.take_place() {
+            return None;
+        }
         let me = self.me.upgrade()?;
         {
             // Under the connection's lock, as the tunnel flag: a request
