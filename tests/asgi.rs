@@ -896,6 +896,46 @@ fn websockets_beyond_the_thread_count_are_held_by_the_loop() {
     apache.stop();
 }
 
+/// Past loop-held-limit an accepted WebSocket keeps its request thread:
+/// with limit 1 and two threads, three sessions talk, one of them held by
+/// the loop.
+#[test]
+fn websockets_past_the_loop_held_limit_keep_their_threads() {
+    use common::websocket::{self, CLOSE};
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let apache = server_with(
+        Mode::Daemon,
+        &venv,
+        markers.path(),
+        2,
+        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n\
+         WSGIDaemonProcess capped processes=1 threads=2 loop-held-limit=1 \
+         python-home={venv} python-path={dir}/app\n\
+         WSGIScriptAlias /capped {dir}/app/ws_app.py process-group=capped \
+         application-group=%{GLOBAL}\n"
+            .replace("{venv}", &venv.display().to_string())
+            .as_str(),
+    );
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let (head, ws) = websocket::handshake(apache.port, "/capped/echo", "");
+        let mut ws = ws.unwrap_or_else(|| panic!("session {i}: {head:?}\n{}", apache.error_log()));
+        assert_eq!(ws.recv_text(), "hello /capped/echo /capped");
+        sessions.push(ws);
+    }
+    for (i, ws) in sessions.iter_mut().enumerate() {
+        ws.send_text(&format!("session {i}"));
+        assert_eq!(ws.recv_text(), format!("SESSION {i}"));
+    }
+    assert_eq!(loop_held_of(&apache, "capped").0, 1);
+    for ws in &mut sessions {
+        ws.send_frame(CLOSE, &[0x03, 0xe8], true);
+        assert_eq!(ws.recv_close().0, 1000);
+    }
+    apache.stop();
+}
+
 /// With loop-held-limit, a process's loop holds at most that many
 /// requests; the next ones keep their request threads, and once those are
 /// taken too the process takes no more until one ends.
