@@ -896,27 +896,30 @@ fn websockets_beyond_the_thread_count_are_held_by_the_loop() {
     apache.stop();
 }
 
+/// A server with the status page and, beside the usual `asgi` group, a
+/// group `capped` (processes=1 threads=2 loop-held-limit=`limit`) serving
+/// `app` at /capped.
+fn capped_server(markers: &Path, limit: u64, app: &str) -> Apache {
+    let venv = common::venv::asgi_venv();
+    let extra = format!(
+        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n\
+         WSGIDaemonProcess capped processes=1 threads=2 loop-held-limit={limit} \
+         python-home={} python-path={{dir}}/app\n\
+         WSGIScriptAlias /capped {{dir}}/app/{app} process-group=capped \
+         application-group=%{{GLOBAL}}\n",
+        venv.display()
+    );
+    server_with(Mode::Daemon, &venv, markers, 2, &extra)
+}
+
 /// Past loop-held-limit an accepted WebSocket keeps its request thread:
 /// with limit 1 and two threads, three sessions talk, one of them held by
 /// the loop.
 #[test]
 fn websockets_past_the_loop_held_limit_keep_their_threads() {
     use common::websocket::{self, CLOSE};
-    let venv = common::venv::asgi_venv();
     let markers = marker_dir();
-    let apache = server_with(
-        Mode::Daemon,
-        &venv,
-        markers.path(),
-        2,
-        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n\
-         WSGIDaemonProcess capped processes=1 threads=2 loop-held-limit=1 \
-         python-home={venv} python-path={dir}/app\n\
-         WSGIScriptAlias /capped {dir}/app/ws_app.py process-group=capped \
-         application-group=%{GLOBAL}\n"
-            .replace("{venv}", &venv.display().to_string())
-            .as_str(),
-    );
+    let apache = capped_server(markers.path(), 1, "ws_app.py");
     let mut sessions = Vec::new();
     for i in 0..3 {
         let (head, ws) = websocket::handshake(apache.port, "/capped/echo", "");
@@ -942,21 +945,8 @@ fn websockets_past_the_loop_held_limit_keep_their_threads() {
 #[test]
 fn loop_held_limit_keeps_the_next_requests_on_their_threads() {
     const CLIENTS: usize = 8;
-    let venv = common::venv::asgi_venv();
     let markers = marker_dir();
-    let apache = server_with(
-        Mode::Daemon,
-        &venv,
-        markers.path(),
-        2,
-        "<Location /wsgi-status>\nSetHandler wsgi-status\n</Location>\n\
-         WSGIDaemonProcess capped processes=1 threads=2 loop-held-limit=3 \
-         python-home={venv} python-path={dir}/app\n\
-         WSGIScriptAlias /capped {dir}/app/fastapi_app.py process-group=capped \
-         application-group=%{GLOBAL}\n"
-            .replace("{venv}", &venv.display().to_string())
-            .as_str(),
-    );
+    let apache = capped_server(markers.path(), 3, "fastapi_app.py");
     assert_eq!(apache.get("/capped/nap?seconds=0").status, 200);
     let started = Instant::now();
     let naps = clients(apache.port, "/capped/nap?seconds=1.5", CLIENTS);
