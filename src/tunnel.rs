@@ -177,13 +177,13 @@ fn run(
 }
 
 /// Waits up to `wait` for either side to have something to read (or to
-/// have closed); whether the daemon's side has.
+/// have closed); whether the application's side has.
 fn wait_readable(
-    daemon: BorrowedFd<'_>,
+    application: BorrowedFd<'_>,
     client: Option<BorrowedFd<'_>>,
     wait: Duration,
 ) -> std::io::Result<bool> {
-    let mut fds = vec![PollFd::new(daemon, PollFlags::POLLIN)];
+    let mut fds = vec![PollFd::new(application, PollFlags::POLLIN)];
     if let Some(client) = client {
         fds.push(PollFd::new(client, PollFlags::POLLIN));
     }

@@ -67,11 +67,9 @@ pub struct LoopExchange {
     input_bytes: AtomicU64,
     input_reads: AtomicU64,
     /// A frame that ends the exchange is queued: nothing may follow it.
+    /// Set from the start for a tunnel (a WebSocket), whose session the
+    /// loop runs on its own descriptor: no frame goes on it.
     ended: AtomicBool,
-    /// The connection is a tunnel (a WebSocket) whose session the loop
-    /// runs on its own descriptor: no frame goes on it, and it is never
-    /// kept for another request.
-    tunnel: bool,
 }
 
 impl LoopExchange {
@@ -92,7 +90,6 @@ impl LoopExchange {
             input_bytes: AtomicU64::new(0),
             input_reads: AtomicU64::new(0),
             ended: AtomicBool::new(tunnel),
-            tunnel,
         }
     }
 
@@ -278,7 +275,8 @@ impl LoopExchange {
             return;
         };
         self.record_end(py);
-        let idle = if clean && !self.tunnel && self.ended.load(Ordering::Acquire) {
+        // A tunnel's connection is never kept for another request.
+        let idle = if clean && !self.backend.is_tunnel() && self.ended.load(Ordering::Acquire) {
             self.backend.idle_copy()
         } else {
             self.backend.shut_down();

@@ -337,7 +337,7 @@ impl StartResponse {
         let started = {
             let head = self.head.lock();
             let tunnel = head.sent && matches!(head.status, Some((101, _)));
-            !tunnel && (head.sent || head.status.is_some()) || head.finished
+            head.finished || (!tunnel && (head.sent || head.status.is_some()))
         };
         if started {
             return Err(PyRuntimeError::new_err(
