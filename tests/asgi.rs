@@ -1088,3 +1088,82 @@ fn status_and_body(port: u16, path: &str) -> (u16, String) {
         Err(e) => (0, e.to_string()),
     }
 }
+
+/// A WebSocket open across a graceful restart goes on talking: in embedded
+/// mode the old generation's child relays it until the client closes (as
+/// Apache lets a retiring child finish its connections); in daemon mode the
+/// retiring daemon keeps it until graceful-timeout and then closes it with
+/// 1001 (going away), so the client knows to reconnect. New sessions meet
+/// the new generation meanwhile.
+#[test]
+fn websockets_across_a_graceful_restart() {
+    use common::websocket::{self, CLOSE};
+    let venv = common::venv::asgi_venv();
+    for mode in [Mode::Embedded, Mode::Daemon] {
+        let markers = marker_dir();
+        let apache = match mode {
+            Mode::Embedded => server(mode, &venv, markers.path()),
+            Mode::Daemon => server_with(
+                mode,
+                &venv,
+                markers.path(),
+                2,
+                "WSGIDaemonProcess retiring processes=1 threads=2 graceful-timeout=3 \
+                 python-home={venv} python-path={dir}/app display-name=asgi-retiring\n\
+                 WSGIScriptAlias /retiring {dir}/app/ws_app.py process-group=retiring\n"
+                    .replace("{venv}", &venv.display().to_string())
+                    .as_str(),
+            ),
+        };
+        let path = match mode {
+            Mode::Embedded => "/ws/echo",
+            Mode::Daemon => "/retiring/echo",
+        };
+        let (head, old) = websocket::handshake(apache.port, path, "");
+        let mut old = old.unwrap_or_else(|| panic!("{mode:?}: {head}\n{}", apache.error_log()));
+        old.recv_text();
+        old.send_text("before");
+        assert_eq!(old.recv_text(), "BEFORE", "{mode:?}");
+
+        let restarted = Instant::now();
+        apache.graceful_restart();
+        old.send_text("after the restart");
+        assert_eq!(old.recv_text(), "AFTER THE RESTART", "{mode:?}");
+        let (head, new) = websocket::handshake(apache.port, path, "");
+        let mut new = new.unwrap_or_else(|| panic!("{mode:?}: {head}\n{}", apache.error_log()));
+        new.recv_text();
+        new.send_text("new");
+        assert_eq!(new.recv_text(), "NEW", "{mode:?}");
+
+        match mode {
+            Mode::Embedded => {
+                std::thread::sleep(Duration::from_secs(4));
+                old.send_text("still");
+                assert_eq!(old.recv_text(), "STILL", "{mode:?}");
+                old.send_frame(CLOSE, &[0x03, 0xe8], true);
+                assert_eq!(old.recv_close().0, 1000, "{mode:?}");
+            }
+            Mode::Daemon => {
+                assert_eq!(
+                    old.recv_close(),
+                    (1001, "server going away".to_string()),
+                    "{}",
+                    apache.error_log()
+                );
+                let waited = restarted.elapsed();
+                assert!(
+                    waited >= Duration::from_millis(2500) && waited < Duration::from_secs(15),
+                    "closed {waited:?} after the restart"
+                );
+                old.send_frame(CLOSE, &[0x03, 0xe9], true);
+            }
+        }
+        assert!(old.at_end(), "{mode:?}");
+        // The new generation's session is untouched by the old one's end.
+        new.send_text("later");
+        assert_eq!(new.recv_text(), "LATER", "{mode:?}");
+        new.send_frame(CLOSE, &[0x03, 0xe8], true);
+        assert_eq!(new.recv_close().0, 1000, "{mode:?}");
+        apache.stop();
+    }
+}
