@@ -1167,3 +1167,103 @@ fn websockets_across_a_graceful_restart() {
         apache.stop();
     }
 }
+
+/// The client of the wss:// test: Debian's Python with its ssl module (the
+/// tests have no TLS of their own) and a few lines of RFC 6455 framing.
+/// Prints what came back, one item a line.
+const WSS_CLIENT: &str = r#"
+import base64, os, socket, ssl, struct, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=cafile)
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                    server_hostname="localhost")
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall(("GET /ws/echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+f = s.makefile("rb")
+print(f.readline().split(b" ")[1].decode())
+while f.readline() not in (b"\r\n", b""):
+    pass
+
+def send(op, payload):
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | op, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | op, 0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head = bytes([0x80 | op, 0x80 | 127]) + struct.pack("!Q", n)
+    s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+def recv():
+    message, first = b"", None
+    while True:
+        b0, b1 = f.read(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", f.read(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", f.read(8))[0]
+        first = b0 & 0x0F if first is None else first
+        message += f.read(n)
+        if b0 & 0x80:
+            return first, message
+
+print(recv()[1].decode())
+send(1, "héllo".encode())
+print(recv()[1].decode())
+big = b"w" * 300000
+send(1, big)
+op, data = recv()
+print("big", len(data), data == big.upper())
+send(8, struct.pack("!H", 1000))
+op, data = recv()
+print("close", op, struct.unpack("!H", data[:2])[0])
+print("end" if f.read() == b"" else "more")
+"#;
+
+/// wss:// in embedded mode: the relay reads and writes the client through
+/// Apache's connection filters, so mod_ssl decrypts and encrypts the
+/// session as it does any response.
+#[test]
+fn a_websocket_through_mod_ssl_in_embedded_mode() {
+    let venv = common::venv::asgi_venv();
+    let markers = marker_dir();
+    let certs = temp_dir_with_mode("mwsgi-wss-", 0o755);
+    let (cert, key) = common::conf_examples::make_cert(certs.path());
+    let tls_port = pick_port();
+    let apache = server_with(
+        Mode::Embedded,
+        &venv,
+        markers.path(),
+        4,
+        &format!(
+            "LoadModule socache_shmcb_module {m}/mod_socache_shmcb.so\n\
+             LoadModule ssl_module {m}/mod_ssl.so\n\
+             Listen 127.0.0.1:{tls_port}\n\
+             <VirtualHost 127.0.0.1:{tls_port}>\n\
+                 SSLEngine on\n\
+                 SSLCertificateFile {cert}\n\
+                 SSLCertificateKeyFile {key}\n\
+                 WSGIScriptAlias /ws {{dir}}/app/ws_app.py\n\
+             </VirtualHost>\n",
+            m = MODULES_DIR,
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    );
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", WSS_CLIENT, &tls_port.to_string()])
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "101\nhello /ws/echo /ws\nHÉLLO\nbig 300000 True\nclose 8 1000\nend\n",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        apache.error_log()
+    );
+}
