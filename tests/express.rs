@@ -1356,6 +1356,214 @@ fn dump_outcome(dir: &Path, set: &str, which: &str, o: &Outcome) {
 
 /// Runs the set with C mod_wsgi 6.1.1, then with our module, and fails
 /// listing every difference.
+/// Nearly every daemon-process option mod_wsgi-express turns into a
+/// `WSGIDaemonProcess` option or a server directive: the timeouts, the
+/// limits and the buffers, spare workers, backlogs, sendfile, the switch
+/// interval, the process name. The requests of `daemon`, one of them (a
+/// 200 kB PUT) over --limit-request-body.
+const DAEMON_LIMITS: OptionSet = OptionSet {
+    name: "daemon_limits",
+    options: &[
+        "--processes",
+        "2",
+        "--threads",
+        "4",
+        "--max-clients",
+        "40",
+        "--initial-workers",
+        "0.5",
+        "--minimum-spare-workers",
+        "0.25",
+        "--maximum-spare-workers",
+        "0.75",
+        "--limit-request-body",
+        "150000",
+        "--maximum-requests",
+        "500",
+        "--startup-timeout",
+        "15",
+        "--shutdown-timeout",
+        "4",
+        "--restart-interval",
+        "3600",
+        "--cpu-time-limit",
+        "900",
+        "--graceful-timeout",
+        "10",
+        "--eviction-timeout",
+        "5",
+        "--deadlock-timeout",
+        "90",
+        "--inactivity-timeout",
+        "900",
+        "--ignore-activity",
+        "/ignored",
+        "--request-timeout",
+        "45",
+        "--interrupt-timeout",
+        "15",
+        "--connect-timeout",
+        "12",
+        "--socket-timeout",
+        "50",
+        "--queue-timeout",
+        "40",
+        "--header-timeout",
+        "20",
+        "--header-max-timeout",
+        "40",
+        "--header-min-rate",
+        "400",
+        "--body-timeout",
+        "20",
+        "--body-max-timeout",
+        "40",
+        "--body-min-rate",
+        "400",
+        "--server-backlog",
+        "300",
+        "--daemon-backlog",
+        "150",
+        "--send-buffer-size",
+        "131072",
+        "--receive-buffer-size",
+        "131072",
+        "--header-buffer-size",
+        "65536",
+        "--response-buffer-size",
+        "262144",
+        "--response-socket-timeout",
+        "30",
+        "--enable-sendfile",
+        "--keep-alive-timeout",
+        "3",
+        "--switch-interval",
+        "0.002",
+        "--process-name",
+        "express-limits",
+        "--python-path",
+        "{site}/pylib",
+    ],
+    https: false,
+    exercise: exercise_daemon,
+};
+
+/// `--embedded-mode`: the application in Apache's children, no daemon
+/// process group; under the prefork MPM.
+const EMBEDDED: OptionSet = OptionSet {
+    name: "embedded_mode",
+    options: &[
+        "--embedded-mode",
+        "--server-mpm",
+        "prefork",
+        "--python-path",
+        "{site}/pylib",
+    ],
+    https: false,
+    exercise: exercise_embedded,
+};
+
+fn exercise_embedded(run: &Run, obs: &mut Observations) {
+    for path in ["/env", "/keys", "/sys", "/nothing/here?x=1"] {
+        obs.request(run, Req::get(path));
+    }
+    obs.request(
+        run,
+        Req::get("/echo")
+            .method("POST")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(b"a=1&b=two"),
+    );
+    obs.request(run, Req::get("/env").method("HEAD"));
+    obs.request(run, Req::get("/log?from=embedded"));
+    obs.request(run, Req::get("/status?404"));
+    obs.request(run, Req::get("/error"));
+}
+
+/// What reaches the application from the client and the server's
+/// environment: trusted proxy headers, `--setenv`, `--passenv`,
+/// `--locale`, `--server-alias`, `--allow-localhost`, chunked request
+/// bodies, HEAD not mapped to GET, error responses left to Apache.
+const PROXY_ENV: OptionSet = OptionSet {
+    name: "proxy_env",
+    options: &[
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy-header",
+        "X-Forwarded-Proto",
+        "--trust-proxy-header",
+        "X-Forwarded-Host",
+        "--trust-proxy",
+        "127.0.0.1",
+        "--setenv",
+        "EXPRESS_EXTRA",
+        "from-setenv",
+        "--passenv",
+        "LANG",
+        "--locale",
+        "C.UTF-8",
+        "--server-alias",
+        "alias.test",
+        "--allow-localhost",
+        "--chunked-request",
+        "--map-head-to-get",
+        "Off",
+        "--error-override",
+    ],
+    https: false,
+    exercise: exercise_proxy_env,
+};
+
+fn exercise_proxy_env(run: &Run, obs: &mut Observations) {
+    obs.request(run, Req::get("/env"));
+    obs.request(
+        run,
+        Req::get("/env")
+            .header("X-Forwarded-For", "203.0.113.7, 127.0.0.1")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", "proxied.test"),
+    );
+    obs.request(run, Req::get("/sys"));
+    obs.request(run, Req::get("/env").method("HEAD"));
+    obs.request(
+        run,
+        Req::get("/echo")
+            .method("POST")
+            .header("Content-Type", "application/octet-stream")
+            .header("Transfer-Encoding", "chunked")
+            .body(b"chunked body bytes"),
+    );
+    obs.request(run, Req::get("/status?404"));
+    obs.request(run, Req::get("/status?500"));
+    obs.request(run, Req::get("/error"));
+}
+
+/// Python's own settings and the process around it: `--python-eggs`,
+/// `--python-warnings`, `--orphan-interpreter`, `--working-directory`, a
+/// `--process-group` and `--application-group` of our naming, and an
+/// access log.
+const PYTHON_SETTINGS: OptionSet = OptionSet {
+    name: "python_settings",
+    options: &[
+        "--python-eggs",
+        "{site}/work",
+        "--python-warnings",
+        "ignore::DeprecationWarning",
+        "--orphan-interpreter",
+        "--working-directory",
+        "{site}/work",
+        "--process-group",
+        "express-named",
+        "--application-group",
+        "express-app-group",
+        "--access-log",
+        "--python-path",
+        "{site}/pylib",
+    ],
+    https: false,
+    exercise: exercise_daemon,
+};
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1471,4 +1679,24 @@ fn compress_metrics() {
 #[test]
 fn reload_on_changes() {
     check(&RELOAD);
+}
+
+#[test]
+fn daemon_limits() {
+    check(&DAEMON_LIMITS);
+}
+
+#[test]
+fn embedded_mode() {
+    check(&EMBEDDED);
+}
+
+#[test]
+fn proxy_env() {
+    check(&PROXY_ENV);
+}
+
+#[test]
+fn python_settings() {
+    check(&PYTHON_SETTINGS);
 }
