@@ -102,6 +102,12 @@ const SITE_FILES: &[(&str, &str)] = &[
         include_str!("apps/express/docroot/page.txt"),
     ),
     ("work/marker.txt", "the --working-directory of the daemon\n"),
+    ("rewrite.conf", include_str!("apps/express/rewrite.conf")),
+    ("service.py", include_str!("apps/express/service.py")),
+    (
+        "docroot/.htaccess",
+        include_str!("apps/express/docroot/.htaccess"),
+    ),
 ];
 
 /// The file given with `--include-file` (written as `site/extra.conf`):
@@ -1564,6 +1570,101 @@ const PYTHON_SETTINGS: OptionSet = OptionSet {
     exercise: exercise_daemon,
 };
 
+/// A document root with its own features: a directory index,
+/// `.htaccess` overrides, an error document, rewrite rules, and a WSGI
+/// handler script for one extension (`--add-handler`).
+const DOCROOT_HANDLERS: OptionSet = OptionSet {
+    name: "docroot_handlers",
+    options: &[
+        "--document-root",
+        "{site}/docroot",
+        "--directory-index",
+        "index.html",
+        "--allow-override",
+        "FileInfo",
+        "--error-document",
+        "404",
+        "/status?404",
+        "--rewrite-rules",
+        "{site}/rewrite.conf",
+        "--add-handler",
+        ".txt",
+        "{site}/app.wsgi",
+    ],
+    https: false,
+    exercise: exercise_docroot_handlers,
+};
+
+fn exercise_docroot_handlers(run: &Run, obs: &mut Observations) {
+    for path in [
+        "/",
+        "/index.html",
+        "/page.txt",
+        "/old-env",
+        "/env",
+        "/status?404",
+    ] {
+        obs.request(run, Req::get(path));
+    }
+    obs.request(run, Req::get("/page.txt").method("HEAD"));
+}
+
+/// A `--service-script` (a managed service in a daemon process of its
+/// own, which runs until the server stops and then sees SystemExit),
+/// `/server-status`, the worker MPM and a `--socket-prefix`.
+const SERVICE_STATUS: OptionSet = OptionSet {
+    name: "service_status",
+    options: &[
+        // A short name: C mod_wsgi cuts a display name to the length of
+        // Apache's command name, we show it whole.
+        "--service-script",
+        "svc",
+        "{site}/service.py",
+        "--server-status",
+        "--server-mpm",
+        "worker",
+        "--socket-prefix",
+        "{site}/work",
+    ],
+    https: false,
+    exercise: exercise_service_status,
+};
+
+fn exercise_service_status(run: &Run, obs: &mut Observations) {
+    obs.request(run, Req::get("/env"));
+    obs.request(run, Req::get("/sys"));
+    // The page's figures change from one second to the next: its status
+    // and headers are what compare.
+    obs.request(run, Req::get("/server-status").method("HEAD"));
+    obs.daemon_processes(run);
+}
+
+/// `--https-only` (plain HTTP redirected to HTTPS) with an HSTS policy.
+const HTTPS_ONLY: OptionSet = OptionSet {
+    name: "https_only",
+    options: &[
+        "--https-port",
+        "{https_port}",
+        "--ssl-certificate-file",
+        "{cert}",
+        "--ssl-certificate-key-file",
+        "{key}",
+        "--server-name",
+        SERVER_NAME,
+        "--https-only",
+        "--hsts-policy",
+        "max-age=600",
+    ],
+    https: true,
+    exercise: exercise_https_only,
+};
+
+fn exercise_https_only(run: &Run, obs: &mut Observations) {
+    obs.request(run, Req::get("/env").named_host());
+    obs.request(run, Req::get("/env").https());
+    obs.request(run, Req::get("/keys?x=1").https());
+}
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1699,4 +1800,19 @@ fn proxy_env() {
 #[test]
 fn python_settings() {
     check(&PYTHON_SETTINGS);
+}
+
+#[test]
+fn docroot_handlers() {
+    check(&DOCROOT_HANDLERS);
+}
+
+#[test]
+fn service_status() {
+    check(&SERVICE_STATUS);
+}
+
+#[test]
+fn https_only() {
+    check(&HTTPS_ONLY);
 }

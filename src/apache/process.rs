@@ -323,6 +323,54 @@ pub fn route_signals_to(fd: i32) {
     }
 }
 
+/// A thread, as [`interrupt_thread`] names it.
+#[derive(Clone, Copy, Debug)]
+pub struct ThreadHandle(libc::pthread_t);
+
+/// The calling thread.
+pub fn this_thread() -> ThreadHandle {
+    // SAFETY: pthread_self has no preconditions.
+    ThreadHandle(unsafe { libc::pthread_self() })
+}
+
+/// Sends SIGINT to `thread`, which must still be running: the main thread
+/// of a daemon process running a service script, where Python turns it
+/// into SystemExit (the signal interrupts a sleep or a blocking read, so
+/// the script sees it at once).
+pub fn interrupt_thread(thread: ThreadHandle) {
+    // SAFETY: the handle came from pthread_self of a thread that lives as
+    // long as the process (a daemon's main thread).
+    unsafe { libc::pthread_kill(thread.0, libc::SIGINT) };
+}
+
+/// SIGINT blocked on the calling thread until dropped: threads started
+/// meanwhile inherit the block, so a process-wide SIGINT reaches the
+/// thread that left it unblocked (a service script's main thread).
+pub struct InterruptBlocked(libc::sigset_t, std::marker::PhantomData<*const ()>);
+
+impl InterruptBlocked {
+    pub fn new() -> InterruptBlocked {
+        // SAFETY: sigset_t is plain data, initialised by sigemptyset
+        // before use; pthread_sigmask only changes this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            InterruptBlocked(old, std::marker::PhantomData)
+        }
+    }
+}
+
+impl Drop for InterruptBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on the same thread (the
+        // raw-pointer marker keeps the value from being sent elsewhere).
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
 /// The write end of the pipe SIGHUP / SIGUSR2 are reported into once an
 /// application subscribed to them (mod_wsgi.subscribe_signals).
 static SIGNAL_EVENT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);

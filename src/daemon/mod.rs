@@ -15,6 +15,7 @@ pub mod kept;
 pub mod loop_exchange;
 pub mod peer;
 pub mod process;
+mod service;
 pub mod socket_backend;
 pub mod status;
 pub mod supervisor;

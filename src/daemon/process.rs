@@ -17,6 +17,7 @@
 use super::GroupRuntime;
 use super::board::End;
 use super::loop_exchange::{LoopOwner, LoopSetup};
+use super::service::{self, Service};
 use super::socket_backend::{Conn, SocketBackend, failure_frame};
 use super::supervisor::Daemons;
 use crate::apache::log::{self, Level};
@@ -217,20 +218,31 @@ fn setup_and_serve(
         group.options.processes,
     );
     crate::python::initialize(&settings).map_err(|e| format!("cannot start Python: {e}"))?;
-    // WSGIImportScript for this group: loaded before the first request.
-    for (path, application_group) in &group.import_scripts {
-        if let Err(e) = crate::wsgi::scripts::preload(path, application_group) {
-            log::server(
-                None,
-                Level::Error,
-                &format!(
-                    "daemon process '{}' (pid {}): WSGIImportScript {path}: {e}",
-                    group.name,
-                    std::process::id()
-                ),
-            );
+    // Without request threads the group's WSGIImportScripts are service
+    // scripts: they run on this thread once the others are started (see
+    // `service`), and only this thread takes SIGINT.
+    let runs_service = group.options.threads == 0 && !group.import_scripts.is_empty();
+    let interrupt_blocked = if runs_service {
+        crate::wsgi::scripts::arm_service_stop()
+            .map_err(|e| format!("cannot prepare the service scripts: {e}"))?;
+        Some(proc_edge::InterruptBlocked::new())
+    } else {
+        // WSGIImportScript for this group: loaded before the first request.
+        for (path, application_group) in &group.import_scripts {
+            if let Err(e) = crate::wsgi::scripts::preload(path, application_group) {
+                log::server(
+                    None,
+                    Level::Error,
+                    &format!(
+                        "daemon process '{}' (pid {}): WSGIImportScript {path}: {e}",
+                        group.name,
+                        std::process::id()
+                    ),
+                );
+            }
         }
-    }
+        None
+    };
     crate::telemetry::start(&group.name);
 
     let (stop_read, stop_write) =
@@ -309,7 +321,34 @@ fn setup_and_serve(
     );
     group.board.ready(index, shared.pid);
 
-    caretaker(&shared, wake_read, workers)
+    if interrupt_blocked.is_some() {
+        let (service, main) = service::new();
+        let s = shared.clone();
+        std::thread::Builder::new()
+            .name("wsgi-caretaker".into())
+            .spawn(move || {
+                let code = match caretaker(&s, wake_read, workers, Some(&service)) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        log::server(None, Level::Crit, &format!("{}: {e}", s.who()));
+                        super::supervisor::EXIT_STARTUP_FAILED
+                    }
+                };
+                proc_edge::exit_now(code)
+            })
+            .map_err(|e| format!("cannot start the caretaker thread: {e}"))?;
+        drop(interrupt_blocked);
+        service::run_scripts(main, &shared.who(), &group.import_scripts, || {
+            if !shared.stopping.load(Ordering::SeqCst) {
+                shared.request_exit(
+                    SHUTDOWN,
+                    "shutdown_signal",
+                    "its service script ended with SystemExit; stopping",
+                );
+            }
+        })
+    }
+    caretaker(&shared, wake_read, workers, None)
 }
 
 /// Drops root for the group's user/group (Apache's User/Group by default),
@@ -413,12 +452,14 @@ fn become_group_identity(group: &GroupRuntime) -> Result<(), String> {
     Ok(())
 }
 
-/// The main thread after start-up: waits for a reason to stop, then drains
-/// and exits.
+/// The main thread after start-up (a thread of its own while service
+/// scripts hold the main one): waits for a reason to stop, then drains and
+/// exits.
 fn caretaker(
     shared: &Arc<Shared>,
     wake_read: OwnedFd,
     workers: Vec<std::thread::JoinHandle<()>>,
+    service: Option<&Service>,
 ) -> Result<(), String> {
     let mut pipe = std::fs::File::from(wake_read);
     let mut byte = [0u8; 1];
@@ -444,6 +485,8 @@ fn caretaker(
         }
     };
     let _ = nix::unistd::write(shared.stop_write.as_fd(), b"x");
+    // Service scripts run on the main thread until they are told to stop.
+    let scripts_over = service.is_none_or(|s| s.end(o.shutdown_timeout));
     match how {
         GRACEFUL | RETIRE => wait_idle(shared, o.graceful_timeout, Some(&mut pipe)),
         EVICTION if !o.eviction_timeout.is_zero() => {
@@ -484,9 +527,13 @@ fn caretaker(
     }
     // Destroying the interpreter runs the application's atexit handlers;
     // only safe once no request thread is inside Python.
-    if idle && shared.group.python.destroy_interpreter() {
+    if idle && scripts_over && shared.group.python.destroy_interpreter() {
         *shared.python_gate.lock() = true;
-        crate::python::finalize();
+        match service {
+            // Python is finalized where it started.
+            Some(s) => s.on_main(crate::python::finalize),
+            None => crate::python::finalize(),
+        }
     }
     drop(workers);
     log::server(

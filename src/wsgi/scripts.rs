@@ -295,7 +295,7 @@ fn exec_script<'py>(
     let module = executed.map_err(|e| {
         if e.is_instance_of::<PySystemExit>(py) {
             WsgiError::Script(format!(
-                "WSGI0107: SystemExit exception raised when doing exec of Python script file '{path}'."
+                "{SYSTEM_EXIT}: SystemExit exception raised when doing exec of Python script file '{path}'."
             ))
         } else {
             with_exception(
@@ -313,7 +313,32 @@ fn exec_script<'py>(
 /// WSGIImportScript: loads `path` into the interpreter of `application_group`
 /// ("%{GLOBAL}" or "" for the main one) when a process starts, so the first
 /// request finds it loaded.
-pub fn preload(path: &str, application_group: &str) -> Result<(), String> {
+/// mod_wsgi's code for a script that raised SystemExit while it was
+/// executed: how a service script ends.
+const SYSTEM_EXIT: &str = "WSGI0107";
+
+/// Why a WSGIImportScript did not load.
+#[derive(Debug)]
+pub enum PreloadError {
+    /// It raised SystemExit (a service script told to stop); mod_wsgi's
+    /// message.
+    SystemExit(String),
+    /// Anything else: the message for the error log.
+    Failed(String),
+}
+
+impl std::fmt::Display for PreloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PreloadError::SystemExit(m) | PreloadError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// WSGIImportScript: loads `path` into the interpreter of
+/// `application_group` before any request. A service script (a daemon
+/// group with threads=0) runs here until it ends.
+pub fn preload(path: &str, application_group: &str) -> Result<(), PreloadError> {
     let group = if application_group == "%{GLOBAL}" {
         ""
     } else {
@@ -324,11 +349,36 @@ pub fn preload(path: &str, application_group: &str) -> Result<(), String> {
         load(py, path, mtime, true)
             .map(|_| ())
             .map_err(|e| match e {
-                WsgiError::Script(m) | WsgiError::Application(m) => m,
-                WsgiError::ClientGone => "interrupted".to_string(),
+                WsgiError::Script(m) if m.starts_with(SYSTEM_EXIT) => PreloadError::SystemExit(m),
+                WsgiError::Script(m) | WsgiError::Application(m) => PreloadError::Failed(m),
+                WsgiError::ClientGone => PreloadError::Failed("interrupted".to_string()),
             })
+    })
+    .map_err(PreloadError::Failed)?
+}
+
+/// In a daemon process that runs service scripts: SIGINT raises
+/// SystemExit in the main interpreter's main thread, as in mod_wsgi, so
+/// that a service script running there ends (its `finally` and `except
+/// SystemExit` run) when the process is told to stop. Call it on the
+/// thread that started Python, before the scripts run; the original
+/// `_signal.signal` is used, so WSGIRestrictSignal does not stand in the way.
+pub fn arm_service_stop() -> Result<(), String> {
+    crate::python::with_interpreter("", |py| {
+        py.run(SERVICE_STOP, None, None)
+            .map_err(|e| crate::wsgi::response::format_exception(py, &e))
     })?
 }
+
+/// The handler [`arm_service_stop`] installs.
+const SERVICE_STOP: &std::ffi::CStr = cr#"
+import _signal
+
+def _mod_wsgi_service_stop(signum, frame):
+    raise SystemExit(0)
+
+_signal.signal(_signal.SIGINT, _mod_wsgi_service_stop)
+"#;
 
 /// Modification time of a script in microseconds (APR's unit, as the
 /// request's finfo gives it), for the reload check.
