@@ -349,7 +349,7 @@ pub fn interrupt_thread(thread: ThreadHandle) {
 pub struct InterruptBlocked(libc::sigset_t, std::marker::PhantomData<*const ()>);
 
 impl InterruptBlocked {
-    pub fn new() -> InterruptBlocked {
+    pub fn here() -> InterruptBlocked {
         // SAFETY: sigset_t is plain data, initialised by sigemptyset
         // before use; pthread_sigmask only changes this thread's mask.
         unsafe {
@@ -365,7 +365,7 @@ impl InterruptBlocked {
 
 impl Drop for InterruptBlocked {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved by `new` on the same thread (the
+        // SAFETY: restores the mask saved by `here` on the same thread (the
         // raw-pointer marker keeps the value from being sent elsewhere).
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
     }

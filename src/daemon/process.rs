@@ -225,7 +225,7 @@ fn setup_and_serve(
     let interrupt_blocked = if runs_service {
         crate::wsgi::scripts::arm_service_stop()
             .map_err(|e| format!("cannot prepare the service scripts: {e}"))?;
-        Some(proc_edge::InterruptBlocked::new())
+        Some(proc_edge::InterruptBlocked::here())
     } else {
         // WSGIImportScript for this group: loaded before the first request.
         for (path, application_group) in &group.import_scripts {
