@@ -129,3 +129,120 @@ fn embedded_import_script_starts_python_in_children_despite_restrict_embedded() 
     let served: u32 = apache.get("/").text().parse().unwrap();
     assert_ne!(served, child, "the application runs in the daemon");
 }
+
+/// A service script (a group with threads=0, as mod_wsgi-express's
+/// --service-script makes): it runs for as long as the process does,
+/// appending "<pid> started" to the marker file, and "<pid> stopped" when
+/// SystemExit reaches it; `returns` makes it return at once instead.
+fn service_script(marker: &std::path::Path, returns: bool) -> String {
+    let body = if returns {
+        "pass"
+    } else {
+        "while True:\n        time.sleep(30)"
+    };
+    format!(
+        "import os, time\n\
+         def note(what):\n    with open({marker:?}, 'a') as f:\n        f.write('%d %s\\n' % (os.getpid(), what))\n\
+         note('started')\n\
+         try:\n    {body}\n\
+         except SystemExit:\n    note('stopped')\n    raise\n"
+    )
+}
+
+/// Lines of the marker file ("<pid> started", "<pid> stopped").
+fn notes(marker: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(marker)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn service_server(marker: &std::path::Path, returns: bool) -> Apache {
+    Apache::builder()
+        .file("app/service.py", &service_script(marker, returns))
+        .file(
+            "app/hello.wsgi",
+            "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'hello']\n",
+        )
+        .directives(
+            "WSGIDaemonProcess svc threads=0 display-name=svc-daemon shutdown-timeout=10\n\
+             WSGIImportScript {dir}/app/service.py process-group=svc application-group=%{GLOBAL}\n\
+             WSGIDaemonProcess web threads=2\n\
+             WSGIScriptAlias / {dir}/app/hello.wsgi process-group=web\n",
+        )
+        .start()
+}
+
+/// The service sleeps in `time.sleep(30)`: a graceful restart and a stop
+/// each end it at once with SystemExit (its `except` runs), the restart
+/// starting a new one; requests to the other group are served meanwhile.
+#[test]
+fn a_service_script_runs_until_its_process_stops_and_then_sees_system_exit() {
+    let dir = marker_dir();
+    let marker = dir.path().join("service");
+    let apache = service_server(&marker, false);
+    wait_for_file(&marker);
+    assert_eq!(apache.get("/").status, 200, "{}", apache.error_log());
+    let first = notes(&marker);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let pid = first[0].split(' ').next().unwrap().to_string();
+    assert_eq!(apache.pids_named("svc-daemon").len(), 1);
+
+    apache.graceful_restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while notes(&marker).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after_restart = notes(&marker);
+    assert!(
+        after_restart.contains(&format!("{pid} stopped")),
+        "{after_restart:?}\n{}",
+        apache.error_log()
+    );
+    let new_pid = after_restart
+        .iter()
+        .filter(|l| l.ends_with(" started"))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .find(|p| *p != pid)
+        .unwrap_or_else(|| panic!("no new service: {after_restart:?}"));
+
+    let log_path = apache.dir.join("error.log");
+    let stopping = Instant::now();
+    apache.stop();
+    let stopped_in = stopping.elapsed();
+    let last = notes(&marker);
+    assert!(
+        last.contains(&format!("{new_pid} stopped")),
+        "{last:?}\n{}",
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    );
+    // Well within shutdown-timeout=10: nothing waited for a kill.
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "the stop took {stopped_in:?}"
+    );
+}
+
+/// A service script that returns leaves its process running (mod_wsgi
+/// 6.1 lets that process exit and starts another every second): one
+/// start, the same process seconds later.
+#[test]
+fn a_service_script_that_returns_leaves_its_process_running() {
+    let dir = marker_dir();
+    let marker = dir.path().join("service");
+    let apache = service_server(&marker, true);
+    wait_for_file(&marker);
+    let pids = apache.pids_named("svc-daemon");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(notes(&marker).len(), 1, "{:?}", notes(&marker));
+    assert_eq!(apache.pids_named("svc-daemon"), pids);
+    assert!(
+        apache.wait_for_log(
+            "service scripts returned; the process goes on",
+            Duration::from_secs(5)
+        ),
+        "{}",
+        apache.error_log()
+    );
+}
