@@ -449,8 +449,11 @@ fn respawn(supervisor: &Supervisor, pid: i32, status: i32) -> Option<i32> {
     let lived = slot.started.elapsed();
     // A clean exit (a recycle: maximum-requests, restart-interval, ...) is
     // never "dying at startup", however short the life: a small
-    // maximum-requests under load makes lives short on purpose.
-    slot.quick_deaths = if status != 0 && lived < Duration::from_secs(1) {
+    // maximum-requests under load makes lives short on purpose. Except
+    // for a process that serves no requests: its service script ending
+    // at once (SystemExit) would otherwise restart it in a tight loop.
+    let serves_requests = group.options.threads > 0;
+    slot.quick_deaths = if (status != 0 || !serves_requests) && lived < Duration::from_secs(1) {
         slot.quick_deaths + 1
     } else {
         0
