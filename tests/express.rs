@@ -1466,10 +1466,12 @@ const EMBEDDED: OptionSet = OptionSet {
         "{site}/pylib",
     ],
     https: false,
-    exercise: exercise_embedded,
+    exercise: exercise_basic,
 };
 
-fn exercise_embedded(run: &Run, obs: &mut Observations) {
+/// Requests that suit any configuration: the environ, keys, sys, a
+/// POST, HEAD, a log line, a 404 and an error.
+fn exercise_basic(run: &Run, obs: &mut Observations) {
     for path in ["/env", "/keys", "/sys", "/nothing/here?x=1"] {
         obs.request(run, Req::get(path));
     }
@@ -1665,6 +1667,27 @@ fn exercise_https_only(run: &Run, obs: &mut Observations) {
     obs.request(run, Req::get("/keys?x=1").https());
 }
 
+/// The rest of what a generated configuration can hold around the
+/// application: telemetry to a local socket with slow-request reports,
+/// HTTP/2, CGI, an access log with its own format and the start-up log.
+const TELEMETRY_LOGS: OptionSet = OptionSet {
+    name: "telemetry_logs",
+    options: &[
+        "--telemetry-service",
+        "unix:{site}/work/telemetry.sock",
+        "--slow-requests",
+        "5",
+        "--http2",
+        "--with-cgi",
+        "--access-log",
+        "--access-log-format",
+        "%h %>s %b",
+        "--startup-log",
+    ],
+    https: false,
+    exercise: exercise_basic,
+};
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1815,4 +1838,9 @@ fn service_status() {
 #[test]
 fn https_only() {
     check(&HTTPS_ONLY);
+}
+
+#[test]
+fn telemetry_logs() {
+    check(&TELEMETRY_LOGS);
 }
