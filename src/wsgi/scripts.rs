@@ -310,9 +310,6 @@ fn exec_script<'py>(
     Ok(module)
 }
 
-/// WSGIImportScript: loads `path` into the interpreter of `application_group`
-/// ("%{GLOBAL}" or "" for the main one) when a process starts, so the first
-/// request finds it loaded.
 /// mod_wsgi's code for a script that raised SystemExit while it was
 /// executed: how a service script ends.
 const SYSTEM_EXIT: &str = "WSGI0107";
@@ -335,9 +332,10 @@ impl std::fmt::Display for PreloadError {
     }
 }
 
-/// WSGIImportScript: loads `path` into the interpreter of
-/// `application_group` before any request. A service script (a daemon
-/// group with threads=0) runs here until it ends.
+/// WSGIImportScript: loads `path` into the interpreter of `application_group`
+/// ("%{GLOBAL}" or "" for the main one) when a process starts, so the first
+/// request finds it loaded. A service script (a daemon group with
+/// threads=0) runs here until it ends.
 pub fn preload(path: &str, application_group: &str) -> Result<(), PreloadError> {
     let group = if application_group == "%{GLOBAL}" {
         ""
