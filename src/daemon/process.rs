@@ -222,6 +222,7 @@ fn setup_and_serve(
     // scripts: they run on this thread once the others are started (see
     // `service`), and only this thread takes SIGINT.
     let runs_service = group.options.threads == 0 && !group.import_scripts.is_empty();
+    // Threads started from here on leave SIGINT to this one.
     let interrupt_blocked = if runs_service {
         crate::wsgi::scripts::arm_service_stop()
             .map_err(|e| format!("cannot prepare the service scripts: {e}"))?;
@@ -321,7 +322,7 @@ fn setup_and_serve(
     );
     group.board.ready(index, shared.pid);
 
-    if interrupt_blocked.is_some() {
+    if runs_service {
         let (service, main) = service::new();
         let s = shared.clone();
         std::thread::Builder::new()
