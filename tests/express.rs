@@ -307,9 +307,7 @@ const DAEMON: OptionSet = OptionSet {
 };
 
 fn exercise_daemon(run: &Run, obs: &mut Observations) {
-    for path in ["/env", "/keys", "/sys", "/nothing/here?x=1&y=%20z"] {
-        obs.request(run, Req::get(path));
-    }
+    obs.get_each(run, &["/env", "/keys", "/sys", "/nothing/here?x=1&y=%20z"]);
     obs.request(
         run,
         Req::get("/echo")
@@ -354,24 +352,25 @@ const STATIC_MOUNT: OptionSet = OptionSet {
 };
 
 fn exercise_static_mount(run: &Run, obs: &mut Observations) {
-    for path in [
-        "/static/hello.txt",
-        "/static/style.css",
-        "/static/missing.txt",
-        "/static/",
-        "/hello-file",
-        "/page.txt",
-        "/index.html",
-        "/",
-        "/app/env",
-        "/app",
-        "/app/",
-        "/app/deeper/path?q=1",
-        "/elsewhere/env",
-        "/appendix",
-    ] {
-        obs.request(run, Req::get(path));
-    }
+    obs.get_each(
+        run,
+        &[
+            "/static/hello.txt",
+            "/static/style.css",
+            "/static/missing.txt",
+            "/static/",
+            "/hello-file",
+            "/page.txt",
+            "/index.html",
+            "/",
+            "/app/env",
+            "/app",
+            "/app/",
+            "/app/deeper/path?q=1",
+            "/elsewhere/env",
+            "/appendix",
+        ],
+    );
     obs.request(run, Req::get("/static/hello.txt").method("HEAD"));
 }
 
@@ -1043,6 +1042,13 @@ impl Observations {
     }
 
     /// Sends the request, records what came back; returns the body.
+    /// A GET of each path, in order.
+    fn get_each(&mut self, run: &Run, paths: &[&str]) {
+        for path in paths {
+            self.request(run, Req::get(path));
+        }
+    }
+
     fn request(&mut self, run: &Run, req: Req) -> Vec<u8> {
         let r = run.fetch(&req);
         let mut text = String::new();
@@ -1472,9 +1478,7 @@ const EMBEDDED: OptionSet = OptionSet {
 /// Requests that suit any configuration: the environ, keys, sys, a
 /// POST, HEAD, a log line, a 404 and an error.
 fn exercise_basic(run: &Run, obs: &mut Observations) {
-    for path in ["/env", "/keys", "/sys", "/nothing/here?x=1"] {
-        obs.request(run, Req::get(path));
-    }
+    obs.get_each(run, &["/env", "/keys", "/sys", "/nothing/here?x=1"]);
     obs.request(
         run,
         Req::get("/echo")
@@ -1598,16 +1602,17 @@ const DOCROOT_HANDLERS: OptionSet = OptionSet {
 };
 
 fn exercise_docroot_handlers(run: &Run, obs: &mut Observations) {
-    for path in [
-        "/",
-        "/index.html",
-        "/page.txt",
-        "/old-env",
-        "/env",
-        "/status?404",
-    ] {
-        obs.request(run, Req::get(path));
-    }
+    obs.get_each(
+        run,
+        &[
+            "/",
+            "/index.html",
+            "/page.txt",
+            "/old-env",
+            "/env",
+            "/status?404",
+        ],
+    );
     obs.request(run, Req::get("/page.txt").method("HEAD"));
 }
 
