@@ -86,6 +86,10 @@ const SITE_FILES: &[(&str, &str)] = &[
         include_str!("apps/express/pylib/express_helper.py"),
     ),
     (
+        "pylib/express_entry.py",
+        include_str!("apps/express/pylib/express_entry.py"),
+    ),
+    (
         "static/hello.txt",
         include_str!("apps/express/static/hello.txt"),
     ),
@@ -704,9 +708,12 @@ impl Run {
         let root = dir.join("root");
         let port = pick_port();
         let https_port = set.https.then(pick_port);
-        let mut args: Vec<String> = vec![
-            "setup-server".into(),
-            site.join("app.wsgi").display().to_string(),
+        let mut args: Vec<String> = vec!["setup-server".into()];
+        // The script is the entry point unless the set names its own.
+        if !set.options.contains(&"--entry-point") {
+            args.push(site.join("app.wsgi").display().to_string());
+        }
+        args.extend([
             "--server-root".into(),
             root.display().to_string(),
             "--host".into(),
@@ -717,7 +724,7 @@ impl Run {
             "www-data".into(),
             "--group".into(),
             "www-data".into(),
-        ];
+        ]);
         for opt in set.options {
             let mut o = opt
                 .replace("{site}", &site.display().to_string())
@@ -1693,6 +1700,43 @@ const TELEMETRY_LOGS: OptionSet = OptionSet {
     exercise: exercise_basic,
 };
 
+/// `--application-type module`: the application is a module on
+/// --python-path (`express_entry`, which runs app.wsgi's code), loaded by
+/// the handler script mod_wsgi-express writes.
+const MODULE_ENTRY: OptionSet = OptionSet {
+    name: "module_entry",
+    options: &[
+        "--application-type",
+        "module",
+        "--entry-point",
+        "express_entry",
+        "--python-path",
+        "{site}/pylib",
+    ],
+    https: false,
+    exercise: exercise_basic,
+};
+
+/// `--application-type static`: no application, a directory of files
+/// served by Apache, with a directory listing.
+const STATIC_SITE: OptionSet = OptionSet {
+    name: "static_site",
+    options: &[
+        "--application-type",
+        "static",
+        "--entry-point",
+        "{site}/docroot",
+        "--directory-listing",
+    ],
+    https: false,
+    exercise: exercise_static_site,
+};
+
+fn exercise_static_site(run: &Run, obs: &mut Observations) {
+    obs.get_each(run, &["/", "/index.html", "/page.txt", "/missing.txt"]);
+    obs.request(run, Req::get("/page.txt").method("HEAD"));
+}
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1848,4 +1892,14 @@ fn https_only() {
 #[test]
 fn telemetry_logs() {
     check(&TELEMETRY_LOGS);
+}
+
+#[test]
+fn module_entry() {
+    check(&MODULE_ENTRY);
+}
+
+#[test]
+fn static_site() {
+    check(&STATIC_SITE);
 }
