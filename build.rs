@@ -189,6 +189,7 @@ fn main() {
         .allowlist_function("ap_setup_client_block|ap_should_client_block")
         .allowlist_function("ap_get_brigade|apr_brigade_flatten|apr_brigade_destroy|apr_strerror")
         .allowlist_function("ap_check_cmd_context|ap_get_server_description|ap_server_root_relative")
+        .allowlist_function("ap_exists_config_define")
         .allowlist_function("ap_get_server_port|ap_get_server_name|ap_run_generate_log_id")
         .allowlist_function("apr_palloc|apr_pstrdup|apr_pstrmemdup|apr_pool_cleanup_register|apr_pool_cleanup_null")
         .allowlist_function("apr_pool_userdata_get|apr_pool_userdata_set|apr_pool_parent_get|ap_state_query")

@@ -523,6 +523,7 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
     let pick = |from_alias: Option<&String>, default: &str| {
         from_alias.cloned().unwrap_or_else(|| default.to_string())
     };
+    let mpm = mpm_info();
     let request = RequestOptions {
         script,
         callable_object: fixed_callable.unwrap_or_else(|| {
@@ -544,7 +545,8 @@ pub fn handler(r: &mut Request, server: &ServerConfig, dir: &DirConfig) -> i32 {
             .unwrap_or(dir.pass_authorization()),
         script_reloading: dir.script_reloading(),
         chunked_request: dir.chunked_request(),
-        multithread: mpm_info().threaded,
+        multithread: mpm.multithread(),
+        multiprocess: mpm.multiprocess(),
         enable_sendfile: dir.enable_sendfile(),
         proxy: crate::wsgi::proxy::ProxyTrust::from_dir(dir),
         error_override: dir.error_override(),

@@ -682,6 +682,10 @@ struct Run {
     started: bool,
     start_error: String,
     tmp_dir: Option<tempfile::TempDir>,
+    /// `--debug-mode`: apachectl runs the server in the foreground
+    /// (`httpd -X`), as this child of the test.
+    debug_mode: bool,
+    foreground: Option<std::process::Child>,
 }
 
 impl Run {
@@ -781,6 +785,8 @@ impl Run {
             started: false,
             start_error: String::new(),
             tmp_dir: Some(tmp),
+            debug_mode: set.options.contains(&"--debug-mode"),
+            foreground: None,
         }
     }
 
@@ -804,6 +810,20 @@ impl Run {
     /// does not come up is recorded (compared as an observation), not a
     /// panic: our module failing to start is a difference to report.
     fn start(&mut self) {
+        if self.debug_mode {
+            let child = Command::new(self.root.join("apachectl"))
+                .arg("start")
+                .env("LD_LIBRARY_PATH", LD_LIBRARY_PATH)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("running apachectl start");
+            self.foreground = Some(child);
+            self.started = true;
+            self.wait_answering();
+            return;
+        }
         let out = Command::new(self.root.join("apachectl"))
             .arg("start")
             // The server's LD_LIBRARY_PATH is what the generated apachectl
@@ -823,6 +843,11 @@ impl Run {
             );
             return;
         }
+        self.wait_answering();
+    }
+
+    /// Waits for the parent's pid file and its port to answer.
+    fn wait_answering(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             let parent_alive = self.pid().is_some_and(pid_alive);
@@ -877,6 +902,10 @@ impl Run {
             .status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
+            // A foreground server is our child: reap it once it exits.
+            if let Some(child) = self.foreground.as_mut() {
+                let _ = child.try_wait();
+            }
             let left = self.processes();
             if left.is_empty() {
                 return None;
@@ -1737,6 +1766,51 @@ fn exercise_static_site(run: &Run, obs: &mut Observations) {
     obs.request(run, Req::get("/page.txt").method("HEAD"));
 }
 
+/// `--debug-mode` (one process in the foreground, `httpd -X`, the
+/// application embedded) with the express handler script's request
+/// recorder and profiler: a set of recorder files per request.
+const DEBUG_MODE: OptionSet = OptionSet {
+    name: "debug_mode",
+    options: &[
+        "--debug-mode",
+        "--enable-recorder",
+        "--recorder-directory",
+        "{site}/work/recorder",
+        "--enable-profiler",
+        "--profiler-directory",
+        "{site}/work/profiler",
+    ],
+    https: false,
+    exercise: exercise_debug_mode,
+};
+
+fn exercise_debug_mode(run: &Run, obs: &mut Observations) {
+    for dir in ["work/recorder", "work/profiler"] {
+        let d = run.site.join(dir);
+        fs::create_dir_all(&d).unwrap();
+        chmod(&d, 0o777);
+    }
+    obs.get_each(run, &["/env", "/keys", "/status?404"]);
+    obs.request(run, Req::get("/error"));
+    // What the recorder wrote: the kinds of file for each request (the
+    // names start with a time and the pid).
+    let mut kinds: Vec<String> = fs::read_dir(run.site.join("work/recorder"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    name.split_once('-')
+                        .and_then(|(_, rest)| rest.split_once('-'))
+                        .map_or(name.clone(), |(_, tail)| tail.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    kinds.sort();
+    obs.items
+        .push(("recorder files".into(), kinds.join("\n") + "\n"));
+}
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1902,4 +1976,9 @@ fn module_entry() {
 #[test]
 fn static_site() {
     check(&STATIC_SITE);
+}
+
+#[test]
+fn debug_mode() {
+    check(&DEBUG_MODE);
 }

@@ -100,6 +100,30 @@ pub struct MpmInfo {
     pub max_threads: i32,
 }
 
+/// Whether Apache runs as one process in the foreground (`httpd -X`,
+/// which mod_wsgi-express's --debug-mode uses): the ONE_PROCESS define.
+pub fn one_process() -> bool {
+    // SAFETY: a NUL-terminated literal; ap_exists_config_define only reads
+    // it and Apache's list of -D names.
+    unsafe { ffi::ap_exists_config_define(c"ONE_PROCESS".as_ptr()) != 0 }
+}
+
+impl MpmInfo {
+    /// wsgi.multithread in embedded mode, as mod_wsgi decides it: a
+    /// threaded MPM running more than one thread a child (`ThreadsPerChild
+    /// 1`, as `mod_wsgi-express --debug-mode` sets it, is not).
+    pub fn multithread(&self) -> bool {
+        self.threaded && self.max_threads != 1
+    }
+
+    /// wsgi.multiprocess in embedded mode, as mod_wsgi decides it: a
+    /// forking MPM that may run more than one child (not `ServerLimit 1`,
+    /// nor `httpd -X`'s one process).
+    pub fn multiprocess(&self) -> bool {
+        self.forked && self.max_daemons != 1
+    }
+}
+
 pub fn mpm_info() -> MpmInfo {
     let query = |code: i32| {
         let mut v: i32 = 0;

@@ -20,7 +20,9 @@ pub struct RequestOptions {
     pub pass_authorization: bool,
     pub script_reloading: bool,
     pub chunked_request: bool,
+    /// wsgi.multithread and wsgi.multiprocess, from the MPM (`MpmInfo`).
     pub multithread: bool,
+    pub multiprocess: bool,
     /// WSGIEnableSendfile: a wsgi.file_wrapper of a regular file may go
     /// out with sendfile.
     pub enable_sendfile: bool,
@@ -270,7 +272,7 @@ pub fn handle(r: &mut Request, opts: &RequestOptions) -> i32 {
         callable_object: &opts.callable_object,
         script_reloading: opts.script_reloading,
         multithread: opts.multithread,
-        multiprocess: true,
+        multiprocess: opts.multiprocess,
         apache_request: opts.pass_apache_request.then(|| r.as_send()),
     };
     let scope = RequestScope::new(r);

@@ -231,13 +231,14 @@ pub(crate) fn run<T>(
     let reloading = dir.script_reloading();
     let scope = RequestScope::new(r);
     let backend: Arc<dyn Backend> = Arc::new(HookBackend(scope.handle()));
+    let mpm = crate::apache::mpm_info();
     let ctx = EnvironContext {
         process_group: "",
         application_group: &group,
         callable_object: hook.function.unwrap_or(""),
         script_reloading: reloading,
-        multithread: crate::apache::mpm_info().threaded,
-        multiprocess: true,
+        multithread: mpm.multithread(),
+        multiprocess: mpm.multiprocess(),
         apache_request: None,
     };
     let outcome = crate::python::with_interpreter(&group, |py| -> Result<T, String> {
