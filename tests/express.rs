@@ -107,6 +107,7 @@ const SITE_FILES: &[(&str, &str)] = &[
     ),
     ("work/marker.txt", "the --working-directory of the daemon\n"),
     ("rewrite.conf", include_str!("apps/express/rewrite.conf")),
+    ("envvars", include_str!("apps/express/envvars")),
     ("service.py", include_str!("apps/express/service.py")),
     (
         "docroot/.htaccess",
@@ -1811,6 +1812,27 @@ fn exercise_debug_mode(run: &Run, obs: &mut Observations) {
         .push(("recorder files".into(), kinds.join("\n") + "\n"));
 }
 
+/// What surrounds the application in the server: an `--envvars-script`
+/// the generated apachectl sources (its variable reaches the
+/// application's process), and a `--proxy-mount-point` to a server that
+/// is not there (mod_proxy's 503, the application untouched).
+const ENVVARS_PROXY: OptionSet = OptionSet {
+    name: "envvars_proxy",
+    options: &[
+        "--envvars-script",
+        "{site}/envvars",
+        "--proxy-mount-point",
+        "/proxied",
+        "http://127.0.0.1:9/",
+    ],
+    https: false,
+    exercise: exercise_envvars_proxy,
+};
+
+fn exercise_envvars_proxy(run: &Run, obs: &mut Observations) {
+    obs.get_each(run, &["/sys", "/env", "/proxied/anything"]);
+}
+
 fn check(set: &OptionSet) {
     check_with(set, second_module());
 }
@@ -1981,4 +2003,9 @@ fn static_site() {
 #[test]
 fn debug_mode() {
     check(&DEBUG_MODE);
+}
+
+#[test]
+fn envvars_proxy() {
+    check(&ENVVARS_PROXY);
 }

@@ -69,7 +69,7 @@ def sys_report():
     for name in ("MOD_WSGI_EXPRESS", "MOD_WSGI_SERVER_NAME",
                  "MOD_WSGI_SERVER_ALIASES", "MOD_WSGI_RELOADER_ENABLED",
                  "LANG", "LC_ALL", "HOME", "USER", "PYTHONPATH",
-                 "PYTHONHOME"):
+                 "PYTHONHOME", "EXPRESS_ENVVARS"):
         lines.append("os.environ[%s]=%r" % (name, os.environ.get(name, "<unset>")))
     lines.extend("sys.path=%s" % p for p in sys.path)
     return "\n".join(lines) + "\n"
