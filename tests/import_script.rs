@@ -247,40 +247,47 @@ fn a_service_script_that_returns_leaves_its_process_running() {
     );
 }
 
-/// A service script that ends with SystemExit of its own stops its
-/// process, which is started again, but not in a tight loop when it does
-/// so at once each time: the restarts slow down as for a process that
-/// dies at start-up (a few in three seconds, not hundreds).
+/// A service script that ends with SystemExit of its own, or fails,
+/// stops its process, which is started again (a service whose database is
+/// not up yet is retried, not left idle), but not in a tight loop when it
+/// does so at once each time: the restarts slow down as for a process
+/// that dies at start-up (a few in three seconds, not hundreds).
 #[test]
-fn a_service_script_exiting_at_once_is_restarted_with_a_growing_delay() {
-    let dir = marker_dir();
-    let marker = dir.path().join("service");
-    let apache = Apache::builder()
-        .file(
-            "app/service.py",
-            &format!(
-                "import os, sys\nwith open({marker:?}, 'a') as f:\n    f.write('%d\\n' % os.getpid())\nsys.exit(0)\n"
-            ),
-        )
-        .directives(
-            "WSGIDaemonProcess svc threads=0\n\
-             WSGIImportScript {dir}/app/service.py process-group=svc application-group=%{GLOBAL}\n",
-        )
-        .start();
-    wait_for_file(&marker);
-    std::thread::sleep(Duration::from_secs(3));
-    let starts = notes(&marker).len();
-    assert!(
-        (2..=12).contains(&starts),
-        "{starts} starts in about 3 s\n{}",
-        apache.error_log()
-    );
-    assert!(
-        apache.wait_for_log(
-            "service scripts ended with SystemExit",
-            Duration::from_secs(1)
+fn a_service_script_exiting_or_failing_at_once_is_restarted_with_a_growing_delay() {
+    for (ending, logged) in [
+        ("sys.exit(0)", "service scripts ended with SystemExit"),
+        (
+            "raise RuntimeError('no database yet')",
+            "service scripts failed; the process stops to be started again",
         ),
-        "{}",
-        apache.error_log()
-    );
+    ] {
+        let dir = marker_dir();
+        let marker = dir.path().join("service");
+        let apache = Apache::builder()
+            .file(
+                "app/service.py",
+                &format!(
+                    "import os, sys\nwith open({marker:?}, 'a') as f:\n    f.write('%d\\n' % os.getpid())\n{ending}\n"
+                ),
+            )
+            .directives(
+                "WSGIDaemonProcess svc threads=0\n\
+                 WSGIImportScript {dir}/app/service.py process-group=svc application-group=%{GLOBAL}\n",
+            )
+            .start();
+        wait_for_file(&marker);
+        std::thread::sleep(Duration::from_secs(3));
+        let starts = notes(&marker).len();
+        assert!(
+            (2..=12).contains(&starts),
+            "{ending}: {starts} starts in about 3 s\n{}",
+            apache.error_log()
+        );
+        assert!(
+            apache.wait_for_log(logged, Duration::from_secs(1)),
+            "{ending}: {}",
+            apache.error_log()
+        );
+        apache.stop();
+    }
 }

@@ -344,7 +344,7 @@ fn setup_and_serve(
                 shared.request_exit(
                     SHUTDOWN,
                     "shutdown_signal",
-                    "its service script ended with SystemExit; stopping",
+                    "its service script ended (SystemExit or a failure); stopping",
                 );
             }
         })

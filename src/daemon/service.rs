@@ -12,7 +12,8 @@
 //! returns by itself leaves the process running, with whatever threads it
 //! started (mod_wsgi 6.1 lets the process exit and starts a new one, over
 //! and over); one that ends with SystemExit of its own (a SIGINT from
-//! outside, `sys.exit()`) stops the process.
+//! outside, `sys.exit()`) or fails stops the process, which the supervisor
+//! starts again (with its growing delay when that happens at once).
 
 use crate::apache::log::{self, Level};
 use crate::apache::process::{self as proc_edge, ThreadHandle};
@@ -88,45 +89,45 @@ impl Service {
 
 /// The main thread: runs the group's scripts in order, then the
 /// caretaker's jobs until the caretaker ends the process. `stop` is
-/// called when a script ended with SystemExit of its own.
+/// called when a script ended with SystemExit of its own or failed.
 pub(super) fn run_scripts(
     main: MainSide,
     who: &str,
     import_scripts: &[(String, String)],
     stop: impl FnOnce(),
 ) -> ! {
-    let mut exited = false;
+    let mut ended = "returned; the process goes on";
+    let mut stops = false;
     for (path, application_group) in import_scripts {
         match scripts::preload(path, application_group) {
             Ok(()) => {}
             Err(PreloadError::SystemExit(_)) => {
-                exited = true;
+                (ended, stops) = ("ended with SystemExit", true);
                 break;
             }
-            Err(PreloadError::Failed(e)) => log::server(
-                None,
-                Level::Error,
-                &format!("{who}: service script {path}: {e}"),
-            ),
+            Err(PreloadError::Failed(e)) => {
+                // A service that cannot start (its database not up yet)
+                // is tried again in a new process, not left idle.
+                log::server(
+                    None,
+                    Level::Error,
+                    &format!("{who}: service script {path}: {e}"),
+                );
+                (ended, stops) = ("failed; the process stops to be started again", true);
+                break;
+            }
         }
     }
     log::server(
         None,
         Level::Info,
-        &format!(
-            "{who}: service scripts {}",
-            if exited {
-                "ended with SystemExit"
-            } else {
-                "returned; the process goes on"
-            }
-        ),
+        &format!("{who}: service scripts {ended}"),
     );
     {
         *main.service.ended.lock() = true;
         main.service.ended_changed.notify_all();
     }
-    if exited {
+    if stops {
         stop();
     }
     for job in main.jobs.iter() {
