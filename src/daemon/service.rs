@@ -31,7 +31,7 @@ pub(super) struct Service {
     main: ThreadHandle,
     ended: Mutex<bool>,
     ended_changed: Condvar,
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// What the main thread keeps: where the caretaker's jobs arrive.
@@ -47,7 +47,7 @@ pub(super) fn new() -> (Arc<Service>, MainSide) {
         main: proc_edge::this_thread(),
         ended: Mutex::new(false),
         ended_changed: Condvar::new(),
-        jobs: Mutex::new(sender),
+        jobs: sender,
     });
     (service.clone(), MainSide { service, jobs })
 }
@@ -77,7 +77,7 @@ impl Service {
     /// for it.
     pub(super) fn on_main(&self, job: impl FnOnce() + Send + 'static) {
         let (done, finished) = mpsc::channel();
-        let sent = self.jobs.lock().send(Box::new(move || {
+        let sent = self.jobs.send(Box::new(move || {
             job();
             let _ = done.send(());
         }));

@@ -57,9 +57,10 @@ pub struct InitSettings {
     /// to Apache's error log at info level.
     pub restrict_stdout: bool,
     /// Apache runs as one process in the foreground (`httpd -X`): sys.stdout
-    /// stays the process's own, the terminal, as mod_wsgi leaves it there,
-    /// so that pdb (mod_wsgi-express --enable-debugger) talks to the user.
-    pub stdout_is_terminal: bool,
+    /// stays the process's own (the terminal, usually), as mod_wsgi leaves
+    /// it there, so that pdb (mod_wsgi-express --enable-debugger) talks to
+    /// the user.
+    pub keep_process_stdout: bool,
     /// WSGIRestrictSignal: signal.signal() from applications is ignored
     /// (with a warning) instead of replacing Apache's handlers.
     pub restrict_signal: bool,
@@ -92,7 +93,7 @@ impl InitSettings {
             destroy_interpreter: global.destroy_interpreter(),
             restrict_stdin: global.restrict_stdin(),
             restrict_stdout: global.restrict_stdout(),
-            stdout_is_terminal: crate::apache::one_process(),
+            keep_process_stdout: crate::apache::one_process(),
             restrict_signal: global.restrict_signal(),
             process_group: String::new(),
             sections: crate::config::PythonSettings {
@@ -132,7 +133,7 @@ impl InitSettings {
     ) -> InitSettings {
         let mut s = InitSettings::from_config(global);
         s.process_group = name.to_string();
-        s.stdout_is_terminal = false;
+        s.keep_process_stdout = false;
         s.free_threading = global.free_threading_for(name);
         if let Some(home) = &group.python_home {
             s.home = Some(home.clone());

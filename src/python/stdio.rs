@@ -62,7 +62,7 @@ pub fn install(py: Python<'_>, settings: &InitSettings) -> PyResult<()> {
     }
     if settings.restrict_stdout {
         sys.setattr("stdout", Restricted { name: "sys.stdout" })?;
-    } else if !settings.stdout_is_terminal {
+    } else if !settings.keep_process_stdout {
         sys.setattr("stdout", process_stream(py, "<stdout>")?)?;
     }
     sys.setattr("stderr", process_stream(py, "<stderr>")?)?;
