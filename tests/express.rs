@@ -795,10 +795,26 @@ impl Run {
         self.module.label()
     }
 
+    /// The error log: `error_log`, or with `--rotate-logs` the files
+    /// rotatelogs wrote (`error_log.<time>`), oldest first.
     fn error_log(&self) -> String {
-        fs::read(self.root.join("error_log"))
+        let mut names: Vec<PathBuf> = fs::read_dir(&self.root)
+            .map(|dir| {
+                dir.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n == "error_log" || n.starts_with("error_log."))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .filter_map(|p| fs::read(p).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+            .collect()
     }
 
     fn pid(&self) -> Option<u32> {
@@ -1730,6 +1746,16 @@ const TELEMETRY_LOGS: OptionSet = OptionSet {
     exercise: exercise_basic,
 };
 
+/// `--rotate-logs` with `--max-log-size`: the error and access logs go
+/// through a piped `rotatelogs`, so the daemon processes write to a pipe
+/// they inherited from Apache's parent, not to a file.
+const ROTATE_LOGS: OptionSet = OptionSet {
+    name: "rotate_logs",
+    options: &["--rotate-logs", "--max-log-size", "1", "--access-log"],
+    https: false,
+    exercise: exercise_daemon,
+};
+
 /// `--application-type module`: the application is a module on
 /// --python-path (`express_entry`, which runs app.wsgi's code), loaded by
 /// the handler script mod_wsgi-express writes.
@@ -1908,6 +1934,11 @@ fn harness_c_against_c() {
 #[test]
 fn daemon() {
     check(&DAEMON);
+}
+
+#[test]
+fn rotate_logs() {
+    check(&ROTATE_LOGS);
 }
 
 #[test]
