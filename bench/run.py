@@ -1370,7 +1370,12 @@ def update_readme(md_name, table, started, target_lines, info, cfg):
         "libapache2-mod-wsgi-py3, PyPI's mod-wsgi into target/bench/venv and "
         "Django, Flask, FastAPI, gunicorn and uvicorn into target/bench/apps-venv; about 45 "
         "minutes on 2 cores; `BENCH_QUICK=1 make bench` is a 3-minute smoke "
-        "run). bench/NOTES.md says how it works.\n\n")
+        "run). bench/NOTES.md says how it works. On the 2-core machine "
+        "these runs use, each fresh server runs at a speed of its own, "
+        "12-20% apart between starts of the same module (bench/NOTES.md, "
+        "2026-12-07), so the rows where the application's own work "
+        "dominates (Django, Flask) land on either side of 1.0x "
+        "from one run to the next.\n\n")
     text = text[:start] + section + text[end:]
     with open(path, "w") as f:
         f.write(text)
